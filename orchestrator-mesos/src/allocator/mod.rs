@@ -1,0 +1,5 @@
+//! Resource allocation: who is offered what, in which order.
+
+mod sorter;
+
+pub use sorter::DrfSorter;

@@ -1,0 +1,235 @@
+//! Test support shared by every crate of the workspace: where the real
+//! servers are, and how to start more of them.
+//!
+//! `scripts/test` starts one ZooKeeper and one private `dockerd` and hands
+//! them over in environment variables:
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `ORCH_TEST_ZK` | `127.0.0.1:PORT` of a running ZooKeeper 3.8 |
+//! | `ORCH_ZK_CLASSPATH` | Java classpath for starting more ZooKeeper servers |
+//! | `ORCH_TEST_DOCKER_HOST` | `unix:///…/docker.sock` of the private dockerd |
+//! | `ORCH_TEST_BUSYBOX_IMAGE` | the imported busybox image |
+//!
+//! A test asks with [`zookeeper`] or [`docker`]. When the server is missing
+//! the test is told to skip, and says so loudly on stderr; under `CI=true`
+//! a missing server fails the test instead, so CI never passes by skipping.
+//!
+//! Tests that must stop and restart a server (or need several ensembles)
+//! start their own with [`ZkServer::start`]; it is stopped by PID on drop.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The harness's shared ZooKeeper.
+#[derive(Clone, Debug)]
+pub struct ZkEnv {
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+}
+
+/// The harness's private Docker engine.
+#[derive(Clone, Debug)]
+pub struct DockerEnv {
+    /// `unix:///…/docker.sock`.
+    pub host: String,
+    /// The socket path behind `host`.
+    pub socket: PathBuf,
+    /// The imported busybox image.
+    pub busybox_image: String,
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Reports a missing server: a failure under CI, a loud skip elsewhere.
+///
+/// # Panics
+/// Under `CI=true`, always: a test that needs a server must not pass by skipping.
+pub fn missing(what: &str, test: &str) {
+    let msg = format!("{what} is not available: run the tests through scripts/test, which starts it");
+    assert!(!in_ci(), "{test}: {msg}");
+    // Straight to the handle: the test harness captures `eprintln!`, and a
+    // skip must be seen even when the test "passes".
+    let _ = writeln!(std::io::stderr(), "\n!!!!!!!! SKIPPED {test}: {msg} !!!!!!!!\n");
+}
+
+/// The shared ZooKeeper, or `None` (after saying so) when there is none.
+pub fn zookeeper(test: &str) -> Option<ZkEnv> {
+    match std::env::var("ORCH_TEST_ZK") {
+        Ok(address) if !address.is_empty() => Some(ZkEnv { address }),
+        _ => {
+            missing("ZooKeeper (ORCH_TEST_ZK)", test);
+            None
+        }
+    }
+}
+
+/// The private Docker engine with its busybox image, or `None` (after
+/// saying so) when there is none.
+pub fn docker(test: &str) -> Option<DockerEnv> {
+    let host = std::env::var("ORCH_TEST_DOCKER_HOST").ok().filter(|h| !h.is_empty());
+    let image = std::env::var("ORCH_TEST_BUSYBOX_IMAGE").ok().filter(|i| !i.is_empty());
+    match (host, image) {
+        (Some(host), Some(busybox_image)) => {
+            let socket = PathBuf::from(host.trim_start_matches("unix://"));
+            Some(DockerEnv {
+                host,
+                socket,
+                busybox_image,
+            })
+        }
+        _ => {
+            missing("Docker (ORCH_TEST_DOCKER_HOST, ORCH_TEST_BUSYBOX_IMAGE)", test);
+            None
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; bind promptly).
+///
+/// # Panics
+/// When the loopback interface cannot bind at all.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0 must work on a test machine")
+}
+
+/// Sends a ZooKeeper four-letter word and returns the answer.
+pub fn four_letter_word(address: &str, word: &str) -> std::io::Result<String> {
+    let addr: SocketAddr = address
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{address}: {e}")))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(word.as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// A ZooKeeper server of the test's own, on a free 127.0.0.1 port, stopped
+/// by PID when dropped. Its data directory survives [`stop`](Self::stop) so
+/// it can be [`restart`](Self::restart)ed with its data.
+pub struct ZkServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl ZkServer {
+    /// Starts a standalone server and waits until it answers `imok`, or
+    /// returns `None` after [`missing`] when Java or the jars are absent.
+    ///
+    /// # Panics
+    /// When the server was found but did not come up within 30 s.
+    pub fn start(test: &str) -> Option<ZkServer> {
+        let Ok(classpath) = std::env::var("ORCH_ZK_CLASSPATH") else {
+            missing("ZooKeeper jars (ORCH_ZK_CLASSPATH)", test);
+            return None;
+        };
+        let dir = std::env::temp_dir().join(format!("orch-zk-{}-{}", std::process::id(), free_port()));
+        let mut server = ZkServer {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        server.write_config().expect("writing zoo.cfg");
+        server.spawn(&classpath);
+        Some(server)
+    }
+
+    fn write_config(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.dir.join("data"))?;
+        let cfg = format!(
+            "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
+            self.dir.join("data").display(),
+            self.port
+        );
+        std::fs::write(self.dir.join("zoo.cfg"), cfg)?;
+        let log4j = format!(
+            "log4j.rootLogger=WARN, F\nlog4j.appender.F=org.apache.log4j.FileAppender\n\
+             log4j.appender.F.File={}\nlog4j.appender.F.layout=org.apache.log4j.PatternLayout\n\
+             log4j.appender.F.layout.ConversionPattern=%d %p %c: %m%n\n",
+            self.dir.join("zk.log").display()
+        );
+        std::fs::write(self.dir.join("log4j.properties"), log4j)
+    }
+
+    fn spawn(&mut self, classpath: &str) {
+        let child = Command::new("java")
+            .arg("-Xmx256m")
+            .arg(format!(
+                "-Dlog4j.configuration=file:{}",
+                self.dir.join("log4j.properties").display()
+            ))
+            .arg("-cp")
+            .arg(classpath)
+            .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+            .arg(self.dir.join("zoo.cfg"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning java for ZooKeeper");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.is_up() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "ZooKeeper on port {} did not answer imok within 30 s (see {})",
+            self.port,
+            self.dir.display()
+        );
+    }
+
+    fn is_up(&self) -> bool {
+        four_letter_word(&self.address(), "ruok").is_ok_and(|a| a == "imok")
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The server's working directory (config, data, log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Kills the server (SIGKILL, as a crash would) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same data.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn restart(&mut self) {
+        self.stop();
+        let classpath = std::env::var("ORCH_ZK_CLASSPATH").expect("ORCH_ZK_CLASSPATH was set at start");
+        self.spawn(&classpath);
+    }
+}
+
+impl Drop for ZkServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
