@@ -4,8 +4,8 @@
 //! [`Resources`] and their arithmetic, the Mesos task vocabulary
 //! ([`TaskInfo`], [`TaskState`], [`TaskStatus`], [`Offer`], [`AgentInfo`],
 //! [`FrameworkInfo`]), the [`ContainerSpec`] a containerizer runs, and the
-//! pluggable seams [`Containerizer`] and [`StateStore`] with the embedded
-//! [`MemStore`].
+//! pluggable seams [`Allocator`], [`Containerizer`] and [`StateStore`] with the
+//! embedded [`MemStore`].
 //!
 //! # Why a separate crate
 //!
@@ -46,6 +46,7 @@
 //! # Ok::<(), orchestrator_core::Error>(())
 //! ```
 
+mod allocator;
 mod container;
 mod error;
 mod ids;
@@ -54,6 +55,7 @@ mod resources;
 mod store;
 mod task;
 
+pub use allocator::{Allocation, Allocator, Quota};
 pub use container::{
     Command, ContainerSpec, Containerizer, NetworkMode, PortMapping, ResourceLimits, ResourceStatistics, Termination,
     VolumeMount, LABEL_APP_ID, LABEL_FRAMEWORK_ID, LABEL_TASK_ID,

@@ -32,4 +32,4 @@
 
 mod allocator;
 
-pub use allocator::DrfSorter;
+pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter};

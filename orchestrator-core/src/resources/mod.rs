@@ -333,13 +333,22 @@ impl Resources {
 
     /// Every entry marked as allocated to `role`.
     pub fn allocated_to(&self, role: &str) -> Resources {
-        let mut out = Resources::new();
-        for r in &self.items {
-            let mut r = r.clone();
-            r.allocation_role = Some(role.to_string());
-            out.push(r);
-        }
+        let mut out = self.clone();
+        out.set_allocation_role(Some(role));
         out
+    }
+
+    /// Marks every entry as allocated to `role` (or to none), in place.
+    pub fn set_allocation_role(&mut self, role: Option<&str>) {
+        if self.items.iter().all(|r| r.allocation_role.as_deref() == role) {
+            return;
+        }
+        let items = std::mem::take(&mut self.items);
+        for mut r in items {
+            r.allocation_role = role.map(str::to_string);
+            // Entries that differed only by allocation role merge here.
+            self.push(r);
+        }
     }
 }
 

@@ -1,5 +1,11 @@
 //! Resource allocation: who is offered what, in which order.
 
+mod bitset;
+mod drf;
+mod quantities;
+mod roles;
+mod round;
 mod sorter;
 
+pub use drf::{AllocatorBuilder, AllocatorConfig, DrfAllocator};
 pub use sorter::DrfSorter;

@@ -1,0 +1,112 @@
+//! Dense scalar quantities for the allocator's hot loop: resource names are
+//! interned to small indices once, and shares, quota and headroom become
+//! arithmetic on short integer arrays instead of name lookups.
+
+use std::collections::HashMap;
+
+use orchestrator_core::{Resources, Value};
+
+/// Interned scalar resource names.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    index: HashMap<String, usize>,
+    excluded: Vec<bool>,
+    excluded_names: Vec<String>,
+}
+
+impl Names {
+    pub(crate) fn new(excluded: &[String]) -> Self {
+        Self {
+            excluded_names: excluded.to_vec(),
+            ..Self::default()
+        }
+    }
+
+    /// Interns every scalar name of `resources`.
+    pub(crate) fn learn(&mut self, resources: &Resources) {
+        for r in resources {
+            if matches!(r.value, Value::Scalar(_)) && !self.index.contains_key(&r.name) {
+                self.index.insert(r.name.clone(), self.excluded.len());
+                self.excluded.push(self.excluded_names.contains(&r.name));
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.excluded.len()
+    }
+
+    pub(crate) fn excluded(&self) -> &[bool] {
+        &self.excluded
+    }
+
+    /// The scalars of `resources` (names never learnt are ignored).
+    pub(crate) fn quantities(&self, resources: &Resources) -> Quantities {
+        let mut q = Quantities::default();
+        for r in resources {
+            if let (Value::Scalar(s), Some(i)) = (&r.value, self.get(&r.name)) {
+                q.add_at(i, s.millis());
+            }
+        }
+        q
+    }
+}
+
+/// Scalar amounts in thousandths, indexed by interned name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Quantities(Vec<i64>);
+
+impl Quantities {
+    pub(crate) fn get(&self, i: usize) -> i64 {
+        self.0.get(i).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn add_at(&mut self, i: usize, v: i64) {
+        if self.0.len() <= i {
+            self.0.resize(i + 1, 0);
+        }
+        self.0[i] = (self.0[i] + v).max(0);
+    }
+
+    pub(crate) fn add(&mut self, other: &Quantities) {
+        for (i, v) in other.0.iter().enumerate() {
+            self.add_at(i, *v);
+        }
+    }
+
+    /// Subtracts, never going below zero.
+    pub(crate) fn sub(&mut self, other: &Quantities) {
+        for (i, v) in other.0.iter().enumerate() {
+            self.add_at(i, -*v);
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, i64)> + '_ {
+        self.0.iter().copied().enumerate()
+    }
+
+    pub(crate) fn is_zero(&self) -> bool {
+        self.0.iter().all(|v| *v == 0)
+    }
+
+    /// Whether every amount of `other` fits in `self`.
+    pub(crate) fn contains(&self, other: &Quantities) -> bool {
+        other.iter().all(|(i, v)| v <= self.get(i))
+    }
+
+    /// The largest fraction of `total` held, over names not excluded.
+    pub(crate) fn dominant_share(&self, total: &Quantities, excluded: &[bool]) -> f64 {
+        let mut share: f64 = 0.0;
+        for (i, v) in self.iter() {
+            let t = total.get(i);
+            if v > 0 && t > 0 && !excluded.get(i).copied().unwrap_or(false) {
+                share = share.max(v as f64 / t as f64);
+            }
+        }
+        share
+    }
+}

@@ -1,0 +1,380 @@
+//! One allocation round: progressive filling over the role tree.
+//!
+//! Every node of the role tree keeps a min-heap of its children (child roles
+//! and a virtual "own" child standing for the frameworks directly in the
+//! role), keyed by quota priority and weighted dominant share. Keys change
+//! after every allocation, so heap entries carry a version and stale ones are
+//! skipped when they surface (a lazy decrease-key).
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use orchestrator_core::{Allocation, Resource, Resources, Scalar, Value};
+
+use super::drf::{record, DrfAllocator};
+use super::quantities::Quantities;
+
+#[derive(Clone, Copy, Debug)]
+struct Key {
+    /// 0 while below a quota guarantee, else 1.
+    prio: u8,
+    share: f64,
+    tie: u64,
+    id: usize,
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.prio
+            .cmp(&other.prio)
+            .then(self.share.total_cmp(&other.share))
+            .then(self.tie.cmp(&other.tie))
+            .then(self.id.cmp(&other.id))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Node {
+    Role(usize),
+    /// The frameworks directly in a role.
+    Own(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    key: Key,
+    node: Node,
+    version: u32,
+}
+
+type MinHeap<T> = BinaryHeap<Reverse<T>>;
+
+/// Per-round bookkeeping.
+struct Round {
+    /// Children of each role; the last slot is the root.
+    heaps: Vec<MinHeap<Entry>>,
+    clients: Vec<MinHeap<(Key, u32)>>,
+    role_ver: Vec<u32>,
+    role_active: Vec<bool>,
+    own_ver: Vec<u32>,
+    own_active: Vec<bool>,
+    client_ver: Vec<u32>,
+    client_active: Vec<bool>,
+    cursor: Vec<usize>,
+    /// Per role: the roles of its chain that have reserved resources somewhere.
+    reserved_chain: Vec<Vec<usize>>,
+    /// Unallocated unreserved scalars on active agents.
+    headroom_available: Quantities,
+    /// Unmet guarantees of the top-most roles with quota.
+    headroom_required: Quantities,
+}
+
+impl Round {
+    fn root(&self) -> usize {
+        self.heaps.len() - 1
+    }
+}
+
+impl DrfAllocator {
+    fn role_key(&self, r: usize) -> Key {
+        let role = &self.roles.roles[r];
+        Key {
+            prio: u8::from(!role.below_guarantee()),
+            share: role.subtree.dominant_share(&self.total, self.names.excluded()) / role.weight,
+            tie: 0,
+            id: r,
+        }
+    }
+
+    fn own_key(&self, r: usize) -> Key {
+        let role = &self.roles.roles[r];
+        Key {
+            prio: 1,
+            share: role.own.dominant_share(&self.total, self.names.excluded()) / role.weight,
+            tie: 0,
+            id: r,
+        }
+    }
+
+    fn client_key(&self, c: usize) -> Key {
+        let client = self.clients[c].as_ref();
+        Key {
+            prio: 0,
+            share: client.map_or(0.0, |cl| {
+                cl.allocated.dominant_share(&self.total, self.names.excluded())
+            }),
+            tie: client.map_or(0, |cl| cl.allocations),
+            id: c,
+        }
+    }
+
+    /// The top-most role of `r`'s chain that has a guarantee.
+    fn top_guaranteed(&self, r: usize) -> Option<usize> {
+        self.roles
+            .chain(r)
+            .filter(|x| !self.roles.roles[*x].guarantee.is_zero())
+            .last()
+    }
+
+    fn start_round(&self) -> Round {
+        let n = self.roles.roles.len();
+        let mut st = Round {
+            heaps: (0..=n).map(|_| BinaryHeap::new()).collect(),
+            clients: (0..n).map(|_| BinaryHeap::new()).collect(),
+            role_ver: vec![0; n],
+            role_active: vec![false; n],
+            own_ver: vec![0; n],
+            own_active: vec![false; n],
+            client_ver: vec![0; self.clients.len()],
+            client_active: vec![false; self.clients.len()],
+            cursor: vec![0; self.clients.len()],
+            reserved_chain: Vec::with_capacity(n),
+            headroom_available: Quantities::default(),
+            headroom_required: Quantities::default(),
+        };
+        let has_reserved = |r: usize| self.avail_reserved.get(r).is_some_and(|b| !b.is_empty());
+        for r in 0..n {
+            st.reserved_chain
+                .push(self.roles.chain(r).filter(|x| has_reserved(*x)).collect());
+        }
+        for agent in self.agents.iter().flatten().filter(|a| a.active) {
+            st.headroom_available.add(&agent.avail_unreserved);
+        }
+        for r in 0..n {
+            if self.top_guaranteed(r) == Some(r) {
+                st.headroom_required.add(&self.roles.roles[r].unmet_guarantee());
+            }
+        }
+        for (c, client) in self.clients.iter().enumerate() {
+            let Some(client) = client else { continue };
+            if client.suppressed || client.detached || self.frameworks[client.framework].is_none() {
+                continue;
+            }
+            st.client_active[c] = true;
+            st.clients[client.role].push(Reverse((self.client_key(c), 0)));
+        }
+        // Children have larger indices than their parents: bottom-up.
+        for r in (0..n).rev() {
+            if !st.clients[r].is_empty() {
+                st.own_active[r] = true;
+                st.heaps[r].push(Reverse(Entry {
+                    key: self.own_key(r),
+                    node: Node::Own(r),
+                    version: 0,
+                }));
+            }
+            if !st.heaps[r].is_empty() {
+                st.role_active[r] = true;
+                let parent = self.roles.roles[r].parent.unwrap_or(n);
+                st.heaps[parent].push(Reverse(Entry {
+                    key: self.role_key(r),
+                    node: Node::Role(r),
+                    version: 0,
+                }));
+            }
+        }
+        st
+    }
+
+    pub(crate) fn run_round(&mut self) -> Vec<Allocation> {
+        let mut st = self.start_round();
+        let mut out = Vec::new();
+        let root = st.root();
+        'round: loop {
+            // Descend to the lowest-share group of frameworks.
+            let mut node = root;
+            let r = loop {
+                let top = loop {
+                    match st.heaps[node].peek() {
+                        None => break None,
+                        Some(Reverse(e)) if Self::entry_live(&st, e) => break Some(e.node),
+                        Some(_) => {
+                            st.heaps[node].pop();
+                        }
+                    }
+                };
+                match top {
+                    None if node == root => break 'round,
+                    None => {
+                        st.role_active[node] = false;
+                        st.role_ver[node] += 1;
+                        continue 'round;
+                    }
+                    Some(Node::Role(child)) => node = child,
+                    Some(Node::Own(r)) => break r,
+                }
+            };
+            // Its lowest-share framework.
+            let c = loop {
+                match st.clients[r].peek() {
+                    None => break None,
+                    Some(Reverse((k, v))) if st.client_active[k.id] && *v == st.client_ver[k.id] => break Some(k.id),
+                    Some(_) => {
+                        st.clients[r].pop();
+                    }
+                }
+            };
+            let Some(c) = c else {
+                st.own_active[r] = false;
+                st.own_ver[r] += 1;
+                continue;
+            };
+            let Some((a, offer)) = self.find_agent(&mut st, c) else {
+                st.client_active[c] = false;
+                st.client_ver[c] += 1;
+                continue;
+            };
+            self.commit(&mut st, c, a, offer, &mut out);
+            // Re-key the framework, its role's own group and the role chain.
+            st.client_ver[c] += 1;
+            st.clients[r].push(Reverse((self.client_key(c), st.client_ver[c])));
+            st.own_ver[r] += 1;
+            st.heaps[r].push(Reverse(Entry {
+                key: self.own_key(r),
+                node: Node::Own(r),
+                version: st.own_ver[r],
+            }));
+            let chain: Vec<usize> = self.roles.chain(r).collect();
+            for x in chain {
+                if !st.role_active[x] {
+                    continue;
+                }
+                st.role_ver[x] += 1;
+                let parent = self.roles.roles[x].parent.unwrap_or(root);
+                let entry = Entry {
+                    key: self.role_key(x),
+                    node: Node::Role(x),
+                    version: st.role_ver[x],
+                };
+                st.heaps[parent].push(Reverse(entry));
+            }
+        }
+        out
+    }
+
+    fn entry_live(st: &Round, e: &Entry) -> bool {
+        match e.node {
+            Node::Role(x) => st.role_active[x] && e.version == st.role_ver[x],
+            Node::Own(x) => st.own_active[x] && e.version == st.own_ver[x],
+        }
+    }
+
+    /// The next agent the client can be offered, scanning from its cursor.
+    fn find_agent(&self, st: &mut Round, c: usize) -> Option<(usize, Resources)> {
+        let client = self.clients[c].as_ref()?;
+        let chain = &st.reserved_chain[client.role];
+        let words = self.agents.len().div_ceil(64);
+        let mut pos = st.cursor[c];
+        while pos < words * 64 {
+            let w = pos / 64;
+            let mut bits = self.avail_unreserved.word(w);
+            for &rr in chain {
+                bits |= self.avail_reserved[rr].word(w);
+            }
+            bits &= !client.filtered.word(w);
+            bits &= u64::MAX << (pos % 64);
+            while bits != 0 {
+                let a = w * 64 + bits.trailing_zeros() as usize;
+                if let Some(offer) = self.try_offer(st, c, a) {
+                    st.cursor[c] = a;
+                    return Some((a, offer));
+                }
+                bits &= bits - 1;
+            }
+            pos = (w + 1) * 64;
+        }
+        st.cursor[c] = pos;
+        None
+    }
+
+    /// What agent `a` would offer client `c` now, if anything.
+    fn try_offer(&self, st: &Round, c: usize, a: usize) -> Option<Resources> {
+        let client = self.clients[c].as_ref()?;
+        let agent = self.agents[a].as_ref().filter(|ag| ag.active)?;
+        let role = client.role;
+        let offer = agent.available.allocatable_to(&self.roles.roles[role].name);
+        let quota_role = self.roles.chain_below_guarantee(role);
+        let caps: Vec<Option<i64>> = (0..self.names.len())
+            .map(|i| {
+                let limit = self.roles.headroom_under_limits(role, i);
+                let headroom = (!quota_role && st.headroom_required.get(i) > 0)
+                    .then(|| (st.headroom_available.get(i) - st.headroom_required.get(i)).max(0));
+                match (limit, headroom) {
+                    (Some(l), Some(h)) => Some(l.min(h)),
+                    (l, h) => l.or(h),
+                }
+            })
+            .collect();
+        let offer = if caps.iter().all(Option::is_none) {
+            offer
+        } else {
+            self.shrink(&offer, caps)
+        };
+        // Filters refuse the offer as it would really be made (after quota
+        // shrinking), as Mesos checks them.
+        if self.filters.get(&(c, a)).is_some_and(|f| f.refused.contains(&offer)) {
+            return None;
+        }
+        let q = self.names.quantities(&offer);
+        (!offer.is_empty() && self.meets_min(&q)).then_some(offer)
+    }
+
+    /// Caps the unreserved scalars of `offer` at `caps`.
+    fn shrink(&self, offer: &Resources, mut caps: Vec<Option<i64>>) -> Resources {
+        let mut out = Resources::new();
+        for r in offer {
+            let idx = self.names.get(&r.name);
+            match (&r.value, idx.and_then(|i| caps[i].map(|cap| (i, cap)))) {
+                (Value::Scalar(s), Some((i, cap))) if !r.is_reserved() => {
+                    let take = s.millis().min(cap);
+                    caps[i] = Some(cap - take);
+                    let mut shrunk = Resource::new(r.name.clone(), Value::Scalar(Scalar::from_millis(take)));
+                    shrunk.reservations.clone_from(&r.reservations);
+                    out.push(shrunk);
+                }
+                _ => out.push(r.clone()),
+            }
+        }
+        out
+    }
+
+    fn commit(&mut self, st: &mut Round, c: usize, a: usize, mut offer: Resources, out: &mut Vec<Allocation>) {
+        let Some(client) = self.clients[c].as_ref() else { return };
+        let (role, f) = (client.role, client.framework);
+        let role_name = self.roles.roles[role].name.clone();
+        let top = self.top_guaranteed(role);
+        let unmet_before = top.map(|t| self.roles.roles[t].unmet_guarantee());
+        if let Some(agent) = self.agents[a].as_mut() {
+            agent.available -= &offer;
+        }
+        st.headroom_available.sub(&self.names.quantities(&offer.unreserved()));
+        offer.set_allocation_role(Some(&role_name));
+        record(self, c, a, offer.clone());
+        if let (Some(t), Some(before)) = (top, unmet_before) {
+            st.headroom_required.sub(&before);
+            st.headroom_required.add(&self.roles.roles[t].unmet_guarantee());
+        }
+        self.refresh_agent(a);
+        self.mark_dirty(a);
+        let (Some(fw), Some(agent)) = (self.frameworks[f].as_ref(), self.agents[a].as_ref()) else {
+            return;
+        };
+        out.push(Allocation {
+            framework_id: fw.id.clone(),
+            agent_id: agent.id.clone(),
+            role: role_name,
+            resources: offer,
+        });
+    }
+}
