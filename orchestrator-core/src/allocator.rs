@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{AgentId, AgentInfo, FrameworkId, FrameworkInfo, Resources, Result};
+use crate::{AgentId, AgentInfo, FrameworkId, FrameworkInfo, Name, Resources, Result};
 
 /// Resources of one agent given to one framework, in one of its roles.
 #[derive(Clone, Debug, PartialEq)]
@@ -12,7 +12,7 @@ pub struct Allocation {
     /// Whose they are.
     pub agent_id: AgentId,
     /// The role they are allocated to (the framework may have several).
-    pub role: String,
+    pub role: Name,
     /// What is allocated; each entry carries `allocation_role`.
     pub resources: Resources,
 }

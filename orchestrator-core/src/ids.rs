@@ -2,6 +2,7 @@
 //! `{"value": "..."}`; these types serialise exactly so.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -10,8 +11,11 @@ use crate::{Error, Result};
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
+        ///
+        /// Cloning is a reference-count bump: ids are copied into every
+        /// offer and status update.
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// An id from any non-empty string.
@@ -26,7 +30,7 @@ macro_rules! id_type {
                         reason: "must not be empty".into(),
                     });
                 }
-                Ok(Self(value))
+                Ok(Self(Arc::from(value)))
             }
 
             /// The id as text.

@@ -51,6 +51,7 @@ mod container;
 mod error;
 mod ids;
 mod labels;
+mod name;
 mod resources;
 mod store;
 mod task;
@@ -63,6 +64,7 @@ pub use container::{
 pub use error::{BoxError, Error, Result};
 pub use ids::{AgentId, ContainerId, ExecutorId, FrameworkId, OfferId, TaskId};
 pub use labels::Labels;
+pub use name::Name;
 pub use resources::{
     role_is_within, Range, Ranges, Reservation, ReservationKind, Resource, Resources, Scalar, Value, ANY_ROLE,
 };

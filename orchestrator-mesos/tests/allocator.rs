@@ -467,7 +467,7 @@ proptest! {
             let f = framework(&mut a, &format!("f{i}"), &[&role]);
             let id = AgentId::new(format!("busy{i}")).unwrap();
             let info = AgentInfo { hostname: "h".into(), port: None, resources: res("cpus:8;mem:800"), attributes: Attributes::default(), id: None };
-            let used = [Allocation { framework_id: f, agent_id: id.clone(), role: role.clone(), resources: res(&format!("cpus:{held};mem:{}", held * 100)) }];
+            let used = [Allocation { framework_id: f, agent_id: id.clone(), role: role.as_str().into(), resources: res(&format!("cpus:{held};mem:{}", held * 100)) }];
             a.add_agent(id.clone(), &info, &used).unwrap();
             a.deactivate_agent(&id);
             let total_cpus = 8.0 * roles.len() as f64 + 1.0;

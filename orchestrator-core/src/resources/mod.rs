@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use value::{Range, Ranges, Scalar, Value};
 
-use crate::{Error, Labels, Result};
+use crate::{Error, Labels, Name, Result};
 
 /// The role of unreserved resources.
 pub const ANY_ROLE: &str = "*";
@@ -42,7 +42,7 @@ pub struct Reservation {
     #[serde(rename = "type")]
     pub kind: ReservationKind,
     /// The role the resource is reserved for.
-    pub role: String,
+    pub role: Name,
     /// Who made a dynamic reservation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
@@ -53,7 +53,7 @@ pub struct Reservation {
 
 impl Reservation {
     /// A static reservation for `role`.
-    pub fn fixed(role: impl Into<String>) -> Self {
+    pub fn fixed(role: impl Into<Name>) -> Self {
         Self {
             kind: ReservationKind::Static,
             role: role.into(),
@@ -63,7 +63,7 @@ impl Reservation {
     }
 
     /// A dynamic reservation for `role` made by `principal`.
-    pub fn dynamic(role: impl Into<String>, principal: Option<String>) -> Self {
+    pub fn dynamic(role: impl Into<Name>, principal: Option<String>) -> Self {
         Self {
             kind: ReservationKind::Dynamic,
             role: role.into(),
@@ -77,14 +77,14 @@ impl Reservation {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Resource {
     /// `cpus`, `mem`, `disk`, `gpus`, `ports` or any other name.
-    pub name: String,
+    pub name: Name,
     /// The quantity, ranges or set.
     pub value: Value,
     /// Reservation stack; empty means unreserved (role `*`).
     pub reservations: Vec<Reservation>,
     /// The role this resource is allocated to, when offered to a
     /// multi-role framework (Mesos `allocation_info.role`).
-    pub allocation_role: Option<String>,
+    pub allocation_role: Option<Name>,
 }
 
 impl Resource {
@@ -92,24 +92,24 @@ impl Resource {
     ///
     /// # Errors
     /// [`Error::InvalidResources`] for negative, infinite or NaN values.
-    pub fn scalar(name: impl Into<String>, value: f64) -> Result<Self> {
+    pub fn scalar(name: impl Into<Name>, value: f64) -> Result<Self> {
         let name = name.into();
-        let scalar = Scalar::try_from_f64(value).map_err(|reason| Error::resources(&name, reason))?;
+        let scalar = Scalar::try_from_f64(value).map_err(|reason| Error::resources(name.as_str(), reason))?;
         Ok(Self::new(name, Value::Scalar(scalar)))
     }
 
     /// An unreserved ranges resource.
-    pub fn ranges(name: impl Into<String>, ranges: Ranges) -> Self {
+    pub fn ranges(name: impl Into<Name>, ranges: Ranges) -> Self {
         Self::new(name, Value::Ranges(ranges))
     }
 
     /// An unreserved set resource.
-    pub fn set<I: IntoIterator<Item = S>, S: Into<String>>(name: impl Into<String>, items: I) -> Self {
+    pub fn set<I: IntoIterator<Item = S>, S: Into<String>>(name: impl Into<Name>, items: I) -> Self {
         Self::new(name, Value::Set(items.into_iter().map(Into::into).collect()))
     }
 
     /// An unreserved resource with any value.
-    pub fn new(name: impl Into<String>, value: Value) -> Self {
+    pub fn new(name: impl Into<Name>, value: Value) -> Self {
         Self {
             name: name.into(),
             value,
@@ -340,12 +340,23 @@ impl Resources {
 
     /// Marks every entry as allocated to `role` (or to none), in place.
     pub fn set_allocation_role(&mut self, role: Option<&str>) {
-        if self.items.iter().all(|r| r.allocation_role.as_deref() == role) {
+        let Some(first) = self.items.first().map(|r| r.allocation_role.clone()) else {
+            return;
+        };
+        if first.as_deref() == role && self.items.iter().all(|r| r.allocation_role.as_deref() == role) {
+            return;
+        }
+        let role = role.map(Name::from);
+        if self.items.iter().all(|r| r.allocation_role == first) {
+            // Entries that were distinct with one common role stay distinct.
+            for r in &mut self.items {
+                r.allocation_role.clone_from(&role);
+            }
             return;
         }
         let items = std::mem::take(&mut self.items);
         for mut r in items {
-            r.allocation_role = role.map(str::to_string);
+            r.allocation_role.clone_from(&role);
             // Entries that differed only by allocation role merge here.
             self.push(r);
         }

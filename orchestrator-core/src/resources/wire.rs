@@ -12,7 +12,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Range, Ranges, Reservation, ReservationKind, Resource, Resources, Scalar, Value, ANY_ROLE};
-use crate::Labels;
+use crate::{Labels, Name};
 
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -42,7 +42,7 @@ struct WireSet {
 #[derive(Serialize, Deserialize)]
 struct WireAllocation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    role: Option<String>,
+    role: Option<Name>,
 }
 
 #[derive(Deserialize)]
@@ -55,7 +55,7 @@ struct LegacyReservation {
 
 #[derive(Serialize, Deserialize)]
 struct WireResource {
-    name: String,
+    name: Name,
     #[serde(rename = "type")]
     kind: WireType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,7 +69,7 @@ struct WireResource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     allocation_info: Option<WireAllocation>,
     #[serde(default, skip_serializing)]
-    role: Option<String>,
+    role: Option<Name>,
     #[serde(default, skip_serializing)]
     reservation: Option<LegacyReservation>,
 }
@@ -99,13 +99,13 @@ impl WireResource {
         let mut reservations = self.reservations;
         if reservations.is_empty() {
             match (self.role, self.reservation) {
-                (Some(role), Some(legacy)) if role != ANY_ROLE => reservations.push(Reservation {
+                (Some(role), Some(legacy)) if role != *ANY_ROLE => reservations.push(Reservation {
                     kind: ReservationKind::Dynamic,
                     role,
                     principal: legacy.principal,
                     labels: legacy.labels,
                 }),
-                (Some(role), None) if role != ANY_ROLE => reservations.push(Reservation::fixed(role)),
+                (Some(role), None) if role != *ANY_ROLE => reservations.push(Reservation::fixed(role)),
                 _ => {}
             }
         }

@@ -21,7 +21,6 @@ impl BitSet {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn get(&self, i: usize) -> bool {
         self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }

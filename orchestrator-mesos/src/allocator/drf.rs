@@ -3,7 +3,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use orchestrator_core::{
     AgentId, AgentInfo, Allocation, Allocator, Error, FrameworkId, FrameworkInfo, Quota, Resources, Result, Value,
@@ -125,6 +128,11 @@ pub(crate) struct Agent {
     pub(crate) reserved_roles: Vec<usize>,
     /// Unreserved scalars of `available`, for headroom.
     pub(crate) avail_unreserved: Quantities,
+    /// All scalars of `available`.
+    pub(crate) avail_all: Quantities,
+    /// The last refused set filtered on this agent, shared by new filters
+    /// that refuse the same.
+    pub(crate) last_refused: Option<Arc<Resources>>,
 }
 
 #[derive(Debug)]
@@ -138,8 +146,9 @@ pub(crate) struct Client {
     pub(crate) allocations: u64,
     /// Agents on which an active filter covers what the agent has.
     pub(crate) filtered: BitSet,
-    /// Agents on which the client has a filter at all.
+    /// Agents on which the client has a filter at all (list and bits).
     pub(crate) filter_agents: Vec<usize>,
+    pub(crate) has_filter: BitSet,
 }
 
 #[derive(Debug)]
@@ -147,12 +156,15 @@ pub(crate) struct Framework {
     pub(crate) id: FrameworkId,
     pub(crate) clients: Vec<usize>,
     /// Agents where the framework holds something.
-    pub(crate) agents: Vec<usize>,
+    pub(crate) agents: FxHashSet<usize>,
 }
 
 #[derive(Debug)]
 pub(crate) struct Filter {
-    pub(crate) refused: Resources,
+    /// Shared between the filters of one agent that refused the same thing
+    /// (every framework declining the same offer), so a million filters do
+    /// not hold a million copies.
+    pub(crate) refused: Arc<Resources>,
     pub(crate) expires: Instant,
 }
 
@@ -184,7 +196,7 @@ pub struct DrfAllocator {
     free_framework_slots: Vec<usize>,
     pub(crate) clients: Vec<Option<Client>>,
     free_client_slots: Vec<usize>,
-    pub(crate) filters: HashMap<(usize, usize), Filter>,
+    pub(crate) filters: FxHashMap<(usize, usize), Filter>,
     pub(crate) expiry: BinaryHeap<Reverse<(Instant, usize, usize)>>,
     /// Agents with unreserved resources worth offering.
     pub(crate) avail_unreserved: BitSet,
@@ -232,7 +244,7 @@ impl DrfAllocator {
             free_framework_slots: Vec::new(),
             clients: Vec::new(),
             free_client_slots: Vec::new(),
-            filters: HashMap::new(),
+            filters: FxHashMap::default(),
             expiry: BinaryHeap::new(),
             avail_unreserved: BitSet::default(),
             avail_reserved: Vec::new(),
@@ -281,26 +293,45 @@ impl DrfAllocator {
     /// Recomputes an agent's availability bits from its `available`.
     pub(crate) fn refresh_agent(&mut self, a: usize) {
         let Some(agent) = self.agents[a].as_mut() else { return };
-        agent.avail_unreserved = self.names.quantities(&agent.available.unreserved());
-        let active = agent.active;
-        let unreserved_ok = active && !agent.avail_unreserved.is_zero();
+        if agent.available.is_empty() {
+            // The common case after an offer took everything.
+            agent.avail_unreserved = Quantities::default();
+            agent.avail_all = Quantities::default();
+            self.avail_unreserved.clear(a);
+            for role in std::mem::take(&mut agent.reserved_roles) {
+                self.reserved_bits(role).clear(a);
+            }
+            return;
+        }
+        let mut unreserved = Quantities::default();
+        let mut all = Quantities::default();
         let mut roles_now: Vec<(usize, Quantities)> = Vec::new();
-        for r in agent.available.iter().filter(|r| r.is_reserved()) {
-            if let Some(role) = self.roles.get(r.role()) {
-                let mut q = Quantities::default();
-                if let (Value::Scalar(s), Some(i)) = (&r.value, self.names.get(&r.name)) {
-                    q.add_at(i, s.millis());
-                }
+        for r in &agent.available {
+            let (Value::Scalar(s), Some(i)) = (&r.value, self.names.get(&r.name)) else {
+                continue;
+            };
+            all.add_at(i, s.millis());
+            if !r.is_reserved() {
+                unreserved.add_at(i, s.millis());
+            } else if let Some(role) = self.roles.get(r.role()) {
                 match roles_now.iter_mut().find(|(x, _)| *x == role) {
-                    Some((_, acc)) => acc.add(&q),
-                    None => roles_now.push((role, q)),
+                    Some((_, acc)) => acc.add_at(i, s.millis()),
+                    None => {
+                        let mut q = Quantities::default();
+                        q.add_at(i, s.millis());
+                        roles_now.push((role, q));
+                    }
                 }
             }
         }
+        agent.avail_unreserved = unreserved;
+        agent.avail_all = all;
+        let active = agent.active;
+        let unreserved_ok = active && !agent.avail_unreserved.is_zero();
         let previous = std::mem::take(&mut agent.reserved_roles);
         let unreserved_meets = unreserved_ok && {
-            let q = agent.avail_unreserved.clone();
-            self.meets_min(&q)
+            let q = &agent.avail_unreserved;
+            self.min_allocatable.is_empty() || self.min_allocatable.iter().any(|m| q.contains(m))
         };
         if unreserved_meets {
             self.avail_unreserved.set(a);
@@ -386,6 +417,7 @@ impl DrfAllocator {
         self.filters.remove(&(c, a));
         if let Some(client) = self.clients[c].as_mut() {
             client.filtered.clear(a);
+            client.has_filter.clear(a);
             client.filter_agents.retain(|x| *x != a);
         }
         if let Some(agent) = self.agents[a].as_mut() {
@@ -402,6 +434,7 @@ impl DrfAllocator {
         }
         if let Some(client) = self.clients[c].as_mut() {
             client.filtered.clear_all();
+            client.has_filter.clear_all();
         }
     }
 
@@ -415,6 +448,7 @@ impl DrfAllocator {
             allocations: 0,
             filtered: BitSet::default(),
             filter_agents: Vec::new(),
+            has_filter: BitSet::default(),
         };
         let c = match self.free_client_slots.pop() {
             Some(slot) => {
@@ -463,7 +497,10 @@ impl DrfAllocator {
             };
             let keep = role_ids.contains(&client.role);
             client.detached = !keep;
-            client.suppressed = !keep || suppressed_roles.contains(&self.roles.roles[client.role].name);
+            client.suppressed = !keep
+                || suppressed_roles
+                    .iter()
+                    .any(|n| self.roles.roles[client.role].name == n.as_str());
             clients.push(c);
         }
         for (name, role) in wanted.iter().zip(role_ids) {
@@ -520,7 +557,7 @@ impl DrfAllocator {
             .is_some_and(|agent| agent.allocated.iter().any(|(c, _)| fw.clients.contains(c)));
         if !holds {
             if let Some(fw) = self.frameworks[f].as_mut() {
-                fw.agents.retain(|x| *x != a);
+                fw.agents.remove(&a);
             }
         }
     }
@@ -554,9 +591,14 @@ impl DrfAllocator {
     }
 
     fn record_allocation(&mut self, c: usize, a: usize, resources: Resources) {
+        let q = self.names.quantities(&resources);
+        self.record_allocation_of(c, a, resources, &q);
+    }
+
+    /// [`record_allocation`](Self::record_allocation) with the scalars known.
+    pub(crate) fn record_allocation_of(&mut self, c: usize, a: usize, resources: Resources, q: &Quantities) {
         let Some(client) = self.clients[c].as_ref() else { return };
         let (f, role) = (client.framework, client.role);
-        let q = self.names.quantities(&resources);
         if let Some(agent) = self.agents[a].as_mut() {
             match agent.allocated.iter_mut().find(|(x, _)| *x == c) {
                 Some((_, held)) => *held += &resources,
@@ -564,14 +606,12 @@ impl DrfAllocator {
             }
         }
         if let Some(client) = self.clients[c].as_mut() {
-            client.allocated.add(&q);
+            client.allocated.add(q);
             client.allocations += 1;
         }
-        self.roles.allocate(role, &q);
+        self.roles.allocate(role, q);
         if let Some(fw) = self.frameworks[f].as_mut() {
-            if !fw.agents.contains(&a) {
-                fw.agents.push(a);
-            }
+            fw.agents.insert(a);
         }
     }
 
@@ -618,6 +658,8 @@ impl Allocator for DrfAllocator {
             dirty: false,
             reserved_roles: Vec::new(),
             avail_unreserved: Quantities::default(),
+            avail_all: Quantities::default(),
+            last_refused: None,
         };
         let a = match self.free_agent_slots.pop() {
             Some(slot) => {
@@ -688,6 +730,7 @@ impl Allocator for DrfAllocator {
             self.filters.remove(&(*c, a));
             if let Some(client) = self.clients[*c].as_mut() {
                 client.filtered.clear(a);
+                client.has_filter.clear(a);
                 client.filter_agents.retain(|x| *x != a);
             }
         }
@@ -698,7 +741,7 @@ impl Allocator for DrfAllocator {
                 let (f, role) = (client.framework, client.role);
                 self.roles.unallocate(role, &q);
                 if let Some(fw) = self.frameworks[f].as_mut() {
-                    fw.agents.retain(|x| *x != a);
+                    fw.agents.remove(&a);
                 }
             }
         }
@@ -741,7 +784,7 @@ impl Allocator for DrfAllocator {
         let fw = Framework {
             id: framework_id.clone(),
             clients: Vec::new(),
-            agents: Vec::new(),
+            agents: FxHashSet::default(),
         };
         let f = match self.free_framework_slots.pop() {
             Some(slot) => {
@@ -780,7 +823,8 @@ impl Allocator for DrfAllocator {
             return;
         };
         let Some(fw) = self.frameworks[f].as_ref() else { return };
-        let (clients, agents) = (fw.clients.clone(), fw.agents.clone());
+        let clients = fw.clients.clone();
+        let agents: Vec<usize> = fw.agents.iter().copied().collect();
         for &a in &agents {
             for &c in &clients {
                 let held = self.agents[a]
@@ -813,7 +857,7 @@ impl Allocator for DrfAllocator {
         };
         // Group by allocation role; entries without one go to whichever of
         // the framework's roles holds them.
-        let mut by_role: Vec<(Option<String>, Resources)> = Vec::new();
+        let mut by_role: Vec<(Option<orchestrator_core::Name>, Resources)> = Vec::new();
         for r in resources {
             match by_role.iter_mut().find(|(role, _)| *role == r.allocation_role) {
                 Some((_, acc)) => acc.push(r.clone()),
@@ -843,7 +887,15 @@ impl Allocator for DrfAllocator {
         }
         self.forget_framework_agent_if_empty(f, a);
         self.refresh_agent(a);
-        self.mark_dirty(a);
+        // Filter bits were verified against `verified`; an agent whose free
+        // resources are back to exactly that (an offer declined whole) needs
+        // no re-verification.
+        let unchanged = self.agents[a]
+            .as_ref()
+            .is_some_and(|ag| ag.verified.as_ref() == Some(&ag.available));
+        if !unchanged {
+            self.mark_dirty(a);
+        }
         if let Some(refuse) = refuse.filter(|d| !d.is_zero()) {
             let expires = now + refuse.max(self.config.allocation_interval);
             for (c, refused) in touched {
@@ -851,6 +903,15 @@ impl Allocator for DrfAllocator {
                 if refused.is_empty() {
                     continue;
                 }
+                let Some(agent) = self.agents[a].as_mut() else { continue };
+                let refused = match &agent.last_refused {
+                    Some(shared) if **shared == refused => Arc::clone(shared),
+                    _ => {
+                        let shared = Arc::new(refused);
+                        agent.last_refused = Some(Arc::clone(&shared));
+                        shared
+                    }
+                };
                 let replaced = self.filters.insert((c, a), Filter { refused, expires });
                 self.expiry.push(Reverse((expires, c, a)));
                 if replaced.is_none() {
@@ -859,6 +920,7 @@ impl Allocator for DrfAllocator {
                     }
                     if let Some(client) = self.clients[c].as_mut() {
                         client.filter_agents.push(a);
+                        client.has_filter.set(a);
                     }
                 }
                 self.set_filter_bit(c, a);
@@ -897,7 +959,7 @@ impl Allocator for DrfAllocator {
         let role = self.clients[c]
             .as_ref()
             .map(|cl| self.roles.roles[cl.role].name.clone())
-            .unwrap_or_default();
+            .ok_or_else(|| invalid(format!("framework {framework_id} holds nothing in that role")))?;
         let (from_r, to_r) = (from.allocated_to(&role), to.allocated_to(&role));
         let agent = self.agents[a]
             .as_mut()
@@ -929,7 +991,7 @@ impl Allocator for DrfAllocator {
             .unwrap_or_default();
         for c in clients {
             if let Some(client) = self.clients[c].as_mut() {
-                if roles.is_empty() || roles.contains(&self.roles.roles[client.role].name) {
+                if roles.is_empty() || roles.iter().any(|n| self.roles.roles[client.role].name == n.as_str()) {
                     client.suppressed = true;
                 }
             }
@@ -946,7 +1008,7 @@ impl Allocator for DrfAllocator {
             .unwrap_or_default();
         for c in clients {
             let hit = self.clients[c].as_ref().is_some_and(|cl| {
-                !cl.detached && (roles.is_empty() || roles.contains(&self.roles.roles[cl.role].name))
+                !cl.detached && (roles.is_empty() || roles.iter().any(|n| self.roles.roles[cl.role].name == n.as_str()))
             });
             if hit {
                 if let Some(client) = self.clients[c].as_mut() {
@@ -1022,8 +1084,4 @@ impl Allocator for DrfAllocator {
         self.maintain_filters(now);
         self.run_round()
     }
-}
-
-pub(crate) fn record(alloc: &mut DrfAllocator, c: usize, a: usize, resources: Resources) {
-    alloc.record_allocation(c, a, resources);
 }

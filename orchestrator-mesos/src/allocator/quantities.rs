@@ -2,14 +2,13 @@
 //! interned to small indices once, and shares, quota and headroom become
 //! arithmetic on short integer arrays instead of name lookups.
 
-use std::collections::HashMap;
-
-use orchestrator_core::{Resources, Value};
+use orchestrator_core::{Name, Resources, Value};
+use rustc_hash::FxHashMap;
 
 /// Interned scalar resource names.
 #[derive(Debug, Default)]
 pub(crate) struct Names {
-    index: HashMap<String, usize>,
+    index: FxHashMap<Name, usize>,
     excluded: Vec<bool>,
     excluded_names: Vec<String>,
 }
@@ -27,7 +26,8 @@ impl Names {
         for r in resources {
             if matches!(r.value, Value::Scalar(_)) && !self.index.contains_key(&r.name) {
                 self.index.insert(r.name.clone(), self.excluded.len());
-                self.excluded.push(self.excluded_names.contains(&r.name));
+                self.excluded
+                    .push(self.excluded_names.iter().any(|n| r.name == n.as_str()));
             }
         }
     }

@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
-use orchestrator_core::{Error, Result};
+use orchestrator_core::{Error, Name, Result};
 
 use super::quantities::Quantities;
 
 #[derive(Debug)]
 pub(crate) struct Role {
-    pub(crate) name: String,
+    pub(crate) name: Name,
     pub(crate) parent: Option<usize>,
     pub(crate) children: Vec<usize>,
     pub(crate) weight: f64,
@@ -99,7 +99,7 @@ impl Roles {
         };
         let idx = self.roles.len();
         self.roles.push(Role {
-            name: name.to_string(),
+            name: Name::from(name),
             parent,
             children: Vec::new(),
             weight: 1.0,

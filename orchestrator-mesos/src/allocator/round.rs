@@ -11,7 +11,7 @@ use std::collections::BinaryHeap;
 
 use orchestrator_core::{Allocation, Resource, Resources, Scalar, Value};
 
-use super::drf::{record, DrfAllocator};
+use super::drf::DrfAllocator;
 use super::quantities::Quantities;
 
 #[derive(Clone, Copy, Debug)]
@@ -78,6 +78,21 @@ struct Round {
     headroom_available: Quantities,
     /// Unmet guarantees of the top-most roles with quota.
     headroom_required: Quantities,
+    /// Per role: whether it or an ancestor has a quota limit.
+    limited: Vec<bool>,
+    /// Words of `avail_unreserved` (and per role, of `avail_reserved`) before
+    /// this one are empty. Availability only shrinks within a round, so the
+    /// hints only move forward, and no scan walks the taken agents again.
+    unreserved_hint: usize,
+    reserved_hint: Vec<usize>,
+}
+
+/// What an agent can give a framework.
+enum Candidate {
+    /// Everything it has: taken without copying.
+    Whole,
+    /// A part (other roles' reservations left out, or shrunk to fit quota).
+    Part(Resources),
 }
 
 impl Round {
@@ -142,18 +157,31 @@ impl DrfAllocator {
             reserved_chain: Vec::with_capacity(n),
             headroom_available: Quantities::default(),
             headroom_required: Quantities::default(),
+            limited: Vec::with_capacity(n),
+            unreserved_hint: 0,
+            reserved_hint: vec![0; n],
         };
+        for r in 0..n {
+            let limited = self
+                .roles
+                .chain(r)
+                .any(|x| self.roles.roles[x].limit.iter().any(Option::is_some));
+            st.limited.push(limited);
+        }
         let has_reserved = |r: usize| self.avail_reserved.get(r).is_some_and(|b| !b.is_empty());
         for r in 0..n {
             st.reserved_chain
                 .push(self.roles.chain(r).filter(|x| has_reserved(*x)).collect());
         }
-        for agent in self.agents.iter().flatten().filter(|a| a.active) {
-            st.headroom_available.add(&agent.avail_unreserved);
-        }
         for r in 0..n {
             if self.top_guaranteed(r) == Some(r) {
                 st.headroom_required.add(&self.roles.roles[r].unmet_guarantee());
+            }
+        }
+        // Headroom matters only while some guarantee is unmet.
+        if !st.headroom_required.is_zero() {
+            for agent in self.agents.iter().flatten().filter(|a| a.active) {
+                st.headroom_available.add(&agent.avail_unreserved);
             }
         }
         for (c, client) in self.clients.iter().enumerate() {
@@ -162,7 +190,11 @@ impl DrfAllocator {
                 continue;
             }
             st.client_active[c] = true;
-            st.clients[client.role].push(Reverse((self.client_key(c), 0)));
+            let heap = &mut st.clients[client.role];
+            if heap.capacity() == 0 {
+                heap.reserve(self.roles.roles[client.role].clients.len() * 4);
+            }
+            heap.push(Reverse((self.client_key(c), 0)));
         }
         // Children have larger indices than their parents: bottom-up.
         for r in (0..n).rev() {
@@ -189,7 +221,7 @@ impl DrfAllocator {
 
     pub(crate) fn run_round(&mut self) -> Vec<Allocation> {
         let mut st = self.start_round();
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.agents.len());
         let root = st.root();
         'round: loop {
             // Descend to the lowest-share group of frameworks.
@@ -230,12 +262,12 @@ impl DrfAllocator {
                 st.own_ver[r] += 1;
                 continue;
             };
-            let Some((a, offer)) = self.find_agent(&mut st, c) else {
+            let Some((a, candidate)) = self.find_agent(&mut st, c) else {
                 st.client_active[c] = false;
                 st.client_ver[c] += 1;
                 continue;
             };
-            self.commit(&mut st, c, a, offer, &mut out);
+            self.commit(&mut st, c, a, candidate, &mut out);
             // Re-key the framework, its role's own group and the role chain.
             st.client_ver[c] += 1;
             st.clients[r].push(Reverse((self.client_key(c), st.client_ver[c])));
@@ -245,19 +277,19 @@ impl DrfAllocator {
                 node: Node::Own(r),
                 version: st.own_ver[r],
             }));
-            let chain: Vec<usize> = self.roles.chain(r).collect();
-            for x in chain {
+            let mut next = Some(r);
+            while let Some(x) = next {
+                next = self.roles.roles[x].parent;
                 if !st.role_active[x] {
                     continue;
                 }
                 st.role_ver[x] += 1;
-                let parent = self.roles.roles[x].parent.unwrap_or(root);
                 let entry = Entry {
                     key: self.role_key(x),
                     node: Node::Role(x),
                     version: st.role_ver[x],
                 };
-                st.heaps[parent].push(Reverse(entry));
+                st.heaps[next.unwrap_or(root)].push(Reverse(entry));
             }
         }
         out
@@ -271,11 +303,23 @@ impl DrfAllocator {
     }
 
     /// The next agent the client can be offered, scanning from its cursor.
-    fn find_agent(&self, st: &mut Round, c: usize) -> Option<(usize, Resources)> {
+    fn find_agent(&self, st: &mut Round, c: usize) -> Option<(usize, Candidate)> {
         let client = self.clients[c].as_ref()?;
-        let chain = &st.reserved_chain[client.role];
         let words = self.agents.len().div_ceil(64);
-        let mut pos = st.cursor[c];
+        while st.unreserved_hint < words && self.avail_unreserved.word(st.unreserved_hint) == 0 {
+            st.unreserved_hint += 1;
+        }
+        let mut first = st.unreserved_hint;
+        for i in 0..st.reserved_chain[client.role].len() {
+            let rr = st.reserved_chain[client.role][i];
+            let hint = &mut st.reserved_hint[rr];
+            while *hint < words && self.avail_reserved[rr].word(*hint) == 0 {
+                *hint += 1;
+            }
+            first = first.min(*hint);
+        }
+        let chain = &st.reserved_chain[client.role];
+        let mut pos = st.cursor[c].max(first * 64);
         while pos < words * 64 {
             let w = pos / 64;
             let mut bits = self.avail_unreserved.word(w);
@@ -299,16 +343,32 @@ impl DrfAllocator {
     }
 
     /// What agent `a` would offer client `c` now, if anything.
-    fn try_offer(&self, st: &Round, c: usize, a: usize) -> Option<Resources> {
+    fn try_offer(&self, st: &Round, c: usize, a: usize) -> Option<Candidate> {
         let client = self.clients[c].as_ref()?;
         let agent = self.agents[a].as_ref().filter(|ag| ag.active)?;
         let role = client.role;
-        let offer = agent.available.allocatable_to(&self.roles.roles[role].name);
+        let role_name = &self.roles.roles[role].name;
         let quota_role = self.roles.chain_below_guarantee(role);
+        let owes_headroom = !quota_role && !st.headroom_required.is_zero();
+        let all_usable = agent
+            .available
+            .iter()
+            .all(|r| !r.is_reserved() || orchestrator_core::role_is_within(role_name, r.role()));
+        if all_usable && !st.limited[role] && !owes_headroom {
+            // The common case: everything the agent has, checked in place.
+            let filtered = client.has_filter.get(a)
+                && self
+                    .filters
+                    .get(&(c, a))
+                    .is_some_and(|f| f.refused.contains(&agent.available));
+            return (!filtered && !agent.available.is_empty() && self.meets_min(&agent.avail_all))
+                .then_some(Candidate::Whole);
+        }
+        let offer = agent.available.allocatable_to(role_name);
         let caps: Vec<Option<i64>> = (0..self.names.len())
             .map(|i| {
                 let limit = self.roles.headroom_under_limits(role, i);
-                let headroom = (!quota_role && st.headroom_required.get(i) > 0)
+                let headroom = (owes_headroom && st.headroom_required.get(i) > 0)
                     .then(|| (st.headroom_available.get(i) - st.headroom_required.get(i)).max(0));
                 match (limit, headroom) {
                     (Some(l), Some(h)) => Some(l.min(h)),
@@ -327,7 +387,7 @@ impl DrfAllocator {
             return None;
         }
         let q = self.names.quantities(&offer);
-        (!offer.is_empty() && self.meets_min(&q)).then_some(offer)
+        (!offer.is_empty() && self.meets_min(&q)).then_some(Candidate::Part(offer))
     }
 
     /// Caps the unreserved scalars of `offer` at `caps`.
@@ -349,30 +409,47 @@ impl DrfAllocator {
         out
     }
 
-    fn commit(&mut self, st: &mut Round, c: usize, a: usize, mut offer: Resources, out: &mut Vec<Allocation>) {
+    fn commit(&mut self, st: &mut Round, c: usize, a: usize, candidate: Candidate, out: &mut Vec<Allocation>) {
         let Some(client) = self.clients[c].as_ref() else { return };
         let (role, f) = (client.role, client.framework);
-        let role_name = self.roles.roles[role].name.clone();
         let top = self.top_guaranteed(role);
         let unmet_before = top.map(|t| self.roles.roles[t].unmet_guarantee());
-        if let Some(agent) = self.agents[a].as_mut() {
-            agent.available -= &offer;
-        }
-        st.headroom_available.sub(&self.names.quantities(&offer.unreserved()));
+        let Some(agent) = self.agents[a].as_mut() else { return };
+        let (mut offer, q) = match candidate {
+            Candidate::Whole => {
+                st.headroom_available.sub(&agent.avail_unreserved);
+                (
+                    std::mem::take(&mut agent.available),
+                    std::mem::take(&mut agent.avail_all),
+                )
+            }
+            Candidate::Part(offer) => {
+                agent.available -= &offer;
+                for r in offer.iter().filter(|r| !r.is_reserved()) {
+                    if let (Value::Scalar(s), Some(i)) = (&r.value, self.names.get(&r.name)) {
+                        st.headroom_available.add_at(i, -s.millis());
+                    }
+                }
+                let q = self.names.quantities(&offer);
+                (offer, q)
+            }
+        };
+        let agent_id = agent.id.clone();
+        let role_name = self.roles.roles[role].name.clone();
         offer.set_allocation_role(Some(&role_name));
-        record(self, c, a, offer.clone());
+        self.record_allocation_of(c, a, offer.clone(), &q);
         if let (Some(t), Some(before)) = (top, unmet_before) {
             st.headroom_required.sub(&before);
             st.headroom_required.add(&self.roles.roles[t].unmet_guarantee());
         }
+        // No re-verification of filter bits: a set bit (the filter covers
+        // what the agent has) stays true when the agent has less, and a
+        // clear bit is checked exactly when the agent is picked.
         self.refresh_agent(a);
-        self.mark_dirty(a);
-        let (Some(fw), Some(agent)) = (self.frameworks[f].as_ref(), self.agents[a].as_ref()) else {
-            return;
-        };
+        let Some(fw) = self.frameworks[f].as_ref() else { return };
         out.push(Allocation {
             framework_id: fw.id.clone(),
-            agent_id: agent.id.clone(),
+            agent_id,
             role: role_name,
             resources: offer,
         });
