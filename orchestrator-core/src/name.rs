@@ -13,8 +13,16 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Allocators copy resources for every offer, filter and allocation; with
 /// `String` names each copy allocated once per entry. The common Mesos
 /// resource names share one allocation for the whole process.
-#[derive(Clone, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialOrd, Ord)]
 pub struct Name(Arc<str>);
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Equal names have equal text, so hashing the text is consistent
+        // with the pointer-first equality below.
+        self.0.hash(state);
+    }
+}
 
 impl PartialEq for Name {
     fn eq(&self, other: &Self) -> bool {
