@@ -133,3 +133,30 @@ proptest! {
         let _ = s.parse::<Resources>();
     }
 }
+
+proptest! {
+    /// The merge-based union agrees with the set it stands for.
+    #[test]
+    fn ranges_union_is_the_set_union(
+        a in prop::collection::vec((0u64..200, 0u64..8), 0..10),
+        b in prop::collection::vec((0u64..200, 0u64..8), 0..10),
+    ) {
+        let ra = Ranges::new(a.iter().map(|(s, l)| (*s, s + l))).unwrap();
+        let rb = Ranges::new(b.iter().map(|(s, l)| (*s, s + l))).unwrap();
+        let u = ra.union(&rb);
+        for x in 0..220 {
+            prop_assert_eq!(u.contains_item(x), ra.contains_item(x) || rb.contains_item(x), "item {}", x);
+        }
+        // Normalised: sorted, disjoint, not adjacent.
+        prop_assert!(u.as_slice().windows(2).all(|w| w[0].end + 1 < w[1].begin));
+        prop_assert_eq!(u.clone(), rb.union(&ra));
+    }
+
+    /// Adding by value equals adding by reference.
+    #[test]
+    fn owned_addition_matches_borrowed((a, b) in any_pair()) {
+        let mut owned = a.clone();
+        owned += b.clone();
+        prop_assert_eq!(owned, &a + &b);
+    }
+}

@@ -396,6 +396,19 @@ impl AddAssign<&Resources> for Resources {
     }
 }
 
+/// Adds by moving `rhs`'s entries in (no copies).
+impl AddAssign<Resources> for Resources {
+    fn add_assign(&mut self, rhs: Resources) {
+        if self.items.is_empty() {
+            *self = rhs;
+            return;
+        }
+        for r in rhs.items {
+            self.push(r);
+        }
+    }
+}
+
 impl Add<&Resources> for &Resources {
     type Output = Resources;
     fn add(self, rhs: &Resources) -> Resources {

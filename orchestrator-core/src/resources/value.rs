@@ -163,11 +163,38 @@ impl Ranges {
         })
     }
 
-    /// The union of both sets.
+    /// The union of both sets, by one merge of the two sorted lists.
     pub fn union(&self, other: &Ranges) -> Ranges {
-        let mut v = self.0.clone();
-        v.extend_from_slice(&other.0);
-        Self::normalised(v)
+        if other.0.is_empty() {
+            return self.clone();
+        }
+        if self.0.is_empty() {
+            return other.clone();
+        }
+        let mut out: Vec<Range> = Vec::with_capacity(self.0.len() + other.0.len());
+        let (mut i, mut j) = (0, 0);
+        while i < self.0.len() || j < other.0.len() {
+            let next = match (self.0.get(i), other.0.get(j)) {
+                (Some(a), Some(b)) if a.begin <= b.begin => {
+                    i += 1;
+                    *a
+                }
+                (Some(_), Some(b)) | (None, Some(b)) => {
+                    j += 1;
+                    *b
+                }
+                (Some(a), None) => {
+                    i += 1;
+                    *a
+                }
+                (None, None) => break,
+            };
+            match out.last_mut() {
+                Some(last) if next.begin <= last.end.saturating_add(1) => last.end = last.end.max(next.end),
+                _ => out.push(next),
+            }
+        }
+        Ranges(out)
     }
 
     /// The integers of `self` that are not in `other`.

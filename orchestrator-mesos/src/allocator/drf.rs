@@ -6,13 +6,14 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use orchestrator_core::{
     AgentId, AgentInfo, Allocation, Allocator, Error, FrameworkId, FrameworkInfo, Quota, Resources, Result, Value,
 };
 
 use super::bitset::BitSet;
+use super::holdings::Holdings;
 use super::quantities::{Names, Quantities};
 use super::roles::Roles;
 
@@ -117,7 +118,7 @@ pub(crate) struct Agent {
     /// allocation roles.
     pub(crate) available: Resources,
     /// What each client (framework in a role) holds here, with allocation roles.
-    pub(crate) allocated: Vec<(usize, Resources)>,
+    pub(crate) allocated: Vec<(usize, Holdings)>,
     pub(crate) active: bool,
     /// Clients with a filter on this agent.
     pub(crate) filters: Vec<usize>,
@@ -149,14 +150,14 @@ pub(crate) struct Client {
     /// Agents on which the client has a filter at all (list and bits).
     pub(crate) filter_agents: Vec<usize>,
     pub(crate) has_filter: BitSet,
+    /// On how many agents the client holds something.
+    pub(crate) holding: usize,
 }
 
 #[derive(Debug)]
 pub(crate) struct Framework {
     pub(crate) id: FrameworkId,
     pub(crate) clients: Vec<usize>,
-    /// Agents where the framework holds something.
-    pub(crate) agents: FxHashSet<usize>,
 }
 
 #[derive(Debug)]
@@ -263,10 +264,10 @@ impl DrfAllocator {
         let r = self.roles.get(role)?;
         let mut out = Resources::new();
         for agent in self.agents.iter().flatten() {
-            for (c, res) in &agent.allocated {
+            for (c, held) in &agent.allocated {
                 let client_role = self.clients[*c].as_ref().map(|c| c.role);
                 if client_role.is_some_and(|cr| self.roles.chain(cr).any(|x| x == r)) {
-                    out += &stripped(res);
+                    out += &stripped(&held.total());
                 }
             }
         }
@@ -449,6 +450,7 @@ impl DrfAllocator {
             filtered: BitSet::default(),
             filter_agents: Vec::new(),
             has_filter: BitSet::default(),
+            holding: 0,
         };
         let c = match self.free_client_slots.pop() {
             Some(slot) => {
@@ -532,12 +534,11 @@ impl DrfAllocator {
         let Some(pos) = agent.allocated.iter().position(|(x, _)| *x == c) else {
             return Resources::new();
         };
-        let held = &agent.allocated[pos].1;
         // Only what is really held goes back: a framework cannot return
         // more than it was given.
-        let returned = held - &(held - &wanted);
-        agent.allocated[pos].1 -= &returned;
-        if agent.allocated[pos].1.is_empty() {
+        let returned = agent.allocated[pos].1.take(&wanted);
+        let emptied = agent.allocated[pos].1.is_empty();
+        if emptied {
             agent.allocated.swap_remove(pos);
         }
         let plain = stripped(&returned);
@@ -545,21 +546,12 @@ impl DrfAllocator {
         let q = self.names.quantities(&plain);
         if let Some(client) = self.clients[c].as_mut() {
             client.allocated.sub(&q);
+            if emptied {
+                client.holding -= 1;
+            }
         }
         self.roles.unallocate(role, &q);
         plain
-    }
-
-    fn forget_framework_agent_if_empty(&mut self, f: usize, a: usize) {
-        let Some(fw) = self.frameworks[f].as_ref() else { return };
-        let holds = self.agents[a]
-            .as_ref()
-            .is_some_and(|agent| agent.allocated.iter().any(|(c, _)| fw.clients.contains(c)));
-        if !holds {
-            if let Some(fw) = self.frameworks[f].as_mut() {
-                fw.agents.remove(&a);
-            }
-        }
     }
 
     /// Drops detached clients that no longer hold anything.
@@ -574,13 +566,7 @@ impl DrfAllocator {
                     .as_ref()
                     .is_some_and(|cl| cl.detached && cl.allocated.is_zero())
             })
-            .filter(|c| {
-                fw.agents.iter().all(|a| {
-                    self.agents[*a]
-                        .as_ref()
-                        .is_none_or(|ag| ag.allocated.iter().all(|(x, _)| x != c))
-                })
-            })
+            .filter(|c| self.clients[*c].as_ref().is_some_and(|cl| cl.holding == 0))
             .collect();
         for c in idle {
             self.drop_client(c);
@@ -598,11 +584,16 @@ impl DrfAllocator {
     /// [`record_allocation`](Self::record_allocation) with the scalars known.
     pub(crate) fn record_allocation_of(&mut self, c: usize, a: usize, resources: Resources, q: &Quantities) {
         let Some(client) = self.clients[c].as_ref() else { return };
-        let (f, role) = (client.framework, client.role);
+        let role = client.role;
         if let Some(agent) = self.agents[a].as_mut() {
             match agent.allocated.iter_mut().find(|(x, _)| *x == c) {
-                Some((_, held)) => *held += &resources,
-                None => agent.allocated.push((c, resources)),
+                Some((_, held)) => held.add(resources),
+                None => {
+                    agent.allocated.push((c, Holdings::of(resources)));
+                    if let Some(client) = self.clients[c].as_mut() {
+                        client.holding += 1;
+                    }
+                }
             }
         }
         if let Some(client) = self.clients[c].as_mut() {
@@ -610,9 +601,6 @@ impl DrfAllocator {
             client.allocations += 1;
         }
         self.roles.allocate(role, q);
-        if let Some(fw) = self.frameworks[f].as_mut() {
-            fw.agents.insert(a);
-        }
     }
 
     fn client_for(&self, f: usize, role: Option<&str>) -> Option<usize> {
@@ -708,8 +696,8 @@ impl Allocator for DrfAllocator {
         self.names.learn(&total);
         if let Some(agent) = self.agents[a].as_mut() {
             let mut used = Resources::new();
-            for (_, res) in &agent.allocated {
-                used += &stripped(res);
+            for (_, held) in &agent.allocated {
+                used += &stripped(&held.total());
             }
             let old = std::mem::replace(&mut agent.total, total.clone());
             agent.available = &total - &used;
@@ -734,15 +722,12 @@ impl Allocator for DrfAllocator {
                 client.filter_agents.retain(|x| *x != a);
             }
         }
-        for (c, res) in &agent.allocated {
-            let q = self.names.quantities(res);
+        for (c, held) in &agent.allocated {
+            let q = self.names.quantities(&held.total());
             if let Some(client) = self.clients[*c].as_mut() {
                 client.allocated.sub(&q);
-                let (f, role) = (client.framework, client.role);
-                self.roles.unallocate(role, &q);
-                if let Some(fw) = self.frameworks[f].as_mut() {
-                    fw.agents.remove(&a);
-                }
+                client.holding -= 1;
+                self.roles.unallocate(client.role, &q);
             }
         }
         self.total.sub(&self.names.quantities(&agent.total));
@@ -784,7 +769,6 @@ impl Allocator for DrfAllocator {
         let fw = Framework {
             id: framework_id.clone(),
             clients: Vec::new(),
-            agents: FxHashSet::default(),
         };
         let f = match self.free_framework_slots.pop() {
             Some(slot) => {
@@ -824,12 +808,20 @@ impl Allocator for DrfAllocator {
         };
         let Some(fw) = self.frameworks[f].as_ref() else { return };
         let clients = fw.clients.clone();
-        let agents: Vec<usize> = fw.agents.iter().copied().collect();
+        // Removing a framework is rare: find its agents by a scan rather
+        // than keep a per-framework index up to date on every offer.
+        let agents: Vec<usize> = (0..self.agents.len())
+            .filter(|a| {
+                self.agents[*a]
+                    .as_ref()
+                    .is_some_and(|ag| ag.allocated.iter().any(|(c, _)| clients.contains(c)))
+            })
+            .collect();
         for &a in &agents {
             for &c in &clients {
                 let held = self.agents[a]
                     .as_ref()
-                    .and_then(|ag| ag.allocated.iter().find(|(x, _)| *x == c).map(|(_, r)| r.clone()));
+                    .and_then(|ag| ag.allocated.iter().find(|(x, _)| *x == c).map(|(_, h)| h.total()));
                 if let Some(held) = held {
                     self.give_back(c, a, &held);
                 }
@@ -885,7 +877,6 @@ impl Allocator for DrfAllocator {
                 rest -= &back;
             }
         }
-        self.forget_framework_agent_if_empty(f, a);
         self.refresh_agent(a);
         // Filter bits were verified against `verified`; an agent whose free
         // resources are back to exactly that (an offer declined whole) needs
@@ -970,12 +961,11 @@ impl Allocator for DrfAllocator {
             .find(|(x, _)| *x == c)
             .map(|(_, r)| r)
             .ok_or_else(|| invalid(format!("framework {framework_id} holds nothing on agent {agent_id}")))?;
-        *held = held.checked_sub(&from_r).map_err(|_| {
+        held.replace(&from_r, &to_r).ok_or_else(|| {
             invalid(format!(
                 "`{from}` is not allocated to framework {framework_id} on agent {agent_id}"
             ))
         })?;
-        *held += &to_r;
         agent.total = &(&agent.total - &stripped(from)) + &stripped(to);
         self.refresh_agent(a);
         Ok(())

@@ -2,6 +2,7 @@
 
 mod bitset;
 mod drf;
+mod holdings;
 mod quantities;
 mod roles;
 mod round;

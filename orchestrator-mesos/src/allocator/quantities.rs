@@ -56,41 +56,68 @@ impl Names {
     }
 }
 
+/// Slots held inline: cpus, mem, disk, gpus and a few custom names fit
+/// without a heap allocation or a pointer to chase.
+const INLINE: usize = 8;
+
 /// Scalar amounts in thousandths, indexed by interned name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Quantities(Vec<i64>);
+pub(crate) struct Quantities {
+    inline: [i64; INLINE],
+    /// Names past the inline slots (rare).
+    spill: Vec<i64>,
+}
 
 impl Quantities {
     pub(crate) fn get(&self, i: usize) -> i64 {
-        self.0.get(i).copied().unwrap_or(0)
+        match i.checked_sub(INLINE) {
+            None => self.inline[i],
+            Some(j) => self.spill.get(j).copied().unwrap_or(0),
+        }
+    }
+
+    fn slot(&mut self, i: usize) -> &mut i64 {
+        match i.checked_sub(INLINE) {
+            None => &mut self.inline[i],
+            Some(j) => {
+                if self.spill.len() <= j {
+                    self.spill.resize(j + 1, 0);
+                }
+                &mut self.spill[j]
+            }
+        }
     }
 
     pub(crate) fn add_at(&mut self, i: usize, v: i64) {
-        if self.0.len() <= i {
-            self.0.resize(i + 1, 0);
-        }
-        self.0[i] = (self.0[i] + v).max(0);
+        let slot = self.slot(i);
+        *slot = (*slot + v).max(0);
     }
 
     pub(crate) fn add(&mut self, other: &Quantities) {
-        for (i, v) in other.0.iter().enumerate() {
-            self.add_at(i, *v);
+        for (a, b) in self.inline.iter_mut().zip(&other.inline) {
+            *a = (*a + *b).max(0);
+        }
+        for (j, v) in other.spill.iter().enumerate() {
+            self.add_at(INLINE + j, *v);
         }
     }
 
     /// Subtracts, never going below zero.
     pub(crate) fn sub(&mut self, other: &Quantities) {
-        for (i, v) in other.0.iter().enumerate() {
-            self.add_at(i, -*v);
+        for (a, b) in self.inline.iter_mut().zip(&other.inline) {
+            *a = (*a - *b).max(0);
+        }
+        for (j, v) in other.spill.iter().enumerate() {
+            self.add_at(INLINE + j, -*v);
         }
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, i64)> + '_ {
-        self.0.iter().copied().enumerate()
+        self.inline.iter().chain(self.spill.iter()).copied().enumerate()
     }
 
     pub(crate) fn is_zero(&self) -> bool {
-        self.0.iter().all(|v| *v == 0)
+        self.inline.iter().all(|v| *v == 0) && self.spill.iter().all(|v| *v == 0)
     }
 
     /// Whether every amount of `other` fits in `self`.

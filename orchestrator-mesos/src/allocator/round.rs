@@ -85,6 +85,11 @@ struct Round {
     /// hints only move forward, and no scan walks the taken agents again.
     unreserved_hint: usize,
     reserved_hint: Vec<usize>,
+    /// Live entries per heap of `heaps`, and live clients per role. Nodes
+    /// only leave during a round, so a heap with one live entry keeps it
+    /// and its order needs no re-keying.
+    heap_live: Vec<usize>,
+    client_live: Vec<usize>,
 }
 
 /// What an agent can give a framework.
@@ -160,6 +165,8 @@ impl DrfAllocator {
             limited: Vec::with_capacity(n),
             unreserved_hint: 0,
             reserved_hint: vec![0; n],
+            heap_live: vec![0; n + 1],
+            client_live: vec![0; n],
         };
         for r in 0..n {
             let limited = self
@@ -190,6 +197,7 @@ impl DrfAllocator {
                 continue;
             }
             st.client_active[c] = true;
+            st.client_live[client.role] += 1;
             let heap = &mut st.clients[client.role];
             if heap.capacity() == 0 {
                 heap.reserve(self.roles.roles[client.role].clients.len() * 4);
@@ -200,6 +208,7 @@ impl DrfAllocator {
         for r in (0..n).rev() {
             if !st.clients[r].is_empty() {
                 st.own_active[r] = true;
+                st.heap_live[r] += 1;
                 st.heaps[r].push(Reverse(Entry {
                     key: self.own_key(r),
                     node: Node::Own(r),
@@ -208,6 +217,7 @@ impl DrfAllocator {
             }
             if !st.heaps[r].is_empty() {
                 st.role_active[r] = true;
+                st.heap_live[self.roles.roles[r].parent.unwrap_or(n)] += 1;
                 let parent = self.roles.roles[r].parent.unwrap_or(n);
                 st.heaps[parent].push(Reverse(Entry {
                     key: self.role_key(r),
@@ -241,6 +251,7 @@ impl DrfAllocator {
                     None => {
                         st.role_active[node] = false;
                         st.role_ver[node] += 1;
+                        st.heap_live[self.roles.roles[node].parent.unwrap_or(root)] -= 1;
                         continue 'round;
                     }
                     Some(Node::Role(child)) => node = child,
@@ -260,27 +271,33 @@ impl DrfAllocator {
             let Some(c) = c else {
                 st.own_active[r] = false;
                 st.own_ver[r] += 1;
+                st.heap_live[r] -= 1;
                 continue;
             };
             let Some((a, candidate)) = self.find_agent(&mut st, c) else {
                 st.client_active[c] = false;
                 st.client_ver[c] += 1;
+                st.client_live[r] -= 1;
                 continue;
             };
             self.commit(&mut st, c, a, candidate, &mut out);
             // Re-key the framework, its role's own group and the role chain.
-            st.client_ver[c] += 1;
-            st.clients[r].push(Reverse((self.client_key(c), st.client_ver[c])));
-            st.own_ver[r] += 1;
-            st.heaps[r].push(Reverse(Entry {
-                key: self.own_key(r),
-                node: Node::Own(r),
-                version: st.own_ver[r],
-            }));
+            if st.client_live[r] > 1 {
+                st.client_ver[c] += 1;
+                st.clients[r].push(Reverse((self.client_key(c), st.client_ver[c])));
+            }
+            if st.heap_live[r] > 1 {
+                st.own_ver[r] += 1;
+                st.heaps[r].push(Reverse(Entry {
+                    key: self.own_key(r),
+                    node: Node::Own(r),
+                    version: st.own_ver[r],
+                }));
+            }
             let mut next = Some(r);
             while let Some(x) = next {
                 next = self.roles.roles[x].parent;
-                if !st.role_active[x] {
+                if !st.role_active[x] || st.heap_live[next.unwrap_or(root)] <= 1 {
                     continue;
                 }
                 st.role_ver[x] += 1;
