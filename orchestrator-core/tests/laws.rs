@@ -160,3 +160,14 @@ proptest! {
         prop_assert_eq!(owned, &a + &b);
     }
 }
+
+#[test]
+fn equality_ignores_entry_order() {
+    // Regression: equality was order-sensitive, so the same resources
+    // merged in another order compared unequal.
+    let a: Resources = "mem:10;disk:5".parse().unwrap();
+    let b: Resources = "disk:5;mem:10".parse().unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, "disk:5;mem:11".parse::<Resources>().unwrap());
+    assert_ne!(a, "disk:5".parse::<Resources>().unwrap());
+}

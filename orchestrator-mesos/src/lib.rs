@@ -8,27 +8,55 @@
 //! and each framework decides *what to run where*. Speaking Mesos's v1 HTTP
 //! API lets existing frameworks run here unmodified.
 //!
-//! # Why a pure allocator
+//! # Why a pure allocator, and why it is fast
 //!
-//! Allocation is the hot path of the master; it is written as synchronous,
-//! side-effect-free code over plain data so it can be property-tested
-//! (never over-commit, serve the lowest share first) and benchmarked
-//! without a network. This crate starts with its ordering, the weighted
-//! [`DrfSorter`].
+//! Allocation is the master's hot path. [`DrfAllocator`] implements the
+//! [`Allocator`](orchestrator_core::Allocator) seam as synchronous code over
+//! plain data, so it is property-tested (never over-commit, honour filters
+//! and quota limits, serve the lowest weighted share first) and benchmarked
+//! without a network.
+//!
+//! Mesos checks, for every agent, every framework's offer filters in share
+//! order, which costs `agents × frameworks` per round (1.06 s at 10,000 agents
+//! and 1,000 frameworks). Here a round is progressive filling: the
+//! lowest-share role and framework pick next, and an agent is found for a
+//! framework by scanning a bitset of available agents minus the ones it has
+//! filtered, from a cursor that never moves back within the round. Filters
+//! on one agent share the refused resources, and are re-checked only when the
+//! agent's free resources grow.
 //!
 //! ```
-//! use orchestrator_mesos::DrfSorter;
+//! use std::time::{Duration, Instant};
+//! use orchestrator_core::{AgentId, AgentInfo, Allocator, FrameworkId, FrameworkInfo};
+//! use orchestrator_mesos::DrfAllocator;
 //!
-//! let mut sorter = DrfSorter::new();
-//! sorter.add_total(&"cpus:10;mem:100".parse()?);
-//! sorter.add("analytics", 1.0);
-//! sorter.add("web", 2.0);
-//! sorter.allocated("analytics", &"cpus:2;mem:10".parse()?);
-//! sorter.allocated("web", &"cpus:3;mem:10".parse()?);
-//! // web holds more, but its weight halves its share: 0.15 < 0.2.
-//! assert_eq!(sorter.sort(), vec!["web", "analytics"]);
+//! let mut alloc = DrfAllocator::builder().allocation_interval(Duration::from_secs(1)).build()?;
+//! let agent = AgentId::new("agent-1")?;
+//! let info = AgentInfo {
+//!     hostname: "node1".into(),
+//!     port: Some(5051),
+//!     resources: "cpus:4;mem:4096;ports:[31000-32000]".parse()?,
+//!     attributes: Default::default(),
+//!     id: None,
+//! };
+//! alloc.add_agent(agent.clone(), &info, &[])?;
+//! let web = FrameworkId::new("web")?;
+//! alloc.add_framework(web.clone(), &FrameworkInfo::new("www", "web"), &[])?;
+//!
+//! let now = Instant::now();
+//! let offers = alloc.allocate(now);
+//! assert_eq!(offers.len(), 1);
+//! assert_eq!(offers[0].resources.cpus(), 4.0);
+//!
+//! // Declined for 30 s: not offered again until the filter expires.
+//! alloc.recover_resources(&web, &agent, &offers[0].resources, Some(Duration::from_secs(30)), now);
+//! assert!(alloc.allocate(now + Duration::from_secs(29)).is_empty());
+//! assert_eq!(alloc.allocate(now + Duration::from_secs(30)).len(), 1);
 //! # Ok::<(), orchestrator_core::Error>(())
 //! ```
+//!
+//! [`DrfSorter`] is the same ordering as a standalone utility, for callers
+//! that only need to rank clients by weighted dominant share.
 
 mod allocator;
 

@@ -151,10 +151,20 @@ impl Resource {
 }
 
 /// A normalised collection of resources: at most one entry per name,
-/// type, reservation and allocation role, and no empty entries.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// type, reservation and allocation role, and no empty entries. Two
+/// collections are equal when they hold the same entries, in any order.
+#[derive(Clone, Debug, Default)]
 pub struct Resources {
     items: Vec<Resource>,
+}
+
+impl PartialEq for Resources {
+    fn eq(&self, other: &Self) -> bool {
+        // Entries are unique per kind, so equal length plus containment of
+        // every entry is set equality; the in-order case is checked first.
+        self.items.len() == other.items.len()
+            && (self.items == other.items || self.items.iter().all(|r| other.items.contains(r)))
+    }
 }
 
 impl Resources {
