@@ -103,6 +103,9 @@ pub struct ContainerSpec {
     pub network: NetworkMode,
     /// Port forwards (bridge and user networks).
     pub port_mappings: Vec<PortMapping>,
+    /// Host ports allocated to the task (its `ports` resource, ascending);
+    /// exported to the task as `PORT0..`, `PORTS` as Mesos does.
+    pub ports: Vec<u16>,
     /// Mounts.
     pub volumes: Vec<VolumeMount>,
     /// Resource limits.
@@ -125,6 +128,7 @@ impl ContainerSpec {
             force_pull_image: false,
             network: NetworkMode::Host,
             port_mappings: Vec::new(),
+            ports: Vec::new(),
             volumes: Vec::new(),
             limits: ResourceLimits::default(),
             labels: BTreeMap::new(),
@@ -217,6 +221,17 @@ impl ContainerSpec {
                 read_only: v.mode == VolumeMode::Ro,
             })
             .collect();
+        let mut ports = Vec::new();
+        for range in task.resources.ports().as_slice() {
+            for p in range.begin..=range.end {
+                let p = u16::try_from(p)
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| invalid(format!("task {}: port {p} is not in 1-65535", task.task_id)))?;
+                // Bounded: the conversion fails past 65535.
+                ports.push(p);
+            }
+        }
         let positive = |v: f64| (v > 0.0).then_some(v);
         let mut labels: BTreeMap<String, String> = task.labels.0.clone();
         labels.insert(LABEL_TASK_ID.into(), task.task_id.to_string());
@@ -229,6 +244,7 @@ impl ContainerSpec {
             force_pull_image: docker.and_then(|d| d.force_pull_image).unwrap_or(false),
             network,
             port_mappings,
+            ports,
             volumes,
             limits: ResourceLimits {
                 cpus: positive(task.resources.cpus()),

@@ -57,7 +57,20 @@
 //!
 //! [`DrfSorter`] is the same ordering as a standalone utility, for callers
 //! that only need to rank clients by weighted dominant share.
+//!
+//! # Running tasks
+//!
+//! [`ProcessContainerizer`] implements the
+//! [`Containerizer`](orchestrator_core::Containerizer) seam with plain
+//! processes: each task gets its own session and process group (so a kill
+//! reaches everything it started), a sandbox with `stdout` and `stderr`,
+//! Mesos's environment (`MESOS_SANDBOX`, `MESOS_TASK_ID`, `PORT0..`,
+//! `PORTS`), and cgroup limits on v1 or v2 hosts, from which usage is read
+//! and out-of-memory kills are recognised. A restarted agent recovers its
+//! running tasks from checkpoints and kills orphans.
 
 mod allocator;
+mod containerizer;
 
 pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter};
+pub use containerizer::{CgroupVersion, Cgroups, ContainerCgroup, ProcessContainerizer};
