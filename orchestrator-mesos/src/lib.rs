@@ -70,7 +70,10 @@
 //! running tasks from checkpoints and kills orphans.
 
 mod allocator;
+pub mod api;
 mod containerizer;
+mod error;
 
 pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter};
 pub use containerizer::{CgroupVersion, Cgroups, ContainerCgroup, ProcessContainerizer};
+pub use error::{Error, Result};
