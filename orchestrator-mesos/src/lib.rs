@@ -73,7 +73,9 @@ mod allocator;
 pub mod api;
 mod containerizer;
 mod error;
+mod master;
 
 pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter};
 pub use containerizer::{CgroupVersion, Cgroups, ContainerCgroup, ProcessContainerizer};
 pub use error::{Error, Result};
+pub use master::{AgentEntry, AgentState, Effect, FrameworkEntry, Master, MasterConfig, TaskEntry};

@@ -1,0 +1,894 @@
+//! The master's state machine, without I/O: calls and agent messages go
+//! in with the current time, [`Effect`]s come out for the HTTP layer to
+//! deliver. Every Mesos rule about offers, tasks and updates lives here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use orchestrator_core::{
+    AgentId, AgentInfo, Allocator, FrameworkId, FrameworkInfo, Offer, OfferId, Resources, TaskId, TaskInfo, TaskReason,
+    TaskSource, TaskState, TaskStatus,
+};
+
+use crate::api::scheduler::{
+    Acknowledge, Event, Failure, Kill, OfferOperation, ReconcileTask, SchedulerCall, Subscribed,
+};
+use crate::{DrfAllocator, Error, Result};
+
+/// Settings of a [`Master`].
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    /// Prefix of every id this master hands out.
+    pub master_id: String,
+    /// How often frameworks get a `HEARTBEAT` (Mesos: 15 s).
+    pub heartbeat_interval: Duration,
+    /// An agent not heard from for this long, `max_agent_ping_timeouts`
+    /// times over, is unreachable (Mesos: 15 s × 5).
+    pub agent_ping_timeout: Duration,
+    /// See `agent_ping_timeout`.
+    pub max_agent_ping_timeouts: u32,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        Self {
+            master_id: "master".into(),
+            heartbeat_interval: Duration::from_secs(15),
+            agent_ping_timeout: Duration::from_secs(15),
+            max_agent_ping_timeouts: 5,
+        }
+    }
+}
+
+/// Something the master wants done.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Send `event` on the framework's subscription stream.
+    ToFramework {
+        /// The framework.
+        framework_id: FrameworkId,
+        /// The event.
+        event: Box<Event>,
+    },
+    /// Ask an agent to run a task.
+    Launch {
+        /// The agent.
+        agent_id: AgentId,
+        /// The framework.
+        framework: Box<FrameworkInfo>,
+        /// The task.
+        task: Box<TaskInfo>,
+    },
+    /// Ask an agent to kill a task.
+    Kill {
+        /// The agent.
+        agent_id: AgentId,
+        /// The framework.
+        framework_id: FrameworkId,
+        /// The task.
+        task_id: TaskId,
+        /// Grace period overriding the task's.
+        grace: Option<Duration>,
+    },
+    /// Tell an agent its update was acknowledged, so it stops retrying.
+    Acknowledged {
+        /// The agent.
+        agent_id: AgentId,
+        /// The framework.
+        framework_id: FrameworkId,
+        /// The task.
+        task_id: TaskId,
+        /// The update.
+        uuid: String,
+    },
+    /// Close the framework's subscription stream.
+    Disconnect {
+        /// The framework.
+        framework_id: FrameworkId,
+    },
+}
+
+/// A task the master knows.
+#[derive(Clone, Debug)]
+pub struct TaskEntry {
+    /// What was launched.
+    pub info: TaskInfo,
+    /// The latest state.
+    pub state: TaskState,
+    /// The latest status.
+    pub status: Option<TaskStatus>,
+}
+
+/// A registered framework.
+#[derive(Clone, Debug)]
+pub struct FrameworkEntry {
+    /// What it said about itself.
+    pub info: FrameworkInfo,
+    /// Whether its stream is open.
+    pub connected: bool,
+    /// When its stream closed (for the failover timeout).
+    pub disconnected_at: Option<Instant>,
+    /// Tasks not yet terminal.
+    pub tasks: BTreeMap<TaskId, TaskEntry>,
+    /// Terminal tasks, oldest first (bounded).
+    pub completed: Vec<TaskEntry>,
+}
+
+/// Whether an agent is reachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentState {
+    /// Heard from recently.
+    Active,
+    /// Missed its pings; its tasks were reported unreachable or lost.
+    Unreachable,
+}
+
+/// A registered agent.
+#[derive(Clone, Debug)]
+pub struct AgentEntry {
+    /// What it said about itself, with its id.
+    pub info: AgentInfo,
+    /// When it was last heard from.
+    pub last_seen: Instant,
+    /// Reachability.
+    pub state: AgentState,
+}
+
+/// How many terminal tasks a framework keeps for `/master/state`.
+const COMPLETED_KEPT: usize = 1000;
+
+/// The master's state: agents, frameworks, offers and tasks, around an
+/// [`Allocator`].
+pub struct Master<A: Allocator = DrfAllocator> {
+    config: MasterConfig,
+    allocator: A,
+    agents: BTreeMap<AgentId, AgentEntry>,
+    frameworks: BTreeMap<FrameworkId, FrameworkEntry>,
+    offers: HashMap<OfferId, Offer>,
+    next_id: u64,
+}
+
+impl<A: Allocator> std::fmt::Debug for Master<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Master")
+            .field("config", &self.config)
+            .field("agents", &self.agents.len())
+            .field("frameworks", &self.frameworks.len())
+            .field("offers", &self.offers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn partition_aware(info: &FrameworkInfo) -> bool {
+    info.has_capability("PARTITION_AWARE")
+}
+
+fn without_roles(resources: &Resources) -> Resources {
+    let mut r = resources.clone();
+    r.set_allocation_role(None);
+    r
+}
+
+fn master_update(
+    task_id: TaskId,
+    agent_id: Option<AgentId>,
+    state: TaskState,
+    reason: TaskReason,
+    message: String,
+) -> TaskStatus {
+    let mut s = TaskStatus::new(task_id, state);
+    s.agent_id = agent_id;
+    s.source = Some(TaskSource::SourceMaster);
+    s.reason = Some(reason);
+    s.message = Some(message);
+    s
+}
+
+impl<A: Allocator> Master<A> {
+    /// A master around `allocator`.
+    pub fn new(config: MasterConfig, allocator: A) -> Self {
+        Self {
+            config,
+            allocator,
+            agents: BTreeMap::new(),
+            frameworks: BTreeMap::new(),
+            offers: HashMap::new(),
+            next_id: 0,
+        }
+    }
+
+    fn next(&mut self, kind: &str) -> String {
+        self.next_id += 1;
+        format!("{}-{kind}{}", self.config.master_id, self.next_id)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MasterConfig {
+        &self.config
+    }
+
+    /// Registered agents.
+    pub fn agents(&self) -> &BTreeMap<AgentId, AgentEntry> {
+        &self.agents
+    }
+
+    /// Registered frameworks.
+    pub fn frameworks(&self) -> &BTreeMap<FrameworkId, FrameworkEntry> {
+        &self.frameworks
+    }
+
+    /// Outstanding offers.
+    pub fn offers(&self) -> impl Iterator<Item = &Offer> {
+        self.offers.values()
+    }
+
+    /// The allocator, for weights and quota.
+    pub fn allocator_mut(&mut self) -> &mut A {
+        &mut self.allocator
+    }
+
+    /// Registers an agent and returns its new id.
+    ///
+    /// # Errors
+    /// When its resources are invalid for the allocator.
+    pub fn register_agent(&mut self, mut info: AgentInfo, now: Instant) -> Result<AgentId> {
+        let id = AgentId::new(self.next("S")).map_err(Error::Core)?;
+        info.id = Some(id.clone());
+        self.allocator.add_agent(id.clone(), &info, &[])?;
+        self.agents.insert(
+            id.clone(),
+            AgentEntry {
+                info,
+                last_seen: now,
+                state: AgentState::Active,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Notes that an agent is alive; an unreachable agent becomes active again.
+    ///
+    /// # Errors
+    /// For an unknown agent (it must register).
+    pub fn agent_heartbeat(&mut self, agent_id: &AgentId, now: Instant) -> Result<()> {
+        let agent = self
+            .agents
+            .get_mut(agent_id)
+            .ok_or_else(|| Error::bad_request(format!("Unknown agent {agent_id}: register first")))?;
+        agent.last_seen = now;
+        if agent.state == AgentState::Unreachable {
+            agent.state = AgentState::Active;
+            self.allocator.activate_agent(agent_id);
+        }
+        Ok(())
+    }
+
+    fn framework_mut(&mut self, id: &FrameworkId) -> Result<&mut FrameworkEntry> {
+        self.frameworks
+            .get_mut(id)
+            .ok_or_else(|| Error::bad_request(format!("Framework {id} is not subscribed")))
+    }
+
+    /// Runs a validated scheduler call from framework `framework_id`
+    /// (`None` only for a first `SUBSCRIBE`).
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] for calls from unknown frameworks and invalid
+    /// requests; nothing changes then.
+    pub fn call(
+        &mut self,
+        framework_id: Option<FrameworkId>,
+        call: SchedulerCall,
+        now: Instant,
+    ) -> Result<Vec<Effect>> {
+        if let SchedulerCall::Subscribe(s) = call {
+            return self
+                .subscribe(s.framework_info, &s.suppressed_roles, now)
+                .map(|(_, effects)| effects);
+        }
+        let fw = framework_id.ok_or_else(|| Error::bad_request("Expecting 'framework_id' to be present"))?;
+        self.framework_mut(&fw)?;
+        Ok(match call {
+            SchedulerCall::Subscribe(_) => Vec::new(),
+            SchedulerCall::Teardown => self.teardown(&fw, now),
+            SchedulerCall::Accept {
+                offer_ids,
+                operations,
+                refuse,
+            } => self.accept(&fw, &offer_ids, operations, refuse, now),
+            SchedulerCall::Decline { offer_ids, refuse } => {
+                self.decline(&fw, &offer_ids, refuse, now);
+                Vec::new()
+            }
+            SchedulerCall::Revive(roles) => {
+                self.allocator.revive(&fw, &roles);
+                Vec::new()
+            }
+            SchedulerCall::Suppress(roles) => {
+                self.allocator.suppress(&fw, &roles);
+                Vec::new()
+            }
+            SchedulerCall::Kill(kill) => self.kill(&fw, kill),
+            SchedulerCall::Acknowledge(ack) => self.acknowledge(&fw, ack)?,
+            SchedulerCall::Reconcile(tasks) => self.reconcile(&fw, &tasks),
+            SchedulerCall::Shutdown(_) | SchedulerCall::Message(_) => Vec::new(),
+        })
+    }
+
+    /// `SUBSCRIBE`: a new framework, or one failing over (its id known):
+    /// then its tasks are kept and its old offers rescinded.
+    ///
+    /// # Errors
+    /// When a role name is invalid.
+    pub fn subscribe(
+        &mut self,
+        mut info: FrameworkInfo,
+        suppressed_roles: &[String],
+        now: Instant,
+    ) -> Result<(FrameworkId, Vec<Effect>)> {
+        let mut effects = Vec::new();
+        let id = match info.id.clone() {
+            Some(id) if self.frameworks.contains_key(&id) => {
+                effects.extend(self.rescind_all(&id, now));
+                self.allocator.update_framework(&id, &info, suppressed_roles)?;
+                let entry = self.framework_mut(&id)?;
+                entry.info = info;
+                entry.connected = true;
+                entry.disconnected_at = None;
+                id
+            }
+            known => {
+                let id = match known {
+                    Some(id) => id,
+                    None => FrameworkId::new(self.next("")).map_err(Error::Core)?,
+                };
+                info.id = Some(id.clone());
+                self.allocator.add_framework(id.clone(), &info, suppressed_roles)?;
+                self.frameworks.insert(
+                    id.clone(),
+                    FrameworkEntry {
+                        info,
+                        connected: true,
+                        disconnected_at: None,
+                        tasks: BTreeMap::new(),
+                        completed: Vec::new(),
+                    },
+                );
+                id
+            }
+        };
+        effects.insert(
+            0,
+            Effect::ToFramework {
+                framework_id: id.clone(),
+                event: Box::new(Event::subscribed(Subscribed {
+                    framework_id: id.clone(),
+                    heartbeat_interval_seconds: Some(self.config.heartbeat_interval.as_secs_f64()),
+                    master_info: None,
+                })),
+            },
+        );
+        Ok((id, effects))
+    }
+
+    /// The framework's stream closed: its offers go back, offers stop, and
+    /// the failover timeout starts.
+    pub fn disconnect(&mut self, framework_id: &FrameworkId, now: Instant) {
+        let _ = self.rescind_all(framework_id, now);
+        self.allocator.suppress(framework_id, &[]);
+        if let Some(f) = self.frameworks.get_mut(framework_id) {
+            f.connected = false;
+            f.disconnected_at = Some(now);
+        }
+    }
+
+    fn rescind_all(&mut self, framework_id: &FrameworkId, now: Instant) -> Vec<Effect> {
+        let ids: Vec<OfferId> = self
+            .offers
+            .values()
+            .filter(|o| o.framework_id == *framework_id)
+            .map(|o| o.id.clone())
+            .collect();
+        let mut effects = Vec::new();
+        for id in ids {
+            if let Some(offer) = self.offers.remove(&id) {
+                self.allocator
+                    .recover_resources(framework_id, &offer.agent_id, &offer.resources, None, now);
+                effects.push(Effect::ToFramework {
+                    framework_id: framework_id.clone(),
+                    event: Box::new(Event::rescind(id)),
+                });
+            }
+        }
+        effects
+    }
+
+    /// One allocation round: new offers, one `OFFERS` event per framework.
+    pub fn allocate(&mut self, now: Instant) -> Vec<Effect> {
+        let mut by_framework: BTreeMap<FrameworkId, Vec<Offer>> = BTreeMap::new();
+        let mut merged: BTreeMap<(FrameworkId, AgentId), Resources> = BTreeMap::new();
+        for a in self.allocator.allocate(now) {
+            *merged.entry((a.framework_id, a.agent_id)).or_default() += a.resources;
+        }
+        for ((framework_id, agent_id), resources) in merged {
+            let Some((hostname, attributes)) = self
+                .agents
+                .get(&agent_id)
+                .map(|a| (a.info.hostname.clone(), a.info.attributes.clone()))
+            else {
+                continue;
+            };
+            let connected = self.frameworks.get(&framework_id).is_some_and(|f| f.connected);
+            if !connected {
+                self.allocator
+                    .recover_resources(&framework_id, &agent_id, &resources, None, now);
+                continue;
+            }
+            let Ok(id) = OfferId::new(self.next("O")) else { continue };
+            let offer = Offer {
+                id: id.clone(),
+                framework_id: framework_id.clone(),
+                agent_id: agent_id.clone(),
+                hostname,
+                resources,
+                attributes,
+                executor_ids: Vec::new(),
+            };
+            self.offers.insert(id, offer.clone());
+            by_framework.entry(framework_id).or_default().push(offer);
+        }
+        by_framework
+            .into_iter()
+            .map(|(framework_id, offers)| Effect::ToFramework {
+                framework_id,
+                event: Box::new(Event::offers(offers)),
+            })
+            .collect()
+    }
+
+    fn update(&self, framework_id: &FrameworkId, status: TaskStatus) -> Effect {
+        Effect::ToFramework {
+            framework_id: framework_id.clone(),
+            event: Box::new(Event::update(status)),
+        }
+    }
+
+    /// Takes the offers out; `Err` with the reason when any is unusable
+    /// (unknown, someone else's, or on different agents).
+    fn take_offers(
+        &mut self,
+        fw: &FrameworkId,
+        offer_ids: &[OfferId],
+        now: Instant,
+    ) -> std::result::Result<(AgentId, Resources), String> {
+        let mut agent: Option<AgentId> = None;
+        let mut problem = None;
+        for id in offer_ids {
+            match self.offers.get(id) {
+                None => problem = Some(format!("Offer {id} is no longer valid")),
+                Some(o) if o.framework_id != *fw => problem = Some(format!("Offer {id} is not for framework {fw}")),
+                Some(o) if agent.as_ref().is_some_and(|a| *a != o.agent_id) => {
+                    problem = Some("Aggregated offers must belong to the same agent".into())
+                }
+                Some(o) => agent = Some(o.agent_id.clone()),
+            }
+        }
+        if offer_ids.is_empty() {
+            problem = Some("No offers given".into());
+        }
+        // Valid or not, every offer named is used up, as in Mesos.
+        let mut total = Resources::new();
+        let mut owner_agent = None;
+        for id in offer_ids {
+            if self.offers.get(id).is_some_and(|o| o.framework_id == *fw) {
+                if let Some(o) = self.offers.remove(id) {
+                    total += o.resources;
+                    owner_agent.get_or_insert(o.agent_id);
+                }
+            }
+        }
+        match (problem, agent) {
+            (None, Some(a)) => Ok((a, total)),
+            (problem, _) => {
+                if let Some(a) = owner_agent {
+                    self.allocator.recover_resources(fw, &a, &total, None, now);
+                }
+                Err(problem.unwrap_or_else(|| "No offers given".into()))
+            }
+        }
+    }
+
+    fn accept(
+        &mut self,
+        fw: &FrameworkId,
+        offer_ids: &[OfferId],
+        operations: Vec<OfferOperation>,
+        refuse: Duration,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let partition_aware = self.frameworks.get(fw).is_some_and(|f| partition_aware(&f.info));
+        let (agent_id, mut remaining) = match self.take_offers(fw, offer_ids, now) {
+            Ok(x) => x,
+            Err(reason) => {
+                // Tasks in a call with bad offers are dropped (lost for
+                // frameworks that are not partition-aware).
+                let state = if partition_aware {
+                    TaskState::Dropped
+                } else {
+                    TaskState::Lost
+                };
+                for op in operations {
+                    if let OfferOperation::Launch(tasks) | OfferOperation::LaunchGroup(tasks) = op {
+                        for t in tasks {
+                            let s =
+                                master_update(t.task_id, Some(t.agent_id), state, TaskReason::Other, reason.clone());
+                            effects.push(self.update(fw, s));
+                        }
+                    }
+                }
+                return effects;
+            }
+        };
+        let framework_info = self.frameworks.get(fw).map(|f| f.info.clone());
+        for op in operations {
+            match op {
+                OfferOperation::Launch(tasks) | OfferOperation::LaunchGroup(tasks) => {
+                    for task in tasks {
+                        match self.validate_task(fw, &agent_id, &task, &remaining) {
+                            Err(reason) => {
+                                let s = master_update(
+                                    task.task_id.clone(),
+                                    Some(agent_id.clone()),
+                                    TaskState::Error,
+                                    TaskReason::ReasonTaskInvalid,
+                                    reason,
+                                );
+                                effects.push(self.update(fw, s));
+                            }
+                            Ok(used) => {
+                                remaining -= &used;
+                                if let Some(f) = self.frameworks.get_mut(fw) {
+                                    f.tasks.insert(
+                                        task.task_id.clone(),
+                                        TaskEntry {
+                                            info: task.clone(),
+                                            state: TaskState::Staging,
+                                            status: None,
+                                        },
+                                    );
+                                }
+                                if let Some(info) = &framework_info {
+                                    effects.push(Effect::Launch {
+                                        agent_id: agent_id.clone(),
+                                        framework: Box::new(info.clone()),
+                                        task: Box::new(task),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+                OfferOperation::Reserve(reserved) => {
+                    // RESERVE names the result; the offer holds it without
+                    // that reservation level.
+                    let from = reserved.popped_reservation();
+                    self.convert(fw, &agent_id, &mut remaining, from, reserved);
+                }
+                OfferOperation::Unreserve(reserved) => {
+                    let to = reserved.popped_reservation();
+                    self.convert(fw, &agent_id, &mut remaining, reserved, to);
+                }
+            }
+        }
+        if !remaining.is_empty() {
+            self.allocator
+                .recover_resources(fw, &agent_id, &remaining, Some(refuse), now);
+        }
+        effects
+    }
+
+    /// Replaces `from` by `to` in the offered resources and the allocator.
+    /// An invalid conversion (`from` not offered, amounts that differ) is
+    /// dropped, as Mesos drops invalid operations without operation ids;
+    /// the resources stay in the offer's remainder and go back.
+    fn convert(
+        &mut self,
+        fw: &FrameworkId,
+        agent_id: &AgentId,
+        remaining: &mut Resources,
+        from: Resources,
+        to: Resources,
+    ) {
+        let role = remaining.iter().find_map(|r| r.allocation_role.clone());
+        let (mut from, mut to) = (from, to);
+        from.set_allocation_role(role.as_deref());
+        to.set_allocation_role(role.as_deref());
+        if remaining.contains(&from) && self.allocator.update_allocation(fw, agent_id, &from, &to).is_ok() {
+            *remaining -= &from;
+            *remaining += &to;
+        }
+    }
+
+    /// What a task takes from `remaining`, or why it cannot run.
+    fn validate_task(
+        &self,
+        fw: &FrameworkId,
+        agent_id: &AgentId,
+        task: &TaskInfo,
+        remaining: &Resources,
+    ) -> std::result::Result<Resources, String> {
+        if task.agent_id != *agent_id {
+            return Err(format!(
+                "Task uses agent {} but the offers are from agent {agent_id}",
+                task.agent_id
+            ));
+        }
+        if self
+            .frameworks
+            .get(fw)
+            .is_some_and(|f| f.tasks.contains_key(&task.task_id))
+        {
+            return Err(format!("Task ID '{}' is already in use", task.task_id));
+        }
+        if task.resources.is_empty() {
+            return Err("Task uses no resources".into());
+        }
+        if task.command.is_none() && task.container.is_none() {
+            return Err("Task has neither a command nor a container".into());
+        }
+        orchestrator_core::ContainerSpec::from_task(task).map_err(|e| e.to_string())?;
+        // Tasks of frameworks that are not multi-role omit allocation roles.
+        let have = without_roles(remaining);
+        let want = without_roles(&task.resources);
+        if !have.contains(&want) {
+            return Err(format!(
+                "Task uses more resources ({want}) than available in the offers ({have})"
+            ));
+        }
+        let role = remaining.iter().find_map(|r| r.allocation_role.clone());
+        let mut used = want;
+        used.set_allocation_role(role.as_deref());
+        Ok(used)
+    }
+
+    /// `DECLINE`: the offers go back with a filter. Unknown offers are
+    /// ignored, as Mesos does.
+    pub fn decline(&mut self, fw: &FrameworkId, offer_ids: &[OfferId], refuse: Duration, now: Instant) {
+        for id in offer_ids {
+            if self.offers.get(id).is_some_and(|o| o.framework_id == *fw) {
+                if let Some(o) = self.offers.remove(id) {
+                    self.allocator
+                        .recover_resources(fw, &o.agent_id, &o.resources, Some(refuse), now);
+                }
+            }
+        }
+    }
+
+    fn kill(&mut self, fw: &FrameworkId, kill: Kill) -> Vec<Effect> {
+        let grace = kill
+            .kill_policy
+            .and_then(|p| p.grace_period)
+            .map(|g| Duration::from_nanos(g.nanoseconds.max(0) as u64));
+        let task = self.frameworks.get(fw).and_then(|f| f.tasks.get(&kill.task_id));
+        match task {
+            Some(t) => vec![Effect::Kill {
+                agent_id: t.info.agent_id.clone(),
+                framework_id: fw.clone(),
+                task_id: kill.task_id,
+                grace,
+            }],
+            None => {
+                // Mesos answers a kill of an unknown task with its state.
+                let partition_aware = self.frameworks.get(fw).is_some_and(|f| partition_aware(&f.info));
+                let state = if partition_aware {
+                    TaskState::Unknown
+                } else {
+                    TaskState::Lost
+                };
+                let s = master_update(
+                    kill.task_id,
+                    kill.agent_id,
+                    state,
+                    TaskReason::ReasonReconciliation,
+                    "Attempted to kill an unknown task".into(),
+                );
+                vec![self.update(fw, s)]
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, fw: &FrameworkId, ack: Acknowledge) -> Result<Vec<Effect>> {
+        if !self.agents.contains_key(&ack.agent_id) {
+            return Err(Error::bad_request(format!("Unknown agent {}", ack.agent_id)));
+        }
+        Ok(vec![Effect::Acknowledged {
+            agent_id: ack.agent_id,
+            framework_id: fw.clone(),
+            task_id: ack.task_id,
+            uuid: ack.uuid,
+        }])
+    }
+
+    fn reconcile(&self, fw: &FrameworkId, tasks: &[ReconcileTask]) -> Vec<Effect> {
+        let Some(f) = self.frameworks.get(fw) else {
+            return Vec::new();
+        };
+        let answer = |t: &TaskEntry| {
+            let mut s = t
+                .status
+                .clone()
+                .unwrap_or_else(|| TaskStatus::new(t.info.task_id.clone(), t.state));
+            s.uuid = None;
+            s.source = Some(TaskSource::SourceMaster);
+            s.reason = Some(TaskReason::ReasonReconciliation);
+            s.agent_id = Some(t.info.agent_id.clone());
+            s
+        };
+        if tasks.is_empty() {
+            return f.tasks.values().map(|t| self.update(fw, answer(t))).collect();
+        }
+        tasks
+            .iter()
+            .map(|asked| {
+                let status = match f.tasks.get(&asked.task_id) {
+                    Some(t) => answer(t),
+                    None => {
+                        let state = if partition_aware(&f.info) {
+                            TaskState::Unknown
+                        } else {
+                            TaskState::Lost
+                        };
+                        master_update(
+                            asked.task_id.clone(),
+                            asked.agent_id.clone(),
+                            state,
+                            TaskReason::ReasonReconciliation,
+                            "Reconciliation: task is unknown".into(),
+                        )
+                    }
+                };
+                self.update(fw, status)
+            })
+            .collect()
+    }
+
+    fn teardown(&mut self, fw: &FrameworkId, now: Instant) -> Vec<Effect> {
+        let mut effects = self.rescind_all(fw, now);
+        effects.retain(|e| !matches!(e, Effect::ToFramework { .. }));
+        if let Some(f) = self.frameworks.remove(fw) {
+            for t in f.tasks.values() {
+                effects.push(Effect::Kill {
+                    agent_id: t.info.agent_id.clone(),
+                    framework_id: fw.clone(),
+                    task_id: t.info.task_id.clone(),
+                    grace: None,
+                });
+            }
+        }
+        self.allocator.remove_framework(fw);
+        effects.push(Effect::Disconnect {
+            framework_id: fw.clone(),
+        });
+        effects
+    }
+
+    /// A status update from an agent: recorded, forwarded to the framework
+    /// (with its uuid, to be acknowledged), and for a terminal state the
+    /// task's resources go back to the allocator.
+    ///
+    /// # Errors
+    /// For unknown agents and frameworks; an update for an unknown task or
+    /// an impossible transition is forwarded as is (the agent knows best)
+    /// but changes nothing here.
+    pub fn status_update(
+        &mut self,
+        agent_id: &AgentId,
+        framework_id: &FrameworkId,
+        mut status: TaskStatus,
+        now: Instant,
+    ) -> Result<Vec<Effect>> {
+        self.agent_heartbeat(agent_id, now)?;
+        let f = self.framework_mut(framework_id)?;
+        status.agent_id = Some(agent_id.clone());
+        let mut recovered = None;
+        if let Some(task) = f.tasks.get_mut(&status.task_id) {
+            if task.state.can_transition_to(status.state) {
+                task.state = status.state;
+                task.status = Some(status.clone());
+                if status.state.is_terminal() {
+                    if let Some(done) = f.tasks.remove(&status.task_id) {
+                        recovered = Some(done.info.resources.clone());
+                        f.completed.push(done);
+                        if f.completed.len() > COMPLETED_KEPT {
+                            f.completed.remove(0);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(resources) = recovered {
+            self.allocator
+                .recover_resources(framework_id, agent_id, &resources, None, now);
+        }
+        Ok(vec![self.update(framework_id, status)])
+    }
+
+    /// Periodic checks: agents silent for too long become unreachable
+    /// (their tasks `TASK_UNREACHABLE`, or `TASK_LOST` for frameworks that
+    /// are not partition-aware), and frameworks disconnected for longer than
+    /// their failover timeout are removed.
+    pub fn check(&mut self, now: Instant) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let limit = self.config.agent_ping_timeout * self.config.max_agent_ping_timeouts;
+        let silent: Vec<AgentId> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.state == AgentState::Active && now.saturating_duration_since(a.last_seen) > limit)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for agent_id in silent {
+            if let Some(a) = self.agents.get_mut(&agent_id) {
+                a.state = AgentState::Unreachable;
+            }
+            self.allocator.deactivate_agent(&agent_id);
+            let offers: Vec<OfferId> = self
+                .offers
+                .values()
+                .filter(|o| o.agent_id == agent_id)
+                .map(|o| o.id.clone())
+                .collect();
+            for id in offers {
+                if let Some(o) = self.offers.remove(&id) {
+                    self.allocator
+                        .recover_resources(&o.framework_id, &agent_id, &o.resources, None, now);
+                    effects.push(Effect::ToFramework {
+                        framework_id: o.framework_id,
+                        event: Box::new(Event::rescind(id)),
+                    });
+                }
+            }
+            for (fw_id, f) in &mut self.frameworks {
+                let aware = partition_aware(&f.info);
+                for t in f.tasks.values_mut().filter(|t| t.info.agent_id == agent_id) {
+                    let state = if aware { TaskState::Unreachable } else { TaskState::Lost };
+                    let s = master_update(
+                        t.info.task_id.clone(),
+                        Some(agent_id.clone()),
+                        state,
+                        TaskReason::ReasonAgentUnreachable,
+                        "Agent stopped answering its pings".into(),
+                    );
+                    t.state = state;
+                    t.status = Some(s.clone());
+                    effects.push(Effect::ToFramework {
+                        framework_id: fw_id.clone(),
+                        event: Box::new(Event::update(s)),
+                    });
+                }
+                effects.push(Effect::ToFramework {
+                    framework_id: fw_id.clone(),
+                    event: Box::new(Event::failure(Failure {
+                        agent_id: Some(agent_id.clone()),
+                        executor_id: None,
+                        status: None,
+                    })),
+                });
+            }
+        }
+        let expired: Vec<FrameworkId> = self
+            .frameworks
+            .iter()
+            .filter(|(_, f)| {
+                let timeout = Duration::from_secs_f64(f.info.failover_timeout.unwrap_or(0.0).clamp(0.0, 1e9));
+                f.disconnected_at
+                    .is_some_and(|at| now.saturating_duration_since(at) >= timeout)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for fw in expired {
+            effects.extend(self.teardown(&fw, now));
+        }
+        effects
+    }
+}
