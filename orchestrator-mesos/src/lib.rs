@@ -78,4 +78,7 @@ mod master;
 pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter};
 pub use containerizer::{CgroupVersion, Cgroups, ContainerCgroup, ProcessContainerizer};
 pub use error::{Error, Result};
-pub use master::{AgentEntry, AgentState, Effect, FrameworkEntry, Master, MasterConfig, TaskEntry};
+pub use master::{
+    resources_json, AgentCommand, AgentEntry, AgentState, AgentUpdate, Effect, FrameworkEntry, Master, MasterConfig,
+    MasterHandle, TaskEntry, MAX_BODY,
+};

@@ -1,5 +1,7 @@
 //! The master: agents, frameworks, offers and tasks.
 
+mod http;
 mod state;
 
+pub use http::{resources_json, AgentCommand, AgentUpdate, MasterHandle, MAX_BODY};
 pub use state::{AgentEntry, AgentState, Effect, FrameworkEntry, Master, MasterConfig, TaskEntry};

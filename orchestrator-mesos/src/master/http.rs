@@ -1,0 +1,497 @@
+//! The master's HTTP server: the Mesos v1 scheduler API at
+//! `/api/v1/scheduler`, the agents' channel under `/api/v1/agents`, and
+//! operator endpoints (`/health`, `/master/state`).
+//!
+//! The handlers only move data: every decision is the [`Master`] state
+//! machine's, and its [`Effect`]s are delivered here — events to the
+//! framework's subscription stream, commands to the agent's command stream.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use orchestrator_core::{
+    AgentId, AgentInfo, FrameworkId, FrameworkInfo, Resources, TaskId, TaskInfo, TaskStatus, Value,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+
+use super::state::{Effect, Master};
+use crate::api::recordio;
+use crate::api::scheduler::{Call, Event, SchedulerCall};
+use crate::Error;
+
+/// Events or commands buffered per stream before the peer counts as gone.
+const STREAM_BUFFER: usize = 4096;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 16 << 20;
+
+/// What the master tells an agent, RecordIO-framed JSON on its command stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AgentCommand {
+    /// Run a task.
+    Launch {
+        /// The framework.
+        framework: Box<FrameworkInfo>,
+        /// The task.
+        task: Box<TaskInfo>,
+    },
+    /// Kill a task.
+    Kill {
+        /// The framework.
+        framework_id: FrameworkId,
+        /// The task.
+        task_id: TaskId,
+        /// Grace period override.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grace_seconds: Option<f64>,
+    },
+    /// An update was acknowledged: stop retrying it.
+    Acknowledged {
+        /// The framework.
+        framework_id: FrameworkId,
+        /// The task.
+        task_id: TaskId,
+        /// The update.
+        uuid: String,
+    },
+}
+
+/// An agent's status update.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentUpdate {
+    /// The task's framework.
+    pub framework_id: FrameworkId,
+    /// The status.
+    pub status: TaskStatus,
+}
+
+struct FrameworkStream {
+    id: String,
+    tx: mpsc::Sender<Bytes>,
+}
+
+struct Shared {
+    master: Mutex<Master>,
+    streams: Mutex<HashMap<FrameworkId, FrameworkStream>>,
+    agents: Mutex<HashMap<AgentId, mpsc::Sender<Bytes>>>,
+    allocation_interval: Duration,
+}
+
+/// A running master: clone it freely; [`router`](Self::router) serves it and
+/// [`run_loops`](Self::run_loops) drives allocation, heartbeats and checks.
+#[derive(Clone)]
+pub struct MasterHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MasterHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterHandle").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Handlers never panic while holding these locks; recover regardless.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn stream_id() -> String {
+    let a = RandomState::new().hash_one(Instant::now());
+    let b = RandomState::new().hash_one(std::process::id());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// A JSON error `{"message": ...}` with a status.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "message": message.into() }))).into_response()
+}
+
+fn bad_request(e: Error) -> Response {
+    error(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+fn stream_response(rx: mpsc::Receiver<Bytes>, stream_id: Option<&str>) -> Response {
+    let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
+    let mut response = Response::new(body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(id) = stream_id.and_then(|s| HeaderValue::from_str(s).ok()) {
+        response.headers_mut().insert("Mesos-Stream-Id", id);
+    }
+    response
+}
+
+impl MasterHandle {
+    /// A handle around `master`, allocating every `allocation_interval`.
+    pub fn new(master: Master, allocation_interval: Duration) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                master: Mutex::new(master),
+                streams: Mutex::new(HashMap::new()),
+                agents: Mutex::new(HashMap::new()),
+                allocation_interval,
+            }),
+        }
+    }
+
+    /// Runs `f` on the master (for tests and operator actions).
+    pub fn with_master<R>(&self, f: impl FnOnce(&mut Master) -> R) -> R {
+        f(&mut lock(&self.shared.master))
+    }
+
+    /// Delivers effects: events to framework streams, commands to agents.
+    pub fn dispatch(&self, effects: Vec<Effect>) {
+        let mut gone = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::ToFramework { framework_id, event } => {
+                    let streams = lock(&self.shared.streams);
+                    let sent = streams
+                        .get(&framework_id)
+                        .map(|s| s.tx.try_send(Bytes::from(event.to_record())));
+                    if let Some(Err(_)) = sent {
+                        // Closed, or too slow to keep up: a broken subscription.
+                        gone.push(framework_id);
+                    }
+                }
+                Effect::Launch {
+                    agent_id,
+                    framework,
+                    task,
+                } => {
+                    self.to_agent(&agent_id, &AgentCommand::Launch { framework, task });
+                }
+                Effect::Kill {
+                    agent_id,
+                    framework_id,
+                    task_id,
+                    grace,
+                } => {
+                    let grace_seconds = grace.map(|g| g.as_secs_f64());
+                    self.to_agent(
+                        &agent_id,
+                        &AgentCommand::Kill {
+                            framework_id,
+                            task_id,
+                            grace_seconds,
+                        },
+                    );
+                }
+                Effect::Acknowledged {
+                    agent_id,
+                    framework_id,
+                    task_id,
+                    uuid,
+                } => {
+                    self.to_agent(
+                        &agent_id,
+                        &AgentCommand::Acknowledged {
+                            framework_id,
+                            task_id,
+                            uuid,
+                        },
+                    );
+                }
+                Effect::Disconnect { framework_id } => {
+                    lock(&self.shared.streams).remove(&framework_id);
+                }
+            }
+        }
+        for fw in gone {
+            lock(&self.shared.streams).remove(&fw);
+            lock(&self.shared.master).disconnect(&fw, Instant::now());
+        }
+    }
+
+    fn to_agent(&self, agent_id: &AgentId, command: &AgentCommand) {
+        let Ok(json) = serde_json::to_vec(command) else { return };
+        let mut agents = lock(&self.shared.agents);
+        // An agent whose stream is gone gets its commands again when it
+        // reconnects and the framework reconciles; drop the dead channel.
+        if agents
+            .get(agent_id)
+            .is_some_and(|tx| tx.try_send(Bytes::from(recordio::encode(&json))).is_err())
+        {
+            agents.remove(agent_id);
+        }
+    }
+
+    /// Allocation rounds, framework heartbeats and agent/failover checks,
+    /// until the returned future is dropped.
+    pub async fn run_loops(self) {
+        let heartbeat = lock(&self.shared.master).config().heartbeat_interval;
+        let mut allocation = tokio::time::interval(self.shared.allocation_interval);
+        let mut heartbeats = tokio::time::interval(heartbeat);
+        let mut checks = tokio::time::interval(Duration::from_secs(1));
+        for t in [&mut allocation, &mut heartbeats, &mut checks] {
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        loop {
+            let effects = tokio::select! {
+                _ = allocation.tick() => lock(&self.shared.master).allocate(Instant::now()),
+                _ = checks.tick() => lock(&self.shared.master).check(Instant::now()),
+                _ = heartbeats.tick() => {
+                    let ids: Vec<FrameworkId> = lock(&self.shared.streams).keys().cloned().collect();
+                    ids.into_iter()
+                        .map(|framework_id| Effect::ToFramework { framework_id, event: Box::new(Event::heartbeat()) })
+                        .collect()
+                }
+            };
+            self.dispatch(effects);
+        }
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/api/v1/scheduler", post(scheduler))
+            .route("/api/v1/agents/register", post(agent_register))
+            .route("/api/v1/agents/{agent_id}/commands", get(agent_commands))
+            .route("/api/v1/agents/{agent_id}/heartbeat", post(agent_heartbeat))
+            .route("/api/v1/agents/{agent_id}/update", post(agent_update))
+            .route("/health", get(|| async { StatusCode::OK }))
+            .route("/master/state", get(state))
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+            .with_state(self.clone())
+    }
+}
+
+async fn scheduler(State(h): State<MasterHandle>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if !content_type.starts_with("application/json") {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Type '{content_type}' is not supported: this master speaks application/json"),
+        );
+    }
+    let (framework_id, call) = match Call::from_json(&body).and_then(Call::validate) {
+        Ok(c) => c,
+        Err(e) => return bad_request(e),
+    };
+    let now = Instant::now();
+    if let SchedulerCall::Subscribe(_) = call {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let id = stream_id();
+        let effects = {
+            let mut master = lock(&h.shared.master);
+            match master.call(framework_id, call, now) {
+                Ok(effects) => effects,
+                Err(e) => return bad_request(e),
+            }
+        };
+        let Some(fw) = effects.iter().find_map(|e| match e {
+            Effect::ToFramework { framework_id, event } if event.subscribed.is_some() => Some(framework_id.clone()),
+            _ => None,
+        }) else {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "subscription produced no SUBSCRIBED event",
+            );
+        };
+        // A failover replaces the old stream, which ends.
+        lock(&h.shared.streams).insert(fw, FrameworkStream { id: id.clone(), tx });
+        h.dispatch(effects);
+        return stream_response(rx, Some(&id));
+    }
+    let Some(fw) = framework_id else {
+        return error(StatusCode::BAD_REQUEST, "Expecting 'framework_id' to be present");
+    };
+    let given = headers.get("Mesos-Stream-Id").and_then(|v| v.to_str().ok());
+    let expected = lock(&h.shared.streams).get(&fw).map(|s| s.id.clone());
+    match (given, expected) {
+        (_, None) => return error(StatusCode::FORBIDDEN, format!("Framework {fw} is not subscribed")),
+        (None, _) => {
+            return error(StatusCode::BAD_REQUEST, "All non-subscribe calls should include the 'Mesos-Stream-Id' header")
+        }
+        (Some(g), Some(e)) if g != e => {
+            return error(StatusCode::BAD_REQUEST, format!("The stream ID '{g}' included in this request didn't match the stream ID currently associated with framework ID {fw}"))
+        }
+        _ => {}
+    }
+    let result = lock(&h.shared.master).call(Some(fw), call, now);
+    match result {
+        Ok(effects) => {
+            h.dispatch(effects);
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct RegisterAgent {
+    agent_info: AgentInfo,
+}
+
+async fn agent_register(State(h): State<MasterHandle>, body: Bytes) -> Response {
+    let req: RegisterAgent = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("Failed to parse agent registration: {e}"),
+            )
+        }
+    };
+    let registered = lock(&h.shared.master).register_agent(req.agent_info, Instant::now());
+    match registered {
+        Ok(id) => Json(json!({ "agent_id": id })).into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn agent_commands(State(h): State<MasterHandle>, Path(raw): Path<String>) -> Response {
+    let id = match AgentId::new(raw) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if !lock(&h.shared.master).agents().contains_key(&id) {
+        return error(StatusCode::NOT_FOUND, format!("Unknown agent {id}: register first"));
+    }
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    lock(&h.shared.agents).insert(id, tx);
+    stream_response(rx, None)
+}
+
+async fn agent_heartbeat(State(h): State<MasterHandle>, Path(raw): Path<String>) -> Response {
+    let id = match AgentId::new(raw) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let result = lock(&h.shared.master).agent_heartbeat(&id, Instant::now());
+    match result {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, e.to_string()),
+    }
+}
+
+async fn agent_update(State(h): State<MasterHandle>, Path(raw): Path<String>, body: Bytes) -> Response {
+    let id = match AgentId::new(raw) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let update: AgentUpdate = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("Failed to parse status update: {e}")),
+    };
+    let result = lock(&h.shared.master).status_update(&id, &update.framework_id, update.status, Instant::now());
+    match result {
+        Ok(effects) => {
+            h.dispatch(effects);
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+/// Resources as `/master/state` shows them: `{"cpus": 4, "ports": "[31000-32000]"}`.
+pub fn resources_json(resources: &Resources) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for r in resources {
+        let entry = map.entry(r.name.to_string());
+        match &r.value {
+            Value::Scalar(s) => {
+                let prev = match &entry {
+                    serde_json::map::Entry::Occupied(o) => o.get().as_f64().unwrap_or(0.0),
+                    serde_json::map::Entry::Vacant(_) => 0.0,
+                };
+                *entry.or_insert(json!(0)) = json!(prev + s.value());
+            }
+            other => {
+                entry.or_insert(json!(other.to_string()));
+            }
+        }
+    }
+    serde_json::Value::Object(map)
+}
+
+async fn state(State(h): State<MasterHandle>) -> Response {
+    let master = lock(&h.shared.master);
+    let task_json = |fw: &FrameworkId, t: &super::state::TaskEntry| {
+        json!({
+            "id": t.info.task_id.as_str(),
+            "name": t.info.name,
+            "framework_id": fw.as_str(),
+            "slave_id": t.info.agent_id.as_str(),
+            "state": t.state,
+            "resources": resources_json(&t.info.resources),
+            "statuses": t.status.iter().collect::<Vec<_>>(),
+        })
+    };
+    let slaves: Vec<_> = master
+        .agents()
+        .iter()
+        .map(|(id, a)| {
+            json!({
+                "id": id.as_str(),
+                "hostname": a.info.hostname,
+                "port": a.info.port,
+                "resources": resources_json(&a.info.resources),
+                "attributes": a.info.attributes,
+                "active": a.state == super::state::AgentState::Active,
+            })
+        })
+        .collect();
+    let frameworks: Vec<_> = master
+        .frameworks()
+        .iter()
+        .map(|(id, f)| {
+            let offers: Vec<_> = master
+                .offers()
+                .filter(|o| o.framework_id == *id)
+                .map(|o| o.id.as_str())
+                .collect();
+            json!({
+                "id": id.as_str(),
+                "name": f.info.name,
+                "user": f.info.user,
+                "roles": f.info.effective_roles(),
+                "active": f.connected,
+                "connected": f.connected,
+                "failover_timeout": f.info.failover_timeout.unwrap_or(0.0),
+                "tasks": f.tasks.values().map(|t| task_json(id, t)).collect::<Vec<_>>(),
+                "completed_tasks": f.completed.iter().map(|t| task_json(id, t)).collect::<Vec<_>>(),
+                "offers": offers,
+            })
+        })
+        .collect();
+    let active = master
+        .agents()
+        .values()
+        .filter(|a| a.state == super::state::AgentState::Active)
+        .count();
+    Json(json!({
+        "id": master.config().master_id,
+        "activated_slaves": active,
+        "deactivated_slaves": master.agents().len() - active,
+        "slaves": slaves,
+        "frameworks": frameworks,
+    }))
+    .into_response()
+}

@@ -1,0 +1,250 @@
+//! The master over real HTTP on loopback: a framework speaking the Mesos
+//! v1 scheduler API (SUBSCRIBE stream, ACCEPT, ACKNOWLEDGE) and an agent
+//! speaking the agent channel, end to end.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use orchestrator_mesos::api::recordio::Decoder;
+use orchestrator_mesos::api::scheduler::{Event, EventType};
+use orchestrator_mesos::{AgentCommand, DrfAllocator, Master, MasterConfig, MasterHandle};
+use serde_json::{json, Value};
+
+/// Records from a streaming response.
+struct Records<S> {
+    stream: S,
+    decoder: Decoder,
+    ready: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl<S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin> Records<S> {
+    fn new(stream: S) -> Self {
+        Records {
+            stream,
+            decoder: Decoder::new(1 << 20),
+            ready: Default::default(),
+        }
+    }
+
+    async fn next(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return r;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("a record within 10 s")
+                .expect("stream open")
+                .expect("chunk");
+            self.ready.extend(self.decoder.push(&chunk).expect("valid RecordIO"));
+        }
+    }
+
+    async fn event(&mut self) -> Event {
+        loop {
+            let e: Event = serde_json::from_slice(&self.next().await).expect("event JSON");
+            if e.kind != EventType::Heartbeat {
+                return e;
+            }
+        }
+    }
+}
+
+async fn start() -> String {
+    let config = MasterConfig {
+        heartbeat_interval: Duration::from_millis(200),
+        ..MasterConfig::default()
+    };
+    let handle = MasterHandle::new(Master::new(config, DrfAllocator::default()), Duration::from_millis(50));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = handle.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(handle.run_loops());
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_framework_launches_a_task_end_to_end() {
+    let base = start().await;
+    let http = reqwest::Client::new();
+
+    // The agent registers and opens its command stream.
+    let reg: Value = http
+        .post(format!("{base}/api/v1/agents/register"))
+        .json(&json!({"agent_info": {"hostname": "node1", "port": 5051,
+            "resources": [{"name":"cpus","type":"SCALAR","scalar":{"value":2}},
+                          {"name":"mem","type":"SCALAR","scalar":{"value":512}}]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let agent_id = reg["agent_id"]["value"].as_str().unwrap().to_string();
+    let commands = http
+        .get(format!("{base}/api/v1/agents/{agent_id}/commands"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(commands.status(), 200);
+    let mut commands = Records::new(commands.bytes_stream());
+
+    // The framework subscribes, as a Mesos HTTP framework does.
+    let sub = http
+        .post(format!("{base}/api/v1/scheduler"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"e2e"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sub.status(), 200);
+    let stream_id = sub.headers()["Mesos-Stream-Id"].to_str().unwrap().to_string();
+    let mut events = Records::new(sub.bytes_stream());
+    let subscribed = events.event().await;
+    let fw = subscribed.subscribed.unwrap().framework_id;
+    let offers = events.event().await.offers.expect("OFFERS").offers;
+    assert_eq!(offers[0].agent_id.as_str(), agent_id);
+
+    let call = |body: Value| {
+        http.post(format!("{base}/api/v1/scheduler"))
+            .header("Content-Type", "application/json")
+            .header("Mesos-Stream-Id", &stream_id)
+            .body(body.to_string())
+            .send()
+    };
+    let accept = call(
+        json!({"framework_id": {"value": fw.as_str()}, "type": "ACCEPT", "accept": {
+        "offer_ids": [{"value": offers[0].id.as_str()}],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [{"name": "hello",
+            "task_id": {"value": "hello-1"}, "agent_id": {"value": agent_id},
+            "resources": [{"name":"cpus","type":"SCALAR","scalar":{"value":0.5}},
+                          {"name":"mem","type":"SCALAR","scalar":{"value":64}}],
+            "command": {"value": "echo hello"}}]}}],
+        "filters": {"refuse_seconds": 60}}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(accept.status(), 202);
+
+    let launch: AgentCommand = serde_json::from_slice(&commands.next().await).unwrap();
+    let AgentCommand::Launch { task, .. } = launch else {
+        panic!("{launch:?}")
+    };
+    assert_eq!(task.task_id.as_str(), "hello-1");
+
+    // The agent reports the task running, then finished.
+    for (state, uuid) in [("TASK_RUNNING", "dXVpZC0x"), ("TASK_FINISHED", "dXVpZC0y")] {
+        let update = http
+            .post(format!("{base}/api/v1/agents/{agent_id}/update"))
+            .json(&json!({"framework_id": {"value": fw.as_str()},
+                "status": {"task_id": {"value": "hello-1"}, "state": state, "uuid": uuid, "source": "SOURCE_EXECUTOR"}}))
+            .send().await.unwrap();
+        assert_eq!(update.status(), 202);
+        let status = events.event().await.update.expect("UPDATE").status;
+        assert_eq!(
+            (status.state.to_string().as_str(), status.uuid.as_deref()),
+            (state, Some(uuid))
+        );
+        let ack = call(json!({"framework_id": {"value": fw.as_str()}, "type": "ACKNOWLEDGE",
+            "acknowledge": {"agent_id": {"value": agent_id}, "task_id": {"value": "hello-1"}, "uuid": uuid}}))
+        .await
+        .unwrap();
+        assert_eq!(ack.status(), 202);
+        let acked: AgentCommand = serde_json::from_slice(&commands.next().await).unwrap();
+        assert!(
+            matches!(acked, AgentCommand::Acknowledged { uuid: ref u, .. } if u == uuid),
+            "{acked:?}"
+        );
+    }
+
+    let state: Value = http
+        .get(format!("{base}/master/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["slaves"][0]["hostname"], "node1");
+    assert_eq!(state["slaves"][0]["resources"]["cpus"], 2.0);
+    assert_eq!(state["frameworks"][0]["completed_tasks"][0]["state"], "TASK_FINISHED");
+    assert_eq!(state["frameworks"][0]["name"], "e2e");
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_answers_and_the_master_keeps_serving() {
+    let base = start().await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, ctype: &str, body: &str| {
+        http.post(format!("{base}{path}"))
+            .header("Content-Type", ctype)
+            .body(body.to_string())
+            .send()
+    };
+    let cases = [
+        (
+            "/api/v1/scheduler",
+            "application/json",
+            "{not json",
+            400,
+            "Failed to parse body into Call",
+        ),
+        (
+            "/api/v1/scheduler",
+            "application/json",
+            r#"{"type":"ACCEPT"}"#,
+            400,
+            "framework_id",
+        ),
+        ("/api/v1/scheduler", "application/x-protobuf", "x", 415, "not supported"),
+        (
+            "/api/v1/scheduler",
+            "application/json",
+            r#"{"framework_id":{"value":"nobody"},"type":"REVIVE"}"#,
+            403,
+            "not subscribed",
+        ),
+        (
+            "/api/v1/agents/register",
+            "application/json",
+            r#"{"agent_info":{}}"#,
+            400,
+            "Failed to parse agent registration",
+        ),
+        (
+            "/api/v1/agents/ghost/update",
+            "application/json",
+            r#"{"framework_id":{"value":"f"},"status":{"task_id":{"value":"t"},"state":"TASK_RUNNING"}}"#,
+            400,
+            "Unknown agent",
+        ),
+    ];
+    for (path, ctype, body, status, says) in cases {
+        let r = post(path, ctype, body).await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path} {body}");
+        let msg: Value = r.json().await.unwrap();
+        assert!(msg["message"].as_str().unwrap().contains(says), "{path}: {msg}");
+    }
+    // A subscribed framework must present its stream id.
+    let sub = post(
+        "/api/v1/scheduler",
+        "application/json",
+        r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"u","name":"n"}}}"#,
+    )
+    .await
+    .unwrap();
+    let mut events = Records::new(sub.bytes_stream());
+    let fw = events.event().await.subscribed.unwrap().framework_id;
+    let body = format!(r#"{{"framework_id":{{"value":"{fw}"}},"type":"REVIVE"}}"#);
+    let r = post("/api/v1/scheduler", "application/json", &body).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("Mesos-Stream-Id"));
+    let r = http
+        .get(format!("{base}/api/v1/agents/ghost/commands"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(http.get(format!("{base}/health")).send().await.unwrap().status(), 200);
+}
