@@ -69,12 +69,14 @@
 //! and out-of-memory kills are recognised. A restarted agent recovers its
 //! running tasks from checkpoints and kills orphans.
 
+mod agent;
 mod allocator;
 pub mod api;
 mod containerizer;
 mod error;
 mod master;
 
+pub use agent::{Agent, AgentConfig};
 pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter};
 pub use containerizer::{CgroupVersion, Cgroups, ContainerCgroup, ProcessContainerizer};
 pub use error::{Error, Result};

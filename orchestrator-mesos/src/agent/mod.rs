@@ -1,0 +1,445 @@
+//! The agent: registers with a master, runs the tasks it is sent through a
+//! chain of [`Containerizer`]s, and reports their status until each update
+//! is acknowledged.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use futures_util::StreamExt;
+use orchestrator_core::{
+    AgentId, AgentInfo, Attributes, ContainerId, ContainerSpec, Containerizer, FrameworkId, FrameworkInfo, Resources,
+    TaskId, TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, LABEL_FRAMEWORK_ID,
+};
+use serde_json::json;
+
+use crate::api::recordio::Decoder;
+use crate::master::{AgentCommand, AgentUpdate};
+use crate::{Error, Result};
+
+/// Settings of an [`Agent`].
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The master's base URL (`http://127.0.0.1:5050`).
+    pub master: String,
+    /// The host name advertised.
+    pub hostname: String,
+    /// The agent's HTTP port, advertised.
+    pub port: u16,
+    /// Resources offered (`--resources`).
+    pub resources: Resources,
+    /// Attributes (`--attributes`).
+    pub attributes: Attributes,
+    /// Sandboxes and checkpoints go here (`--work_dir`).
+    pub work_dir: PathBuf,
+    /// How often the agent says it is alive.
+    pub heartbeat_interval: Duration,
+    /// First wait before an unacknowledged update is sent again (it
+    /// doubles up to ten minutes; Mesos starts at 10 s).
+    pub update_retry: Duration,
+    /// Grace period of a kill when neither the call nor the task gives one
+    /// (Mesos: 3 s).
+    pub default_kill_grace: Duration,
+}
+
+impl AgentConfig {
+    /// Settings with Mesos's defaults for everything but what must be given.
+    pub fn new(master: impl Into<String>, resources: Resources, work_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            master: master.into(),
+            hostname: "localhost".into(),
+            port: 5051,
+            resources,
+            attributes: Attributes::default(),
+            work_dir: work_dir.into(),
+            heartbeat_interval: Duration::from_secs(5),
+            update_retry: Duration::from_secs(10),
+            default_kill_grace: Duration::from_secs(3),
+        }
+    }
+}
+
+struct Running {
+    container: ContainerId,
+    containerizer: usize,
+    kill_grace: Option<Duration>,
+}
+
+struct Pending {
+    update: AgentUpdate,
+    next: Instant,
+    backoff: Duration,
+}
+
+#[derive(Default)]
+struct Books {
+    tasks: HashMap<(FrameworkId, TaskId), Running>,
+    /// Unacknowledged updates by uuid.
+    pending: HashMap<String, Pending>,
+}
+
+struct Inner {
+    config: AgentConfig,
+    http: reqwest::Client,
+    containerizers: Vec<Arc<dyn Containerizer>>,
+    books: Mutex<Books>,
+    agent_id: Mutex<Option<AgentId>>,
+}
+
+/// A running agent; cheap to clone.
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("master", &self.inner.config.master)
+            .finish_non_exhaustive()
+    }
+}
+
+fn new_uuid() -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&RandomState::new().hash_one(Instant::now()).to_le_bytes());
+    bytes[8..].copy_from_slice(&RandomState::new().hash_one(std::process::id()).to_le_bytes());
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn http_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::bad_request(format!("{what}: {e}"))
+}
+
+impl Agent {
+    /// An agent trying `containerizers` in order for each task (the first
+    /// that supports a task runs it, like `--containerizers docker,mesos`).
+    pub fn new(config: AgentConfig, containerizers: Vec<Arc<dyn Containerizer>>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                http: reqwest::Client::new(),
+                containerizers,
+                books: Mutex::new(Books::default()),
+                agent_id: Mutex::new(None),
+            }),
+        }
+    }
+
+    fn books(&self) -> std::sync::MutexGuard<'_, Books> {
+        self.inner.books.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The id the master gave this agent, once registered.
+    pub fn id(&self) -> Option<AgentId> {
+        self.inner.agent_id.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Updates not yet acknowledged.
+    pub fn unacknowledged(&self) -> usize {
+        self.books().pending.len()
+    }
+
+    async fn register(&self) -> Result<AgentId> {
+        let c = &self.inner.config;
+        let info = AgentInfo {
+            hostname: c.hostname.clone(),
+            port: Some(c.port),
+            resources: c.resources.clone(),
+            attributes: c.attributes.clone(),
+            id: None,
+        };
+        let url = format!("{}/api/v1/agents/register", c.master);
+        let resp = self
+            .inner
+            .http
+            .post(&url)
+            .json(&json!({ "agent_info": info }))
+            .send()
+            .await
+            .map_err(|e| http_err("registering with the master", e))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            return Err(Error::bad_request(format!(
+                "the master refused registration ({status}): {text}"
+            )));
+        }
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| http_err("reading the registration answer", e))?;
+        let id: AgentId = serde_json::from_value(body["agent_id"].clone())
+            .map_err(|e| http_err("the master's registration answer has no agent id", e))?;
+        *self.inner.agent_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
+        Ok(id)
+    }
+
+    /// Registers, then serves the master's commands, heartbeats and update
+    /// retries until the future is dropped. Reconnects (and registers anew
+    /// when the master forgot it) with a backoff.
+    ///
+    /// # Errors
+    /// Only when the work directory cannot be created.
+    pub async fn run(self) -> Result<()> {
+        std::fs::create_dir_all(&self.inner.config.work_dir).map_err(|e| {
+            Error::Core(orchestrator_core::Error::Store {
+                path: self.inner.config.work_dir.display().to_string(),
+                message: "cannot create the work directory".into(),
+                source: Some(Box::new(e)),
+            })
+        })?;
+        tokio::spawn(self.clone().heartbeats());
+        tokio::spawn(self.clone().retries());
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let id = match self.id() {
+                Some(id) => id,
+                None => match self.register().await {
+                    Ok(id) => id,
+                    Err(_) => {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        continue;
+                    }
+                },
+            };
+            match self.serve_commands(&id).await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(forgotten) => {
+                    if forgotten {
+                        *self.inner.agent_id.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    /// Reads the command stream until it ends; `Err(true)` when the master
+    /// does not know this agent any more.
+    async fn serve_commands(&self, id: &AgentId) -> std::result::Result<(), bool> {
+        let url = format!("{}/api/v1/agents/{id}/commands", self.inner.config.master);
+        let resp = self.inner.http.get(&url).send().await.map_err(|_| false)?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(true);
+        }
+        if !resp.status().is_success() {
+            return Err(false);
+        }
+        let mut stream = resp.bytes_stream();
+        let mut decoder = Decoder::new(16 << 20);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| false)?;
+            for record in decoder.push(&chunk).map_err(|_| false)? {
+                if let Ok(command) = serde_json::from_slice::<AgentCommand>(&record) {
+                    self.handle(command);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&self, command: AgentCommand) {
+        match command {
+            AgentCommand::Launch { framework, task } => {
+                tokio::spawn(self.clone().launch(*framework, *task));
+            }
+            AgentCommand::Kill {
+                framework_id,
+                task_id,
+                grace_seconds,
+            } => {
+                let grace = grace_seconds
+                    .filter(|g| g.is_finite() && *g >= 0.0)
+                    .map(Duration::from_secs_f64);
+                tokio::spawn(self.clone().kill(framework_id, task_id, grace));
+            }
+            AgentCommand::Acknowledged { uuid, .. } => {
+                self.books().pending.remove(&uuid);
+            }
+        }
+    }
+
+    async fn heartbeats(self) {
+        let mut tick = tokio::time::interval(self.inner.config.heartbeat_interval);
+        loop {
+            tick.tick().await;
+            if let Some(id) = self.id() {
+                let url = format!("{}/api/v1/agents/{id}/heartbeat", self.inner.config.master);
+                let _ = self.inner.http.post(&url).send().await;
+            }
+        }
+    }
+
+    async fn retries(self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            let due: Vec<AgentUpdate> = {
+                let mut books = self.books();
+                books
+                    .pending
+                    .values_mut()
+                    .filter(|p| p.next <= now)
+                    .map(|p| {
+                        p.next = now + p.backoff;
+                        p.backoff = (p.backoff * 2).min(Duration::from_secs(600));
+                        p.update.clone()
+                    })
+                    .collect()
+            };
+            for update in due {
+                self.post_update(&update).await;
+            }
+        }
+    }
+
+    async fn post_update(&self, update: &AgentUpdate) {
+        if let Some(id) = self.id() {
+            let url = format!("{}/api/v1/agents/{id}/update", self.inner.config.master);
+            let _ = self.inner.http.post(&url).json(update).send().await;
+        }
+    }
+
+    /// Sends a status update and keeps it until acknowledged.
+    async fn report(
+        &self,
+        framework_id: &FrameworkId,
+        task_id: &TaskId,
+        state: TaskState,
+        reason: Option<TaskReason>,
+        message: impl Into<String>,
+    ) {
+        let mut status = TaskStatus::new(task_id.clone(), state);
+        status.source = Some(TaskSource::SourceExecutor);
+        status.reason = reason;
+        status.message = Some(message.into());
+        status.agent_id = self.id();
+        status.timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs_f64());
+        let uuid = new_uuid();
+        status.uuid = Some(uuid.clone());
+        let update = AgentUpdate {
+            framework_id: framework_id.clone(),
+            status,
+        };
+        let retry = self.inner.config.update_retry;
+        self.books().pending.insert(
+            uuid,
+            Pending {
+                update: update.clone(),
+                next: Instant::now() + retry,
+                backoff: retry * 2,
+            },
+        );
+        self.post_update(&update).await;
+    }
+
+    async fn launch(self, framework: FrameworkInfo, task: TaskInfo) {
+        let Some(framework_id) = framework.id.clone() else {
+            return;
+        };
+        let task_id = task.task_id.clone();
+        let failed = |msg: String| (TaskState::Failed, Some(TaskReason::ReasonContainerLaunchFailed), msg);
+        let outcome = async {
+            let mut spec = ContainerSpec::from_task(&task).map_err(|e| failed(e.to_string()))?;
+            spec.labels.insert(LABEL_FRAMEWORK_ID.into(), framework_id.to_string());
+            if spec.user.is_none() && !framework.user.is_empty() && framework.user != "root" {
+                spec.user = Some(framework.user.clone());
+            }
+            let index = self
+                .inner
+                .containerizers
+                .iter()
+                .position(|c| c.supports(&spec))
+                .ok_or_else(|| failed("no containerizer of this agent can run the task".into()))?;
+            let container = ContainerId::new(format!("{}-{}", task_id, &new_uuid()[..8].replace(['/', '+'], "x")))
+                .map_err(|e| failed(e.to_string()))?;
+            let sandbox = self
+                .inner
+                .config
+                .work_dir
+                .join("sandboxes")
+                .join(framework_id.as_str())
+                .join(task_id.as_str())
+                .join(container.as_str());
+            std::fs::create_dir_all(&sandbox).map_err(|e| failed(format!("cannot create the sandbox: {e}")))?;
+            let grace = task
+                .kill_policy
+                .and_then(|k| k.grace_period)
+                .map(|g| Duration::from_nanos(g.nanoseconds.max(0) as u64));
+            self.books().tasks.insert(
+                (framework_id.clone(), task_id.clone()),
+                Running {
+                    container: container.clone(),
+                    containerizer: index,
+                    kill_grace: grace,
+                },
+            );
+            self.report(&framework_id, &task_id, TaskState::Starting, None, "launching")
+                .await;
+            let c = self.inner.containerizers[index].clone();
+            if let Err(e) = c.launch(&container, &spec, &sandbox).await {
+                self.books().tasks.remove(&(framework_id.clone(), task_id.clone()));
+                return Err(failed(e.to_string()));
+            }
+            self.report(
+                &framework_id,
+                &task_id,
+                TaskState::Running,
+                None,
+                format!("running in {}", c.name()),
+            )
+            .await;
+            let end = c.wait(&container).await;
+            let _ = c.destroy(&container).await;
+            self.books().tasks.remove(&(framework_id.clone(), task_id.clone()));
+            match end {
+                Ok(t) => Ok((t.task_state(), t.reason, t.message)),
+                Err(e) => Ok((
+                    TaskState::Failed,
+                    Some(TaskReason::ReasonExecutorTerminated),
+                    e.to_string(),
+                )),
+            }
+        }
+        .await;
+        let (state, reason, message) = match outcome {
+            Ok(x) | Err(x) => x,
+        };
+        self.report(&framework_id, &task_id, state, reason, message).await;
+    }
+
+    async fn kill(self, framework_id: FrameworkId, task_id: TaskId, grace: Option<Duration>) {
+        let found = self
+            .books()
+            .tasks
+            .get(&(framework_id.clone(), task_id.clone()))
+            .map(|r| (r.container.clone(), r.containerizer, r.kill_grace));
+        let Some((container, index, task_grace)) = found else {
+            self.report(
+                &framework_id,
+                &task_id,
+                TaskState::Lost,
+                Some(TaskReason::ReasonAgentUnknown),
+                "the agent does not know this task",
+            )
+            .await;
+            return;
+        };
+        self.report(&framework_id, &task_id, TaskState::Killing, None, "killing")
+            .await;
+        let grace = grace.or(task_grace).unwrap_or(self.inner.config.default_kill_grace);
+        // The launch flow reports the terminal state when the container ends.
+        let _ = self.inner.containerizers[index].kill(&container, grace).await;
+    }
+}

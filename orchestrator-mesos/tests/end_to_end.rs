@@ -1,0 +1,230 @@
+//! A master, an agent with the process containerizer, and a framework
+//! speaking the Mesos v1 scheduler API over loopback: real HTTP, real
+//! processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use orchestrator_core::{Containerizer, TaskState};
+use orchestrator_mesos::api::recordio::Decoder;
+use orchestrator_mesos::api::scheduler::{Event, EventType};
+use orchestrator_mesos::{
+    Agent, AgentConfig, Cgroups, DrfAllocator, Master, MasterConfig, MasterHandle, ProcessContainerizer,
+};
+use serde_json::{json, Value};
+
+struct Framework {
+    base: String,
+    http: reqwest::Client,
+    stream_id: String,
+    id: String,
+    events: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    decoder: Decoder,
+    ready: std::collections::VecDeque<Event>,
+}
+
+impl Framework {
+    async fn subscribe(base: &str) -> Framework {
+        let http = reqwest::Client::new();
+        let resp = http
+            .post(format!("{base}/api/v1/scheduler"))
+            .header("Content-Type", "application/json")
+            .body(r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"e2e","failover_timeout":60}}}"#)
+            .send()
+            .await
+            .unwrap();
+        let stream_id = resp.headers()["Mesos-Stream-Id"].to_str().unwrap().to_string();
+        let mut f = Framework {
+            base: base.into(),
+            http,
+            stream_id,
+            id: String::new(),
+            events: Box::pin(resp.bytes_stream()),
+            decoder: Decoder::new(1 << 20),
+            ready: Default::default(),
+        };
+        let sub = f.next(EventType::Subscribed).await;
+        f.id = sub.subscribed.unwrap().framework_id.to_string();
+        f
+    }
+
+    /// The next event of `kind`, skipping heartbeats and others.
+    async fn next(&mut self, kind: EventType) -> Event {
+        loop {
+            while let Some(e) = self.ready.pop_front() {
+                if e.kind == kind {
+                    return e;
+                }
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.events.next())
+                .await
+                .expect("an event within 20 s")
+                .expect("stream open")
+                .expect("chunk");
+            for r in self.decoder.push(&chunk).unwrap() {
+                self.ready.push_back(serde_json::from_slice(&r).unwrap());
+            }
+        }
+    }
+
+    async fn call(&self, body: Value) -> u16 {
+        self.http
+            .post(format!("{}/api/v1/scheduler", self.base))
+            .header("Content-Type", "application/json")
+            .header("Mesos-Stream-Id", &self.stream_id)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn launch(&mut self, task_id: &str, command: &str) {
+        let offer = self.next(EventType::Offers).await.offers.unwrap().offers.remove(0);
+        let status = self
+            .call(json!({"framework_id": {"value": self.id}, "type": "ACCEPT", "accept": {
+                "offer_ids": [{"value": offer.id.as_str()}],
+                "operations": [{"type": "LAUNCH", "launch": {"task_infos": [{"name": task_id,
+                    "task_id": {"value": task_id}, "agent_id": {"value": offer.agent_id.as_str()},
+                    "resources": [{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}},
+                                  {"name":"mem","type":"SCALAR","scalar":{"value":32}}],
+                    "command": {"value": command}}]}}],
+                "filters": {"refuse_seconds": 0}}}))
+            .await;
+        assert_eq!(status, 202);
+    }
+
+    /// The next update, acknowledged unless `ack` is false.
+    async fn update(&mut self, ack: bool) -> orchestrator_core::TaskStatus {
+        let status = self.next(EventType::Update).await.update.unwrap().status;
+        if ack {
+            if let (Some(uuid), Some(agent)) = (&status.uuid, &status.agent_id) {
+                let code = self
+                    .call(json!({"framework_id": {"value": self.id}, "type": "ACKNOWLEDGE", "acknowledge": {
+                        "agent_id": {"value": agent.as_str()}, "task_id": {"value": status.task_id.as_str()}, "uuid": uuid}}))
+                    .await;
+                assert_eq!(code, 202);
+            }
+        }
+        status
+    }
+}
+
+/// Removes the test's work dir and (empty) cgroup root.
+fn cleanup(test: &str, work: &std::path::Path) {
+    if let Some(cg) = Cgroups::detect(&format!("orch-e2e-{}-{test}", std::process::id()), false) {
+        cg.remove_if_empty();
+    }
+    let _ = std::fs::remove_dir_all(work);
+}
+
+async fn cluster(test: &str) -> (String, Agent, std::path::PathBuf) {
+    let handle = MasterHandle::new(
+        Master::new(
+            MasterConfig {
+                heartbeat_interval: Duration::from_secs(1),
+                ..MasterConfig::default()
+            },
+            DrfAllocator::default(),
+        ),
+        Duration::from_millis(100),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = handle.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(handle.run_loops());
+
+    let work = std::env::temp_dir().join(format!("orch-e2e-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let cgroups = Cgroups::detect(&format!("orch-e2e-{}-{test}", std::process::id()), false);
+    let containerizer: Arc<dyn Containerizer> = Arc::new(ProcessContainerizer::with_cgroups(&work, cgroups).unwrap());
+    let mut config = AgentConfig::new(&base, "cpus:2;mem:512".parse().unwrap(), &work);
+    config.update_retry = Duration::from_millis(300);
+    config.heartbeat_interval = Duration::from_millis(500);
+    let agent = Agent::new(config, vec![containerizer]);
+    tokio::spawn(agent.clone().run());
+    (base, agent, work)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framework_runs_a_real_process_to_completion() {
+    let (base, agent, work) = cluster("finish").await;
+    let mut fw = Framework::subscribe(&base).await;
+    fw.launch("hello", "echo hello from $MESOS_TASK_ID; exit 0").await;
+    let states: Vec<TaskState> = vec![
+        fw.update(true).await.state,
+        fw.update(true).await.state,
+        fw.update(true).await.state,
+    ];
+    assert_eq!(
+        states,
+        vec![TaskState::Starting, TaskState::Running, TaskState::Finished]
+    );
+    let stdout = find(&work, "stdout").expect("the task's stdout in its sandbox");
+    assert_eq!(std::fs::read_to_string(&stdout).unwrap(), "hello from hello\n");
+    // Every update was acknowledged: nothing left to retry.
+    for _ in 0..50 {
+        if agent.unacknowledged() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(agent.unacknowledged(), 0);
+    let state: Value = reqwest::get(format!("{base}/master/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["frameworks"][0]["completed_tasks"][0]["state"], "TASK_FINISHED");
+    cleanup("finish", &work);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_through_the_api_and_unacknowledged_updates_are_retried() {
+    let (base, _agent, work) = cluster("kill").await;
+    let mut fw = Framework::subscribe(&base).await;
+    fw.launch("sleeper", "exec sleep 60").await;
+    assert_eq!(fw.update(true).await.state, TaskState::Starting);
+    // RUNNING is not acknowledged: the agent must send it again.
+    let first = fw.update(false).await;
+    assert_eq!(first.state, TaskState::Running);
+    let again = fw.update(true).await;
+    assert_eq!(
+        (again.state, again.uuid.clone()),
+        (TaskState::Running, first.uuid.clone()),
+        "the same update, retried"
+    );
+
+    let code = fw
+        .call(
+            json!({"framework_id": {"value": fw.id}, "type": "KILL", "kill": {"task_id": {"value": "sleeper"},
+            "kill_policy": {"grace_period": {"nanoseconds": 1000000000}}}}),
+        )
+        .await;
+    assert_eq!(code, 202);
+    let mut seen = Vec::new();
+    while seen.last() != Some(&TaskState::Killed) {
+        seen.push(fw.update(true).await.state);
+    }
+    assert!(seen.contains(&TaskState::Killing), "{seen:?}");
+    cleanup("kill", &work);
+}
+
+/// The first file named `name` below `dir`.
+fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            if let Some(found) = find(&p, name) {
+                return Some(found);
+            }
+        } else if p.file_name().is_some_and(|n| n == name) {
+            return Some(p);
+        }
+    }
+    None
+}
