@@ -214,6 +214,38 @@ async fn kill_through_the_api_and_unacknowledged_updates_are_retried() {
     cleanup("kill", &work);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_mesos_http_framework_library_runs_a_task() {
+    let test = "an_existing_mesos_http_framework_library_runs_a_task";
+    let Some(python) = orchestrator_testkit::python(test) else {
+        return;
+    };
+    let (base, _agent, work) = cluster("mesoshttp").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/frameworks/mesoshttp_hello.py");
+    let run = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(&base)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("the framework ends")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "mesoshttp framework failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("TASK_RUNNING") && stdout.contains("TASK_FINISHED"),
+        "{stdout}"
+    );
+    let sandbox_out = find(&work, "stdout").expect("the task's sandbox");
+    assert_eq!(std::fs::read_to_string(sandbox_out).unwrap(), "hello from mesoshttp\n");
+    cleanup("mesoshttp", &work);
+}
+
 /// The first file named `name` below `dir`.
 fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
     for entry in std::fs::read_dir(dir).ok()?.flatten() {

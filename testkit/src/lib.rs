@@ -10,6 +10,7 @@
 //! | `ORCH_ZK_CLASSPATH` | Java classpath for starting more ZooKeeper servers |
 //! | `ORCH_TEST_DOCKER_HOST` | `unix:///…/docker.sock` of the private dockerd |
 //! | `ORCH_TEST_BUSYBOX_IMAGE` | the imported busybox image |
+//! | `ORCH_TEST_PYTHON` | a Python with `mesoshttp`, an existing Mesos framework library |
 //!
 //! A test asks with [`zookeeper`] or [`docker`]. When the server is missing
 //! the test is told to skip, and says so loudly on stderr; under `CI=true`
@@ -85,6 +86,18 @@ pub fn docker(test: &str) -> Option<DockerEnv> {
         }
         _ => {
             missing("Docker (ORCH_TEST_DOCKER_HOST, ORCH_TEST_BUSYBOX_IMAGE)", test);
+            None
+        }
+    }
+}
+
+/// A Python interpreter with the `mesoshttp` framework library, or `None`
+/// (after saying so) when there is none.
+pub fn python(test: &str) -> Option<PathBuf> {
+    match std::env::var("ORCH_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => {
+            missing("Python with mesoshttp (ORCH_TEST_PYTHON)", test);
             None
         }
     }

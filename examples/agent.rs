@@ -1,0 +1,75 @@
+//! A Mesos-style agent running tasks as processes under cgroups.
+//!
+//! `cargo run --release --example agent -- --master 127.0.0.1:5050 --ip 127.0.0.1 --port 5051 --resources 'cpus:4;mem:4096;ports:[31000-32000]' --work-dir DIR`
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use orchestrator::core::{Attributes, Containerizer, Resources};
+use orchestrator::mesos::{Agent, AgentConfig, ProcessContainerizer};
+
+/// Run an agent that registers with a master and runs its tasks.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// The master, as HOST:PORT or a URL.
+    #[arg(long, env = "MESOS_MASTER")]
+    master: String,
+    /// Address advertised to the master.
+    #[arg(long, env = "MESOS_IP", default_value = "127.0.0.1")]
+    ip: String,
+    /// Port advertised to the master.
+    #[arg(long, env = "MESOS_PORT", default_value_t = 5051)]
+    port: u16,
+    /// Resources offered, in the Mesos flag form.
+    #[arg(
+        long,
+        env = "MESOS_RESOURCES",
+        default_value = "cpus:1;mem:1024;disk:1024;ports:[31000-32000]"
+    )]
+    resources: Resources,
+    /// Attributes for placement constraints (`rack:r1;zone:a`).
+    #[arg(long, env = "MESOS_ATTRIBUTES", default_value = "")]
+    attributes: Attributes,
+    /// Directory for sandboxes and checkpoints.
+    #[arg(long = "work-dir", alias = "work_dir", env = "MESOS_WORK_DIR")]
+    work_dir: PathBuf,
+    /// Containerizers to try in order; only `mesos` (processes) exists yet.
+    #[arg(long, alias = "containerizers", default_value = "mesos")]
+    containerizers: String,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut chain: Vec<Arc<dyn Containerizer>> = Vec::new();
+    for name in args.containerizers.split(',').map(str::trim) {
+        match name {
+            "mesos" => chain.push(Arc::new(ProcessContainerizer::new(&args.work_dir)?)),
+            other => anyhow::bail!("unknown or not yet available containerizer `{other}` (available: mesos)"),
+        }
+    }
+    let master = if args.master.contains("://") {
+        args.master.clone()
+    } else {
+        format!("http://{}", args.master)
+    };
+    let mut config = AgentConfig::new(master.trim_end_matches('/'), args.resources, &args.work_dir);
+    config.hostname = args.ip;
+    config.port = args.port;
+    config.attributes = args.attributes;
+    let agent = Agent::new(config, chain);
+    println!("agent registering with {master}");
+    tokio::select! {
+        r = agent.clone().run() => r?,
+        _ = shutdown_signal() => println!("agent stopped (tasks keep running)"),
+    }
+    Ok(())
+}
