@@ -215,6 +215,30 @@ async fn kill_through_the_api_and_unacknowledged_updates_are_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_over_its_memory_is_failed_with_the_memory_reason() {
+    let test = "a_task_over_its_memory_is_failed_with_the_memory_reason";
+    if Cgroups::detect("probe", false).is_none() {
+        orchestrator_testkit::missing("writable cgroups (memory, cpu)", test);
+        return;
+    }
+    let (base, _agent, work) = cluster("oom").await;
+    let mut fw = Framework::subscribe(&base).await;
+    // The task has mem:32 and touches 300 MB.
+    fw.launch("hog", "python3 -c \"x = b'x' * (300 * 1024 * 1024)\"").await;
+    let mut last = fw.update(true).await;
+    while !last.state.is_terminal() {
+        last = fw.update(true).await;
+    }
+    assert_eq!(last.state, TaskState::Failed, "{last:?}");
+    assert_eq!(
+        last.reason,
+        Some(orchestrator_core::TaskReason::ReasonContainerLimitationMemory),
+        "{last:?}"
+    );
+    cleanup("oom", &work);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_mesos_http_framework_library_runs_a_task() {
     let test = "an_existing_mesos_http_framework_library_runs_a_task";
     let Some(python) = orchestrator_testkit::python(test) else {
