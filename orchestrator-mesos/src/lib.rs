@@ -77,7 +77,7 @@ mod error;
 mod master;
 
 pub use agent::{Agent, AgentConfig};
-pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter};
+pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter, RoleInfo};
 pub use containerizer::{CgroupVersion, Cgroups, ContainerCgroup, ProcessContainerizer};
 pub use error::{Error, Result};
 pub use master::{

@@ -248,3 +248,117 @@ async fn bad_requests_get_clear_answers_and_the_master_keeps_serving() {
     assert_eq!(r.status(), 404);
     assert_eq!(http.get(format!("{base}/health")).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn operator_endpoints_for_weights_quota_roles_and_metrics() {
+    let base = start().await;
+    let http = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: &str, body: &str| {
+        http.request(method, format!("{base}{path}"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    use reqwest::Method;
+
+    assert_eq!(
+        send(Method::PUT, "/weights", r#"[{"role":"web","weight":2.5}]"#)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let w: Value = http
+        .get(format!("{base}/weights"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(w, json!([{"role": "web", "weight": 2.5}]));
+    // All or nothing: one bad entry changes nothing.
+    let r = send(
+        Method::PUT,
+        "/weights",
+        r#"[{"role":"ops","weight":3},{"role":"bad role","weight":1}]"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = send(Method::PUT, "/weights", r#"[{"role":"ops","weight":-1}]"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let w: Value = http
+        .get(format!("{base}/weights"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(w.as_array().unwrap().len(), 1, "{w}");
+
+    let quota = r#"{"role":"dev","guarantee":[{"name":"cpus","type":"SCALAR","scalar":{"value":1}}],
+                    "limit":[{"name":"cpus","type":"SCALAR","scalar":{"value":2}}]}"#;
+    assert_eq!(send(Method::POST, "/quota", quota).await.unwrap().status(), 200);
+    let q: Value = http
+        .get(format!("{base}/quota"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(q["infos"][0]["role"], "dev");
+    assert_eq!(q["infos"][0]["limit"][0]["scalar"]["value"], 2.0);
+    let too_much = r#"{"role":"dev","guarantee":[{"name":"cpus","type":"SCALAR","scalar":{"value":3}}],
+                       "limit":[{"name":"cpus","type":"SCALAR","scalar":{"value":2}}]}"#;
+    let r = send(Method::POST, "/quota", too_much).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("exceeds its limit"));
+
+    let roles: Value = http
+        .get(format!("{base}/roles"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = roles["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"web") && names.contains(&"dev"), "{roles}");
+
+    assert_eq!(
+        http.delete(format!("{base}/quota/dev")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        http.delete(format!("{base}/quota/dev")).send().await.unwrap().status(),
+        404
+    );
+
+    let m: Value = http
+        .get(format!("{base}/metrics/snapshot"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for key in [
+        "master/slaves_active",
+        "master/frameworks_active",
+        "master/tasks_running",
+        "master/cpus_total",
+        "master/uptime_secs",
+    ] {
+        assert!(m.get(key).is_some(), "{key} missing from {m}");
+    }
+}

@@ -17,6 +17,21 @@ use super::holdings::Holdings;
 use super::quantities::{Names, Quantities};
 use super::roles::Roles;
 
+/// A role as the allocator sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleInfo {
+    /// The role's name.
+    pub name: String,
+    /// Its weight (1 unless set).
+    pub weight: f64,
+    /// Its quota guarantees (empty without quota).
+    pub guarantees: Resources,
+    /// Its quota limits, when it has any.
+    pub limits: Option<Resources>,
+    /// Scalars held by the role and its descendants, offers included.
+    pub allocated: Resources,
+}
+
 /// Settings of the [`DrfAllocator`], built with [`DrfAllocator::builder`].
 #[derive(Clone, Debug)]
 pub struct AllocatorConfig {
@@ -272,6 +287,30 @@ impl DrfAllocator {
             }
         }
         Some(out)
+    }
+
+    /// Every role the allocator knows, with its weight, quota and what it
+    /// (with its descendants) holds, for `/roles`, `/weights` and `/quota`.
+    pub fn roles(&self) -> Vec<RoleInfo> {
+        self.roles
+            .roles
+            .iter()
+            .map(|r| RoleInfo {
+                name: r.name.to_string(),
+                weight: r.weight,
+                guarantees: self.names.resources(&r.guarantee),
+                limits: {
+                    let mut q = Quantities::default();
+                    for (i, l) in r.limit.iter().enumerate() {
+                        if let Some(l) = l {
+                            q.add_at(i, *l);
+                        }
+                    }
+                    (!r.limit.iter().all(Option::is_none)).then(|| self.names.resources(&q))
+                },
+                allocated: self.names.resources(&r.subtree),
+            })
+            .collect()
     }
 
     /// What is free (neither used nor offered) on an agent.

@@ -8,5 +8,6 @@ mod roles;
 mod round;
 mod sorter;
 
-pub use drf::{AllocatorBuilder, AllocatorConfig, DrfAllocator};
+pub use drf::{AllocatorBuilder, AllocatorConfig, DrfAllocator, RoleInfo};
+pub(crate) use roles::validate_role;
 pub use sorter::DrfSorter;

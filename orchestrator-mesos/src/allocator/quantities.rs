@@ -2,13 +2,14 @@
 //! interned to small indices once, and shares, quota and headroom become
 //! arithmetic on short integer arrays instead of name lookups.
 
-use orchestrator_core::{Name, Resources, Value};
+use orchestrator_core::{Name, Resource, Resources, Scalar, Value};
 use rustc_hash::FxHashMap;
 
 /// Interned scalar resource names.
 #[derive(Debug, Default)]
 pub(crate) struct Names {
     index: FxHashMap<Name, usize>,
+    names: Vec<Name>,
     excluded: Vec<bool>,
     excluded_names: Vec<String>,
 }
@@ -26,6 +27,7 @@ impl Names {
         for r in resources {
             if matches!(r.value, Value::Scalar(_)) && !self.index.contains_key(&r.name) {
                 self.index.insert(r.name.clone(), self.excluded.len());
+                self.names.push(r.name.clone());
                 self.excluded
                     .push(self.excluded_names.iter().any(|n| r.name == n.as_str()));
             }
@@ -34,6 +36,17 @@ impl Names {
 
     pub(crate) fn get(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
+    }
+
+    /// Scalars back as resources (unreserved).
+    pub(crate) fn resources(&self, q: &Quantities) -> Resources {
+        q.iter()
+            .filter(|(_, v)| *v > 0)
+            .filter_map(|(i, v)| {
+                let name = self.names.get(i)?;
+                Some(Resource::new(name.clone(), Value::Scalar(Scalar::from_millis(v))))
+            })
+            .collect()
     }
 
     pub(crate) fn len(&self) -> usize {

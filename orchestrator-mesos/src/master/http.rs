@@ -274,6 +274,7 @@ impl MasterHandle {
             .route("/api/v1/agents/{agent_id}/update", post(agent_update))
             .route("/health", get(|| async { StatusCode::OK }))
             .route("/master/state", get(state))
+            .merge(super::operator::routes())
             .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.clone())
     }

@@ -1,6 +1,7 @@
 //! The master: agents, frameworks, offers and tasks.
 
 mod http;
+mod operator;
 mod state;
 
 pub use http::{resources_json, AgentCommand, AgentUpdate, MasterHandle, MAX_BODY};

@@ -146,6 +146,7 @@ pub struct Master<A: Allocator = DrfAllocator> {
     frameworks: BTreeMap<FrameworkId, FrameworkEntry>,
     offers: HashMap<OfferId, Offer>,
     next_id: u64,
+    started: Instant,
 }
 
 impl<A: Allocator> std::fmt::Debug for Master<A> {
@@ -194,6 +195,7 @@ impl<A: Allocator> Master<A> {
             frameworks: BTreeMap::new(),
             offers: HashMap::new(),
             next_id: 0,
+            started: Instant::now(),
         }
     }
 
@@ -225,6 +227,16 @@ impl<A: Allocator> Master<A> {
     /// The allocator, for weights and quota.
     pub fn allocator_mut(&mut self) -> &mut A {
         &mut self.allocator
+    }
+
+    /// The allocator, to inspect.
+    pub fn allocator(&self) -> &A {
+        &self.allocator
+    }
+
+    /// When the master was created.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// Registers an agent and returns its new id.

@@ -1,0 +1,239 @@
+//! Operator endpoints with Mesos's shapes: `/metrics/snapshot`,
+//! `GET|PUT /weights`, `GET|POST /quota`, `DELETE /quota/{role}`, `/roles`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use orchestrator_core::{Allocator, Quota, Resources, TaskState};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::http::{resources_json, MasterHandle};
+use super::state::AgentState;
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "message": message.into() }))).into_response()
+}
+
+pub(super) fn routes() -> Router<MasterHandle> {
+    Router::new()
+        .route("/metrics/snapshot", get(metrics))
+        .route("/weights", get(get_weights).put(put_weights))
+        .route("/quota", get(get_quota).post(set_quota))
+        .route("/quota/{role}", delete(remove_quota))
+        .route("/roles", get(roles))
+}
+
+/// `TASK_RUNNING` → `master/tasks_running`, as Mesos names its gauges.
+fn metric_name(state: TaskState) -> String {
+    format!(
+        "master/tasks_{}",
+        state.to_string().trim_start_matches("TASK_").to_lowercase()
+    )
+}
+
+async fn metrics(State(h): State<MasterHandle>) -> Response {
+    h.with_master(|m| {
+        let mut out: BTreeMap<String, f64> = BTreeMap::new();
+        let active = m.agents().values().filter(|a| a.state == AgentState::Active).count();
+        out.insert("master/slaves_active".into(), active as f64);
+        out.insert("master/slaves_inactive".into(), (m.agents().len() - active) as f64);
+        out.insert(
+            "master/frameworks_active".into(),
+            m.frameworks().values().filter(|f| f.connected).count() as f64,
+        );
+        out.insert(
+            "master/frameworks_disconnected".into(),
+            m.frameworks().values().filter(|f| !f.connected).count() as f64,
+        );
+        out.insert("master/outstanding_offers".into(), m.offers().count() as f64);
+        for state in [
+            TaskState::Staging,
+            TaskState::Starting,
+            TaskState::Running,
+            TaskState::Killing,
+        ] {
+            let n = m
+                .frameworks()
+                .values()
+                .flat_map(|f| f.tasks.values())
+                .filter(|t| t.state == state)
+                .count();
+            out.insert(metric_name(state), n as f64);
+        }
+        for state in [
+            TaskState::Finished,
+            TaskState::Failed,
+            TaskState::Killed,
+            TaskState::Lost,
+            TaskState::Error,
+        ] {
+            let n = m
+                .frameworks()
+                .values()
+                .flat_map(|f| f.completed.iter())
+                .filter(|t| t.state == state)
+                .count();
+            out.insert(metric_name(state), n as f64);
+        }
+        let mut total = Resources::new();
+        for a in m.agents().values() {
+            total += &a.info.resources;
+        }
+        let used: Resources = m
+            .frameworks()
+            .values()
+            .flat_map(|f| f.tasks.values())
+            .map(|t| t.info.resources.flatten())
+            .fold(Resources::new(), |mut acc, r| {
+                acc += r;
+                acc
+            });
+        for (name, t, u) in [
+            ("cpus", total.cpus(), used.cpus()),
+            ("mem", total.mem(), used.mem()),
+            ("disk", total.disk(), used.disk()),
+            ("gpus", total.gpus(), used.gpus()),
+        ] {
+            out.insert(format!("master/{name}_total"), t);
+            out.insert(format!("master/{name}_used"), u);
+            out.insert(format!("master/{name}_percent"), if t > 0.0 { u / t } else { 0.0 });
+        }
+        out.insert(
+            "master/uptime_secs".into(),
+            Instant::now().duration_since(m.started()).as_secs_f64(),
+        );
+        out.insert("master/elected".into(), 1.0);
+        Json(out).into_response()
+    })
+}
+
+#[derive(Deserialize)]
+struct Weight {
+    role: String,
+    weight: f64,
+}
+
+async fn get_weights(State(h): State<MasterHandle>) -> Response {
+    let weights: Vec<_> = h.with_master(|m| {
+        m.allocator()
+            .roles()
+            .into_iter()
+            .filter(|r| r.weight != 1.0)
+            .map(|r| json!({"role": r.name, "weight": r.weight}))
+            .collect()
+    });
+    Json(weights).into_response()
+}
+
+async fn put_weights(State(h): State<MasterHandle>, body: Bytes) -> Response {
+    let weights: Vec<Weight> = match serde_json::from_slice(&body) {
+        Ok(w) => w,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("Failed to parse weights: {e}")),
+    };
+    // All or nothing: check every entry before changing any.
+    for w in &weights {
+        if !(w.weight.is_finite() && w.weight > 0.0) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("Invalid weight {} for role '{}'", w.weight, w.role),
+            );
+        }
+        if let Err(e) = crate::allocator::validate_role(&w.role) {
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    }
+    h.with_master(|m| {
+        for w in &weights {
+            // Validated above; a failure here would be a bug, not input.
+            let _ = m.allocator_mut().set_weight(&w.role, w.weight);
+        }
+    });
+    StatusCode::OK.into_response()
+}
+
+#[derive(Deserialize)]
+struct QuotaRequest {
+    role: String,
+    #[serde(default, alias = "guarantees")]
+    guarantee: Resources,
+    #[serde(default, alias = "limits")]
+    limit: Option<Resources>,
+}
+
+async fn get_quota(State(h): State<MasterHandle>) -> Response {
+    let infos: Vec<_> = h.with_master(|m| {
+        m.allocator()
+            .roles()
+            .into_iter()
+            .filter(|r| !r.guarantees.is_empty() || r.limits.is_some())
+            .map(|r| json!({"role": r.name, "guarantee": r.guarantees, "limit": r.limits}))
+            .collect()
+    });
+    Json(json!({ "infos": infos })).into_response()
+}
+
+async fn set_quota(State(h): State<MasterHandle>, body: Bytes) -> Response {
+    let req: QuotaRequest = match serde_json::from_slice(&body) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("Failed to parse quota request: {e}")),
+    };
+    let quota = Quota {
+        guarantees: req.guarantee,
+        limits: req.limit,
+    };
+    match h.with_master(|m| m.allocator_mut().set_quota(&req.role, quota)) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn remove_quota(State(h): State<MasterHandle>, Path(role): Path<String>) -> Response {
+    let had = h.with_master(|m| {
+        let had = m
+            .allocator()
+            .roles()
+            .iter()
+            .any(|r| r.name == role && (!r.guarantees.is_empty() || r.limits.is_some()));
+        if had {
+            m.allocator_mut().remove_quota(&role);
+        }
+        had
+    });
+    if had {
+        StatusCode::OK.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, format!("Role '{role}' has no quota"))
+    }
+}
+
+async fn roles(State(h): State<MasterHandle>) -> Response {
+    let roles: Vec<_> = h.with_master(|m| {
+        m.allocator()
+            .roles()
+            .into_iter()
+            .map(|r| {
+                let frameworks: Vec<String> = m
+                    .frameworks()
+                    .iter()
+                    .filter(|(_, f)| f.info.effective_roles().contains(&r.name))
+                    .map(|(id, _)| id.to_string())
+                    .collect();
+                json!({
+                    "name": r.name,
+                    "weight": r.weight,
+                    "frameworks": frameworks,
+                    "resources": resources_json(&r.allocated),
+                    "quota": {"guarantee": resources_json(&r.guarantees), "limit": r.limits.as_ref().map(resources_json)},
+                })
+            })
+            .collect()
+    });
+    Json(json!({ "roles": roles })).into_response()
+}
