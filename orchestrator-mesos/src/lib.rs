@@ -78,6 +78,8 @@ mod master;
 
 pub use agent::{Agent, AgentConfig};
 pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter, RoleInfo};
+#[cfg(feature = "test-util")]
+pub use containerizer::RecordingContainerizer;
 pub use containerizer::{CgroupVersion, Cgroups, ContainerCgroup, ProcessContainerizer};
 pub use error::{Error, Result};
 pub use master::{
