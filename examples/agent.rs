@@ -16,10 +16,10 @@ struct Args {
     /// The master, as HOST:PORT or a URL.
     #[arg(long, env = "MESOS_MASTER")]
     master: String,
-    /// Address advertised to the master.
+    /// Address to serve the agent's endpoints on, advertised to the master.
     #[arg(long, env = "MESOS_IP", default_value = "127.0.0.1")]
     ip: String,
-    /// Port advertised to the master.
+    /// Port of the agent's endpoints (/state, /files), advertised to the master.
     #[arg(long, env = "MESOS_PORT", default_value_t = 5051)]
     port: u16,
     /// Resources offered, in the Mesos flag form.
@@ -65,10 +65,17 @@ async fn main() -> anyhow::Result<()> {
     config.hostname = args.ip;
     config.port = args.port;
     config.attributes = args.attributes;
+    let listen = format!("{}:{}", config.hostname, config.port);
     let agent = Agent::new(config, chain);
-    println!("agent registering with {master}");
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    println!(
+        "agent serving http://{} and registering with {master}",
+        listener.local_addr()?
+    );
+    let http = axum::serve(listener, agent.router());
     tokio::select! {
         r = agent.clone().run() => r?,
+        r = http => r?,
         _ = shutdown_signal() => println!("agent stopped (tasks keep running)"),
     }
     Ok(())

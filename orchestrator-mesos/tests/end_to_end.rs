@@ -284,3 +284,87 @@ fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
     }
     None
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_shows_its_tasks_and_serves_their_sandboxes() {
+    let (base, agent, work) = cluster("files").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let agent_base = format!("http://{}", listener.local_addr().unwrap());
+    let router = agent.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let mut fw = Framework::subscribe(&base).await;
+    fw.launch("files", "echo hello sandbox; exec sleep 30").await;
+    while fw.update(true).await.state != TaskState::Running {}
+
+    let state: Value = reqwest::get(format!("{agent_base}/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["tasks"][0]["id"], "files", "{state}");
+    assert_eq!(state["tasks"][0]["state"], "TASK_RUNNING");
+    let sandbox = state["tasks"][0]["sandbox"].as_str().unwrap().to_string();
+    let metrics: Value = reqwest::get(format!("{agent_base}/metrics/snapshot"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metrics["slave/tasks_running"], 1.0);
+    assert_eq!(metrics["slave/registered"], 1.0);
+
+    let get = |q: String| {
+        let url = format!("{agent_base}{q}");
+        async move { reqwest::get(url).await.unwrap() }
+    };
+    let listing: Value = get(format!("/files/browse?path={sandbox}")).await.json().await.unwrap();
+    let names: Vec<String> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("/stdout")) && names.iter().any(|n| n.ends_with("/stderr")),
+        "{names:?}"
+    );
+    let stdout = format!("{sandbox}/stdout");
+    // The task may still be flushing: wait for its line.
+    let mut read: Value = Value::Null;
+    for _ in 0..50 {
+        read = get(format!("/files/read?path={stdout}&offset=0&length=5"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if read["data"] == "hello" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(read, json!({"data": "hello", "offset": 0}));
+    let size: Value = get(format!("/files/read?path={stdout}&offset=-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(size["offset"], 14);
+    assert_eq!(get("/files/read?path=/etc/passwd".into()).await.status(), 403);
+    assert_eq!(
+        get(format!("/files/read?path={sandbox}/../../../../../../etc/passwd"))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(get(format!("/files/read?path={sandbox}/nope")).await.status(), 404);
+    assert_eq!(get(format!("/files/read?path={stdout}&offset=-7")).await.status(), 400);
+
+    let code = fw
+        .call(json!({"framework_id": {"value": fw.id}, "type": "KILL", "kill": {"task_id": {"value": "files"}}}))
+        .await;
+    assert_eq!(code, 202);
+    while fw.update(true).await.state != TaskState::Killed {}
+    cleanup("files", &work);
+}

@@ -17,6 +17,8 @@ use orchestrator_core::{
 };
 use serde_json::json;
 
+mod http;
+
 use crate::api::recordio::Decoder;
 use crate::master::{AgentCommand, AgentUpdate};
 use crate::{Error, Result};
@@ -67,6 +69,9 @@ struct Running {
     container: ContainerId,
     containerizer: usize,
     kill_grace: Option<Duration>,
+    task: TaskInfo,
+    sandbox: PathBuf,
+    state: TaskState,
 }
 
 struct Pending {
@@ -328,6 +333,9 @@ impl Agent {
             .map(|d| d.as_secs_f64());
         let uuid = new_uuid();
         status.uuid = Some(uuid.clone());
+        if let Some(running) = self.books().tasks.get_mut(&(framework_id.clone(), task_id.clone())) {
+            running.state = state;
+        }
         let update = AgentUpdate {
             framework_id: framework_id.clone(),
             status,
@@ -383,6 +391,9 @@ impl Agent {
                     container: container.clone(),
                     containerizer: index,
                     kill_grace: grace,
+                    task: task.clone(),
+                    sandbox: sandbox.clone(),
+                    state: TaskState::Staging,
                 },
             );
             self.report(&framework_id, &task_id, TaskState::Starting, None, "launching")
