@@ -84,5 +84,5 @@ pub use containerizer::{CgroupVersion, Cgroups, ContainerCgroup, ProcessContaine
 pub use error::{Error, Result};
 pub use master::{
     resources_json, AgentCommand, AgentEntry, AgentState, AgentUpdate, Effect, FrameworkEntry, Master, MasterConfig,
-    MasterHandle, TaskEntry, MAX_BODY,
+    MasterHandle, ReregisterAgent, ReregisteredTask, TaskEntry, MAX_BODY,
 };

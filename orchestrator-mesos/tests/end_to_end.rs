@@ -112,6 +112,23 @@ impl Framework {
     }
 }
 
+/// An agent on `work` (fresh or left by an earlier agent), and its run task.
+fn start_agent(base: &str, work: &std::path::Path, test: &str) -> (Agent, tokio::task::JoinHandle<()>) {
+    let cgroups = Cgroups::detect(&format!("orch-e2e-{}-{test}", std::process::id()), false);
+    let containerizer: Arc<dyn Containerizer> = Arc::new(ProcessContainerizer::with_cgroups(work, cgroups).unwrap());
+    let mut config = AgentConfig::new(base, "cpus:2;mem:512".parse().unwrap(), work);
+    config.update_retry = Duration::from_millis(300);
+    config.heartbeat_interval = Duration::from_millis(500);
+    let agent = Agent::new(config, vec![containerizer]);
+    let run = tokio::spawn({
+        let agent = agent.clone();
+        async move {
+            let _ = agent.run().await;
+        }
+    });
+    (agent, run)
+}
+
 /// Removes the test's work dir and (empty) cgroup root.
 fn cleanup(test: &str, work: &std::path::Path) {
     if let Some(cg) = Cgroups::detect(&format!("orch-e2e-{}-{test}", std::process::id()), false) {
@@ -139,13 +156,7 @@ async fn cluster(test: &str) -> (String, Agent, std::path::PathBuf) {
 
     let work = std::env::temp_dir().join(format!("orch-e2e-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
-    let cgroups = Cgroups::detect(&format!("orch-e2e-{}-{test}", std::process::id()), false);
-    let containerizer: Arc<dyn Containerizer> = Arc::new(ProcessContainerizer::with_cgroups(&work, cgroups).unwrap());
-    let mut config = AgentConfig::new(&base, "cpus:2;mem:512".parse().unwrap(), &work);
-    config.update_retry = Duration::from_millis(300);
-    config.heartbeat_interval = Duration::from_millis(500);
-    let agent = Agent::new(config, vec![containerizer]);
-    tokio::spawn(agent.clone().run());
+    let (agent, _run) = start_agent(&base, &work, test);
     (base, agent, work)
 }
 
@@ -367,4 +378,65 @@ async fn the_agent_shows_its_tasks_and_serves_their_sandboxes() {
     assert_eq!(code, 202);
     while fw.update(true).await.state != TaskState::Killed {}
     cleanup("files", &work);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_recovers_its_running_task() {
+    let work = std::env::temp_dir().join(format!("orch-e2e-{}-restart", std::process::id()));
+    let (base, first, _) = cluster("restart").await;
+    let mut fw = Framework::subscribe(&base).await;
+    fw.launch("survivor", "echo $$ > pid; exec sleep 60").await;
+    while fw.update(true).await.state != TaskState::Running {}
+    let id = first.id().expect("registered");
+    let pid_file = find(&work, "pid").expect("the task wrote its pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+
+    // The agent crashes: all its work in this process stops; the task runs on.
+    first.shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the task outlives its agent"
+    );
+
+    let (second, _run) = start_agent(&base, &work, "restart");
+    for _ in 0..100 {
+        if second.id().is_some() && second.unacknowledged() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(second.id(), Some(id), "same agent id after the restart");
+    let state: Value = reqwest::get(format!("{base}/master/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["slaves"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(state["frameworks"][0]["tasks"][0]["id"], "survivor");
+
+    // The recovered task is still under control: kill it through the master.
+    let code = fw
+        .call(json!({"framework_id": {"value": fw.id}, "type": "KILL", "kill": {"task_id": {"value": "survivor"}}}))
+        .await;
+    assert_eq!(code, 202);
+    let mut last = fw.update(true).await;
+    while !last.state.is_terminal() {
+        last = fw.update(true).await;
+    }
+    assert_eq!(last.state, TaskState::Killed, "{last:?}");
+    for _ in 0..100 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "the recovered task was killed"
+    );
+    second.shutdown();
+    cleanup("restart", &work);
 }

@@ -6,6 +6,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +19,7 @@ use orchestrator_core::{
 use serde_json::json;
 
 mod http;
+mod recovery;
 
 use crate::api::recordio::Decoder;
 use crate::master::{AgentCommand, AgentUpdate};
@@ -72,6 +74,7 @@ struct Running {
     task: TaskInfo,
     sandbox: PathBuf,
     state: TaskState,
+    framework: FrameworkInfo,
 }
 
 struct Pending {
@@ -93,6 +96,12 @@ struct Inner {
     containerizers: Vec<Arc<dyn Containerizer>>,
     books: Mutex<Books>,
     agent_id: Mutex<Option<AgentId>>,
+    /// Whether the master has confirmed the current id.
+    registered: AtomicBool,
+    /// Everything the agent spawned, aborted by `shutdown`.
+    spawned: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Set by `shutdown`; ends `run`.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// A running agent; cheap to clone.
@@ -131,7 +140,29 @@ impl Agent {
                 containerizers,
                 books: Mutex::new(Books::default()),
                 agent_id: Mutex::new(None),
+                registered: AtomicBool::new(false),
+                spawned: Mutex::new(Vec::new()),
+                stop: tokio::sync::watch::channel(false).0,
             }),
+        }
+    }
+
+    /// Spawns work that belongs to this agent (stopped by [`shutdown`](Self::shutdown)).
+    fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(fut).abort_handle();
+        let mut spawned = self.inner.spawned.lock().unwrap_or_else(|p| p.into_inner());
+        spawned.retain(|h| !h.is_finished());
+        spawned.push(handle);
+    }
+
+    /// Stops everything the agent runs in this process — commands,
+    /// heartbeats, retries, task watchers — as a crash would; the tasks'
+    /// processes keep running and a new agent on the same work directory
+    /// recovers them. [`run`](Self::run) returns.
+    pub fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+        for h in self.inner.spawned.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            h.abort();
         }
     }
 
@@ -184,13 +215,22 @@ impl Agent {
         Ok(id)
     }
 
-    /// Registers, then serves the master's commands, heartbeats and update
-    /// retries until the future is dropped. Reconnects (and registers anew
-    /// when the master forgot it) with a backoff.
+    /// Recovers what the work directory says this agent ran, registers
+    /// (or re-registers under its old id), then serves the master's
+    /// commands, heartbeats and update retries until the future is dropped.
+    /// Reconnects with a backoff, re-registering when the master forgot it.
     ///
     /// # Errors
     /// Only when the work directory cannot be created.
     pub async fn run(self) -> Result<()> {
+        let mut stop = self.inner.stop.subscribe();
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => Ok(()),
+            r = self.clone().serve() => r,
+        }
+    }
+
+    async fn serve(self) -> Result<()> {
         std::fs::create_dir_all(&self.inner.config.work_dir).map_err(|e| {
             Error::Core(orchestrator_core::Error::Store {
                 path: self.inner.config.work_dir.display().to_string(),
@@ -198,26 +238,35 @@ impl Agent {
                 source: Some(Box::new(e)),
             })
         })?;
-        tokio::spawn(self.clone().heartbeats());
-        tokio::spawn(self.clone().retries());
+        self.recover().await;
+        self.spawn(self.clone().heartbeats());
+        self.spawn(self.clone().retries());
         let mut backoff = Duration::from_millis(100);
         loop {
-            let id = match self.id() {
-                Some(id) => id,
-                None => match self.register().await {
-                    Ok(id) => id,
-                    Err(_) => {
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
-                        continue;
-                    }
-                },
+            let registered = self.inner.registered.load(Ordering::SeqCst);
+            let attempt = match self.id() {
+                Some(id) if registered => Ok(id),
+                Some(id) => self.reregister(&id).await.map(|()| id),
+                None => self.register().await,
+            };
+            let id = match attempt {
+                Ok(id) => {
+                    self.inner.registered.store(true, Ordering::SeqCst);
+                    self.checkpoint();
+                    id
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
             };
             match self.serve_commands(&id).await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(forgotten) => {
                     if forgotten {
-                        *self.inner.agent_id.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                        // Keep the id: the tasks still run under it.
+                        self.inner.registered.store(false, Ordering::SeqCst);
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -253,7 +302,7 @@ impl Agent {
     fn handle(&self, command: AgentCommand) {
         match command {
             AgentCommand::Launch { framework, task } => {
-                tokio::spawn(self.clone().launch(*framework, *task));
+                self.spawn(self.clone().launch(*framework, *task));
             }
             AgentCommand::Kill {
                 framework_id,
@@ -263,7 +312,7 @@ impl Agent {
                 let grace = grace_seconds
                     .filter(|g| g.is_finite() && *g >= 0.0)
                     .map(Duration::from_secs_f64);
-                tokio::spawn(self.clone().kill(framework_id, task_id, grace));
+                self.spawn(self.clone().kill(framework_id, task_id, grace));
             }
             AgentCommand::Acknowledged { uuid, .. } => {
                 self.books().pending.remove(&uuid);
@@ -394,13 +443,16 @@ impl Agent {
                     task: task.clone(),
                     sandbox: sandbox.clone(),
                     state: TaskState::Staging,
+                    framework: framework.clone(),
                 },
             );
+            self.checkpoint();
             self.report(&framework_id, &task_id, TaskState::Starting, None, "launching")
                 .await;
             let c = self.inner.containerizers[index].clone();
             if let Err(e) = c.launch(&container, &spec, &sandbox).await {
                 self.books().tasks.remove(&(framework_id.clone(), task_id.clone()));
+                self.checkpoint();
                 return Err(failed(e.to_string()));
             }
             self.report(
@@ -411,21 +463,29 @@ impl Agent {
                 format!("running in {}", c.name()),
             )
             .await;
-            let end = c.wait(&container).await;
-            let _ = c.destroy(&container).await;
-            self.books().tasks.remove(&(framework_id.clone(), task_id.clone()));
-            match end {
-                Ok(t) => Ok((t.task_state(), t.reason, t.message)),
-                Err(e) => Ok((
-                    TaskState::Failed,
-                    Some(TaskReason::ReasonExecutorTerminated),
-                    e.to_string(),
-                )),
-            }
+            Ok((container, index))
         }
         .await;
-        let (state, reason, message) = match outcome {
-            Ok(x) | Err(x) => x,
+        match outcome {
+            Ok((container, index)) => self.watch(framework_id, task_id, container, index).await,
+            Err((state, reason, message)) => self.report(&framework_id, &task_id, state, reason, message).await,
+        }
+    }
+
+    /// Waits for a running container to end, then reports how it ended.
+    async fn watch(self, framework_id: FrameworkId, task_id: TaskId, container: ContainerId, index: usize) {
+        let c = self.inner.containerizers[index].clone();
+        let end = c.wait(&container).await;
+        let _ = c.destroy(&container).await;
+        self.books().tasks.remove(&(framework_id.clone(), task_id.clone()));
+        self.checkpoint();
+        let (state, reason, message) = match end {
+            Ok(t) => (t.task_state(), t.reason, t.message),
+            Err(e) => (
+                TaskState::Failed,
+                Some(TaskReason::ReasonExecutorTerminated),
+                e.to_string(),
+            ),
         };
         self.report(&framework_id, &task_id, state, reason, message).await;
     }

@@ -269,6 +269,7 @@ impl MasterHandle {
         Router::new()
             .route("/api/v1/scheduler", post(scheduler))
             .route("/api/v1/agents/register", post(agent_register))
+            .route("/api/v1/agents/reregister", post(agent_reregister))
             .route("/api/v1/agents/{agent_id}/commands", get(agent_commands))
             .route("/api/v1/agents/{agent_id}/heartbeat", post(agent_heartbeat))
             .route("/api/v1/agents/{agent_id}/update", post(agent_update))
@@ -363,6 +364,52 @@ async fn agent_register(State(h): State<MasterHandle>, body: Bytes) -> Response 
     let registered = lock(&h.shared.master).register_agent(req.agent_info, Instant::now());
     match registered {
         Ok(id) => Json(json!({ "agent_id": id })).into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
+/// A restarted agent's re-registration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReregisterAgent {
+    /// Its id from before.
+    pub agent_id: AgentId,
+    /// What it is now.
+    pub agent_info: AgentInfo,
+    /// The tasks it still runs.
+    #[serde(default)]
+    pub tasks: Vec<ReregisteredTask>,
+}
+
+/// A task a re-registering agent still runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReregisteredTask {
+    /// Its framework.
+    pub framework_id: FrameworkId,
+    /// The task.
+    pub task: TaskInfo,
+    /// Its state on the agent.
+    pub state: orchestrator_core::TaskState,
+}
+
+async fn agent_reregister(State(h): State<MasterHandle>, body: Bytes) -> Response {
+    let req: ReregisterAgent = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("Failed to parse agent re-registration: {e}"),
+            )
+        }
+    };
+    let tasks = req
+        .tasks
+        .into_iter()
+        .map(|t| (t.framework_id, t.task, t.state))
+        .collect();
+    let id = req.agent_id.clone();
+    let result = lock(&h.shared.master).reregister_agent(req.agent_id, req.agent_info, tasks, Instant::now());
+    match result {
+        Ok(()) => Json(json!({ "agent_id": id })).into_response(),
         Err(e) => bad_request(e),
     }
 }

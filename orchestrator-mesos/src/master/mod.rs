@@ -4,5 +4,5 @@ mod http;
 mod operator;
 mod state;
 
-pub use http::{resources_json, AgentCommand, AgentUpdate, MasterHandle, MAX_BODY};
+pub use http::{resources_json, AgentCommand, AgentUpdate, MasterHandle, ReregisterAgent, ReregisteredTask, MAX_BODY};
 pub use state::{AgentEntry, AgentState, Effect, FrameworkEntry, Master, MasterConfig, TaskEntry};

@@ -258,6 +258,66 @@ impl<A: Allocator> Master<A> {
         Ok(id)
     }
 
+    /// An agent that restarted (or a master that restarted) comes back with
+    /// its id and the tasks it still runs. A known agent becomes active
+    /// again; an unknown one is added with those tasks' resources in use.
+    /// Tasks of frameworks this master does not know are left to the agent
+    /// (Mesos kills them once the framework is gone for good).
+    ///
+    /// # Errors
+    /// When the agent's resources do not cover its tasks.
+    pub fn reregister_agent(
+        &mut self,
+        agent_id: AgentId,
+        mut info: AgentInfo,
+        tasks: Vec<(FrameworkId, TaskInfo, TaskState)>,
+        now: Instant,
+    ) -> Result<()> {
+        info.id = Some(agent_id.clone());
+        if self.agents.contains_key(&agent_id) {
+            return self.agent_heartbeat(&agent_id, now);
+        }
+        let mut used = Vec::new();
+        for (fw, task, _) in &tasks {
+            if let Some(f) = self.frameworks.get(fw) {
+                let role = f
+                    .info
+                    .effective_roles()
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| "*".into());
+                used.push(orchestrator_core::Allocation {
+                    framework_id: fw.clone(),
+                    agent_id: agent_id.clone(),
+                    role: role.as_str().into(),
+                    resources: task.resources.clone(),
+                });
+            }
+        }
+        self.allocator.add_agent(agent_id.clone(), &info, &used)?;
+        for (fw, task, state) in tasks {
+            if let Some(f) = self.frameworks.get_mut(&fw) {
+                f.tasks.insert(
+                    task.task_id.clone(),
+                    TaskEntry {
+                        info: task,
+                        state,
+                        status: None,
+                    },
+                );
+            }
+        }
+        self.agents.insert(
+            agent_id,
+            AgentEntry {
+                info,
+                last_seen: now,
+                state: AgentState::Active,
+            },
+        );
+        Ok(())
+    }
+
     /// Notes that an agent is alive; an unreachable agent becomes active again.
     ///
     /// # Errors

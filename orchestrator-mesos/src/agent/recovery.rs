@@ -1,0 +1,174 @@
+//! What the agent keeps on disk, and how it comes back after a restart:
+//! its id and tasks are checkpointed in `<work_dir>/agent.json`; on start
+//! the containerizers recover the containers they still run, the agent
+//! re-registers with its old id and those tasks, and tasks that did not
+//! survive are reported failed.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use orchestrator_core::{AgentId, AgentInfo, ContainerId, FrameworkInfo, TaskInfo, TaskReason, TaskState};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Agent, Running};
+use crate::master::{ReregisterAgent, ReregisteredTask};
+use crate::{Error, Result};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Checkpoint {
+    agent_id: Option<AgentId>,
+    tasks: Vec<CheckpointedTask>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointedTask {
+    framework: FrameworkInfo,
+    task: TaskInfo,
+    container: ContainerId,
+    containerizer: String,
+    sandbox: PathBuf,
+}
+
+impl Agent {
+    fn checkpoint_path(&self) -> PathBuf {
+        self.inner.config.work_dir.join("agent.json")
+    }
+
+    /// Writes the agent's id and tasks, atomically (a crash mid-write leaves
+    /// the previous checkpoint).
+    pub(super) fn checkpoint(&self) {
+        let tasks = self
+            .books()
+            .tasks
+            .values()
+            .map(|r| CheckpointedTask {
+                framework: r.framework.clone(),
+                task: r.task.clone(),
+                container: r.container.clone(),
+                containerizer: self.inner.containerizers[r.containerizer].name().to_string(),
+                sandbox: r.sandbox.clone(),
+            })
+            .collect();
+        let cp = Checkpoint {
+            agent_id: self.id(),
+            tasks,
+        };
+        let path = self.checkpoint_path();
+        let tmp = path.with_extension("json.tmp");
+        if let Ok(bytes) = serde_json::to_vec(&cp) {
+            // Best effort: a failed write keeps the older checkpoint, and
+            // recovery then reports the tasks it cannot find as failed.
+            if std::fs::write(&tmp, bytes).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+    }
+
+    /// Takes back what the checkpoint says this agent ran.
+    pub(super) async fn recover(&self) {
+        let Some(cp) = std::fs::read(self.checkpoint_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok())
+        else {
+            return;
+        };
+        *self.inner.agent_id.lock().unwrap_or_else(|p| p.into_inner()) = cp.agent_id;
+        self.inner.registered.store(false, Ordering::SeqCst);
+        let mut lost = Vec::new();
+        for (index, c) in self.inner.containerizers.iter().enumerate() {
+            let mine: Vec<&CheckpointedTask> = cp.tasks.iter().filter(|t| t.containerizer == c.name()).collect();
+            let known: Vec<ContainerId> = mine.iter().map(|t| t.container.clone()).collect();
+            let recovered = c.recover(&known).await.unwrap_or_default();
+            for t in mine {
+                let Some(framework_id) = t.framework.id.clone() else {
+                    continue;
+                };
+                if !recovered.contains(&t.container) {
+                    lost.push((framework_id, t.task.task_id.clone()));
+                    continue;
+                }
+                self.books().tasks.insert(
+                    (framework_id.clone(), t.task.task_id.clone()),
+                    Running {
+                        container: t.container.clone(),
+                        containerizer: index,
+                        kill_grace: None,
+                        task: t.task.clone(),
+                        sandbox: t.sandbox.clone(),
+                        state: TaskState::Running,
+                        framework: t.framework.clone(),
+                    },
+                );
+                let agent = self.clone();
+                let (task_id, container) = (t.task.task_id.clone(), t.container.clone());
+                self.spawn(async move { agent.watch(framework_id, task_id, container, index).await });
+            }
+        }
+        for t in cp
+            .tasks
+            .iter()
+            .filter(|t| !self.inner.containerizers.iter().any(|c| c.name() == t.containerizer))
+        {
+            if let Some(fw) = t.framework.id.clone() {
+                lost.push((fw, t.task.task_id.clone()));
+            }
+        }
+        self.checkpoint();
+        for (framework_id, task_id) in lost {
+            let agent = self.clone();
+            self.spawn(async move {
+                agent
+                    .report(
+                        &framework_id,
+                        &task_id,
+                        TaskState::Failed,
+                        Some(TaskReason::ReasonAgentRestarted),
+                        "the task did not survive the agent's restart",
+                    )
+                    .await
+            });
+        }
+    }
+
+    /// Registers again under the old id, with the tasks still running.
+    pub(super) async fn reregister(&self, id: &AgentId) -> Result<()> {
+        let c = &self.inner.config;
+        let body = ReregisterAgent {
+            agent_id: id.clone(),
+            agent_info: AgentInfo {
+                hostname: c.hostname.clone(),
+                port: Some(c.port),
+                resources: c.resources.clone(),
+                attributes: c.attributes.clone(),
+                id: Some(id.clone()),
+            },
+            tasks: self
+                .books()
+                .tasks
+                .iter()
+                .map(|((fw, _), r)| ReregisteredTask {
+                    framework_id: fw.clone(),
+                    task: r.task.clone(),
+                    state: r.state,
+                })
+                .collect(),
+        };
+        let resp = self
+            .inner
+            .http
+            .post(format!("{}/api/v1/agents/reregister", c.master))
+            .json(&json!(body))
+            .send()
+            .await
+            .map_err(|e| Error::bad_request(format!("re-registering with the master: {e}")))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(Error::bad_request(format!(
+                "the master refused re-registration ({})",
+                resp.status()
+            )))
+        }
+    }
+}
