@@ -396,7 +396,8 @@ fn teardown_kills_everything_and_closes_the_stream() {
     );
     let effects = w.call(&fw, SchedulerCall::Teardown);
     assert!(
-        matches!(&effects[..], [Effect::Kill { .. }, Effect::Disconnect { .. }]),
+        matches!(&effects[..], [Effect::Kill { .. }, Effect::ToFramework { event, .. }, Effect::Disconnect { .. }]
+            if event.error.as_ref().is_some_and(|e| e.message == "Framework has been removed")),
         "{effects:?}"
     );
     let other = w.subscribe("g", 0.0, false);

@@ -51,11 +51,15 @@ impl<S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin> Reco
 }
 
 async fn start() -> String {
+    start_with(Duration::from_millis(50)).await
+}
+
+async fn start_with(allocation_interval: Duration) -> String {
     let config = MasterConfig {
         heartbeat_interval: Duration::from_millis(200),
         ..MasterConfig::default()
     };
-    let handle = MasterHandle::new(Master::new(config, DrfAllocator::default()), Duration::from_millis(50));
+    let handle = MasterHandle::new(Master::new(config, DrfAllocator::default()), allocation_interval);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = handle.router();
@@ -361,4 +365,55 @@ async fn operator_endpoints_for_weights_quota_roles_and_metrics() {
     ] {
         assert!(m.get(key).is_some(), "{key} missing from {m}");
     }
+}
+
+#[tokio::test]
+async fn new_agents_trigger_an_allocation_and_a_failover_ends_the_old_stream() {
+    // A long interval: offers must come from the event, not the tick.
+    let base = start_with(Duration::from_secs(60)).await;
+    let http = reqwest::Client::new();
+    let subscribe = |id: Option<String>| {
+        let info = match id {
+            Some(id) => format!(r#"{{"user":"u","name":"n","id":{{"value":"{id}"}},"failover_timeout":60}}"#),
+            None => r#"{"user":"u","name":"n","failover_timeout":60}"#.to_string(),
+        };
+        http.post(format!("{base}/api/v1/scheduler"))
+            .header("Content-Type", "application/json")
+            .body(format!(
+                r#"{{"type":"SUBSCRIBE","subscribe":{{"framework_info":{info}}}}}"#
+            ))
+            .send()
+    };
+    let first = subscribe(None).await.unwrap();
+    let mut old = Records::new(first.bytes_stream());
+    let fw = old.event().await.subscribed.unwrap().framework_id;
+    // Let the first tick pass, then register an agent.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    http.post(format!("{base}/api/v1/agents/register"))
+        .json(&json!({"agent_info": {"hostname": "n1", "resources": [{"name":"cpus","type":"SCALAR","scalar":{"value":1}},{"name":"mem","type":"SCALAR","scalar":{"value":64}}]}}))
+        .send()
+        .await
+        .unwrap();
+    let offers = old.event().await;
+    assert_eq!(offers.kind, EventType::Offers);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "offers after {:?}",
+        started.elapsed()
+    );
+
+    // Another scheduler instance takes over the framework id.
+    let second = subscribe(Some(fw.to_string())).await.unwrap();
+    assert_eq!(second.status(), 200);
+    let mut new = Records::new(second.bytes_stream());
+    assert_eq!(new.event().await.subscribed.unwrap().framework_id, fw);
+    let mut last = old.event().await;
+    while last.kind == EventType::Rescind {
+        last = old.event().await;
+    }
+    assert_eq!(
+        last.error.expect("ERROR on the old stream").message,
+        "Framework failed over"
+    );
 }

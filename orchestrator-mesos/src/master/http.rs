@@ -90,6 +90,8 @@ struct Shared {
     streams: Mutex<HashMap<FrameworkId, FrameworkStream>>,
     agents: Mutex<HashMap<AgentId, mpsc::Sender<Bytes>>>,
     allocation_interval: Duration,
+    /// New agents and frameworks ask for an allocation before the next tick.
+    allocate_soon: tokio::sync::Notify,
 }
 
 /// A running master: clone it freely; [`router`](Self::router) serves it and
@@ -153,6 +155,7 @@ impl MasterHandle {
                 streams: Mutex::new(HashMap::new()),
                 agents: Mutex::new(HashMap::new()),
                 allocation_interval,
+                allocate_soon: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -252,6 +255,7 @@ impl MasterHandle {
         loop {
             let effects = tokio::select! {
                 _ = allocation.tick() => lock(&self.shared.master).allocate(Instant::now()),
+                _ = self.shared.allocate_soon.notified() => lock(&self.shared.master).allocate(Instant::now()),
                 _ = checks.tick() => lock(&self.shared.master).check(Instant::now()),
                 _ = heartbeats.tick() => {
                     let ids: Vec<FrameworkId> = lock(&self.shared.streams).keys().cloned().collect();
@@ -316,9 +320,15 @@ async fn scheduler(State(h): State<MasterHandle>, headers: HeaderMap, body: Byte
                 "subscription produced no SUBSCRIBED event",
             );
         };
-        // A failover replaces the old stream, which ends.
-        lock(&h.shared.streams).insert(fw, FrameworkStream { id: id.clone(), tx });
+        // A failover replaces the old stream, which is told and ends.
+        let old = lock(&h.shared.streams).insert(fw, FrameworkStream { id: id.clone(), tx });
+        if let Some(old) = old {
+            let _ = old
+                .tx
+                .try_send(Bytes::from(Event::error("Framework failed over").to_record()));
+        }
         h.dispatch(effects);
+        h.shared.allocate_soon.notify_one();
         return stream_response(rx, Some(&id));
     }
     let Some(fw) = framework_id else {
@@ -363,7 +373,10 @@ async fn agent_register(State(h): State<MasterHandle>, body: Bytes) -> Response 
     };
     let registered = lock(&h.shared.master).register_agent(req.agent_info, Instant::now());
     match registered {
-        Ok(id) => Json(json!({ "agent_id": id })).into_response(),
+        Ok(id) => {
+            h.shared.allocate_soon.notify_one();
+            Json(json!({ "agent_id": id })).into_response()
+        }
         Err(e) => bad_request(e),
     }
 }

@@ -839,6 +839,10 @@ impl<A: Allocator> Master<A> {
             }
         }
         self.allocator.remove_framework(fw);
+        effects.push(Effect::ToFramework {
+            framework_id: fw.clone(),
+            event: Box::new(Event::error("Framework has been removed")),
+        });
         effects.push(Effect::Disconnect {
             framework_id: fw.clone(),
         });
