@@ -14,6 +14,7 @@ mod wire;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::{Add, AddAssign, Mul, Sub, SubAssign};
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -153,17 +154,32 @@ impl Resource {
 /// A normalised collection of resources: at most one entry per name,
 /// type, reservation and allocation role, and no empty entries. Two
 /// collections are equal when they hold the same entries, in any order.
-#[derive(Clone, Debug, Default)]
+///
+/// The entries are shared and copied on write, so cloning — which offers,
+/// filters, tasks and allocations do all the time — costs one reference
+/// count, not a copy of every entry.
+#[derive(Clone, Debug)]
 pub struct Resources {
-    items: Vec<Resource>,
+    items: Arc<Vec<Resource>>,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        // One shared empty list: `Resources::new()` allocates nothing.
+        static EMPTY: OnceLock<Arc<Vec<Resource>>> = OnceLock::new();
+        Resources {
+            items: Arc::clone(EMPTY.get_or_init(|| Arc::new(Vec::new()))),
+        }
+    }
 }
 
 impl PartialEq for Resources {
     fn eq(&self, other: &Self) -> bool {
         // Entries are unique per kind, so equal length plus containment of
-        // every entry is set equality; the in-order case is checked first.
-        self.items.len() == other.items.len()
-            && (self.items == other.items || self.items.iter().all(|r| other.items.contains(r)))
+        // every entry is set equality; shared and in-order cases go first.
+        Arc::ptr_eq(&self.items, &other.items)
+            || (self.items.len() == other.items.len()
+                && (self.items == other.items || self.items.iter().all(|r| other.items.contains(r))))
     }
 }
 
@@ -193,9 +209,10 @@ impl Resources {
         if resource.is_empty() {
             return;
         }
-        match self.items.iter_mut().find(|r| r.same_kind(&resource)) {
+        let items = Arc::make_mut(&mut self.items);
+        match items.iter_mut().find(|r| r.same_kind(&resource)) {
             Some(existing) => existing.value.add(&resource.value),
-            None => self.items.push(resource),
+            None => items.push(resource),
         }
     }
 
@@ -225,9 +242,10 @@ impl Resources {
 
     fn subtract_one(&mut self, resource: &Resource) {
         if let Some(pos) = self.items.iter().position(|r| r.same_kind(resource)) {
-            self.items[pos].value.subtract(&resource.value);
-            if self.items[pos].is_empty() {
-                self.items.remove(pos);
+            let items = Arc::make_mut(&mut self.items);
+            items[pos].value.subtract(&resource.value);
+            if items[pos].is_empty() {
+                items.remove(pos);
             }
         }
     }
@@ -290,7 +308,7 @@ impl Resources {
     /// The entries that satisfy `keep`.
     pub fn filter(&self, mut keep: impl FnMut(&Resource) -> bool) -> Resources {
         Resources {
-            items: self.items.iter().filter(|r| keep(r)).cloned().collect(),
+            items: Arc::new(self.items.iter().filter(|r| keep(r)).cloned().collect()),
         }
     }
 
@@ -315,7 +333,7 @@ impl Resources {
     /// for totals and comparisons across roles.
     pub fn flatten(&self) -> Resources {
         let mut out = Resources::new();
-        for r in &self.items {
+        for r in self.items.iter() {
             out.push(Resource::new(r.name.clone(), r.value.clone()));
         }
         out
@@ -324,7 +342,7 @@ impl Resources {
     /// Every entry with `reservation` pushed onto its reservation stack.
     pub fn pushed_reservation(&self, reservation: &Reservation) -> Resources {
         let mut out = Resources::new();
-        for r in &self.items {
+        for r in self.items.iter() {
             out.push(r.clone().reserved(reservation.clone()));
         }
         out
@@ -333,7 +351,7 @@ impl Resources {
     /// Every entry with its top reservation removed.
     pub fn popped_reservation(&self) -> Resources {
         let mut out = Resources::new();
-        for r in &self.items {
+        for r in self.items.iter() {
             let mut r = r.clone();
             r.reservations.pop();
             out.push(r);
@@ -359,12 +377,12 @@ impl Resources {
         let role = role.map(Name::from);
         if self.items.iter().all(|r| r.allocation_role == first) {
             // Entries that were distinct with one common role stay distinct.
-            for r in &mut self.items {
+            for r in Arc::make_mut(&mut self.items) {
                 r.allocation_role.clone_from(&role);
             }
             return;
         }
-        let items = std::mem::take(&mut self.items);
+        let items = Arc::unwrap_or_clone(std::mem::take(self).items);
         for mut r in items {
             r.allocation_role.clone_from(&role);
             // Entries that differed only by allocation role merge here.
@@ -400,7 +418,7 @@ impl<'a> IntoIterator for &'a Resources {
 
 impl AddAssign<&Resources> for Resources {
     fn add_assign(&mut self, rhs: &Resources) {
-        for r in &rhs.items {
+        for r in rhs.items.iter() {
             self.push(r.clone());
         }
     }
@@ -413,7 +431,7 @@ impl AddAssign<Resources> for Resources {
             *self = rhs;
             return;
         }
-        for r in rhs.items {
+        for r in Arc::unwrap_or_clone(rhs.items) {
             self.push(r);
         }
     }
@@ -432,7 +450,7 @@ impl Add<&Resources> for &Resources {
 /// is removed), as Mesos does. Use [`Resources::checked_sub`] to insist.
 impl SubAssign<&Resources> for Resources {
     fn sub_assign(&mut self, rhs: &Resources) {
-        for r in &rhs.items {
+        for r in rhs.items.iter() {
             self.subtract_one(r);
         }
     }
@@ -456,7 +474,7 @@ impl Mul<f64> for &Resources {
     fn mul(self, factor: f64) -> Resources {
         let factor = if factor.is_nan() || factor < 0.0 { 0.0 } else { factor };
         let mut out = Resources::new();
-        for r in &self.items {
+        for r in self.items.iter() {
             let mut r = r.clone();
             match &mut r.value {
                 Value::Scalar(s) => *s = s.scaled(factor),
