@@ -2,6 +2,9 @@
 //!
 //! `cargo run --release --example agent -- --master 127.0.0.1:5050 --ip 127.0.0.1 --port 5051 --resources 'cpus:4;mem:4096;ports:[31000-32000]' --work-dir DIR`
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -45,12 +48,6 @@ struct Args {
     containerizers: String,
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -81,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::select! {
         r = agent.clone().run() => r?,
         r = http => r?,
-        _ = shutdown_signal() => println!("agent stopped (tasks keep running)"),
+        _ = support::shutdown_signal() => println!("agent stopped (tasks keep running)"),
     }
     Ok(())
 }

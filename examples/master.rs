@@ -2,6 +2,9 @@
 //!
 //! `cargo run --release --example master -- --ip 127.0.0.1 --port 5050 --work-dir DIR`
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,12 +60,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{s}` must be positive"))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -82,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
     println!("master listening on http://{}", listener.local_addr()?);
     let loops = tokio::spawn(handle.clone().run_loops());
     axum::serve(listener, handle.router())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(support::shutdown_signal())
         .await?;
     loops.abort();
     println!("master stopped");

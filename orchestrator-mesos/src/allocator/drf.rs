@@ -227,6 +227,21 @@ impl Default for DrfAllocator {
     }
 }
 
+/// Puts `value` in a freed slot or a new one and returns its index; slots
+/// are indices into the allocator's bitsets, so they are reused.
+fn insert_slot<T>(slots: &mut Vec<Option<T>>, free: &mut Vec<usize>, value: T) -> usize {
+    match free.pop() {
+        Some(slot) => {
+            slots[slot] = Some(value);
+            slot
+        }
+        None => {
+            slots.push(Some(value));
+            slots.len() - 1
+        }
+    }
+}
+
 /// Resources with every allocation role removed.
 fn stripped(resources: &Resources) -> Resources {
     let mut r = resources.clone();
@@ -491,16 +506,7 @@ impl DrfAllocator {
             has_filter: BitSet::default(),
             holding: 0,
         };
-        let c = match self.free_client_slots.pop() {
-            Some(slot) => {
-                self.clients[slot] = Some(client);
-                slot
-            }
-            None => {
-                self.clients.push(Some(client));
-                self.clients.len() - 1
-            }
-        };
+        let c = insert_slot(&mut self.clients, &mut self.free_client_slots, client);
         self.roles.roles[role].clients.push(c);
         c
     }
@@ -688,16 +694,7 @@ impl Allocator for DrfAllocator {
             avail_all: Quantities::default(),
             last_refused: None,
         };
-        let a = match self.free_agent_slots.pop() {
-            Some(slot) => {
-                self.agents[slot] = Some(agent);
-                slot
-            }
-            None => {
-                self.agents.push(Some(agent));
-                self.agents.len() - 1
-            }
-        };
+        let a = insert_slot(&mut self.agents, &mut self.free_agent_slots, agent);
         self.agent_index.insert(agent_id, a);
         for u in used {
             if let Some(f) = self.framework_slot(&u.framework_id) {
@@ -809,16 +806,7 @@ impl Allocator for DrfAllocator {
             id: framework_id.clone(),
             clients: Vec::new(),
         };
-        let f = match self.free_framework_slots.pop() {
-            Some(slot) => {
-                self.frameworks[slot] = Some(fw);
-                slot
-            }
-            None => {
-                self.frameworks.push(Some(fw));
-                self.frameworks.len() - 1
-            }
-        };
+        let f = insert_slot(&mut self.frameworks, &mut self.free_framework_slots, fw);
         self.framework_index.insert(framework_id, f);
         self.set_roles(f, info, suppressed)
     }
