@@ -401,11 +401,12 @@ async fn a_restarted_agent_recovers_its_running_task() {
 
     let (second, _run) = start_agent(&base, &work, "restart");
     for _ in 0..100 {
-        if second.id().is_some() && second.unacknowledged() == 0 {
+        if second.registered() && second.unacknowledged() == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(second.registered(), "the restarted agent re-registered");
     assert_eq!(second.id(), Some(id), "same agent id after the restart");
     let state: Value = reqwest::get(format!("{base}/master/state"))
         .await

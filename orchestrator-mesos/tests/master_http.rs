@@ -417,3 +417,62 @@ async fn new_agents_trigger_an_allocation_and_a_failover_ends_the_old_stream() {
         "Framework failed over"
     );
 }
+
+#[tokio::test]
+async fn commands_for_a_disconnected_agent_wait_for_it() {
+    // Regression: a KILL sent while the agent's command stream was closed
+    // (the agent restarting) was dropped, and the task ran on.
+    let base = start().await;
+    let http = reqwest::Client::new();
+    let reg: Value = http
+        .post(format!("{base}/api/v1/agents/register"))
+        .json(&json!({"agent_info": {"hostname": "n1", "resources": [
+            {"name":"cpus","type":"SCALAR","scalar":{"value":1}},{"name":"mem","type":"SCALAR","scalar":{"value":64}}]}}))
+        .send().await.unwrap().json().await.unwrap();
+    let agent_id = reg["agent_id"]["value"].as_str().unwrap().to_string();
+    let sub = http
+        .post(format!("{base}/api/v1/scheduler"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"u","name":"n"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    let stream_id = sub.headers()["Mesos-Stream-Id"].to_str().unwrap().to_string();
+    let mut events = Records::new(sub.bytes_stream());
+    let fw = events.event().await.subscribed.unwrap().framework_id;
+    let offer = events.event().await.offers.unwrap().offers.remove(0);
+    let call = |body: Value| {
+        http.post(format!("{base}/api/v1/scheduler"))
+            .header("Content-Type", "application/json")
+            .header("Mesos-Stream-Id", &stream_id)
+            .body(body.to_string())
+            .send()
+    };
+    // Launched and killed while no command stream is open.
+    call(
+        json!({"framework_id": {"value": fw.as_str()}, "type": "ACCEPT", "accept": {
+        "offer_ids": [{"value": offer.id.as_str()}],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [{"name": "t", "task_id": {"value": "t"},
+            "agent_id": {"value": agent_id}, "resources": [{"name":"cpus","type":"SCALAR","scalar":{"value":0.5}}],
+            "command": {"value": "sleep 60"}}]}}]}}),
+    )
+    .await
+    .unwrap();
+    call(json!({"framework_id": {"value": fw.as_str()}, "type": "KILL", "kill": {"task_id": {"value": "t"}}}))
+        .await
+        .unwrap();
+
+    let commands = http
+        .get(format!("{base}/api/v1/agents/{agent_id}/commands"))
+        .send()
+        .await
+        .unwrap();
+    let mut commands = Records::new(commands.bytes_stream());
+    let first: AgentCommand = serde_json::from_slice(&commands.next().await).unwrap();
+    let second: AgentCommand = serde_json::from_slice(&commands.next().await).unwrap();
+    assert!(matches!(first, AgentCommand::Launch { .. }), "{first:?}");
+    assert!(
+        matches!(second, AgentCommand::Kill { ref task_id, .. } if task_id.as_str() == "t"),
+        "{second:?}"
+    );
+}

@@ -175,6 +175,12 @@ impl Agent {
         self.inner.agent_id.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Whether the master has confirmed this agent (registered or
+    /// re-registered) since it started.
+    pub fn registered(&self) -> bool {
+        self.inner.registered.load(Ordering::SeqCst)
+    }
+
     /// Updates not yet acknowledged.
     pub fn unacknowledged(&self) -> usize {
         self.books().pending.len()

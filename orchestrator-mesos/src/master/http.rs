@@ -80,6 +80,40 @@ pub struct AgentUpdate {
     pub status: TaskStatus,
 }
 
+/// Commands kept for an agent whose command stream is not open (it is
+/// restarting or reconnecting); the oldest go first when the cap is hit.
+const MAX_AGENT_BACKLOG: usize = 65_536;
+
+/// The way to an agent: its command stream when open, and what waits for it.
+#[derive(Default)]
+struct AgentLink {
+    tx: Option<mpsc::Sender<Bytes>>,
+    backlog: std::collections::VecDeque<Bytes>,
+}
+
+impl AgentLink {
+    /// Sends what waits, in order, as far as the stream takes it.
+    fn flush(&mut self) {
+        while let (Some(tx), Some(front)) = (&self.tx, self.backlog.front()) {
+            match tx.try_send(front.clone()) {
+                Ok(()) => {
+                    self.backlog.pop_front();
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => break,
+                Err(mpsc::error::TrySendError::Closed(_)) => self.tx = None,
+            }
+        }
+    }
+
+    fn send(&mut self, command: Bytes) {
+        self.backlog.push_back(command);
+        if self.backlog.len() > MAX_AGENT_BACKLOG {
+            self.backlog.pop_front();
+        }
+        self.flush();
+    }
+}
+
 struct FrameworkStream {
     id: String,
     tx: mpsc::Sender<Bytes>,
@@ -88,7 +122,7 @@ struct FrameworkStream {
 struct Shared {
     master: Mutex<Master>,
     streams: Mutex<HashMap<FrameworkId, FrameworkStream>>,
-    agents: Mutex<HashMap<AgentId, mpsc::Sender<Bytes>>>,
+    agents: Mutex<HashMap<AgentId, AgentLink>>,
     allocation_interval: Duration,
     /// New agents and frameworks ask for an allocation before the next tick.
     allocate_soon: tokio::sync::Notify,
@@ -229,17 +263,14 @@ impl MasterHandle {
         }
     }
 
+    /// Sends a command to an agent, or keeps it until the agent's command
+    /// stream opens (a restarting agent must still get its kills).
     fn to_agent(&self, agent_id: &AgentId, command: &AgentCommand) {
         let Ok(json) = serde_json::to_vec(command) else { return };
-        let mut agents = lock(&self.shared.agents);
-        // An agent whose stream is gone gets its commands again when it
-        // reconnects and the framework reconciles; drop the dead channel.
-        if agents
-            .get(agent_id)
-            .is_some_and(|tx| tx.try_send(Bytes::from(recordio::encode(&json))).is_err())
-        {
-            agents.remove(agent_id);
-        }
+        lock(&self.shared.agents)
+            .entry(agent_id.clone())
+            .or_default()
+            .send(Bytes::from(recordio::encode(&json)));
     }
 
     /// Allocation rounds, framework heartbeats and agent/failover checks,
@@ -436,7 +467,11 @@ async fn agent_commands(State(h): State<MasterHandle>, Path(raw): Path<String>) 
         return error(StatusCode::NOT_FOUND, format!("Unknown agent {id}: register first"));
     }
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    lock(&h.shared.agents).insert(id, tx);
+    let mut agents = lock(&h.shared.agents);
+    let link = agents.entry(id).or_default();
+    link.tx = Some(tx);
+    link.flush();
+    drop(agents);
     stream_response(rx, None)
 }
 
