@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use orchestrator::core::{Attributes, Containerizer, Resources};
-use orchestrator::mesos::{Agent, AgentConfig, ProcessContainerizer};
+use orchestrator::mesos::{Agent, AgentConfig, DockerContainerizer, ProcessContainerizer};
 
 // The allocator's hot path clones and frees many small objects; mimalloc
 // keeps that cheap (the benchmarks in benches/ use it too).
@@ -43,9 +43,18 @@ struct Args {
     /// Directory for sandboxes and checkpoints.
     #[arg(long = "work-dir", alias = "work_dir", env = "MESOS_WORK_DIR")]
     work_dir: PathBuf,
-    /// Containerizers to try in order; only `mesos` (processes) exists yet.
-    #[arg(long, alias = "containerizers", default_value = "mesos")]
+    /// Containerizers to try in order: the first that can run a task runs
+    /// it (`docker` for tasks with an image, `mesos` for processes).
+    #[arg(long, default_value = "mesos")]
     containerizers: String,
+    /// The Docker engine for the docker containerizer.
+    #[arg(
+        long = "docker-host",
+        alias = "docker_host",
+        env = "DOCKER_HOST",
+        default_value = "unix:///var/run/docker.sock"
+    )]
+    docker_host: String,
 }
 
 #[tokio::main]
@@ -55,7 +64,13 @@ async fn main() -> anyhow::Result<()> {
     for name in args.containerizers.split(',').map(str::trim) {
         match name {
             "mesos" => chain.push(Arc::new(ProcessContainerizer::new(&args.work_dir)?)),
-            other => anyhow::bail!("unknown or not yet available containerizer `{other}` (available: mesos)"),
+            "docker" => {
+                let scope = args.work_dir.canonicalize().unwrap_or_else(|_| args.work_dir.clone());
+                chain.push(Arc::new(
+                    DockerContainerizer::connect(&args.docker_host, &scope.to_string_lossy()).await?,
+                ));
+            }
+            other => anyhow::bail!("unknown containerizer `{other}` (available: docker, mesos)"),
         }
     }
     let master = if args.master.contains("://") {

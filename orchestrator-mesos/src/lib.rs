@@ -80,7 +80,10 @@ pub use agent::{Agent, AgentConfig};
 pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter, RoleInfo};
 #[cfg(feature = "test-util")]
 pub use containerizer::RecordingContainerizer;
-pub use containerizer::{CgroupVersion, Cgroups, ContainerCgroup, ProcessContainerizer};
+pub use containerizer::{
+    CgroupVersion, Cgroups, ContainerCgroup, DockerContainerizer, ProcessContainerizer, LABEL_CONTAINER_ID,
+    LABEL_SCOPE, NAME_PREFIX,
+};
 pub use error::{Error, Result};
 pub use master::{
     resources_json, AgentCommand, AgentEntry, AgentState, AgentUpdate, Effect, FrameworkEntry, Master, MasterConfig,
