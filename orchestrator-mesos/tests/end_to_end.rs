@@ -81,6 +81,19 @@ impl Framework {
             .as_u16()
     }
 
+    /// Accepts the next offer with the task `make` builds from it.
+    async fn launch_with(&mut self, make: impl FnOnce(&orchestrator_core::Offer) -> Value) {
+        let offer = self.next(EventType::Offers).await.offers.unwrap().offers.remove(0);
+        let task = make(&offer);
+        let status = self
+            .call(json!({"framework_id": {"value": self.id}, "type": "ACCEPT", "accept": {
+                "offer_ids": [{"value": offer.id.as_str()}],
+                "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
+                "filters": {"refuse_seconds": 0}}}))
+            .await;
+        assert_eq!(status, 202);
+    }
+
     async fn launch(&mut self, task_id: &str, command: &str) {
         let offer = self.next(EventType::Offers).await.offers.unwrap().offers.remove(0);
         let status = self
@@ -137,7 +150,8 @@ fn cleanup(test: &str, work: &std::path::Path) {
     let _ = std::fs::remove_dir_all(work);
 }
 
-async fn cluster(test: &str) -> (String, Agent, std::path::PathBuf) {
+/// A master on a free loopback port; its base URL.
+async fn master() -> String {
     let handle = MasterHandle::new(
         Master::new(
             MasterConfig {
@@ -153,7 +167,11 @@ async fn cluster(test: &str) -> (String, Agent, std::path::PathBuf) {
     let router = handle.router();
     tokio::spawn(async move { axum::serve(listener, router).await });
     tokio::spawn(handle.run_loops());
+    base
+}
 
+async fn cluster(test: &str) -> (String, Agent, std::path::PathBuf) {
+    let base = master().await;
     let work = std::env::temp_dir().join(format!("orch-e2e-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let (agent, _run) = start_agent(&base, &work, test);
@@ -440,4 +458,83 @@ async fn a_restarted_agent_recovers_its_running_task() {
     );
     second.shutdown();
     cleanup("restart", &work);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_task_runs_through_master_and_agent() {
+    let test = "a_docker_task_runs_through_master_and_agent";
+    let Some(env) = orchestrator_testkit::docker(test) else {
+        return;
+    };
+    let base = master().await;
+    let work = std::env::temp_dir().join(format!("orch-e2e-{}-docker-agent", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let port = orchestrator_testkit::free_port();
+    let docker: Arc<dyn Containerizer> = Arc::new(
+        orchestrator_mesos::DockerContainerizer::connect(&env.host, &work.to_string_lossy())
+            .await
+            .unwrap(),
+    );
+    let process: Arc<dyn Containerizer> = Arc::new(ProcessContainerizer::with_cgroups(&work, None).unwrap());
+    let mut config = AgentConfig::new(
+        &base,
+        format!("cpus:2;mem:512;ports:[{port}-{port}]").parse().unwrap(),
+        &work,
+    );
+    config.update_retry = Duration::from_millis(300);
+    let agent = Agent::new(config, vec![docker, process]);
+    tokio::spawn(agent.clone().run());
+
+    let mut fw = Framework::subscribe(&base).await;
+    let image = env.busybox_image.clone();
+    // Only the docker agent has ports: take its offer.
+    let mut offer_agent = String::new();
+    fw.launch_with(|offer| {
+        offer_agent = offer.agent_id.to_string();
+        json!({"name": "web", "task_id": {"value": "web"}, "agent_id": {"value": offer.agent_id.as_str()},
+            "resources": [{"name":"cpus","type":"SCALAR","scalar":{"value":0.2}},
+                          {"name":"mem","type":"SCALAR","scalar":{"value":64}},
+                          {"name":"ports","type":"RANGES","ranges":{"range":[{"begin":port,"end":port}]}}],
+            "command": {"value": "echo hello from docker; mkdir -p /www; exec httpd -f -p $PORT0 -h /www"},
+            "container": {"type": "DOCKER", "docker": {"image": image, "network": "HOST"}}})
+    })
+    .await;
+    let mut states = Vec::new();
+    while states.last() != Some(&TaskState::Running) {
+        let s = fw.update(true).await;
+        assert!(!s.state.is_terminal(), "{s:?} (offer from {offer_agent})");
+        states.push(s.state);
+    }
+    // The container serves on the task's port, on the host's network.
+    let mut answered = false;
+    for _ in 0..50 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/")).await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "nothing answered on port {port}");
+    let stdout = find(&work, "stdout").expect("the container's sandbox");
+    let mut out = String::new();
+    for _ in 0..50 {
+        out = std::fs::read_to_string(&stdout).unwrap_or_default();
+        if out.contains("hello from docker") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(out.contains("hello from docker"), "{out:?}");
+
+    let code = fw
+        .call(json!({"framework_id": {"value": fw.id}, "type": "KILL", "kill": {"task_id": {"value": "web"}}}))
+        .await;
+    assert_eq!(code, 202);
+    let mut last = fw.update(true).await;
+    while !last.state.is_terminal() {
+        last = fw.update(true).await;
+    }
+    assert_eq!(last.state, TaskState::Killed, "{last:?}");
+    agent.shutdown();
+    let _ = std::fs::remove_dir_all(&work);
 }
