@@ -177,3 +177,49 @@ async fn bad_images_fail_clearly_usage_and_recovery() {
     again.destroy(&kept).await.unwrap();
     assert!(again.recover(&[]).await.unwrap().is_empty(), "the orphan was removed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_task_survives_a_docker_daemon_restart() {
+    let Some(mut server) =
+        orchestrator_testkit::DockerdServer::start("a_running_task_survives_a_docker_daemon_restart")
+    else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("orch-docker-{}-restart", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = DockerContainerizer::connect(&server.host(), &dir.to_string_lossy())
+        .await
+        .unwrap();
+    let mut spec =
+        ContainerSpec::shell("trap 'exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done");
+    spec.image = Some(server.image.clone());
+    let (c, sandbox) = (id("survivor"), dir.join("survivor"));
+    std::fs::create_dir_all(&sandbox).unwrap();
+    d.launch(&c, &spec, &sandbox).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    tokio::task::block_in_place(|| server.restart());
+    // Still running: the waiter reconnected instead of reporting an end.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), d.wait(&c)).await.is_err(),
+        "the task ended with the daemon"
+    );
+    let ticks = std::fs::read_to_string(sandbox.join("stdout"))
+        .unwrap_or_default()
+        .lines()
+        .count();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let later = std::fs::read_to_string(sandbox.join("stdout"))
+        .unwrap_or_default()
+        .lines()
+        .count();
+    assert!(
+        later > ticks,
+        "output is followed again after the restart ({ticks} -> {later})"
+    );
+
+    d.kill(&c, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(d.wait(&c).await.unwrap().task_state(), TaskState::Killed);
+    d.destroy(&c).await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

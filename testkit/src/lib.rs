@@ -246,3 +246,169 @@ impl Drop for ZkServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A Docker engine of the test's own, started with `--live-restore` so
+/// containers outlive a daemon restart, with the harness's busybox image
+/// loaded. Stopped (its containers removed) by PID when dropped.
+pub struct DockerdServer {
+    dir: PathBuf,
+    child: Option<Child>,
+    /// The busybox image, loaded from the harness's engine.
+    pub image: String,
+}
+
+impl DockerdServer {
+    /// Starts the engine and loads the image, or returns `None` (after
+    /// [`missing`]) without the harness's Docker.
+    ///
+    /// # Panics
+    /// When dockerd does not come up or the image cannot be loaded.
+    pub fn start(test: &str) -> Option<DockerdServer> {
+        let env = docker(test)?;
+        let dir = std::env::temp_dir().join(format!("orch-dockerd-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(dir.join("root")).expect("dockerd dirs");
+        std::fs::create_dir_all(dir.join("exec")).expect("dockerd dirs");
+        let mut server = DockerdServer {
+            dir,
+            child: None,
+            image: env.busybox_image.clone(),
+        };
+        server.spawn();
+        let mut save = Command::new("/usr/bin/docker")
+            .args(["-H", &env.host, "save", &env.busybox_image])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("docker save");
+        let load = Command::new("/usr/bin/docker")
+            .args(["-H", &server.host(), "load"])
+            .stdin(save.stdout.take().expect("save output"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("docker load");
+        let _ = save.wait();
+        assert!(
+            load.success(),
+            "loading {} into the private dockerd failed",
+            env.busybox_image
+        );
+        Some(server)
+    }
+
+    /// `unix:///…/docker.sock`.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.join("docker.sock").display())
+    }
+
+    fn docker_cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new("/usr/bin/docker")
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running the docker CLI")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join("dockerd.log")).expect("dockerd log");
+        let d = &self.dir;
+        let child = Command::new("dockerd")
+            .arg("--host")
+            .arg(self.host())
+            .arg("--data-root")
+            .arg(d.join("root"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("dockerd.pid"))
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--live-restore",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawning dockerd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.docker_cli(&["version"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "private dockerd did not answer within 30 s (see {})",
+            self.dir.join("dockerd.log").display()
+        );
+    }
+
+    /// Stops the daemon with SIGTERM (containers keep running) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts the daemon on the same data.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for DockerdServer {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = self.docker_cli(&["ps", "-aq"]);
+            let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids.iter().map(String::as_str));
+                let _ = self.docker_cli(&args);
+            }
+        }
+        self.stop();
+        // Shims and containerd left behind carry the directory in their arguments.
+        let _ = Command::new("pkill")
+            .arg("-9")
+            .arg("-f")
+            .arg(self.dir.as_os_str())
+            .status();
+        // dockerd leaves mounts (a network namespace under exec/netns)
+        // behind; unmount everything below the directory, deepest first.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|p| Path::new(p).starts_with(&self.dir))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for point in points {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(point)
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

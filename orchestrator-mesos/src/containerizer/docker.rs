@@ -25,6 +25,10 @@ use tokio::sync::watch;
 pub const NAME_PREFIX: &str = "orchestrator-";
 /// Label carrying the container id, for recovery.
 pub const LABEL_CONTAINER_ID: &str = "orchestrator.container_id";
+/// How long a container's watcher waits for an engine that went away (a
+/// daemon restart) before reporting the container's end as unknown.
+const ENGINE_OUTAGE: Duration = Duration::from_secs(600);
+
 /// Label naming the agent (its work directory) that owns a container, so
 /// agents sharing one engine never recover or remove each other's.
 pub const LABEL_SCOPE: &str = "orchestrator.scope";
@@ -126,17 +130,43 @@ impl DockerContainerizer {
             ) else {
                 return;
             };
-            let opts = LogsOptionsBuilder::default()
-                .follow(true)
-                .stdout(true)
-                .stderr(true)
-                .build();
-            let mut logs = docker.logs(&name, Some(opts));
-            while let Some(Ok(chunk)) = logs.next().await {
-                let _ = match chunk {
-                    bollard::container::LogOutput::StdErr { message } => err.write_all(&message).await,
-                    other => out.write_all(&other.into_bytes()).await,
-                };
+            let give_up = tokio::time::Instant::now() + ENGINE_OUTAGE;
+            let mut since = 0;
+            loop {
+                let opts = LogsOptionsBuilder::default()
+                    .follow(true)
+                    .stdout(true)
+                    .stderr(true)
+                    .since(since)
+                    .build();
+                let mut logs = docker.logs(&name, Some(opts));
+                let mut broken = false;
+                while let Some(chunk) = logs.next().await {
+                    let Ok(chunk) = chunk else {
+                        broken = true;
+                        break;
+                    };
+                    let _ = match chunk {
+                        bollard::container::LogOutput::StdErr { message } => err.write_all(&message).await,
+                        other => out.write_all(&other.into_bytes()).await,
+                    };
+                }
+                // The stream ends with the container, or breaks with the
+                // engine: then follow again from where it broke.
+                let running = docker
+                    .inspect_container(&name, None)
+                    .await
+                    .ok()
+                    .and_then(|c| c.state)
+                    .and_then(|s| s.running)
+                    .unwrap_or(broken);
+                if !running || tokio::time::Instant::now() >= give_up {
+                    break;
+                }
+                since = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i32);
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
             let _ = out.flush().await;
             let _ = err.flush().await;
@@ -149,12 +179,23 @@ impl DockerContainerizer {
         let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (docker, name, killed_w) = (self.docker.clone(), name(id), killed.clone());
         tokio::spawn(async move {
-            let waited = docker.wait_container(&name, None::<WaitContainerOptions>).next().await;
-            // A non-zero exit arrives as an error value carrying the code.
-            let code = match waited {
-                Some(Ok(r)) => Some(r.status_code),
-                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Some(code),
-                _ => None,
+            let give_up = tokio::time::Instant::now() + ENGINE_OUTAGE;
+            let code = loop {
+                let waited = docker.wait_container(&name, None::<WaitContainerOptions>).next().await;
+                // A non-zero exit arrives as an error value carrying the code.
+                match waited {
+                    Some(Ok(r)) => break Some(r.status_code),
+                    Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => break Some(code),
+                    Some(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => {
+                        break None
+                    }
+                    // The engine went away (a restart; with live-restore the
+                    // container runs on): wait for it and wait again.
+                    _ if tokio::time::Instant::now() < give_up => {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    _ => break None,
+                }
             };
             let state = docker.inspect_container(&name, None).await.ok().and_then(|c| c.state);
             let oom = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
