@@ -223,3 +223,28 @@ async fn a_running_task_survives_a_docker_daemon_restart() {
     d.destroy(&c).await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_that_is_down_fails_launches_clearly_until_it_is_back() {
+    let test = "a_daemon_that_is_down_fails_launches_clearly_until_it_is_back";
+    let Some(mut server) = orchestrator_testkit::DockerdServer::start(test) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("orch-docker-{}-down", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = DockerContainerizer::connect(&server.host(), &dir.to_string_lossy())
+        .await
+        .unwrap();
+    let mut spec = ContainerSpec::shell("exit 0");
+    spec.image = Some(server.image.clone());
+    tokio::task::block_in_place(|| server.stop());
+    let err = d.launch(&id("down"), &spec, &dir).await.unwrap_err().to_string();
+    assert!(err.contains("the Docker engine does not answer"), "{err}");
+
+    tokio::task::block_in_place(|| server.restart());
+    let up = id("up");
+    d.launch(&up, &spec, &dir).await.unwrap();
+    assert_eq!(d.wait(&up).await.unwrap().task_state(), TaskState::Finished);
+    d.destroy(&up).await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -91,7 +91,12 @@ impl DockerContainerizer {
     }
 
     async fn ensure_image(&self, id: &ContainerId, image: &str, force_pull: bool) -> Result<()> {
-        let present = self.docker.inspect_image(image).await.is_ok();
+        let present = match self.docker.inspect_image(image).await {
+            Ok(_) => true,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => false,
+            // Not an answer about the image: the engine itself is in trouble.
+            Err(e) => return Err(docker_err(id, "the Docker engine does not answer", e)),
+        };
         if present && !force_pull {
             return Ok(());
         }
