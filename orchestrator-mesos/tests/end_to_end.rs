@@ -470,20 +470,13 @@ async fn a_docker_task_runs_through_master_and_agent() {
     let work = std::env::temp_dir().join(format!("orch-e2e-{}-docker-agent", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let port = orchestrator_testkit::free_port();
-    let docker: Arc<dyn Containerizer> = Arc::new(
-        orchestrator_mesos::DockerContainerizer::connect(&env.host, &work.to_string_lossy())
-            .await
-            .unwrap(),
-    );
-    let process: Arc<dyn Containerizer> = Arc::new(ProcessContainerizer::with_cgroups(&work, None).unwrap());
-    let mut config = AgentConfig::new(
+    let agent = docker_agent(
         &base,
-        format!("cpus:2;mem:512;ports:[{port}-{port}]").parse().unwrap(),
         &work,
-    );
-    config.update_retry = Duration::from_millis(300);
-    let agent = Agent::new(config, vec![docker, process]);
-    tokio::spawn(agent.clone().run());
+        &env.host,
+        &format!("cpus:2;mem:512;ports:[{port}-{port}]"),
+    )
+    .await;
 
     let mut fw = Framework::subscribe(&base).await;
     let image = env.busybox_image.clone();
@@ -536,5 +529,74 @@ async fn a_docker_task_runs_through_master_and_agent() {
     }
     assert_eq!(last.state, TaskState::Killed, "{last:?}");
     agent.shutdown();
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// An agent running docker then process containers on `work`.
+async fn docker_agent(base: &str, work: &std::path::Path, host: &str, resources: &str) -> Agent {
+    let docker: Arc<dyn Containerizer> = Arc::new(
+        orchestrator_mesos::DockerContainerizer::connect(host, &work.to_string_lossy())
+            .await
+            .unwrap(),
+    );
+    let process: Arc<dyn Containerizer> = Arc::new(ProcessContainerizer::with_cgroups(work, None).unwrap());
+    let mut config = AgentConfig::new(base, resources.parse().unwrap(), work);
+    config.update_retry = Duration::from_millis(300);
+    config.heartbeat_interval = Duration::from_millis(500);
+    let agent = Agent::new(config, vec![docker, process]);
+    tokio::spawn(agent.clone().run());
+    agent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_recovers_its_running_container() {
+    let test = "a_restarted_agent_recovers_its_running_container";
+    let Some(env) = orchestrator_testkit::docker(test) else {
+        return;
+    };
+    let base = master().await;
+    let work = std::env::temp_dir().join(format!("orch-e2e-{}-docker-restart", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let first = docker_agent(&base, &work, &env.host, "cpus:2;mem:512").await;
+    let mut fw = Framework::subscribe(&base).await;
+    let image = env.busybox_image.clone();
+    fw.launch_with(|offer| {
+        json!({"name": "box", "task_id": {"value": "box"}, "agent_id": {"value": offer.agent_id.as_str()},
+            "resources": [{"name":"cpus","type":"SCALAR","scalar":{"value":0.2}},
+                          {"name":"mem","type":"SCALAR","scalar":{"value":64}}],
+            "command": {"value": "trap 'exit 0' TERM; while true; do sleep 0.2; done"},
+            "container": {"type": "DOCKER", "docker": {"image": image}}})
+    })
+    .await;
+    while fw.update(true).await.state != TaskState::Running {}
+    let id = first.id().expect("registered");
+
+    first.shutdown();
+    let second = docker_agent(&base, &work, &env.host, "cpus:2;mem:512").await;
+    for _ in 0..100 {
+        if second.registered() && second.unacknowledged() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(second.id(), Some(id), "same agent id after the restart");
+    let state: Value = reqwest::get(format!("{base}/master/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["frameworks"][0]["tasks"][0]["id"], "box", "{state}");
+
+    let code = fw
+        .call(json!({"framework_id": {"value": fw.id}, "type": "KILL", "kill": {"task_id": {"value": "box"}}}))
+        .await;
+    assert_eq!(code, 202);
+    let mut last = fw.update(true).await;
+    while !last.state.is_terminal() {
+        last = fw.update(true).await;
+    }
+    assert_eq!(last.state, TaskState::Killed, "{last:?}");
+    second.shutdown();
     let _ = std::fs::remove_dir_all(&work);
 }
