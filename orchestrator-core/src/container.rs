@@ -203,10 +203,19 @@ impl ContainerSpec {
                 .filter(|p| *p > 0)
                 .ok_or_else(|| invalid(format!("task {}: {what} port {p} is not in 1-65535", task.task_id)))
         };
+        let offered_ports = task.resources.ports();
         let mut port_mappings = Vec::new();
         for m in docker.map(|d| d.port_mappings.as_slice()).unwrap_or_default() {
+            let host_port = port(m.host_port, "host")?;
+            // As Mesos requires, a host port must be one the task was given.
+            if !offered_ports.contains_item(u64::from(host_port)) {
+                return Err(invalid(format!(
+                    "task {}: host port {host_port} is not in the task's ports resource",
+                    task.task_id
+                )));
+            }
             port_mappings.push(PortMapping {
-                host_port: port(m.host_port, "host")?,
+                host_port,
                 container_port: port(m.container_port, "container")?,
                 protocol: m.protocol.clone().unwrap_or_else(|| "tcp".into()),
             });
@@ -376,7 +385,8 @@ mod tests {
     fn a_docker_task_becomes_a_spec() {
         let t = task(
             r#"{"name":"w","task_id":{"value":"w.1"},"agent_id":{"value":"a"},
-            "resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.5}},{"name":"mem","type":"SCALAR","scalar":{"value":64}}],
+            "resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":0.5}},{"name":"mem","type":"SCALAR","scalar":{"value":64}},
+                         {"name":"ports","type":"RANGES","ranges":{"range":[{"begin":31000,"end":31000}]}}],
             "command":{"value":"echo hi","environment":{"variables":[{"name":"A","value":"1"}]}},
             "container":{"type":"DOCKER","docker":{"image":"busybox","network":"BRIDGE",
               "port_mappings":[{"host_port":31000,"container_port":80}]}}}"#,
@@ -406,6 +416,11 @@ mod tests {
                 r#"{"name":"x","task_id":{"value":"x"},"agent_id":{"value":"a"},"container":{"type":"DOCKER",
                  "docker":{"image":"b","port_mappings":[{"host_port":70000,"container_port":80}]}}}"#,
                 "not in 1-65535",
+            ),
+            (
+                r#"{"name":"x","task_id":{"value":"x"},"agent_id":{"value":"a"},"container":{"type":"DOCKER",
+                 "docker":{"image":"b","port_mappings":[{"host_port":31000,"container_port":80}]}}}"#,
+                "host port 31000 is not in the task's ports resource",
             ),
         ] {
             let err = ContainerSpec::from_task(&task(json)).unwrap_err().to_string();

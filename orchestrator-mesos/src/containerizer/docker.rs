@@ -428,6 +428,17 @@ impl Containerizer for DockerContainerizer {
             s.net_rx_bytes = Some(nets.values().filter_map(|n| n.rx_bytes).sum());
             s.net_tx_bytes = Some(nets.values().filter_map(|n| n.tx_bytes).sum());
         }
+        if let Some(entries) = stats.blkio_stats.and_then(|b| b.io_service_bytes_recursive) {
+            let sum = |op: &str| {
+                entries
+                    .iter()
+                    .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
+                    .filter_map(|e| e.value)
+                    .sum::<u64>()
+            };
+            s.blkio_read_bytes = Some(sum("read"));
+            s.blkio_write_bytes = Some(sum("write"));
+        }
         s.processes = stats.pids_stats.and_then(|p| p.current);
         Ok(s)
     }
