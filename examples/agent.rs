@@ -12,11 +12,6 @@ use clap::Parser;
 use orchestrator::core::{Attributes, Containerizer, Resources};
 use orchestrator::mesos::{Agent, AgentConfig, DockerContainerizer, ProcessContainerizer};
 
-// The allocator's hot path clones and frees many small objects; mimalloc
-// keeps that cheap (the benchmarks in benches/ use it too).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Run an agent that registers with a master and runs its tasks.
 #[derive(Parser)]
 #[command(version, about)]

@@ -12,11 +12,6 @@ use std::time::Duration;
 use clap::Parser;
 use orchestrator::mesos::{DrfAllocator, Master, MasterConfig, MasterHandle};
 
-// The allocator's hot path clones and frees many small objects; mimalloc
-// keeps that cheap (the benchmarks in benches/ use it too).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Run a master that frameworks speaking Mesos's v1 HTTP API can use.
 #[derive(Parser)]
 #[command(version, about)]

@@ -1,5 +1,10 @@
 //! What the example binaries share.
 
+// The allocator's hot path clones and frees many small objects; mimalloc
+// keeps that cheap (the benchmarks in benches/ use it too).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM, for graceful shutdown.
 ///
 /// # Panics
