@@ -75,6 +75,7 @@ pub mod api;
 mod containerizer;
 mod error;
 mod master;
+mod zk;
 
 pub use agent::{Agent, AgentConfig};
 pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter, RoleInfo};
@@ -89,3 +90,4 @@ pub use master::{
     resources_json, AgentCommand, AgentEntry, AgentState, AgentUpdate, Effect, FrameworkEntry, Master, MasterConfig,
     MasterHandle, ReregisterAgent, ReregisteredTask, TaskEntry, MAX_BODY,
 };
+pub use zk::ZkStore;

@@ -19,6 +19,8 @@
 //! Tests that must stop and restart a server (or need several ensembles)
 //! start their own with [`ZkServer::start`]; it is stopped by PID on drop.
 
+pub mod store_contract;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
