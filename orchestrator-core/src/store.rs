@@ -116,6 +116,21 @@ pub fn validate_path(path: &str) -> Result<()> {
     Ok(())
 }
 
+/// [`validate_path`] for a node that holds data: the root holds none.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the path.
+pub fn validate_data_path(path: &str) -> Result<()> {
+    validate_path(path)?;
+    if path == "/" {
+        return Err(Error::Invalid {
+            what: "path",
+            reason: "the root holds no data".into(),
+        });
+    }
+    Ok(())
+}
+
 fn parent(path: &str) -> Option<&str> {
     match path.rfind('/') {
         Some(0) if path.len() > 1 => Some("/"),
@@ -182,24 +197,12 @@ impl StateStore for MemStore {
     }
 
     async fn put(&self, path: &str, data: Vec<u8>) -> Result<Version> {
-        validate_path(path)?;
-        if path == "/" {
-            return Err(Error::Invalid {
-                what: "path",
-                reason: "the root holds no data".into(),
-            });
-        }
+        validate_data_path(path)?;
         Ok(Self::write(&mut self.lock(), path, data))
     }
 
     async fn compare_and_set(&self, path: &str, data: Vec<u8>, expected: Option<Version>) -> Result<Version> {
-        validate_path(path)?;
-        if path == "/" {
-            return Err(Error::Invalid {
-                what: "path",
-                reason: "the root holds no data".into(),
-            });
-        }
+        validate_data_path(path)?;
         let mut nodes = self.lock();
         let actual = nodes.get(path).map(|n| n.version);
         if actual != expected {

@@ -4,7 +4,7 @@
 //! version is the znode's data version, so compare-and-set is ZooKeeper's.
 
 use async_trait::async_trait;
-use orchestrator_core::{validate_path, Error, Result, StateStore, Version, Versioned};
+use orchestrator_core::{validate_data_path, validate_path, Error, Result, StateStore, Version, Versioned};
 use zookeeper_client as zk;
 
 /// A [`StateStore`] on ZooKeeper, rooted at a path (`/marathon`).
@@ -82,6 +82,18 @@ impl ZkStore {
         Ok(())
     }
 
+    /// Creates the persistent node `full` (and its parents); ZooKeeper's
+    /// answer is returned for the caller to judge (NodeExists, …).
+    async fn create(
+        &self,
+        full: &str,
+        data: &[u8],
+    ) -> Result<std::result::Result<(zk::Stat, zk::CreateSequence), zk::Error>> {
+        self.ensure_parents(full).await?;
+        let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        Ok(self.client.create(full, data, &opts).await)
+    }
+
     async fn current_version(&self, full: &str) -> Option<Version> {
         self.client.check_stat(full).await.ok().flatten().map(|s| version(&s))
     }
@@ -103,13 +115,7 @@ impl StateStore for ZkStore {
     }
 
     async fn put(&self, path: &str, data: Vec<u8>) -> Result<Version> {
-        validate_path(path)?;
-        if path == "/" {
-            return Err(Error::Invalid {
-                what: "path",
-                reason: "the root holds no data".into(),
-            });
-        }
+        validate_data_path(path)?;
         let full = self.full(path);
         loop {
             match self.client.set_data(&full, &data, None).await {
@@ -117,9 +123,7 @@ impl StateStore for ZkStore {
                 Err(zk::Error::NoNode) => {}
                 Err(e) => return Err(zk_err(path, "write", e)),
             }
-            self.ensure_parents(&full).await?;
-            let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-            match self.client.create(&full, &data, &opts).await {
+            match self.create(&full, &data).await? {
                 Ok((stat, _)) => return Ok(version(&stat)),
                 // Created by someone else meanwhile: overwrite it.
                 Err(zk::Error::NodeExists) => continue,
@@ -129,13 +133,7 @@ impl StateStore for ZkStore {
     }
 
     async fn compare_and_set(&self, path: &str, data: Vec<u8>, expected: Option<Version>) -> Result<Version> {
-        validate_path(path)?;
-        if path == "/" {
-            return Err(Error::Invalid {
-                what: "path",
-                reason: "the root holds no data".into(),
-            });
-        }
+        validate_data_path(path)?;
         let full = self.full(path);
         let conflict = |actual| Error::VersionConflict {
             path: path.to_string(),
@@ -143,15 +141,11 @@ impl StateStore for ZkStore {
             actual,
         };
         match expected {
-            None => {
-                self.ensure_parents(&full).await?;
-                let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-                match self.client.create(&full, &data, &opts).await {
-                    Ok((stat, _)) => Ok(version(&stat)),
-                    Err(zk::Error::NodeExists) => Err(conflict(self.current_version(&full).await)),
-                    Err(e) => Err(zk_err(path, "create", e)),
-                }
-            }
+            None => match self.create(&full, &data).await? {
+                Ok((stat, _)) => Ok(version(&stat)),
+                Err(zk::Error::NodeExists) => Err(conflict(self.current_version(&full).await)),
+                Err(e) => Err(zk_err(path, "create", e)),
+            },
             Some(v) => match self.client.set_data(&full, &data, Some(zk_version(v))).await {
                 Ok(stat) => Ok(version(&stat)),
                 Err(zk::Error::BadVersion) => Err(conflict(self.current_version(&full).await)),
