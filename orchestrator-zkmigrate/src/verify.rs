@@ -21,8 +21,8 @@ pub enum NodeKind {
     Ephemeral,
     /// Deleted by the server when its last child goes.
     Container,
-    /// Deleted after a time without changes or children.
-    Ttl,
+    /// Deleted after a time (milliseconds) without changes or children.
+    Ttl(u64),
 }
 
 /// One ACL entry.
@@ -61,6 +61,28 @@ struct NodeDigest {
     acl: u128,
     kind: NodeKind,
     len: usize,
+}
+
+fn kind_bytes(kind: NodeKind) -> [u8; 9] {
+    let (tag, ttl) = match kind {
+        NodeKind::Persistent => (0, 0),
+        NodeKind::Ephemeral => (1, 0),
+        NodeKind::Container => (2, 0),
+        NodeKind::Ttl(ms) => (3, ms),
+    };
+    let mut out = [0u8; 9];
+    out[0] = tag;
+    out[1..].copy_from_slice(&ttl.to_le_bytes());
+    out
+}
+
+/// One digest of what a migration preserves of a node.
+pub(crate) fn node_digest(data: &[u8], acl: &[AclEntry], kind: NodeKind) -> u128 {
+    let mut h = Xxh3::new();
+    h.update(&xxhash_rust::xxh3::xxh3_128(data).to_le_bytes());
+    h.update(&hash_acl(acl).to_le_bytes());
+    h.update(&kind_bytes(kind));
+    h.digest128()
 }
 
 fn hash_acl(acl: &[AclEntry]) -> u128 {
@@ -113,7 +135,7 @@ impl Manifest {
             h.update(path.as_bytes());
             h.update(&d.data.to_le_bytes());
             h.update(&d.acl.to_le_bytes());
-            h.update(&[d.kind as u8]);
+            h.update(&kind_bytes(d.kind));
         }
         h.digest128()
     }
