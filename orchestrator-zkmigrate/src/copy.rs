@@ -14,7 +14,7 @@ use zookeeper_client as zk;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::node::{create_options, sequence_of, EphemeralPolicy, ZNode};
+use crate::node::{create_options, sequence_of, NodeRules, ZNode};
 use crate::tree::{child_rel, read_tree, Progress, Snapshot};
 use crate::verify::NodeKind;
 
@@ -23,24 +23,24 @@ const BATCH_OPS: usize = 1000;
 /// Bytes of data per `multi` request (ZooKeeper's `jute.maxbuffer` is 1 MiB).
 const BATCH_BYTES: usize = 512 * 1024;
 /// `multi` requests in flight at once.
-const BATCHES_IN_FLIGHT: usize = 32;
+const BATCHES_IN_FLIGHT: usize = 8;
 /// The transient child used to advance a parent's sequence counter.
 const SEQUENCE_PROBE: &str = "zkmigrate-sequence-advance";
 
 /// How a copy behaves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CopyOptions {
     /// Delete target nodes the source does not have (a mirror); on by default.
     pub delete_extra: bool,
-    /// Ephemeral nodes: skip, or copy as persistent markers.
-    pub ephemerals: EphemeralPolicy,
+    /// Ephemeral policy and node types.
+    pub rules: NodeRules,
 }
 
 impl Default for CopyOptions {
     fn default() -> Self {
         CopyOptions {
             delete_extra: true,
-            ephemerals: EphemeralPolicy::Skip,
+            rules: NodeRules::default(),
         }
     }
 }
@@ -141,7 +141,11 @@ impl CopyReport {
 
 /// The counter a parent's sequential children need on the target.
 fn sequence_floor(source: &Snapshot, parent: &str, node: &ZNode) -> Option<i32> {
-    let prefix = if parent == "/" { "/".to_string() } else { format!("{parent}/") };
+    let prefix = if parent == "/" {
+        "/".to_string()
+    } else {
+        format!("{parent}/")
+    };
     let max_seq = source
         .nodes
         .range(prefix.clone()..)
@@ -213,8 +217,8 @@ pub async fn copy(
 ) -> Result<(Plan, CopyReport)> {
     let started = Instant::now();
     let (s, t) = tokio::join!(
-        read_tree(source, source_ep, opts.ephemerals, progress),
-        read_tree(target, target_ep, opts.ephemerals, progress)
+        read_tree(source, source_ep, &opts.rules, progress),
+        read_tree(target, target_ep, &opts.rules, progress)
     );
     let (s, t) = (s?, t?);
     let plan = plan(&s, &t, opts);
@@ -244,7 +248,10 @@ fn batches<'p>(ops: impl Iterator<Item = &'p Op>, source: &Snapshot) -> Vec<Batc
             .last()
             .is_some_and(|b| b.ops.len() < BATCH_OPS && b.bytes + bytes <= BATCH_BYTES);
         if !fits {
-            out.push(Batch { ops: Vec::new(), bytes: 0 });
+            out.push(Batch {
+                ops: Vec::new(),
+                bytes: 0,
+            });
         }
         let last = out.last_mut().expect("pushed above");
         last.ops.push(op);
@@ -283,8 +290,9 @@ pub async fn apply(
 ) -> Result<()> {
     // ACLs cannot go in a multi; they are pipelined on their own.
     let (acls, rest): (Vec<&Op>, Vec<&Op>) = plan.ops.iter().partition(|op| matches!(op, Op::SetAcl { .. }));
-    let (sequences, writes): (Vec<&Op>, Vec<&Op>) =
-        rest.into_iter().partition(|op| matches!(op, Op::AdvanceSequence { .. }));
+    let (sequences, writes): (Vec<&Op>, Vec<&Op>) = rest
+        .into_iter()
+        .partition(|op| matches!(op, Op::AdvanceSequence { .. }));
     let batches = batches(writes.into_iter(), source);
     let zk_acls: BTreeMap<&str, Vec<zk::Acl>> = source.nodes.iter().map(|(p, n)| (p.as_str(), n.zk_acl())).collect();
     for window in batches.chunks(BATCHES_IN_FLIGHT) {
@@ -318,7 +326,9 @@ pub async fn apply(
         for (op, (r, abs)) in window.iter().zip(results) {
             match r {
                 Ok(_) => count(report, op),
-                Err(zk::Error::NoNode) => report.warnings.push(format!("{abs}: deleted on the target while copying")),
+                Err(zk::Error::NoNode) => report
+                    .warnings
+                    .push(format!("{abs}: deleted on the target while copying")),
                 Err(e) => return Err(Error::zk(&ep.label, "set ACL", &abs, e)),
             }
         }
@@ -328,6 +338,7 @@ pub async fn apply(
         if let Op::AdvanceSequence { path, to } = op {
             advance_sequence(client, ep, path, *to, report).await?;
             count(report, op);
+            Progress::add(progress.map(|p| &p.written), 1);
         }
     }
     Ok(())
@@ -390,7 +401,10 @@ async fn apply_one(
             match client.create(&abs, &n.data, &create_options(n.kind, acl)).await {
                 Ok(_) => Ok(()),
                 Err(zk::Error::NodeExists) => {
-                    client.set_data(&abs, &n.data, None).await.map_err(|e| fail("set data", e))?;
+                    client
+                        .set_data(&abs, &n.data, None)
+                        .await
+                        .map_err(|e| fail("set data", e))?;
                     client.set_acl(&abs, acl, None).await.map_err(|e| fail("set ACL", e))?;
                     Ok(())
                 }
@@ -416,9 +430,9 @@ async fn apply_one(
         Op::Delete { .. } => match client.delete(&abs, None).await {
             Ok(()) | Err(zk::Error::NoNode) => Ok(()),
             Err(zk::Error::NotEmpty) => {
-                report
-                    .warnings
-                    .push(format!("{abs}: children were created on the target while copying; not deleted"));
+                report.warnings.push(format!(
+                    "{abs}: children were created on the target while copying; not deleted"
+                ));
                 Ok(())
             }
             Err(e) => Err(fail("delete", e)),
@@ -429,7 +443,13 @@ async fn apply_one(
 
 /// Creates and deletes a transient child (one `multi` per 500 pairs, each
 /// pair adds 2 to `cversion`) until the parent's counter reaches `to`.
-async fn advance_sequence(client: &zk::Client, ep: &Endpoint, rel: &str, to: i32, report: &mut CopyReport) -> Result<()> {
+async fn advance_sequence(
+    client: &zk::Client,
+    ep: &Endpoint,
+    rel: &str,
+    to: i32,
+    report: &mut CopyReport,
+) -> Result<()> {
     let abs = ep.abs(rel);
     let probe = ep.abs(&child_rel(rel, SEQUENCE_PROBE));
     let acl = zk::Acls::anyone_all();
@@ -459,10 +479,14 @@ async fn advance_sequence(client: &zk::Client, ep: &Endpoint, rel: &str, to: i32
                 .and_then(|()| multi.add_delete(&probe, None))
                 .map_err(|e| Error::zk(&ep.label, "advance sequence", &abs, e))?;
         }
-        multi
-            .commit()
-            .await
-            .map_err(|e| Error::zk(&ep.label, "advance sequence", &abs, zk::Error::UnexpectedError(e.to_string())))?;
+        multi.commit().await.map_err(|e| {
+            Error::zk(
+                &ep.label,
+                "advance sequence",
+                &abs,
+                zk::Error::UnexpectedError(e.to_string()),
+            )
+        })?;
     }
 }
 
@@ -526,7 +550,11 @@ mod tests {
         let mut locked = node("same", 0, 0);
         locked.acl[0].perms = 1;
         let source = snap(&[("/", node("", 2, 2)), ("/d", node("new", 0, 0)), ("/acl", locked)]);
-        let target = snap(&[("/", node("", 2, 2)), ("/d", node("old", 0, 0)), ("/acl", node("same", 0, 0))]);
+        let target = snap(&[
+            ("/", node("", 2, 2)),
+            ("/d", node("old", 0, 0)),
+            ("/acl", node("same", 0, 0)),
+        ]);
         let p = plan(&source, &target, &CopyOptions::default());
         assert_eq!(
             p.ops,

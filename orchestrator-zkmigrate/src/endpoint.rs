@@ -157,7 +157,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs() {
-        for (spec, path) in [("", "/"), ("h", "/"), ("h:x", "/"), ("h:1/a/", "/"), ("h:1", "a"), ("h:1", "/a/../b")] {
+        for (spec, path) in [
+            ("", "/"),
+            ("h", "/"),
+            ("h:x", "/"),
+            ("h:1/a/", "/"),
+            ("h:1", "a"),
+            ("h:1", "/a/../b"),
+        ] {
             assert!(Endpoint::parse("s", spec, path).is_err(), "{spec} {path}");
         }
     }

@@ -9,8 +9,9 @@
 //!   make the target equal (a pure function, so re-runs write only what
 //!   changed and an interrupted copy resumes by running again), and applies
 //!   them in pipelined `multi` batches. Data, ACLs and node types
-//!   (persistent, container, TTL) are kept; ephemerals follow an
-//!   [`EphemeralPolicy`]; parents' sequence counters are advanced past the
+//!   (persistent, container, TTL) are kept — container and TTL types by
+//!   [`NodeRules`], because ZooKeeper shows them to clients as persistent;
+//!   ephemerals follow an [`EphemeralPolicy`]; parents' sequence counters are advanced past the
 //!   copied children; `/zookeeper` is never touched.
 //! - [`SyncHandle`] keeps both sides equal while clients write to either:
 //!   persistent recursive watches, per-path reconcile with a base digest
@@ -62,7 +63,7 @@ pub use copy::{CopyOptions, CopyReport, Op, Plan};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
 pub use migrate::{verify, MigrateOptions, Migration, VerifyReport};
-pub use node::{kind_of, sequence_of, EphemeralPolicy, NodeStat, ZNode};
+pub use node::{kind_of, path_matches, sequence_of, EphemeralPolicy, NodeRules, NodeStat, ZNode};
 pub use phase::{MigrationState, Phase, Step};
 pub use sync::{Conflict, ConflictPolicy, Side, SyncHandle, SyncOptions, SyncStats};
 pub use tree::{read_tree, Progress, Snapshot};

@@ -11,7 +11,7 @@ use zookeeper_client as zk;
 use crate::copy::{copy, plan, CopyOptions, Plan};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::node::EphemeralPolicy;
+use crate::node::NodeRules;
 use crate::phase::{MigrationState, Phase};
 use crate::sync::{Side, SyncHandle, SyncOptions};
 use crate::tree::{read_tree, Progress};
@@ -58,11 +58,11 @@ pub async fn verify(
     source_ep: &Endpoint,
     target: &zk::Client,
     target_ep: &Endpoint,
-    ephemerals: EphemeralPolicy,
+    rules: &NodeRules,
 ) -> Result<VerifyReport> {
     let (s, t) = tokio::join!(
-        read_tree(source, source_ep, ephemerals, None),
-        read_tree(target, target_ep, ephemerals, None)
+        read_tree(source, source_ep, rules, None),
+        read_tree(target, target_ep, rules, None)
     );
     let (s, t) = (s?.manifest(), t?.manifest());
     Ok(VerifyReport {
@@ -126,7 +126,10 @@ impl Migration {
     /// [`Error::State`] when the file is unreadable or records another
     /// pair of endpoints.
     pub fn open(source: Endpoint, target: Endpoint, state_path: PathBuf, opts: MigrateOptions) -> Result<Self> {
-        let (s, t) = (format!("{}{}", source.servers, source.root), format!("{}{}", target.servers, target.root));
+        let (s, t) = (
+            format!("{}{}", source.servers, source.root),
+            format!("{}{}", target.servers, target.root),
+        );
         let state = match MigrationState::load(&state_path)? {
             Some(st) if st.source != s || st.target != t => {
                 return Err(Error::State {
@@ -173,7 +176,10 @@ impl Migration {
     }
 
     async fn clients(&self) -> Result<(zk::Client, zk::Client)> {
-        let (s, t) = tokio::join!(self.source.connect(CONNECT_TIMEOUT), self.target.connect(CONNECT_TIMEOUT));
+        let (s, t) = tokio::join!(
+            self.source.connect(CONNECT_TIMEOUT),
+            self.target.connect(CONNECT_TIMEOUT)
+        );
         Ok((s?, t?))
     }
 
@@ -210,7 +216,7 @@ impl Migration {
     }
 
     async fn start_sync(&mut self) -> Result<()> {
-        let mut opts = self.opts.sync;
+        let mut opts = self.opts.sync.clone();
         opts.authoritative = self.state.authoritative;
         self.sync = Some(SyncHandle::start(self.source.clone(), self.target.clone(), opts).await?);
         Ok(())
@@ -223,7 +229,7 @@ impl Migration {
             if let Some(sync) = &self.sync {
                 sync.wait_idle(self.opts.settle).await;
             }
-            let report = verify(&s, &self.source, &t, &self.target, self.opts.copy.ephemerals).await?;
+            let report = verify(&s, &self.source, &t, &self.target, &self.opts.copy.rules).await?;
             if report.equal() {
                 return Ok(report);
             }
@@ -238,7 +244,7 @@ impl Migration {
         match phase {
             Phase::Plan => {
                 let (s, t) = self.clients().await?;
-                let eph = self.opts.copy.ephemerals;
+                let eph = &self.opts.copy.rules;
                 let (a, b) = tokio::join!(
                     read_tree(&s, &self.source, eph, Some(&self.progress)),
                     read_tree(&t, &self.target, eph, Some(&self.progress))
@@ -271,7 +277,12 @@ impl Migration {
                 }
                 Ok(format!(
                     "{} nodes; created {}, data {}, ACL {}, deleted {}, in {} ms",
-                    report.source_nodes, report.created, report.data_set, report.acl_set, report.deleted, report.elapsed_ms
+                    report.source_nodes,
+                    report.created,
+                    report.data_set,
+                    report.acl_set,
+                    report.deleted,
+                    report.elapsed_ms
                 ))
             }
             Phase::Sync => {
@@ -286,7 +297,10 @@ impl Migration {
                 }
             }
             Phase::Cutover => {
-                let sync = self.sync.as_ref().ok_or_else(|| self.state.refuse("cut over", "the sync is not running"))?;
+                let sync = self
+                    .sync
+                    .as_ref()
+                    .ok_or_else(|| self.state.refuse("cut over", "the sync is not running"))?;
                 if !sync.wait_idle(self.opts.settle).await {
                     return Err(self.state.refuse("cut over", "the sync still has changes queued"));
                 }
@@ -295,7 +309,10 @@ impl Migration {
                 if stats.lag_p99_us > max_us {
                     return Err(self.state.refuse(
                         "cut over",
-                        &format!("sync lag p99 is {} µs, above the bound of {max_us} µs", stats.lag_p99_us),
+                        &format!(
+                            "sync lag p99 is {} µs, above the bound of {max_us} µs",
+                            stats.lag_p99_us
+                        ),
                     ));
                 }
                 let r = self.settled_verify().await?;
@@ -315,7 +332,10 @@ impl Migration {
                 if let Some(mut sync) = self.sync.take() {
                     sync.stop();
                 }
-                Ok(format!("sync stopped; {} nodes, checksum {}", r.target_nodes, r.target_checksum))
+                Ok(format!(
+                    "sync stopped; {} nodes, checksum {}",
+                    r.target_nodes, r.target_checksum
+                ))
             }
             Phase::New | Phase::RolledBack => Ok(String::new()),
         }
@@ -339,7 +359,13 @@ impl Migration {
         let mut note = String::from("source authoritative");
         if clean_target {
             let t = self.target.connect(CONNECT_TIMEOUT).await?;
-            let snapshot = read_tree(&t, &self.target, EphemeralPolicy::Persistent, None).await?;
+            let snapshot = read_tree(
+                &t,
+                &self.target,
+                &NodeRules::from(crate::node::EphemeralPolicy::Persistent),
+                None,
+            )
+            .await?;
             for rel in snapshot.nodes.keys().rev() {
                 let abs = self.target.abs(rel);
                 if abs == "/" {

@@ -21,6 +21,66 @@ pub enum EphemeralPolicy {
     Persistent,
 }
 
+/// What a client cannot read off a node but a migration must know: the
+/// ephemeral policy, and which nodes are containers or TTL nodes.
+///
+/// ZooKeeper reports container and TTL nodes to clients as persistent (the
+/// server zeroes their `ephemeralOwner`), so their types are named here by
+/// path patterns: `*` matches one path component, a trailing `**` any
+/// number of them (`/locks/*`, `/services/**`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeRules {
+    /// Ephemeral nodes: skip, or copy as persistent markers.
+    pub ephemerals: EphemeralPolicy,
+    /// Patterns of container nodes.
+    pub containers: Vec<String>,
+    /// Patterns of TTL nodes with their TTL in milliseconds.
+    pub ttls: Vec<(String, u64)>,
+}
+
+/// Whether a relative path matches a pattern (`*` one component, trailing `**` the rest).
+pub fn path_matches(pattern: &str, rel: &str) -> bool {
+    let mut pat = pattern.split('/').skip(1).filter(|c| !c.is_empty());
+    let mut comps = rel.split('/').skip(1).filter(|c| !c.is_empty());
+    loop {
+        match (pat.next(), comps.next()) {
+            (Some("**"), _) => return true,
+            (Some(p), Some(c)) if p == "*" || p == c => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+impl From<EphemeralPolicy> for NodeRules {
+    fn from(ephemerals: EphemeralPolicy) -> Self {
+        NodeRules {
+            ephemerals,
+            ..NodeRules::default()
+        }
+    }
+}
+
+impl NodeRules {
+    /// Applies the rules to a node read at `rel`: `None` when it is left
+    /// out, else the node with its type as the rules name it.
+    pub fn normalize(&self, rel: &str, mut node: ZNode) -> Option<ZNode> {
+        if node.kind == NodeKind::Ephemeral {
+            match self.ephemerals {
+                EphemeralPolicy::Skip => return None,
+                EphemeralPolicy::Persistent => node.kind = NodeKind::Persistent,
+            }
+        } else if node.kind == NodeKind::Persistent {
+            if let Some((_, ms)) = self.ttls.iter().find(|(p, _)| path_matches(p, rel)) {
+                node.kind = NodeKind::Ttl(*ms);
+            } else if self.containers.iter().any(|p| path_matches(p, rel)) {
+                node.kind = NodeKind::Container;
+            }
+        }
+        Some(node)
+    }
+}
+
 /// The server-assigned fields used for conditional writes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NodeStat {
@@ -91,17 +151,6 @@ impl ZNode {
                 num_children: stat.num_children,
             },
         }
-    }
-
-    /// Applies the ephemeral policy: `None` when the node is left out.
-    pub fn normalize(mut self, policy: EphemeralPolicy) -> Option<Self> {
-        if self.kind == NodeKind::Ephemeral {
-            match policy {
-                EphemeralPolicy::Skip => return None,
-                EphemeralPolicy::Persistent => self.kind = NodeKind::Persistent,
-            }
-        }
-        Some(self)
     }
 
     /// The digest of what is migrated (data, ACL, type).
@@ -192,6 +241,17 @@ mod tests {
         let ttl = (0xff00_0000_0000_0000_u64 | 60_000) as i64;
         assert_eq!(kind_of(ttl), NodeKind::Ttl(60_000));
         assert_eq!(kind_of(0x0100_0000_1234_5678), NodeKind::Ephemeral);
+    }
+
+    #[test]
+    fn patterns_match_components() {
+        assert!(path_matches("/locks/*", "/locks/a"));
+        assert!(!path_matches("/locks/*", "/locks/a/b"));
+        assert!(!path_matches("/locks/*", "/locks"));
+        assert!(path_matches("/svc/**", "/svc/a/b"));
+        assert!(path_matches("/x", "/x"));
+        assert!(path_matches("/", "/"));
+        assert!(!path_matches("/x", "/y"));
     }
 
     #[test]

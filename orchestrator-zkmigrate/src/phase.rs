@@ -154,7 +154,10 @@ impl MigrationState {
         if phase != self.phase && self.phase.next() != Some(phase) {
             return Err(self.refuse(
                 &format!("go to {phase}"),
-                &format!("the next phase is {}", self.phase.next().map_or("none".into(), |p| p.to_string())),
+                &format!(
+                    "the next phase is {}",
+                    self.phase.next().map_or("none".into(), |p| p.to_string())
+                ),
             ));
         }
         if phase == Phase::Cutover {
@@ -211,7 +214,14 @@ mod tests {
         s.rollback("", 0).unwrap();
         assert_eq!((s.phase, s.authoritative), (Phase::RolledBack, Side::Source));
         assert_eq!(s.phase.next(), Some(Phase::Plan));
-        for p in [Phase::Plan, Phase::Copy, Phase::Sync, Phase::Verify, Phase::Cutover, Phase::Finalize] {
+        for p in [
+            Phase::Plan,
+            Phase::Copy,
+            Phase::Sync,
+            Phase::Verify,
+            Phase::Cutover,
+            Phase::Finalize,
+        ] {
             s.advance(p, "", 0).unwrap();
         }
         let e = s.rollback("", 0).unwrap_err().to_string();

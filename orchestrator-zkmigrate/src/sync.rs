@@ -41,7 +41,7 @@ use zookeeper_client as zk;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::node::{self, create_options, EphemeralPolicy, ZNode};
+use crate::node::{self, create_options, NodeRules, ZNode};
 use crate::tree::{child_rel, read_tree};
 use crate::verify::NodeKind;
 
@@ -94,12 +94,12 @@ pub enum ConflictPolicy {
 }
 
 /// How the sync engine runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncOptions {
     /// Conflict policy.
     pub policy: ConflictPolicy,
-    /// Ephemeral nodes: skip or mirror as persistent markers.
-    pub ephemerals: EphemeralPolicy,
+    /// Ephemeral policy and node types.
+    pub rules: NodeRules,
     /// Parallel reconcile workers (paths are sharded over them).
     pub workers: usize,
     /// The side that wins where the base is unknown or the policy says so.
@@ -110,7 +110,7 @@ impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
             policy: ConflictPolicy::SourceWins,
-            ephemerals: EphemeralPolicy::Skip,
+            rules: NodeRules::default(),
             workers: 32,
             authoritative: Side::Source,
         }
@@ -198,6 +198,7 @@ struct Shared {
     conflict_log: Mutex<VecDeque<Conflict>>,
     reconciling: AtomicBool,
     reconcile_again: AtomicBool,
+    paused: tokio::sync::watch::Sender<bool>,
 }
 
 /// A running sync; stopped on [`stop`](Self::stop) or drop.
@@ -283,7 +284,7 @@ impl Shared {
         let n = node::read(&self.client(side), &abs)
             .await
             .map_err(|e| Error::zk(&self.side(side).ep.label, "read", &abs, e))?;
-        Ok(n.and_then(|n| n.normalize(self.opts.ephemerals)))
+        Ok(n.and_then(|n| self.opts.rules.normalize(rel, n)))
     }
 
     fn record_conflict(&self, rel: &str, s: Option<&ZNode>, t: Option<&ZNode>, winner: Option<Side>) {
@@ -357,7 +358,10 @@ impl Shared {
                 }
             }
             self.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(path = rel, "gave up reconciling after {ATTEMPTS} attempts; will retry on its next event");
+            tracing::warn!(
+                path = rel,
+                "gave up reconciling after {ATTEMPTS} attempts; will retry on its next event"
+            );
         })
     }
 
@@ -394,7 +398,13 @@ impl Shared {
     }
 
     /// Makes `to`'s node at `rel` equal to `want`, conditional on `have`.
-    async fn write(self: &Arc<Self>, to: Side, rel: &str, want: Option<&ZNode>, have: Option<&ZNode>) -> Result<Outcome> {
+    async fn write(
+        self: &Arc<Self>,
+        to: Side,
+        rel: &str,
+        want: Option<&ZNode>,
+        have: Option<&ZNode>,
+    ) -> Result<Outcome> {
         let conn = self.side(to);
         let client = self.client(to);
         let abs = conn.ep.abs(rel);
@@ -430,7 +440,10 @@ impl Shared {
                                 // The root's own parent is outside the subtree: create it empty.
                                 let parent = abs.rsplit_once('/').map_or("/", |(p, _)| p);
                                 let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-                                client.mkdir(parent, &opts).await.map_err(|e| fail("create parent", e))?;
+                                client
+                                    .mkdir(parent, &opts)
+                                    .await
+                                    .map_err(|e| fail("create parent", e))?;
                             }
                         }
                         Ok(Outcome::Retry)
@@ -455,7 +468,9 @@ impl Shared {
                     }
                     let acl = w.zk_acl();
                     let mut multi = client.new_multi_writer();
-                    multi.add_delete(&abs, Some(h.stat.version)).map_err(|e| fail("delete", e))?;
+                    multi
+                        .add_delete(&abs, Some(h.stat.version))
+                        .map_err(|e| fail("delete", e))?;
                     multi
                         .add_create(&abs, &w.data, &create_options(w.kind, &acl))
                         .map_err(|e| fail("create", e))?;
@@ -499,8 +514,8 @@ impl Shared {
             self.full_reconciles.fetch_add(1, Ordering::Relaxed);
             let (s, t) = (self.client(Side::Source), self.client(Side::Target));
             let (a, b) = tokio::join!(
-                read_tree(&s, &self.sides[0].ep, self.opts.ephemerals, None),
-                read_tree(&t, &self.sides[1].ep, self.opts.ephemerals, None)
+                read_tree(&s, &self.sides[0].ep, &self.opts.rules, None),
+                read_tree(&t, &self.sides[1].ep, &self.opts.rules, None)
             );
             match (a, b) {
                 (Ok(a), Ok(b)) => {
@@ -535,15 +550,16 @@ impl Shared {
     }
 
     async fn worker(self: Arc<Self>, shard: usize) {
+        let mut paused = self.paused.subscribe();
         loop {
+            // Events keep queueing (and coalescing) while paused.
+            let _ = paused.wait_for(|p| !*p).await;
             let next = {
                 let mut q = self.shards[shard].queue.lock();
-                q.order
-                    .pop_front()
-                    .map(|rel| {
-                        let p = q.info.remove(&rel);
-                        (rel, p)
-                    })
+                q.order.pop_front().map(|rel| {
+                    let p = q.info.remove(&rel);
+                    (rel, p)
+                })
             };
             match next {
                 Some((rel, Some(p))) => {
@@ -634,6 +650,7 @@ impl SyncHandle {
     pub async fn start(source: Endpoint, target: Endpoint, opts: SyncOptions) -> Result<Self> {
         let (s, t) = tokio::join!(source.connect(CONNECT_TIMEOUT), target.connect(CONNECT_TIMEOUT));
         let (s, t) = (s?, t?);
+        let (authoritative, workers) = (opts.authoritative, opts.workers.max(1));
         let shared = Arc::new(Shared {
             sides: [
                 SideConn {
@@ -646,9 +663,9 @@ impl SyncHandle {
                 },
             ],
             opts,
-            authoritative: AtomicU8::new(u8::from(opts.authoritative == Side::Target)),
+            authoritative: AtomicU8::new(u8::from(authoritative == Side::Target)),
             base: Mutex::new(HashMap::new()),
-            shards: (0..opts.workers.max(1)).map(|_| Shard::default()).collect(),
+            shards: (0..workers).map(|_| Shard::default()).collect(),
             pending: AtomicUsize::new(0),
             lag: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")),
             events: AtomicU64::new(0),
@@ -659,6 +676,7 @@ impl SyncHandle {
             conflict_log: Mutex::new(VecDeque::new()),
             reconciling: AtomicBool::new(false),
             reconcile_again: AtomicBool::new(false),
+            paused: tokio::sync::watch::channel(false).0,
         });
         let mut tasks = Vec::new();
         for i in 0..shared.shards.len() {
@@ -676,7 +694,8 @@ impl SyncHandle {
 
     async fn wait_reconciled(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        while self.shared.full_reconciles.load(Ordering::SeqCst) == 0 || self.shared.reconciling.load(Ordering::SeqCst) {
+        while self.shared.full_reconciles.load(Ordering::SeqCst) == 0 || self.shared.reconciling.load(Ordering::SeqCst)
+        {
             if Instant::now() > deadline {
                 return;
             }
@@ -743,6 +762,18 @@ impl SyncHandle {
     /// The most recent conflicts (up to 1,000), oldest first.
     pub fn conflicts(&self) -> Vec<Conflict> {
         self.shared.conflict_log.lock().iter().cloned().collect()
+    }
+
+    /// Holds every write: events keep being received and coalesced, and
+    /// are reconciled on [`resume`](Self::resume). Changes made on both
+    /// sides meanwhile meet as conflicts.
+    pub fn pause(&self) {
+        self.shared.paused.send_replace(true);
+    }
+
+    /// Reconciles what queued up while paused, and carries on.
+    pub fn resume(&self) {
+        self.shared.paused.send_replace(false);
     }
 
     /// Stops every task of the engine.

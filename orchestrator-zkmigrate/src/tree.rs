@@ -10,7 +10,7 @@ use zookeeper_client as zk;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::node::{self, EphemeralPolicy, ZNode};
+use crate::node::{self, NodeRules, ZNode};
 use crate::verify::Manifest;
 
 /// How many reads one level keeps in flight at most.
@@ -80,7 +80,7 @@ pub(crate) fn child_rel(parent: &str, name: &str) -> String {
 pub async fn read_tree(
     client: &zk::Client,
     ep: &Endpoint,
-    policy: EphemeralPolicy,
+    rules: &NodeRules,
     progress: Option<&Progress>,
 ) -> Result<Snapshot> {
     let mut out = Snapshot::default();
@@ -97,7 +97,7 @@ pub async fn read_tree(
                 if n.stat.num_children > 0 {
                     parents.push((rel, a));
                 }
-                if let Some(n) = n.normalize(policy) {
+                if let Some(n) = rules.normalize(rel, n) {
                     out.nodes.insert(rel.clone(), n);
                 }
             }

@@ -72,6 +72,19 @@ pub fn zookeeper(test: &str) -> Option<ZkEnv> {
     }
 }
 
+/// The harness's two ZooKeepers (a migration's source and target), or
+/// `None` (after saying so) when they are missing.
+pub fn zookeeper_pair(test: &str) -> Option<(ZkEnv, ZkEnv)> {
+    let first = zookeeper(test)?;
+    match std::env::var("ORCH_TEST_ZK2") {
+        Ok(address) if !address.is_empty() => Some((first, ZkEnv { address })),
+        _ => {
+            missing("a second ZooKeeper (ORCH_TEST_ZK2)", test);
+            None
+        }
+    }
+}
+
 /// The private Docker engine with its busybox image, or `None` (after
 /// saying so) when there is none.
 pub fn docker(test: &str) -> Option<DockerEnv> {
@@ -180,7 +193,11 @@ impl ZkServer {
 
     fn spawn(&mut self, classpath: &str) {
         let child = Command::new("java")
-            .arg("-Xmx256m")
+            .arg("-Xmx512m")
+            // TTL nodes, so migrations can be tested with every node type.
+            .arg("-Dzookeeper.extendedTypesEnabled=true")
+            // Empty containers and expired TTL nodes go within a second.
+            .arg("-Dznode.container.checkIntervalMs=500")
             .arg(format!(
                 "-Dlog4j.configuration=file:{}",
                 self.dir.join("log4j.properties").display()
