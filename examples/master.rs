@@ -27,32 +27,11 @@ struct Args {
     #[arg(long = "work-dir", alias = "work_dir", env = "MESOS_WORK_DIR")]
     work_dir: Option<PathBuf>,
     /// Time between allocation rounds (`500ms`, `1s`, `2m`).
-    #[arg(long = "allocation-interval", alias = "allocation_interval", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long = "allocation-interval", alias = "allocation_interval", default_value = "1s", value_parser = support::parse_duration)]
     allocation_interval: Duration,
     /// Prefix of the ids this master hands out.
     #[arg(long = "master-id", default_value = "master")]
     master_id: String,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.trim().split_at(
-        s.trim()
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.trim().len()),
-    );
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 500ms, 1s or 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" | "secs" => n,
-        "m" | "mins" => n * 60.0,
-        _ => return Err(format!("unknown unit `{unit}` in `{s}`")),
-    };
-    Duration::try_from_secs_f64(secs)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("`{s}` must be positive"))
 }
 
 #[tokio::main]

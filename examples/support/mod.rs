@@ -1,5 +1,7 @@
 //! What the example binaries share.
 
+use std::time::Duration;
+
 // The allocator's hot path clones and frees many small objects; mimalloc
 // keeps that cheap (the benchmarks in benches/ use it too).
 #[global_allocator]
@@ -17,4 +19,30 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term.recv() => {}
     }
+}
+
+/// Parses `500ms`, `1s`, `2m` (a bare number is seconds) for duration flags.
+///
+/// # Errors
+/// A message for clap when the text is not a positive duration.
+#[allow(dead_code)] // Not every example has a duration flag.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.trim().split_at(
+        s.trim()
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.trim().len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 500ms, 1s or 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" | "secs" => n,
+        "m" | "mins" => n * 60.0,
+        _ => return Err(format!("unknown unit `{unit}` in `{s}`")),
+    };
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{s}` must be positive"))
 }

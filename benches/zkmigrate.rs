@@ -1,0 +1,225 @@
+//! ZooKeeper migration benchmarks against two real ZooKeeper servers on loopback.
+//!
+//! - `zkmigrate/copy_100k_znodes_100B`: copy a 100,000-node tree (100-byte
+//!   values, 1,000 folders of 100) to an empty root on the other server:
+//!   read both sides, plan, write in `multi` batches. Target ≥ 20,000 znodes/s.
+//! - `zkmigrate/sync_burst_10k_creates`: with the live sync running, 10,000
+//!   creates on the source as fast as one client can pipeline them; timed
+//!   until the target has all 10,000. Target ≤ 2 s.
+//! - `zkmigrate/sync_lag_p99_at_1000_writes_per_s`: one second of 1,000
+//!   paced writes per second over 100 nodes; the time reported per
+//!   iteration is the sync's p99 lag in that second (change's modification
+//!   time on the source → written on the target). Target ≤ 10 ms.
+//!
+//! Servers: `ORCH_BENCH_ZK` and `ORCH_BENCH_ZK2` (or `ORCH_TEST_ZK` and
+//! `ORCH_TEST_ZK2`) when set, else two started here from the Debian
+//! `zookeeper` package (`ORCH_ZK_CLASSPATH` overrides the jars).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use futures_util::future::join_all;
+use orchestrator::zkmigrate::{copy, CopyOptions, Endpoint, SyncHandle, SyncOptions};
+use orchestrator_testkit::ZkServer;
+use zookeeper_client as zk;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const DEBIAN_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:\
+/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar";
+
+fn env(primary: &str, fallback: &str) -> Option<String> {
+    std::env::var(primary)
+        .or_else(|_| std::env::var(fallback))
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// Two servers' addresses, and the servers when they were started here.
+fn servers() -> Option<(String, String, Vec<ZkServer>)> {
+    if let (Some(a), Some(b)) = (env("ORCH_BENCH_ZK", "ORCH_TEST_ZK"), env("ORCH_BENCH_ZK2", "ORCH_TEST_ZK2")) {
+        return Some((a, b, Vec::new()));
+    }
+    if std::env::var("ORCH_ZK_CLASSPATH").is_err() {
+        std::env::set_var("ORCH_ZK_CLASSPATH", DEBIAN_CLASSPATH);
+    }
+    let a = ZkServer::start("zkmigrate bench")?;
+    let b = ZkServer::start("zkmigrate bench")?;
+    Some((a.address(), b.address(), vec![a, b]))
+}
+
+fn open() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+/// Creates `paths` with `data`, thousands in flight.
+async fn create_all(c: &zk::Client, paths: &[String], data: &[u8]) {
+    let opts = open();
+    for chunk in paths.chunks(5000) {
+        for r in join_all(chunk.iter().map(|p| c.create(p, data, &opts))).await {
+            match r {
+                Ok(_) | Err(zk::Error::NodeExists) => {}
+                Err(e) => panic!("create: {e}"),
+            }
+        }
+    }
+}
+
+/// Deletes a subtree of the given depth-ordered paths, leaves first.
+async fn delete_all(c: &zk::Client, paths: &[String]) {
+    for chunk in paths.rchunks(5000) {
+        join_all(chunk.iter().map(|p| c.delete(p, None))).await;
+    }
+}
+
+fn tree(root: &str, folders: usize, leaves: usize) -> Vec<String> {
+    let mut out = vec![root.to_string()];
+    out.extend((0..folders).map(|f| format!("{root}/f{f:04}")));
+    for f in 0..folders {
+        out.extend((0..leaves).map(|l| format!("{root}/f{f:04}/n{l:03}")));
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let Some((a, b, _servers)) = servers() else {
+        eprintln!("zkmigrate bench skipped: no ZooKeeper (install the `zookeeper` package or set ORCH_BENCH_ZK/ORCH_BENCH_ZK2)");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let run = std::process::id();
+    let sep = Endpoint::parse("source", &a, &format!("/bench-{run}")).expect("endpoint");
+    let (s, t) = rt.block_on(async {
+        let connect = |addr: String| async move {
+            Endpoint::parse("x", &addr, "/")
+                .expect("endpoint")
+                .connect(Duration::from_secs(10))
+                .await
+                .expect("connect")
+        };
+        (connect(a.clone()).await, connect(b.clone()).await)
+    });
+
+    let mut group = c.benchmark_group("zkmigrate");
+    group.sampling_mode(SamplingMode::Flat).sample_size(10);
+
+    // ---- copy 100,000 znodes of 100 bytes
+    let source_tree = tree(&sep.root, 1000, 99);
+    rt.block_on(create_all(&s, &source_tree, &[b'x'; 100]));
+    let nodes = source_tree.len();
+    group.throughput(Throughput::Elements(nodes as u64));
+    group.measurement_time(Duration::from_secs(40));
+    let round = AtomicUsize::new(0);
+    group.bench_function("copy_100k_znodes_100B", |bench| {
+        bench.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let k = round.fetch_add(1, Ordering::Relaxed);
+                    let tep = Endpoint::parse("target", &b, &format!("/bench-{run}-copy-{k}")).expect("endpoint");
+                    let started = Instant::now();
+                    let (_, report) = copy::copy(&s, &sep, &t, &tep, &CopyOptions::default(), false, None)
+                        .await
+                        .expect("copy");
+                    total += started.elapsed();
+                    assert_eq!(report.created, nodes, "{report:?}");
+                    delete_all(&t, &tree(&tep.root, 1000, 99)).await;
+                }
+                total
+            })
+        });
+    });
+    rt.block_on(delete_all(&s, &source_tree));
+
+    // ---- live sync
+    let sync_root = format!("/bench-{run}-sync");
+    let (ssync, tsync) = (
+        Endpoint::parse("source", &a, &sync_root).expect("endpoint"),
+        Endpoint::parse("target", &b, &sync_root).expect("endpoint"),
+    );
+    let hot: Vec<String> = (0..100).map(|i| ssync.abs(&format!("/hot{i:03}"))).collect();
+    rt.block_on(async {
+        create_all(&s, &[ssync.root.clone()], b"").await;
+        create_all(&s, &hot, b"0").await;
+    });
+    let sync = rt
+        .block_on(SyncHandle::start(ssync.clone(), tsync.clone(), SyncOptions::default()))
+        .expect("sync");
+
+    group.throughput(Throughput::Elements(10_000));
+    group.measurement_time(Duration::from_secs(20));
+    let burst = AtomicUsize::new(0);
+    group.bench_function("sync_burst_10k_creates", |bench| {
+        bench.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let k = burst.fetch_add(1, Ordering::Relaxed);
+                    let parent = format!("/burst{k}");
+                    create_all(&s, &[ssync.abs(&parent)], b"").await;
+                    while t.check_stat(&tsync.abs(&parent)).await.expect("stat").is_none() {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    let paths: Vec<String> = (0..10_000).map(|i| ssync.abs(&format!("{parent}/n{i:05}"))).collect();
+                    let started = Instant::now();
+                    create_all(&s, &paths, &[b'y'; 100]).await;
+                    let written = started.elapsed();
+                    loop {
+                        let st = t.check_stat(&tsync.abs(&parent)).await.expect("stat").expect("parent");
+                        if st.num_children == 10_000 {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    let elapsed = started.elapsed();
+                    eprintln!("burst {k}: written on the source in {written:?}, all on the target after {elapsed:?}");
+                    total += elapsed;
+                    sync.wait_idle(Duration::from_secs(30)).await;
+                }
+                total
+            })
+        });
+    });
+
+    group.throughput(Throughput::Elements(1000));
+    group.measurement_time(Duration::from_secs(15));
+    group.bench_function("sync_lag_p99_at_1000_writes_per_s", |bench| {
+        bench.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    sync.wait_idle(Duration::from_secs(30)).await;
+                    sync.reset_lag();
+                    let mut tick = tokio::time::interval(Duration::from_millis(1));
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                    let mut writes = Vec::with_capacity(1000);
+                    for i in 0..1000 {
+                        tick.tick().await;
+                        writes.push(s.set_data(&hot[i % hot.len()], format!("{i}").as_bytes(), None));
+                    }
+                    for w in join_all(writes).await {
+                        w.expect("write");
+                    }
+                    sync.wait_idle(Duration::from_secs(30)).await;
+                    let st = sync.stats();
+                    eprintln!(
+                        "lag over {} changes: p50 {} µs, p99 {} µs, max {} µs",
+                        st.lag_count, st.lag_p50_us, st.lag_p99_us, st.lag_max_us
+                    );
+                    total += Duration::from_micros(st.lag_p99_us);
+                }
+                total
+            })
+        });
+    });
+    group.finish();
+    drop(sync);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
