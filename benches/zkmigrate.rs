@@ -39,7 +39,10 @@ fn env(primary: &str, fallback: &str) -> Option<String> {
 
 /// Two servers' addresses, and the servers when they were started here.
 fn servers() -> Option<(String, String, Vec<ZkServer>)> {
-    if let (Some(a), Some(b)) = (env("ORCH_BENCH_ZK", "ORCH_TEST_ZK"), env("ORCH_BENCH_ZK2", "ORCH_TEST_ZK2")) {
+    if let (Some(a), Some(b)) = (
+        env("ORCH_BENCH_ZK", "ORCH_TEST_ZK"),
+        env("ORCH_BENCH_ZK2", "ORCH_TEST_ZK2"),
+    ) {
         return Some((a, b, Vec::new()));
     }
     if std::env::var("ORCH_ZK_CLASSPATH").is_err() {
@@ -128,6 +131,7 @@ fn bench(c: &mut Criterion) {
                         .expect("copy");
                     total += started.elapsed();
                     assert_eq!(report.created, nodes, "{report:?}");
+                    eprintln!("copy: read {} ms, all {} ms", report.read_ms, report.elapsed_ms);
                     delete_all(&t, &tree(&tep.root, 1000, 99)).await;
                 }
                 total
@@ -179,6 +183,14 @@ fn bench(c: &mut Criterion) {
                     let elapsed = started.elapsed();
                     eprintln!("burst {k}: written on the source in {written:?}, all on the target after {elapsed:?}");
                     total += elapsed;
+                    // Untimed: the deletions replicate too, keeping both servers small.
+                    sync.wait_idle(Duration::from_secs(30)).await;
+                    let mut tree = vec![ssync.abs(&parent)];
+                    tree.extend(paths);
+                    delete_all(&s, &tree).await;
+                    while t.check_stat(&tsync.abs(&parent)).await.expect("stat").is_some() {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
                     sync.wait_idle(Duration::from_secs(30)).await;
                 }
                 total

@@ -21,12 +21,15 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use orchestrator::zkmigrate::{
-    self as zkm, ConflictPolicy, CopyOptions, Endpoint, EphemeralPolicy, MigrateOptions, Migration, NodeRules,
-    Phase, Progress, SyncHandle, SyncOptions,
+    self as zkm, ConflictPolicy, CopyOptions, Endpoint, EphemeralPolicy, MigrateOptions, Migration, NodeRules, Phase,
+    Progress, SyncHandle, SyncOptions,
 };
 
 #[derive(Parser)]
-#[command(version, about = "Copy, sync, verify and cut over a live ZooKeeper tree to another ensemble")]
+#[command(
+    version,
+    about = "Copy, sync, verify and cut over a live ZooKeeper tree to another ensemble"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -113,7 +116,9 @@ enum Conflicts {
 }
 
 fn parse_ttl(s: &str) -> Result<(String, u64), String> {
-    let (pattern, d) = s.split_once('=').ok_or("expected PATTERN=DURATION, e.g. /leases/*=30s")?;
+    let (pattern, d) = s
+        .split_once('=')
+        .ok_or("expected PATTERN=DURATION, e.g. /leases/*=30s")?;
     let ms = support::parse_duration(d)?.as_millis();
     Ok((pattern.to_string(), u64::try_from(ms).map_err(|e| e.to_string())?))
 }
@@ -148,7 +153,11 @@ fn print<T: serde::Serialize + std::fmt::Debug>(json: bool, value: &T) {
 fn show_progress(progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let tty = std::io::stderr().is_terminal();
-        let mut tick = tokio::time::interval(if tty { Duration::from_millis(200) } else { Duration::from_secs(2) });
+        let mut tick = tokio::time::interval(if tty {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(2)
+        });
         loop {
             tick.tick().await;
             let (read, planned, written) = (
@@ -323,7 +332,10 @@ async fn run(args: Args) -> zkm::Result<i32> {
             print(args.json, m.state());
             if let Some(sync) = m.sync() {
                 if !*exit {
-                    eprintln!("phase {}: syncing both ways; Ctrl-C stops (run again to go on)", m.state().phase);
+                    eprintln!(
+                        "phase {}: syncing both ways; Ctrl-C stops (run again to go on)",
+                        m.state().phase
+                    );
                     follow(sync, &slot).await;
                 }
             }

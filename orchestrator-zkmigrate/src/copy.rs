@@ -128,7 +128,9 @@ pub struct CopyReport {
     pub sequences_advanced: usize,
     /// What could not be done, one line each.
     pub warnings: Vec<String>,
-    /// Milliseconds taken.
+    /// Milliseconds spent reading both sides.
+    pub read_ms: u64,
+    /// Milliseconds taken in all.
     pub elapsed_ms: u64,
 }
 
@@ -221,11 +223,13 @@ pub async fn copy(
         read_tree(target, target_ep, &opts.rules, progress)
     );
     let (s, t) = (s?, t?);
+    let read_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let plan = plan(&s, &t, opts);
     Progress::add(progress.map(|p| &p.planned), plan.ops.len());
     let mut report = CopyReport {
         source_nodes: s.len(),
         target_nodes_before: t.len(),
+        read_ms,
         ..CopyReport::default()
     };
     if !dry_run {

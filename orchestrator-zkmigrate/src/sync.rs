@@ -5,9 +5,14 @@
 //!
 //! An event only says *that* a path changed, so the engine reconciles the
 //! path: it reads both sides and compares their digests (data, ACL, type).
-//! Equal means in sync — which is exactly what the echo of the engine's own
-//! write looks like, so echoes die after one read and nothing is written
-//! into the user's tree to recognise them. Different means one side
+//! Equal means in sync — which is what the echo of the engine's own
+//! write looks like, so an echo can never bounce back, and nothing is
+//! written into the user's tree to recognise it. To save even that read,
+//! the engine counts the events its own successful writes will cause per
+//! side and path and drops that many (ZooKeeper delivers a path's events
+//! in order, and every write is conditional on the version just read, so a
+//! client's change can never hide behind an expected echo; the counts are
+//! cleared whenever a disconnection may have lost events). Different means one side
 //! changed; which one is told by the *base*, the digest both sides last
 //! agreed on: the side still equal to the base is the stale one. When both
 //! moved away from the base it is a conflict, settled by the
@@ -111,7 +116,7 @@ impl Default for SyncOptions {
         SyncOptions {
             policy: ConflictPolicy::SourceWins,
             rules: NodeRules::default(),
-            workers: 32,
+            workers: 128,
             authoritative: Side::Source,
         }
     }
@@ -145,6 +150,8 @@ pub struct SyncStats {
     pub full_reconciles: u64,
     /// Paths given up on after repeated failures (retried on their next event).
     pub errors: u64,
+    /// Events recognised as echoes of the engine's own writes and dropped.
+    pub echoes: u64,
     /// Paths waiting or being reconciled.
     pub pending: usize,
     /// Changes measured for lag.
@@ -199,6 +206,8 @@ struct Shared {
     reconciling: AtomicBool,
     reconcile_again: AtomicBool,
     paused: tokio::sync::watch::Sender<bool>,
+    echoes: Mutex<HashMap<(Side, String), u32>>,
+    echoes_dropped: AtomicU64,
 }
 
 /// A running sync; stopped on [`stop`](Self::stop) or drop.
@@ -277,6 +286,45 @@ impl Shared {
         self.pending.fetch_add(1, Ordering::SeqCst);
         drop(q);
         shard.notify.notify_one();
+    }
+
+    fn expect_echo(&self, side: Side, rel: &str, n: u32) {
+        *self.echoes.lock().entry((side, rel.to_string())).or_insert(0) += n;
+    }
+
+    /// Undoes [`expect_echo`](Self::expect_echo) for a write that failed.
+    fn cancel_echo(&self, side: Side, rel: &str, n: u32) {
+        let mut echoes = self.echoes.lock();
+        let key = (side, rel.to_string());
+        if let Some(c) = echoes.get_mut(&key) {
+            *c = c.saturating_sub(n);
+            if *c == 0 {
+                echoes.remove(&key);
+            }
+        }
+    }
+
+    /// Whether this event is the echo of the engine's own write.
+    fn take_echo(&self, side: Side, rel: &str) -> bool {
+        let mut echoes = self.echoes.lock();
+        if echoes.is_empty() {
+            return false;
+        }
+        let key = (side, rel.to_string());
+        match echoes.get_mut(&key) {
+            Some(c) => {
+                *c -= 1;
+                if *c == 0 {
+                    echoes.remove(&key);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn forget_echoes(&self, side: Side) {
+        self.echoes.lock().retain(|(s, _), _| *s != side);
     }
 
     async fn read(&self, side: Side, rel: &str) -> Result<Option<ZNode>> {
@@ -366,6 +414,20 @@ impl Shared {
     }
 
     async fn reconcile_once(self: &Arc<Self>, rel: &str, pending: Pending) -> Result<Outcome> {
+        // A node new to the engine, reported by one side: most likely just
+        // created there, so create it on the other side without reading it
+        // first; if it exists there after all, reconcile in full.
+        if pending.live && !self.base.lock().contains_key(rel) {
+            let from = pending.last_side;
+            if let Some(n) = self.read(from, rel).await? {
+                if self.try_create(from.other(), rel, &n).await {
+                    self.applied.fetch_add(1, Ordering::Relaxed);
+                    self.record_lag(Some(&n), pending);
+                    self.base.lock().insert(rel.to_string(), n.digest());
+                    return Ok(Outcome::Done);
+                }
+            }
+        }
         let (s, t) = tokio::join!(self.read(Side::Source, rel), self.read(Side::Target, rel));
         let (s, t) = (s?, t?);
         let (ds, dt) = (s.as_ref().map(ZNode::digest), t.as_ref().map(ZNode::digest));
@@ -397,6 +459,22 @@ impl Shared {
         Ok(outcome)
     }
 
+    /// Creates `n` at `rel` on `to`; `false` if that did not work as such.
+    async fn try_create(&self, to: Side, rel: &str, n: &ZNode) -> bool {
+        let abs = self.side(to).ep.abs(rel);
+        let acl = n.zk_acl();
+        self.expect_echo(to, rel, 1);
+        let created = self
+            .client(to)
+            .create(&abs, &n.data, &create_options(n.kind, &acl))
+            .await
+            .is_ok();
+        if !created {
+            self.cancel_echo(to, rel, 1);
+        }
+        created
+    }
+
     /// Makes `to`'s node at `rel` equal to `want`, conditional on `have`.
     async fn write(
         self: &Arc<Self>,
@@ -416,21 +494,33 @@ impl Shared {
         };
         match (want, have) {
             (None, None) => Ok(Outcome::Done),
-            (None, Some(h)) => match client.delete(&abs, Some(h.stat.version)).await {
-                Ok(()) | Err(zk::Error::NoNode) => Ok(Outcome::Done),
-                Err(zk::Error::BadVersion) => Ok(Outcome::Retry),
-                Err(zk::Error::NotEmpty) => {
-                    let children = client.list_children(&abs).await.unwrap_or_default();
-                    for name in children {
-                        self.reconcile(&child_rel(rel, &name), quiet).await;
-                    }
-                    Ok(Outcome::Retry)
+            (None, Some(h)) => {
+                self.expect_echo(to, rel, 1);
+                let r = client.delete(&abs, Some(h.stat.version)).await;
+                if r.is_err() {
+                    self.cancel_echo(to, rel, 1);
                 }
-                Err(e) => Err(fail("delete", e)),
-            },
+                match r {
+                    Ok(()) | Err(zk::Error::NoNode) => Ok(Outcome::Done),
+                    Err(zk::Error::BadVersion) => Ok(Outcome::Retry),
+                    Err(zk::Error::NotEmpty) => {
+                        let children = client.list_children(&abs).await.unwrap_or_default();
+                        for name in children {
+                            self.reconcile(&child_rel(rel, &name), quiet).await;
+                        }
+                        Ok(Outcome::Retry)
+                    }
+                    Err(e) => Err(fail("delete", e)),
+                }
+            }
             (Some(w), None) => {
                 let acl = w.zk_acl();
-                match client.create(&abs, &w.data, &create_options(w.kind, &acl)).await {
+                self.expect_echo(to, rel, 1);
+                let r = client.create(&abs, &w.data, &create_options(w.kind, &acl)).await;
+                if r.is_err() {
+                    self.cancel_echo(to, rel, 1);
+                }
+                match r {
                     Ok(_) => Ok(Outcome::Done),
                     Err(zk::Error::NodeExists) => Ok(Outcome::Retry),
                     Err(zk::Error::NoNode) => {
@@ -474,13 +564,22 @@ impl Shared {
                     multi
                         .add_create(&abs, &w.data, &create_options(w.kind, &acl))
                         .map_err(|e| fail("create", e))?;
+                    self.expect_echo(to, rel, 2);
                     return Ok(match multi.commit().await {
                         Ok(_) => Outcome::Done,
-                        Err(_) => Outcome::Retry,
+                        Err(_) => {
+                            self.cancel_echo(to, rel, 2);
+                            Outcome::Retry
+                        }
                     });
                 }
                 if w.data != h.data {
-                    match client.set_data(&abs, &w.data, Some(h.stat.version)).await {
+                    self.expect_echo(to, rel, 1);
+                    let r = client.set_data(&abs, &w.data, Some(h.stat.version)).await;
+                    if r.is_err() {
+                        self.cancel_echo(to, rel, 1);
+                    }
+                    match r {
                         Ok(_) => {}
                         Err(zk::Error::BadVersion | zk::Error::NoNode) => return Ok(Outcome::Retry),
                         Err(e) => return Err(fail("set data", e)),
@@ -596,6 +695,7 @@ impl Shared {
                 match ev.event_type {
                     zk::EventType::Session => match ev.session_state {
                         zk::SessionState::Disconnected => {
+                            self.forget_echoes(side);
                             tracing::info!(side = ?side, "disconnected; events may be lost until reconnect");
                             disconnected = true;
                         }
@@ -608,6 +708,7 @@ impl Shared {
                             }
                         }
                         state => {
+                            self.forget_echoes(side);
                             tracing::warn!(side = ?side, ?state, "session ended; opening a new one");
                             self.reconnect(side).await;
                             break;
@@ -619,6 +720,10 @@ impl Shared {
                         }
                         if let Some(rel) = conn.ep.rel(&ev.path) {
                             self.events.fetch_add(1, Ordering::Relaxed);
+                            if self.take_echo(side, rel) {
+                                self.echoes_dropped.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
                             self.enqueue(rel, side, true);
                         }
                     }
@@ -677,6 +782,8 @@ impl SyncHandle {
             reconciling: AtomicBool::new(false),
             reconcile_again: AtomicBool::new(false),
             paused: tokio::sync::watch::channel(false).0,
+            echoes: Mutex::new(HashMap::new()),
+            echoes_dropped: AtomicU64::new(0),
         });
         let mut tasks = Vec::new();
         for i in 0..shared.shards.len() {
@@ -746,6 +853,7 @@ impl SyncHandle {
             conflicts: sh.conflicts.load(Ordering::Relaxed),
             full_reconciles: sh.full_reconciles.load(Ordering::Relaxed),
             errors: sh.errors.load(Ordering::Relaxed),
+            echoes: sh.echoes_dropped.load(Ordering::Relaxed),
             pending: sh.pending.load(Ordering::SeqCst),
             lag_count: lag.len(),
             lag_p50_us: lag.value_at_quantile(0.5),

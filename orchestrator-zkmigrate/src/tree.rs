@@ -10,7 +10,7 @@ use zookeeper_client as zk;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::node::{self, NodeRules, ZNode};
+use crate::node::{NodeRules, ZNode};
 use crate::verify::Manifest;
 
 /// How many reads one level keeps in flight at most.
@@ -75,6 +75,11 @@ pub(crate) fn child_rel(parent: &str, name: &str) -> String {
 /// Reads the endpoint's whole subtree. Nodes deleted while it reads are
 /// simply absent; `/zookeeper` is never read.
 ///
+/// Data and children are read with multi-reads of [`MULTI_READ`] nodes (one
+/// request instead of hundreds: ZooKeeper's cost is per request, not per
+/// node). ACLs cannot be multi-read, so large levels spread their ACL reads
+/// over a few extra sessions, which the server serves in parallel.
+///
 /// # Errors
 /// [`Error::Zk`] on any other ZooKeeper failure.
 pub async fn read_tree(
@@ -84,32 +89,39 @@ pub async fn read_tree(
     progress: Option<&Progress>,
 ) -> Result<Snapshot> {
     let mut out = Snapshot::default();
+    let mut pool = vec![client.clone()];
     let mut level = vec!["/".to_string()];
     while !level.is_empty() {
+        if level.len() >= POOL_THRESHOLD && pool.len() == 1 {
+            for _ in 1..ACL_SESSIONS {
+                match ep.connect(std::time::Duration::from_secs(5)).await {
+                    Ok(c) => pool.push(c),
+                    Err(e) => tracing::debug!(error = %e, "reading ACLs on fewer sessions"),
+                }
+            }
+        }
         let mut next = Vec::new();
         for chunk in level.chunks(READ_WINDOW) {
             let abs: Vec<String> = chunk.iter().map(|r| ep.abs(r)).collect();
-            let nodes = join_all(abs.iter().map(|a| node::read(client, a))).await;
+            let (data, acls) = tokio::join!(multi_get_data(client, ep, &abs), read_acls(&pool, ep, &abs));
+            let (data, acls) = (data?, acls?);
             let mut parents = Vec::new();
-            for ((rel, a), n) in chunk.iter().zip(&abs).zip(nodes) {
-                let n = n.map_err(|e| Error::zk(&ep.label, "read", a, e))?;
-                let Some(n) = n else { continue };
-                if n.stat.num_children > 0 {
+            for (((rel, a), d), acl) in chunk.iter().zip(&abs).zip(data).zip(acls) {
+                let (Some((bytes, stat)), Some(acl)) = (d, acl) else {
+                    continue;
+                };
+                if stat.num_children > 0 {
                     parents.push((rel, a));
                 }
-                if let Some(n) = rules.normalize(rel, n) {
+                if let Some(n) = rules.normalize(rel, ZNode::from_zk(bytes, &stat, &acl)) {
                     out.nodes.insert(rel.clone(), n);
                 }
             }
             Progress::add(progress.map(|p| &p.read), chunk.len());
-            let children = join_all(parents.iter().map(|(_, a)| client.list_children(a))).await;
-            for ((rel, a), names) in parents.into_iter().zip(children) {
-                let names = match names {
-                    Ok(n) => n,
-                    Err(zk::Error::NoNode) => continue,
-                    Err(e) => return Err(Error::zk(&ep.label, "list", a, e)),
-                };
-                for name in names {
+            let paths: Vec<String> = parents.iter().map(|(_, a)| (*a).clone()).collect();
+            let children = multi_get_children(client, ep, &paths).await?;
+            for ((rel, _), names) in parents.into_iter().zip(children) {
+                for name in names.into_iter().flatten() {
                     let c = child_rel(rel, &name);
                     if !Endpoint::is_system(&ep.abs(&c)) {
                         next.push(c);
@@ -120,4 +132,80 @@ pub async fn read_tree(
         level = next;
     }
     Ok(out)
+}
+
+/// Nodes per multi-read.
+const MULTI_READ: usize = 256;
+/// Levels at least this wide read ACLs on extra sessions.
+const POOL_THRESHOLD: usize = 2048;
+/// Sessions reading ACLs of a wide level.
+const ACL_SESSIONS: usize = 4;
+
+type DataResult = Option<(Vec<u8>, zk::Stat)>;
+
+async fn multi_get_data(client: &zk::Client, ep: &Endpoint, abs: &[String]) -> Result<Vec<DataResult>> {
+    let mut pending = Vec::new();
+    for chunk in abs.chunks(MULTI_READ) {
+        let mut m = client.new_multi_reader();
+        for a in chunk {
+            m.add_get_data(a).map_err(|e| Error::zk(&ep.label, "read", a, e))?;
+        }
+        pending.push(m.commit());
+    }
+    let mut out = Vec::with_capacity(abs.len());
+    for (chunk, r) in abs.chunks(MULTI_READ).zip(join_all(pending).await) {
+        let results = r.map_err(|e| Error::zk(&ep.label, "read", &chunk[0], e))?;
+        for (a, r) in chunk.iter().zip(results) {
+            out.push(match r {
+                zk::MultiReadResult::Data { data, stat } => Some((data, stat)),
+                zk::MultiReadResult::Error { err: zk::Error::NoNode } => None,
+                zk::MultiReadResult::Error { err } => return Err(Error::zk(&ep.label, "read", a, err)),
+                other => {
+                    let e = zk::Error::UnexpectedError(format!("{other:?}"));
+                    return Err(Error::zk(&ep.label, "read", a, e));
+                }
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn multi_get_children(client: &zk::Client, ep: &Endpoint, abs: &[String]) -> Result<Vec<Option<Vec<String>>>> {
+    let mut pending = Vec::new();
+    for chunk in abs.chunks(MULTI_READ) {
+        let mut m = client.new_multi_reader();
+        for a in chunk {
+            m.add_get_children(a).map_err(|e| Error::zk(&ep.label, "list", a, e))?;
+        }
+        pending.push(m.commit());
+    }
+    let mut out = Vec::with_capacity(abs.len());
+    for (chunk, r) in abs.chunks(MULTI_READ).zip(join_all(pending).await) {
+        let results = r.map_err(|e| Error::zk(&ep.label, "list", &chunk[0], e))?;
+        for (a, r) in chunk.iter().zip(results) {
+            out.push(match r {
+                zk::MultiReadResult::Children { children } => Some(children),
+                zk::MultiReadResult::Error { err: zk::Error::NoNode } => None,
+                zk::MultiReadResult::Error { err } => return Err(Error::zk(&ep.label, "list", a, err)),
+                other => {
+                    let e = zk::Error::UnexpectedError(format!("{other:?}"));
+                    return Err(Error::zk(&ep.label, "list", a, e));
+                }
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// ACLs of `abs`, round-robin over the sessions of `pool`, all in flight.
+async fn read_acls(pool: &[zk::Client], ep: &Endpoint, abs: &[String]) -> Result<Vec<Option<Vec<zk::Acl>>>> {
+    let results = join_all(abs.iter().enumerate().map(|(i, a)| pool[i % pool.len()].get_acl(a))).await;
+    abs.iter()
+        .zip(results)
+        .map(|(a, r)| match r {
+            Ok((acl, _)) => Ok(Some(acl)),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(Error::zk(&ep.label, "read ACL", a, e)),
+        })
+        .collect()
 }
