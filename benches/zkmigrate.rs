@@ -148,7 +148,7 @@ fn bench(c: &mut Criterion) {
     );
     let hot: Vec<String> = (0..100).map(|i| ssync.abs(&format!("/hot{i:03}"))).collect();
     rt.block_on(async {
-        create_all(&s, &[ssync.root.clone()], b"").await;
+        create_all(&s, std::slice::from_ref(&ssync.root), b"").await;
         create_all(&s, &hot, b"0").await;
     });
     let sync = rt

@@ -67,6 +67,9 @@ struct Args {
     /// The migration's state file (kept outside the synced tree).
     #[arg(long, global = true, default_value = "zk-migrate.state.json")]
     state: PathBuf,
+    /// How long to keep trying to reach an ensemble.
+    #[arg(long = "connect-timeout", global = true, default_value = "30s", value_parser = support::parse_duration)]
+    connect_timeout: Duration,
     /// Print results as JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -166,7 +169,7 @@ fn show_progress(progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
                 progress.written.load(Ordering::Relaxed),
             );
             if tty {
-                let done = if planned == 0 { 0 } else { written * 30 / planned };
+                let done = (written * 30).checked_div(planned).unwrap_or(0);
                 let bar: String = (0..30).map(|i| if i < done { '#' } else { '.' }).collect();
                 eprint!("\r[{bar}] read {read} nodes, wrote {written}/{planned}   ");
             } else {
@@ -267,7 +270,7 @@ async fn run(args: Args) -> zkm::Result<i32> {
         rules: rules(&args),
         ..SyncOptions::default()
     };
-    let timeout = Duration::from_secs(30);
+    let timeout = args.connect_timeout;
     match &args.command {
         Command::Copy | Command::Sync => {
             let (s, t) = tokio::try_join!(source.connect(timeout), target.connect(timeout))?;

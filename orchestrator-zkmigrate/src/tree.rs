@@ -75,7 +75,7 @@ pub(crate) fn child_rel(parent: &str, name: &str) -> String {
 /// Reads the endpoint's whole subtree. Nodes deleted while it reads are
 /// simply absent; `/zookeeper` is never read.
 ///
-/// Data and children are read with multi-reads of [`MULTI_READ`] nodes (one
+/// Data and children are read with multi-reads of 256 nodes (one
 /// request instead of hundreds: ZooKeeper's cost is per request, not per
 /// node). ACLs cannot be multi-read, so large levels spread their ACL reads
 /// over a few extra sessions, which the server serves in parallel.

@@ -1,0 +1,221 @@
+//! The `zk-migrate` example binary as scripts use it: exit codes, a copy
+//! killed with SIGKILL and run again, the phased migration and rollback,
+//! and a live sync with its metrics endpoint and clean Ctrl-C.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use orchestrator_testkit::{free_port, zookeeper_pair};
+use zookeeper_client as zk;
+
+/// `target/debug/examples/zk-migrate`, built by `cargo test` with the examples.
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/debug");
+    let bin = dir.join("examples").join("zk-migrate");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (it builds the examples)",
+        bin.display()
+    );
+    bin
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running zk-migrate")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn client(addr: &str) -> zk::Client {
+    zk::Client::connect(addr).await.expect("connect")
+}
+
+fn open() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+async fn populate(c: &zk::Client, root: &str, folders: usize, leaves: usize) {
+    c.mkdir(root, &open()).await.unwrap();
+    let opts = open();
+    let folder_paths: Vec<String> = (0..folders).map(|f| format!("{root}/f{f}")).collect();
+    join_all(folder_paths.iter().map(|p| c.create(p, b"", &opts))).await;
+    let leaf_paths: Vec<String> = (0..folders)
+        .flat_map(|f| (0..leaves).map(move |l| format!("{root}/f{f}/n{l}")))
+        .collect();
+    for chunk in leaf_paths.chunks(5000) {
+        for r in join_all(chunk.iter().map(|p| c.create(p, &[b'v'; 64], &opts))).await {
+            r.unwrap();
+        }
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_migrate_cli_copies_verifies_resumes_migrates_and_syncs() {
+    let Some((a, b)) = zookeeper_pair("zk_migrate_cli") else {
+        return;
+    };
+    let root = format!("/cli-{}", std::process::id());
+    let (s, t) = (client(&a.address).await, client(&b.address).await);
+    let base = ["--source", &a.address, "--target", &b.address, "--path", &root];
+    let with = |extra: &[&str]| -> Vec<String> { extra.iter().chain(base.iter()).map(ToString::to_string).collect() };
+    let run_with = |extra: &[&str]| {
+        let args = with(extra);
+        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    // Usage and connection errors have their own exit codes.
+    let bad = run(&["verify", "--source", "no-port", "--target", &b.address]);
+    assert_eq!(code(&bad), 2, "{}", text(&bad));
+    assert!(text(&bad).contains("has no port"), "{}", text(&bad));
+    let closed = format!("127.0.0.1:{}", free_port());
+    let down = run(&[
+        "verify",
+        "--source",
+        &closed,
+        "--target",
+        &b.address,
+        "--connect-timeout",
+        "1s",
+    ]);
+    assert_eq!(code(&down), 4, "{}", text(&down));
+
+    // A copy killed with SIGKILL halfway, then run again, converges.
+    populate(&s, &root, 300, 100).await;
+    let mut child = Command::new(binary())
+        .args(with(&["copy"]))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = t.check_stat(&root).await.unwrap().map_or(0, |st| st.num_children);
+        if n > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the copy never started writing");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap();
+    let killed = child.wait().unwrap();
+    assert!(!killed.success(), "the copy finished before it was killed");
+    let differs = run_with(&["verify"]);
+    assert_eq!(code(&differs), 3, "{}", text(&differs));
+    let again = run_with(&["copy", "--json"]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert!(report["target_nodes_before"].as_u64().unwrap() > 0, "{report}");
+    let equal = run_with(&["verify"]);
+    assert_eq!(code(&equal), 0, "{}", text(&equal));
+    assert!(String::from_utf8_lossy(&equal.stdout).ends_with("equal\n"));
+
+    // A planted difference is listed, with exit code 3.
+    t.set_data(&format!("{root}/f7/n7"), b"planted", None).await.unwrap();
+    let planted = run_with(&["verify"]);
+    assert_eq!(code(&planted), 3, "{}", text(&planted));
+    assert!(
+        String::from_utf8_lossy(&planted.stdout).contains("/f7/n7: data differs (64 bytes on source, 7 on target)"),
+        "{}",
+        text(&planted)
+    );
+
+    // Phases through cutover, recorded in the state file; then rollback.
+    let dir = std::env::temp_dir().join(format!("zkm-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    let state = state.to_str().unwrap();
+    let migrated = run_with(&["migrate", "--to", "cutover", "--exit", "--state", state, "--json"]);
+    assert_eq!(code(&migrated), 0, "{}", text(&migrated));
+    let status = run(&["status", "--state", state, "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        (st["phase"].as_str(), st["authoritative"].as_str()),
+        (Some("cutover"), Some("target"))
+    );
+    assert_eq!(t.get_data(&format!("{root}/f7/n7")).await.unwrap().0, [b'v'; 64]);
+    let back = run_with(&["rollback", "--state", state, "--json"]);
+    assert_eq!(code(&back), 0, "{}", text(&back));
+    let st: serde_json::Value = serde_json::from_slice(&back.stdout).unwrap();
+    assert_eq!(
+        (st["phase"].as_str(), st["authoritative"].as_str()),
+        (Some("rolled_back"), Some("source"))
+    );
+    let refused = run_with(&["migrate", "--to", "launch", "--state", state]);
+    assert_eq!(code(&refused), 2, "{}", text(&refused));
+
+    // Live sync: changes cross over, metrics are served, SIGINT ends it cleanly.
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut sync = Command::new(binary())
+        .args(with(&["sync", "--metrics-listen", &listen]))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut i = 0;
+    loop {
+        i += 1;
+        s.set_data(&format!("{root}/f1/n1"), format!("live {i}").as_bytes(), None)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let there = t.get_data(&format!("{root}/f1/n1")).await.unwrap().0;
+        if there == format!("live {i}").as_bytes() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sync never carried a change over");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        match http_get(port, "/metrics") {
+            Some(m) if m.contains("zkmigrate_sync_applied_total") && !m.contains("zkmigrate_sync_applied_total 0") => {
+                break m
+            }
+            _ if Instant::now() > deadline => panic!("no metrics on {listen}"),
+            _ => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    };
+    assert!(
+        metrics.contains("zkmigrate_sync_lag_seconds{quantile=\"0.99\"}"),
+        "{metrics}"
+    );
+    nix_kill_int(sync.id());
+    let status = sync.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn nix_kill_int(pid: u32) {
+    let status = Command::new("kill").arg("-INT").arg(pid.to_string()).status().unwrap();
+    assert!(status.success());
+}
