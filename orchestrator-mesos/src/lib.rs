@@ -74,6 +74,7 @@ mod allocator;
 pub mod api;
 mod containerizer;
 mod error;
+pub mod marathon;
 mod master;
 mod zk;
 

@@ -1,0 +1,21 @@
+//! A Marathon-style scheduler for long-running apps.
+//!
+//! This first part holds the pure pieces the scheduler is built from, each
+//! tested on its own:
+//!
+//! - [`app`]: Marathon's v2 app definition, with its defaults, and the
+//!   validation behind 422 answers;
+//! - [`plan`]: deployment plans and the rolling-restart step, with
+//!   proptested bounds;
+//! - [`backoff`]: launch delays after failures.
+//!
+//! The framework loop, the `/v2` REST API and health checks are not
+//! written yet.
+
+pub mod app;
+pub mod backoff;
+pub mod plan;
+
+pub use app::{AppDefinition, Invalid, Violation};
+pub use backoff::LaunchDelay;
+pub use plan::{plan, replace_step, Bounds, ReplaceActions, ReplaceState, Step};
