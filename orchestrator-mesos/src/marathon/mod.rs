@@ -5,7 +5,7 @@
 //!
 //! - [`app`]: Marathon's v2 app definition, with its defaults, and the
 //!   validation behind 422 answers;
-//! - [`plan`]: deployment plans and the rolling-restart step, with
+//! - [`plan`](mod@plan): deployment plans and the rolling-restart step, with
 //!   proptested bounds;
 //! - [`backoff`]: launch delays after failures.
 //!
