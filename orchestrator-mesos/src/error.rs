@@ -17,6 +17,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A master or peer could not be reached, or broke the protocol.
+    #[error("{message}")]
+    Transport {
+        /// What happened.
+        message: String,
+    },
     /// An error of the shared vocabulary or a containerizer.
     #[error(transparent)]
     Core(#[from] orchestrator_core::Error),

@@ -80,6 +80,7 @@ mod zk;
 
 pub use agent::{Agent, AgentConfig};
 pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter, RoleInfo};
+pub use api::client::{HttpMasterClient, MasterClient, Subscription};
 #[cfg(feature = "test-util")]
 pub use containerizer::RecordingContainerizer;
 pub use containerizer::{

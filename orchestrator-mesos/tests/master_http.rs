@@ -476,3 +476,82 @@ async fn commands_for_a_disconnected_agent_wait_for_it() {
         "{second:?}"
     );
 }
+
+/// The same framework code against both `MasterClient`s: in-process and HTTP.
+async fn drive_client(client: &dyn orchestrator_mesos::MasterClient, name: &str) {
+    use orchestrator_mesos::api::scheduler::Call;
+    let call = |v: Value| serde_json::from_value::<Call>(v).expect("call JSON");
+    let mut sub = client
+        .subscribe(call(
+            json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "root", "name": name}}}),
+        ))
+        .await
+        .expect("subscribe");
+    assert_eq!(sub.subscribed.framework_id, sub.framework_id);
+    let fw = sub.framework_id.clone();
+    let offers = loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), sub.events.recv())
+            .await
+            .expect("an event within 10 s")
+            .expect("stream open");
+        if let Some(o) = e.offers {
+            break o.offers;
+        }
+    };
+    assert!(!offers.is_empty());
+    let ids: Vec<Value> = offers.iter().map(|o| json!(o.id)).collect();
+    client
+        .call(call(json!({"framework_id": fw, "type": "DECLINE", "decline": {"offer_ids": ids, "filters": {"refuse_seconds": 60}}})))
+        .await
+        .expect("decline");
+    // Refused calls come back as errors, the subscription keeps working.
+    let bad = client
+        .call(call(json!({"framework_id": {"value": "ghost"}, "type": "REVIVE"})))
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("not subscribed"), "{bad}");
+    client
+        .call(call(json!({"framework_id": fw, "type": "SUPPRESS"})))
+        .await
+        .expect("suppress");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frameworks_use_the_master_in_process_or_over_http_through_one_client_trait() {
+    let config = MasterConfig {
+        heartbeat_interval: Duration::from_millis(200),
+        ..MasterConfig::default()
+    };
+    let handle = MasterHandle::new(Master::new(config, DrfAllocator::default()), Duration::from_millis(50));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = handle.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(handle.clone().run_loops());
+    reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/agents/register"))
+        .json(&json!({"agent_info": {"hostname": "node1", "resources": [
+            {"name":"cpus","type":"SCALAR","scalar":{"value":4}},
+            {"name":"mem","type":"SCALAR","scalar":{"value":1024}}]}}))
+        .send()
+        .await
+        .unwrap();
+    drive_client(&handle, "in-process").await;
+    drive_client(
+        &orchestrator_mesos::HttpMasterClient::new(&addr.to_string()),
+        "over-http",
+    )
+    .await;
+    // A master that is not there is a transport error, not a hang.
+    let gone = orchestrator_mesos::HttpMasterClient::new("127.0.0.1:1");
+    let e = orchestrator_mesos::MasterClient::subscribe(
+        &gone,
+        serde_json::from_value(
+            json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "n"}}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().starts_with("subscribe:"), "{e}");
+}

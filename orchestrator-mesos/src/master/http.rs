@@ -116,7 +116,24 @@ impl AgentLink {
 
 struct FrameworkStream {
     id: String,
-    tx: mpsc::Sender<Bytes>,
+    sink: Sink,
+}
+
+/// Where a framework's events go: RecordIO bytes on an HTTP response, or
+/// events on a channel for a framework in the same process.
+enum Sink {
+    Http(mpsc::Sender<Bytes>),
+    Local(mpsc::Sender<Event>),
+}
+
+impl Sink {
+    /// `false` when the subscriber is gone or too slow to keep up.
+    fn send(&self, event: &Event) -> bool {
+        match self {
+            Sink::Http(tx) => tx.try_send(Bytes::from(event.to_record())).is_ok(),
+            Sink::Local(tx) => tx.try_send(event.clone()).is_ok(),
+        }
+    }
 }
 
 struct Shared {
@@ -206,10 +223,8 @@ impl MasterHandle {
             match effect {
                 Effect::ToFramework { framework_id, event } => {
                     let streams = lock(&self.shared.streams);
-                    let sent = streams
-                        .get(&framework_id)
-                        .map(|s| s.tx.try_send(Bytes::from(event.to_record())));
-                    if let Some(Err(_)) = sent {
+                    let sent = streams.get(&framework_id).map(|s| s.sink.send(&event));
+                    if sent == Some(false) {
                         // Closed, or too slow to keep up: a broken subscription.
                         gone.push(framework_id);
                     }
@@ -261,6 +276,68 @@ impl MasterHandle {
             lock(&self.shared.streams).remove(&fw);
             lock(&self.shared.master).disconnect(&fw, Instant::now());
         }
+    }
+
+    /// Subscribes a framework (`call` is a `SUBSCRIBE`) with its events
+    /// going to `sink`; returns the framework and the stream id.
+    fn subscribe_with(
+        &self,
+        framework_id: Option<FrameworkId>,
+        call: SchedulerCall,
+        sink: Sink,
+    ) -> Result<(FrameworkId, String), Error> {
+        let id = stream_id();
+        let effects = lock(&self.shared.master).call(framework_id, call, Instant::now())?;
+        let Some(fw) = effects.iter().find_map(|e| match e {
+            Effect::ToFramework { framework_id, event } if event.subscribed.is_some() => Some(framework_id.clone()),
+            _ => None,
+        }) else {
+            return Err(Error::bad_request("subscription produced no SUBSCRIBED event"));
+        };
+        // A failover replaces the old stream, which is told and ends.
+        let old = lock(&self.shared.streams).insert(fw.clone(), FrameworkStream { id: id.clone(), sink });
+        if let Some(old) = old {
+            old.sink.send(&Event::error("Framework failed over"));
+        }
+        self.dispatch(effects);
+        self.shared.allocate_soon.notify_one();
+        Ok((fw, id))
+    }
+
+    /// Subscribes a framework running in this process: the in-process side
+    /// of [`MasterClient`](crate::MasterClient). Its events (starting with
+    /// `SUBSCRIBED`) arrive on the returned channel.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] when the call is not a valid `SUBSCRIBE`.
+    pub fn subscribe_local(&self, call: Call) -> Result<(FrameworkId, mpsc::Receiver<Event>), Error> {
+        let (framework_id, call) = call.validate()?;
+        if !matches!(call, SchedulerCall::Subscribe(_)) {
+            return Err(Error::bad_request("Expecting a SUBSCRIBE call"));
+        }
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (fw, _) = self.subscribe_with(framework_id, call, Sink::Local(tx))?;
+        Ok((fw, rx))
+    }
+
+    /// Handles a non-`SUBSCRIBE` call of a framework running in this process.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] when the call is invalid or the framework is not subscribed.
+    pub fn call_local(&self, call: Call) -> Result<(), Error> {
+        let (framework_id, call) = call.validate()?;
+        let Some(fw) = framework_id else {
+            return Err(Error::bad_request("Expecting 'framework_id' to be present"));
+        };
+        if matches!(call, SchedulerCall::Subscribe(_)) {
+            return Err(Error::bad_request("SUBSCRIBE goes through subscribe_local"));
+        }
+        if !lock(&self.shared.streams).contains_key(&fw) {
+            return Err(Error::bad_request(format!("Framework {fw} is not subscribed")));
+        }
+        let effects = lock(&self.shared.master).call(Some(fw), call, Instant::now())?;
+        self.dispatch(effects);
+        Ok(())
     }
 
     /// Sends a command to an agent, or keeps it until the agent's command
@@ -334,33 +411,10 @@ async fn scheduler(State(h): State<MasterHandle>, headers: HeaderMap, body: Byte
     let now = Instant::now();
     if let SchedulerCall::Subscribe(_) = call {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let id = stream_id();
-        let effects = {
-            let mut master = lock(&h.shared.master);
-            match master.call(framework_id, call, now) {
-                Ok(effects) => effects,
-                Err(e) => return bad_request(e),
-            }
+        return match h.subscribe_with(framework_id, call, Sink::Http(tx)) {
+            Ok((_, id)) => stream_response(rx, Some(&id)),
+            Err(e) => bad_request(e),
         };
-        let Some(fw) = effects.iter().find_map(|e| match e {
-            Effect::ToFramework { framework_id, event } if event.subscribed.is_some() => Some(framework_id.clone()),
-            _ => None,
-        }) else {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "subscription produced no SUBSCRIBED event",
-            );
-        };
-        // A failover replaces the old stream, which is told and ends.
-        let old = lock(&h.shared.streams).insert(fw, FrameworkStream { id: id.clone(), tx });
-        if let Some(old) = old {
-            let _ = old
-                .tx
-                .try_send(Bytes::from(Event::error("Framework failed over").to_record()));
-        }
-        h.dispatch(effects);
-        h.shared.allocate_soon.notify_one();
-        return stream_response(rx, Some(&id));
     }
     let Some(fw) = framework_id else {
         return error(StatusCode::BAD_REQUEST, "Expecting 'framework_id' to be present");

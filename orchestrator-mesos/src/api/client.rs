@@ -1,0 +1,181 @@
+//! [`MasterClient`]: what a framework needs from a master, so the same
+//! scheduler code runs embedded next to the master (the all-in-one) and as
+//! a separate process speaking the v1 HTTP API.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use orchestrator_core::FrameworkId;
+use tokio::sync::mpsc;
+
+use super::recordio::Decoder;
+use super::scheduler::{Call, Event, Subscribed};
+use crate::master::MasterHandle;
+use crate::{Error, Result};
+
+/// Events buffered between the master and a slow framework.
+const EVENTS: usize = 4096;
+/// The largest event accepted from a master (an OFFERS event can be big).
+const MAX_EVENT: usize = 64 << 20;
+
+/// A framework's subscription: the `SUBSCRIBED` answer and the events after it.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The framework's id (new, or the one it re-subscribed with).
+    pub framework_id: FrameworkId,
+    /// The `SUBSCRIBED` event's body.
+    pub subscribed: Subscribed,
+    /// Every later event, in order; closed when the subscription ends.
+    pub events: mpsc::Receiver<Event>,
+}
+
+/// What a framework needs from a master.
+#[async_trait]
+pub trait MasterClient: Send + Sync {
+    /// Sends a `SUBSCRIBE` call and waits for `SUBSCRIBED`.
+    ///
+    /// # Errors
+    /// When the master refuses the call or cannot be reached.
+    async fn subscribe(&self, call: Call) -> Result<Subscription>;
+
+    /// Sends any other call of a subscribed framework.
+    ///
+    /// # Errors
+    /// When the master refuses the call or cannot be reached.
+    async fn call(&self, call: Call) -> Result<()>;
+}
+
+async fn first_subscribed(events: &mut mpsc::Receiver<Event>) -> Result<Subscribed> {
+    match events.recv().await {
+        Some(Event {
+            subscribed: Some(s), ..
+        }) => Ok(s),
+        Some(other) => Err(Error::Transport {
+            message: format!("expected SUBSCRIBED first, got {:?}", other.kind),
+        }),
+        None => Err(Error::Transport {
+            message: "the subscription ended before SUBSCRIBED".into(),
+        }),
+    }
+}
+
+/// The in-process client: calls go straight to the master's state machine.
+#[async_trait]
+impl MasterClient for MasterHandle {
+    async fn subscribe(&self, call: Call) -> Result<Subscription> {
+        let (framework_id, mut events) = self.subscribe_local(call)?;
+        let subscribed = first_subscribed(&mut events).await?;
+        Ok(Subscription {
+            framework_id,
+            subscribed,
+            events,
+        })
+    }
+
+    async fn call(&self, call: Call) -> Result<()> {
+        self.call_local(call)
+    }
+}
+
+/// The client of a master in another process, over the v1 HTTP API.
+#[derive(Debug)]
+pub struct HttpMasterClient {
+    url: String,
+    http: reqwest::Client,
+    stream_id: Mutex<Option<String>>,
+}
+
+impl HttpMasterClient {
+    /// A client of the master at `address` (`host:port` or an `http://` URL).
+    pub fn new(address: &str) -> Self {
+        let base = if address.starts_with("http://") || address.starts_with("https://") {
+            address.trim_end_matches('/').to_string()
+        } else {
+            format!("http://{address}")
+        };
+        HttpMasterClient {
+            url: format!("{base}/api/v1/scheduler"),
+            http: reqwest::Client::new(),
+            stream_id: Mutex::new(None),
+        }
+    }
+}
+
+fn transport(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Transport {
+        message: format!("{what}: {e}"),
+    }
+}
+
+async fn refused(response: reqwest::Response) -> Error {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    Error::bad_request(format!("master answered {status}: {body}"))
+}
+
+#[async_trait]
+impl MasterClient for HttpMasterClient {
+    async fn subscribe(&self, call: Call) -> Result<Subscription> {
+        let response = self
+            .http
+            .post(&self.url)
+            .json(&call)
+            .send()
+            .await
+            .map_err(|e| transport("subscribe", e))?;
+        if !response.status().is_success() {
+            return Err(refused(response).await);
+        }
+        let stream_id = response
+            .headers()
+            .get("Mesos-Stream-Id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        *self.stream_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = stream_id;
+        let (tx, mut events) = mpsc::channel(EVENTS);
+        tokio::spawn(async move {
+            let mut body = response.bytes_stream();
+            let mut decoder = Decoder::new(MAX_EVENT);
+            while let Some(Ok(chunk)) = body.next().await {
+                let Ok(records) = decoder.push(&chunk) else { return };
+                for record in records {
+                    let Ok(event) = serde_json::from_slice::<Event>(&record) else {
+                        return;
+                    };
+                    if tx.send(event).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let subscribed = first_subscribed(&mut events).await?;
+        Ok(Subscription {
+            framework_id: subscribed.framework_id.clone(),
+            subscribed,
+            events,
+        })
+    }
+
+    async fn call(&self, call: Call) -> Result<()> {
+        let stream_id = self
+            .stream_id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or_default();
+        let response = self
+            .http
+            .post(&self.url)
+            .header("Mesos-Stream-Id", stream_id)
+            .json(&call)
+            .send()
+            .await
+            .map_err(|e| transport("call", e))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(refused(response).await)
+        }
+    }
+}
