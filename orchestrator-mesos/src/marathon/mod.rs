@@ -7,13 +7,16 @@
 //!   validation behind 422 answers;
 //! - [`plan`](mod@plan): deployment plans and the rolling-restart step, with
 //!   proptested bounds;
-//! - [`backoff`]: launch delays after failures.
+//! - [`backoff`]: launch delays after failures;
+//! - [`matcher`]: fitting instances into offers by resources, ports and
+//!   placement constraints.
 //!
 //! The framework loop, the `/v2` REST API and health checks are not
 //! written yet.
 
 pub mod app;
 pub mod backoff;
+pub mod matcher;
 pub mod plan;
 
 pub use app::{AppDefinition, Invalid, Violation};
