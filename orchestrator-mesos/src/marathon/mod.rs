@@ -9,7 +9,9 @@
 //!   proptested bounds;
 //! - [`backoff`]: launch delays after failures;
 //! - [`matcher`]: fitting instances into offers by resources, ports and
-//!   placement constraints.
+//!   placement constraints;
+//! - [`scheduler`]: the state machine of apps, instances and deployments
+//!   (scaling, kill selection, auto-healing with backoff, rolling restarts).
 //!
 //! The framework loop, the `/v2` REST API and health checks are not
 //! written yet.
@@ -18,7 +20,9 @@ pub mod app;
 pub mod backoff;
 pub mod matcher;
 pub mod plan;
+pub mod scheduler;
 
 pub use app::{AppDefinition, Invalid, Violation};
 pub use backoff::LaunchDelay;
 pub use plan::{plan, replace_step, Bounds, ReplaceActions, ReplaceState, Step};
+pub use scheduler::{Deployment, Instance, Locked, Scheduler};

@@ -1,0 +1,602 @@
+//! The scheduler's state machine: apps, their instances and deployments.
+//! Pure and synchronous — the framework loop feeds it offers, status
+//! updates and API changes, and carries out what it decides.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use orchestrator_core::{AgentId, Attributes, TaskId, TaskState, TaskStatus};
+use serde::Serialize;
+
+use super::app::{AppDefinition, KillSelection};
+use super::backoff::LaunchDelay;
+use super::matcher::{Launch, Placement};
+use super::plan::{plan, replace_step, Bounds, ReplaceState, Step};
+
+/// One instance (a task) of an app.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Instance {
+    /// The task.
+    pub task_id: TaskId,
+    /// Its app.
+    pub app_id: String,
+    /// The app version it runs.
+    pub version: String,
+    /// Where.
+    pub agent_id: AgentId,
+    /// The agent's host name.
+    pub hostname: String,
+    /// The agent's attributes (for constraints).
+    #[serde(skip)]
+    pub attributes: Attributes,
+    /// Host ports.
+    pub ports: Vec<u64>,
+    /// Last known state.
+    pub state: TaskState,
+    /// Launch order (higher: younger).
+    pub seq: u64,
+    /// Health, when the app has health checks and a result came.
+    pub healthy: Option<bool>,
+    /// A kill was ordered by the scheduler.
+    pub killing: bool,
+}
+
+/// A deployment in progress.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    /// Its id.
+    pub id: String,
+    /// The version it deploys.
+    pub version: String,
+    /// The app it changes.
+    pub app_id: String,
+    /// Its steps.
+    pub steps: Vec<Step>,
+}
+
+impl Deployment {
+    fn restarts(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s, Step::RestartApplication { .. }))
+    }
+
+    fn stops(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s, Step::StopApplication { .. }))
+    }
+}
+
+/// An app with what the scheduler keeps beside its definition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppState {
+    /// The definition (with `version` set).
+    pub def: AppDefinition,
+    /// Its launch delay.
+    pub delay: LaunchDelay,
+}
+
+/// A change refused because a deployment holds the app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Locked {
+    /// The deployments holding it.
+    pub deployments: Vec<String>,
+}
+
+/// The scheduler's state.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    apps: BTreeMap<String, AppState>,
+    instances: BTreeMap<TaskId, Instance>,
+    deployments: BTreeMap<String, Deployment>,
+    seq: u64,
+}
+
+fn ready(app: &AppDefinition, i: &Instance) -> bool {
+    i.state == TaskState::Running && (app.health_checks.is_empty() || i.healthy == Some(true))
+}
+
+impl Scheduler {
+    /// An empty scheduler.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The apps.
+    pub fn apps(&self) -> impl Iterator<Item = &AppState> {
+        self.apps.values()
+    }
+
+    /// One app.
+    pub fn app(&self, id: &str) -> Option<&AppState> {
+        self.apps.get(id)
+    }
+
+    /// Every instance.
+    pub fn instances(&self) -> impl Iterator<Item = &Instance> {
+        self.instances.values()
+    }
+
+    /// One instance.
+    pub fn instance(&self, task: &TaskId) -> Option<&Instance> {
+        self.instances.get(task)
+    }
+
+    /// Deployments in progress.
+    pub fn deployments(&self) -> impl Iterator<Item = &Deployment> {
+        self.deployments.values()
+    }
+
+    fn holders(&self, app_id: &str) -> Vec<String> {
+        self.deployments
+            .values()
+            .filter(|d| d.app_id == app_id)
+            .map(|d| d.id.clone())
+            .collect()
+    }
+
+    /// Creates or changes an app. A change of `instances` alone scales; any
+    /// other change restarts; an unchanged definition starts nothing.
+    /// `force` cancels a deployment that holds the app.
+    ///
+    /// # Errors
+    /// [`Locked`] when a deployment holds the app and `force` is not set.
+    pub fn put_app(
+        &mut self,
+        mut def: AppDefinition,
+        version: &str,
+        deployment_id: &str,
+        force: bool,
+    ) -> Result<Option<Deployment>, Locked> {
+        let holders = self.holders(&def.id);
+        if !holders.is_empty() {
+            if !force {
+                return Err(Locked { deployments: holders });
+            }
+            for h in holders {
+                self.deployments.remove(&h);
+            }
+        }
+        let current = self.apps.get(&def.id).map(|a| &a.def);
+        let steps = plan(current, Some(&def));
+        if steps.is_empty() {
+            return Ok(None);
+        }
+        let scale_only = steps.iter().all(|s| matches!(s, Step::ScaleApplication { .. })) && current.is_some();
+        let mut delay = self.apps.get(&def.id).map(|a| a.delay).unwrap_or_default();
+        if scale_only {
+            // A scale keeps the version the instances run.
+            def.version.clone_from(&current.and_then(|c| c.version.clone()));
+        } else {
+            def.version = Some(version.to_string());
+            delay.reset();
+        }
+        let deployment = Deployment {
+            id: deployment_id.to_string(),
+            version: version.to_string(),
+            app_id: def.id.clone(),
+            steps,
+        };
+        self.apps.insert(def.id.clone(), AppState { def, delay });
+        self.deployments.insert(deployment.id.clone(), deployment.clone());
+        Ok(Some(deployment))
+    }
+
+    /// Removes an app: its instances are killed, and it is forgotten when
+    /// none is left. `None` when there is no such app.
+    ///
+    /// # Errors
+    /// [`Locked`] as for [`put_app`](Self::put_app).
+    pub fn delete_app(
+        &mut self,
+        id: &str,
+        version: &str,
+        deployment_id: &str,
+        force: bool,
+    ) -> Result<Option<Deployment>, Locked> {
+        let Some(app) = self.apps.get(id) else { return Ok(None) };
+        let holders = self.holders(id);
+        if !holders.is_empty() {
+            if !force {
+                return Err(Locked { deployments: holders });
+            }
+            for h in holders {
+                self.deployments.remove(&h);
+            }
+        }
+        let deployment = Deployment {
+            id: deployment_id.to_string(),
+            version: version.to_string(),
+            app_id: id.to_string(),
+            steps: plan(Some(&app.def), None),
+        };
+        self.deployments.insert(deployment.id.clone(), deployment.clone());
+        Ok(Some(deployment))
+    }
+
+    /// Cancels a deployment (the app keeps its target; nothing is rolled back).
+    pub fn cancel_deployment(&mut self, id: &str) -> Option<Deployment> {
+        self.deployments.remove(id)
+    }
+
+    /// Clears an app's launch delay (`DELETE /v2/queue/{id}/delay`).
+    pub fn reset_delay(&mut self, id: &str) -> bool {
+        self.apps.get_mut(id).map(|a| a.delay.reset()).is_some()
+    }
+
+    fn active<'a>(&'a self, app_id: &'a str) -> impl Iterator<Item = &'a Instance> + 'a {
+        self.instances
+            .values()
+            .filter(move |i| i.app_id == app_id && !i.killing && !i.state.is_terminal())
+    }
+
+    fn stopping(&self, app_id: &str) -> bool {
+        self.deployments.values().any(|d| d.app_id == app_id && d.stops())
+    }
+
+    fn restarting(&self, app_id: &str) -> bool {
+        self.deployments.values().any(|d| d.app_id == app_id && d.restarts())
+    }
+
+    /// How many new instances each app wants now (launch delays respected).
+    pub fn launches_wanted(&self, now: Instant) -> Vec<(&AppDefinition, u32)> {
+        let mut out = Vec::new();
+        for (id, app) in &self.apps {
+            if self.stopping(id) || !app.delay.ready(now) {
+                continue;
+            }
+            let n = app.def.instances;
+            let version = app.def.version.as_deref().unwrap_or("");
+            let active: Vec<&Instance> = self.active(id).collect();
+            let want = if self.restarting(id) {
+                let state = self.replace_state(&app.def, &active, version);
+                replace_step(&state, &Bounds::new(n, &app.def.upgrade_strategy)).launch
+            } else {
+                n.saturating_sub(u32::try_from(active.len()).unwrap_or(u32::MAX))
+            };
+            if want > 0 {
+                out.push((&app.def, want));
+            }
+        }
+        out
+    }
+
+    fn replace_state(&self, app: &AppDefinition, active: &[&Instance], version: &str) -> ReplaceState {
+        let count = |f: &dyn Fn(&Instance) -> bool| u32::try_from(active.iter().filter(|i| f(i)).count()).unwrap_or(0);
+        ReplaceState {
+            target: app.instances,
+            old: count(&|i| i.version != version),
+            new_started: count(&|i| i.version == version),
+            new_ready: count(&|i| i.version == version && ready(app, i)),
+        }
+    }
+
+    /// Orders the kills the apps need now (scale-down, stop, rolling
+    /// restart) and marks those instances as killing.
+    pub fn kills_wanted(&mut self) -> Vec<(TaskId, AgentId)> {
+        let mut victims: Vec<TaskId> = Vec::new();
+        for (id, app) in &self.apps {
+            let version = app.def.version.as_deref().unwrap_or("");
+            let mut active: Vec<&Instance> = self.active(id).collect();
+            if self.stopping(id) {
+                victims.extend(active.iter().map(|i| i.task_id.clone()));
+                continue;
+            }
+            // Youngest first: highest launch sequence first.
+            active.sort_by_key(|i| std::cmp::Reverse(i.seq));
+            if app.def.kill_selection == KillSelection::OldestFirst {
+                active.reverse();
+            }
+            if self.restarting(id) {
+                let state = self.replace_state(&app.def, &active, version);
+                let k = replace_step(&state, &Bounds::new(app.def.instances, &app.def.upgrade_strategy)).kill_old;
+                victims.extend(
+                    active
+                        .iter()
+                        .filter(|i| i.version != version)
+                        .take(k as usize)
+                        .map(|i| i.task_id.clone()),
+                );
+            } else {
+                let excess = active.len().saturating_sub(app.def.instances as usize);
+                // Instances that are not running yet go first, then by kill selection.
+                active.sort_by_key(|i| i.state == TaskState::Running);
+                victims.extend(active.iter().take(excess).map(|i| i.task_id.clone()));
+            }
+        }
+        victims
+            .into_iter()
+            .filter_map(|t| {
+                let i = self.instances.get_mut(&t)?;
+                i.killing = true;
+                Some((t, i.agent_id.clone()))
+            })
+            .collect()
+    }
+
+    /// Where each app's instances run, for constraints.
+    pub fn placed(&self) -> BTreeMap<String, Vec<Placement>> {
+        let mut out: BTreeMap<String, Vec<Placement>> = BTreeMap::new();
+        for i in self.instances.values().filter(|i| !i.state.is_terminal()) {
+            out.entry(i.app_id.clone()).or_default().push(Placement {
+                hostname: i.hostname.clone(),
+                attributes: i.attributes.clone(),
+            });
+        }
+        out
+    }
+
+    /// A task id for a new instance of `app`.
+    pub fn next_task_id(&mut self, app: &AppDefinition) -> TaskId {
+        self.seq += 1;
+        let name = app.id.trim_start_matches('/').replace('/', "_");
+        TaskId::new(format!("{name}.{:08}", self.seq)).expect("app ids make valid task ids")
+    }
+
+    /// Records instances just launched from an offer.
+    pub fn launched(&mut self, launches: &[Launch], hostname: &str, attributes: &Attributes) {
+        for l in launches {
+            let version = self
+                .apps
+                .get(&l.app_id)
+                .and_then(|a| a.def.version.clone())
+                .unwrap_or_default();
+            self.seq += 1;
+            self.instances.insert(
+                l.task.task_id.clone(),
+                Instance {
+                    task_id: l.task.task_id.clone(),
+                    app_id: l.app_id.clone(),
+                    version,
+                    agent_id: l.task.agent_id.clone(),
+                    hostname: hostname.to_string(),
+                    attributes: attributes.clone(),
+                    ports: l.ports.clone(),
+                    state: TaskState::Staging,
+                    seq: self.seq,
+                    healthy: None,
+                    killing: false,
+                },
+            );
+        }
+    }
+
+    /// Applies a status update. An instance that ends is forgotten; one
+    /// that failed (not killed by the scheduler) grows its app's launch
+    /// delay. Returns the instance as it was updated, or `None` for a task
+    /// the scheduler does not know (which the caller should kill).
+    pub fn update(&mut self, status: &TaskStatus, now: Instant) -> Option<Instance> {
+        let inst = self.instances.get_mut(&status.task_id)?;
+        inst.state = status.state;
+        if let Some(h) = status.healthy {
+            inst.healthy = Some(h);
+        }
+        let snapshot = inst.clone();
+        if status.state.is_terminal() {
+            self.instances.remove(&status.task_id);
+            let failed = matches!(
+                status.state,
+                TaskState::Failed | TaskState::Finished | TaskState::Error | TaskState::Lost | TaskState::Dropped
+            );
+            if failed && !snapshot.killing {
+                if let Some(app) = self.apps.get_mut(&snapshot.app_id) {
+                    app.delay.failed(&app.def, now);
+                }
+            }
+        }
+        Some(snapshot)
+    }
+
+    /// Sets an instance's health (from the health checks).
+    pub fn set_health(&mut self, task: &TaskId, healthy: bool) -> bool {
+        self.instances
+            .get_mut(task)
+            .map(|i| i.healthy = Some(healthy))
+            .is_some()
+    }
+
+    /// Removes and returns the deployments that reached their target;
+    /// forgets apps whose stop completed.
+    pub fn finish_deployments(&mut self) -> Vec<Deployment> {
+        let done: Vec<String> = self
+            .deployments
+            .values()
+            .filter(|d| self.deployment_done(d))
+            .map(|d| d.id.clone())
+            .collect();
+        let mut out = Vec::new();
+        for id in done {
+            if let Some(d) = self.deployments.remove(&id) {
+                if d.stops() {
+                    self.apps.remove(&d.app_id);
+                }
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    fn deployment_done(&self, d: &Deployment) -> bool {
+        let all = || self.instances.values().filter(|i| i.app_id == d.app_id);
+        if d.stops() {
+            return all().next().is_none();
+        }
+        let Some(app) = self.apps.get(&d.app_id) else {
+            return true;
+        };
+        let version = app.def.version.as_deref().unwrap_or("");
+        let n = all().count();
+        n == app.def.instances as usize && all().all(|i| i.version == version && !i.killing && ready(&app.def, i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orchestrator_core::{FrameworkId, Offer, OfferId};
+
+    use crate::marathon::matcher::match_offer;
+
+    fn app(json: &str) -> AppDefinition {
+        AppDefinition::from_json(json.as_bytes()).unwrap()
+    }
+
+    fn offer(n: usize) -> Offer {
+        Offer {
+            id: OfferId::new(format!("o{n}")).unwrap(),
+            framework_id: FrameworkId::new("f").unwrap(),
+            agent_id: AgentId::new("a1").unwrap(),
+            hostname: "h1".into(),
+            resources: "cpus:16;mem:16000;ports:[31000-32000]".parse().unwrap(),
+            attributes: Attributes::default(),
+            executor_ids: Vec::new(),
+        }
+    }
+
+    /// One round: offers in, launches recorded, every launch reported running.
+    fn round(s: &mut Scheduler, now: Instant) -> usize {
+        let wanted: Vec<(AppDefinition, u32)> = s
+            .launches_wanted(now)
+            .into_iter()
+            .map(|(a, n)| (a.clone(), n))
+            .collect();
+        let refs: Vec<(&AppDefinition, u32)> = wanted.iter().map(|(a, n)| (a, *n)).collect();
+        let placed = s.placed();
+        let mut ids = Vec::new();
+        for (a, n) in &refs {
+            for _ in 0..*n {
+                ids.push(s.next_task_id(a));
+            }
+        }
+        let mut it = ids.into_iter();
+        let o = offer(0);
+        let launches = match_offer(&o, &refs, &placed, |_| it.next().unwrap());
+        s.launched(&launches, "h1", &Attributes::default());
+        for l in &launches {
+            s.update(&TaskStatus::new(l.task.task_id.clone(), TaskState::Running), now);
+        }
+        let kills = s.kills_wanted();
+        for (t, _) in &kills {
+            s.update(&TaskStatus::new(t.clone(), TaskState::Killed), now);
+        }
+        launches.len() + kills.len()
+    }
+
+    fn count(s: &Scheduler, id: &str) -> usize {
+        s.instances().filter(|i| i.app_id == id).count()
+    }
+
+    #[test]
+    fn deploys_scales_up_and_down_and_finishes_deployments() {
+        let now = Instant::now();
+        let mut s = Scheduler::new();
+        let d = s
+            .put_app(
+                app(r#"{"id": "web", "cmd": "x", "cpus": 0.1, "mem": 10}"#),
+                "v1",
+                "d1",
+                false,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.steps.len(), 2);
+        round(&mut s, now);
+        assert_eq!(count(&s, "/web"), 1);
+        assert_eq!(s.finish_deployments().len(), 1);
+
+        let mut five = s.app("/web").unwrap().def.clone();
+        five.instances = 5;
+        s.put_app(five.clone(), "v2", "d2", false).unwrap();
+        assert_eq!(
+            s.app("/web").unwrap().def.version.as_deref(),
+            Some("v1"),
+            "a scale keeps the version"
+        );
+        // Locked while the deployment runs.
+        let mut two = five.clone();
+        two.instances = 2;
+        assert_eq!(
+            s.put_app(two.clone(), "v3", "d3", false).unwrap_err().deployments,
+            vec!["d2"]
+        );
+        round(&mut s, now);
+        assert_eq!(count(&s, "/web"), 5);
+        assert_eq!(s.finish_deployments().len(), 1);
+        let mut before: Vec<u64> = s.instances().map(|i| i.seq).collect();
+        before.sort_unstable();
+        s.put_app(two, "v3", "d3", false).unwrap();
+        round(&mut s, now);
+        assert_eq!(count(&s, "/web"), 2);
+        // Youngest first: the two oldest remain.
+        let mut seqs: Vec<u64> = s.instances().map(|i| i.seq).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, before[..2], "youngest first keeps the oldest");
+        assert_eq!(s.finish_deployments().len(), 1);
+
+        s.delete_app("/web", "v4", "d4", false).unwrap().unwrap();
+        round(&mut s, now);
+        assert_eq!(count(&s, "/web"), 0);
+        assert_eq!(s.finish_deployments().len(), 1);
+        assert!(s.app("/web").is_none());
+    }
+
+    #[test]
+    fn failed_instances_are_replaced_after_a_growing_delay() {
+        let now = Instant::now();
+        let mut s = Scheduler::new();
+        s.put_app(
+            app(r#"{"id": "w", "cmd": "x", "cpus": 0.1, "mem": 10, "instances": 2, "backoffSeconds": 10}"#),
+            "v1",
+            "d1",
+            false,
+        )
+        .unwrap();
+        round(&mut s, now);
+        let victim = s.instances().next().unwrap().task_id.clone();
+        s.update(&TaskStatus::new(victim.clone(), TaskState::Failed), now);
+        assert_eq!(count(&s, "/w"), 1);
+        assert!(s.launches_wanted(now).is_empty(), "delayed");
+        assert_eq!(round(&mut s, now + std::time::Duration::from_secs(10)), 1);
+        assert_eq!(count(&s, "/w"), 2);
+        // A kill ordered by the scheduler does not grow the delay.
+        let other = s.instances().next().unwrap().task_id.clone();
+        let before = s.app("/w").unwrap().delay.failures;
+        s.instances.get_mut(&other).unwrap().killing = true;
+        s.update(&TaskStatus::new(other, TaskState::Killed), now);
+        assert_eq!(s.app("/w").unwrap().delay.failures, before);
+    }
+
+    #[test]
+    fn a_config_change_restarts_within_the_bounds_and_force_cancels() {
+        let now = Instant::now();
+        let mut s = Scheduler::new();
+        let v1 = app(r#"{"id": "w", "cmd": "x", "cpus": 0.1, "mem": 10, "instances": 4,
+            "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0}}"#);
+        s.put_app(v1.clone(), "v1", "d1", false).unwrap();
+        round(&mut s, now);
+        s.finish_deployments();
+        let mut v2 = v1.clone();
+        v2.cmd = Some("y".into());
+        let d = s.put_app(v2, "v2", "d2", false).unwrap().unwrap();
+        assert_eq!(d.steps, vec![Step::RestartApplication { app: "/w".into() }]);
+        for _ in 0..10 {
+            let running = s
+                .instances()
+                .filter(|i| i.state == TaskState::Running && !i.killing)
+                .count();
+            assert!(running >= 2, "below minimum health: {running}");
+            assert!(count(&s, "/w") <= 4, "over capacity");
+            round(&mut s, now);
+        }
+        assert!(s.instances().all(|i| i.version == "v2"));
+        assert_eq!(s.finish_deployments().len(), 1);
+
+        // A stuck deployment (no offers) is cancelled by a forced change.
+        let mut v3 = s.app("/w").unwrap().def.clone();
+        v3.cmd = Some("z".into());
+        s.put_app(v3.clone(), "v3", "d3", false).unwrap();
+        v3.cmd = Some("zz".into());
+        assert!(s.put_app(v3.clone(), "v4", "d4", false).is_err());
+        s.put_app(v3, "v4", "d4", true).unwrap();
+        assert_eq!(s.deployments().map(|d| d.id.as_str()).collect::<Vec<_>>(), vec!["d4"]);
+    }
+}
