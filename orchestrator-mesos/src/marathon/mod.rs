@@ -11,18 +11,21 @@
 //! - [`matcher`]: fitting instances into offers by resources, ports and
 //!   placement constraints;
 //! - [`scheduler`]: the state machine of apps, instances and deployments
-//!   (scaling, kill selection, auto-healing with backoff, rolling restarts).
+//!   (scaling, kill selection, auto-healing with backoff, rolling restarts);
+//! - [`framework`]: the loop that runs it against a master through a
+//!   [`MasterClient`](crate::MasterClient), with apps in a `StateStore`.
 //!
-//! The framework loop, the `/v2` REST API and health checks are not
-//! written yet.
+//! The `/v2` REST API and health checks are not written yet.
 
 pub mod app;
 pub mod backoff;
+pub mod framework;
 pub mod matcher;
 pub mod plan;
 pub mod scheduler;
 
 pub use app::{AppDefinition, Invalid, Violation};
 pub use backoff::LaunchDelay;
+pub use framework::{Marathon, MarathonConfig};
 pub use plan::{plan, replace_step, Bounds, ReplaceActions, ReplaceState, Step};
 pub use scheduler::{Deployment, Instance, Locked, Scheduler};

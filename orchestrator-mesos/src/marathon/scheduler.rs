@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use orchestrator_core::{AgentId, Attributes, TaskId, TaskState, TaskStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::app::{AppDefinition, KillSelection};
 use super::backoff::LaunchDelay;
@@ -14,7 +14,7 @@ use super::matcher::{Launch, Placement};
 use super::plan::{plan, replace_step, Bounds, ReplaceState, Step};
 
 /// One instance (a task) of an app.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Instance {
     /// The task.
@@ -28,7 +28,7 @@ pub struct Instance {
     /// The agent's host name.
     pub hostname: String,
     /// The agent's attributes (for constraints).
-    #[serde(skip)]
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
     pub attributes: Attributes,
     /// Host ports.
     pub ports: Vec<u64>,
@@ -384,6 +384,13 @@ impl Scheduler {
             }
         }
         Some(snapshot)
+    }
+
+    /// Puts back an instance known from an earlier run (before the
+    /// master's reconciliation answers for it).
+    pub fn restore(&mut self, instance: Instance) {
+        self.seq = self.seq.max(instance.seq);
+        self.instances.insert(instance.task_id.clone(), instance);
     }
 
     /// Sets an instance's health (from the health checks).

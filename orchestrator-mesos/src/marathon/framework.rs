@@ -1,0 +1,455 @@
+//! The framework loop: subscribes through a [`MasterClient`], turns offers
+//! into launches and status updates into instance changes with the
+//! [`Scheduler`], kills what the scheduler wants killed, suppresses offers
+//! when nothing waits and revives them when work appears, and keeps apps
+//! and the framework id in a [`StateStore`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use orchestrator_core::{FrameworkId, StateStore, TaskState};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, Notify};
+use tokio::task::JoinHandle;
+
+use super::app::AppDefinition;
+use super::matcher::match_offer;
+use super::scheduler::{Deployment, Locked, Scheduler};
+use crate::api::client::{MasterClient, Subscription};
+use crate::api::scheduler::{Call, Event};
+use crate::{Error, Result};
+
+/// How the framework runs.
+#[derive(Clone, Debug)]
+pub struct MarathonConfig {
+    /// Framework name shown by the master.
+    pub name: String,
+    /// User tasks run as.
+    pub user: String,
+    /// Role of the framework.
+    pub role: String,
+    /// How long the master keeps tasks while the framework is away.
+    pub failover_timeout: Duration,
+    /// Housekeeping period (kills, deployments, suppress/revive).
+    pub tick: Duration,
+    /// Filter on offers declined while work waits (they may fit later).
+    pub decline_refuse: Duration,
+}
+
+impl Default for MarathonConfig {
+    fn default() -> Self {
+        MarathonConfig {
+            name: "marathon".into(),
+            user: "root".into(),
+            role: "*".into(),
+            failover_timeout: Duration::from_secs(7 * 24 * 3600),
+            tick: Duration::from_millis(500),
+            decline_refuse: Duration::from_secs(5),
+        }
+    }
+}
+
+struct Inner {
+    sched: Mutex<Scheduler>,
+    client: Arc<dyn MasterClient>,
+    store: Arc<dyn StateStore>,
+    config: MarathonConfig,
+    framework_id: Mutex<Option<FrameworkId>>,
+    wake: Notify,
+    events: broadcast::Sender<Value>,
+    suppressed: AtomicBool,
+    deployments: AtomicU64,
+}
+
+/// A running Marathon-style framework: cheap to clone, shared by the API.
+#[derive(Clone)]
+pub struct Marathon {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Marathon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Marathon")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Marathon's version format: an ISO-8601 UTC time with milliseconds.
+pub fn version_now() -> String {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+fn store_path(app_id: &str) -> String {
+    // App ids cannot contain '_', so this is reversible and flat.
+    format!("/apps/{}", app_id.trim_start_matches('/').replace('/', "_"))
+}
+
+fn instance_path(task: &orchestrator_core::TaskId) -> String {
+    format!("/instances/{task}")
+}
+
+fn call(v: Value) -> Call {
+    serde_json::from_value(v).expect("calls built here are valid JSON calls")
+}
+
+impl Marathon {
+    /// Loads the apps kept in `store` and starts the framework loop.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn start(
+        client: Arc<dyn MasterClient>,
+        store: Arc<dyn StateStore>,
+        config: MarathonConfig,
+    ) -> Result<(Self, JoinHandle<()>)> {
+        let mut sched = Scheduler::new();
+        for name in store.children("/apps").await.unwrap_or_default() {
+            let Some(v) = store.get(&format!("/apps/{name}")).await? else {
+                continue;
+            };
+            let Ok(def) = serde_json::from_slice::<AppDefinition>(&v.data) else {
+                continue;
+            };
+            let version = def.version.clone().unwrap_or_else(version_now);
+            let id = format!("recover-{}", def.id.trim_start_matches('/'));
+            let _ = sched.put_app(def, &version, &id, true);
+        }
+        for name in store.children("/instances").await.unwrap_or_default() {
+            let Some(v) = store.get(&format!("/instances/{name}")).await? else {
+                continue;
+            };
+            if let Ok(instance) = serde_json::from_slice(&v.data) {
+                sched.restore(instance);
+            }
+        }
+        let framework_id = store
+            .get("/framework-id")
+            .await?
+            .and_then(|v| String::from_utf8(v.data).ok())
+            .and_then(|s| FrameworkId::new(s).ok());
+        let inner = Arc::new(Inner {
+            sched: Mutex::new(sched),
+            client,
+            store,
+            config,
+            framework_id: Mutex::new(framework_id),
+            wake: Notify::new(),
+            events: broadcast::channel(4096).0,
+            suppressed: AtomicBool::new(false),
+            deployments: AtomicU64::new(0),
+        });
+        let m = Marathon { inner };
+        let run = tokio::spawn(m.clone().run());
+        Ok((m, run))
+    }
+
+    /// Reads the scheduler's state.
+    pub fn with<R>(&self, f: impl FnOnce(&Scheduler) -> R) -> R {
+        f(&lock(&self.inner.sched))
+    }
+
+    /// The framework id, once subscribed.
+    pub fn framework_id(&self) -> Option<FrameworkId> {
+        lock(&self.inner.framework_id).clone()
+    }
+
+    /// Marathon-style events (`deployment_info`, `status_update_event`, …).
+    pub fn events(&self) -> broadcast::Receiver<Value> {
+        self.inner.events.subscribe()
+    }
+
+    fn emit(&self, event_type: &str, mut body: Value) {
+        if let Value::Object(m) = &mut body {
+            m.insert("eventType".into(), json!(event_type));
+            m.insert("timestamp".into(), json!(version_now()));
+        }
+        let _ = self.inner.events.send(body);
+    }
+
+    fn next_deployment_id(&self) -> String {
+        let n = self.inner.deployments.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{:016x}-{n:04x}",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        )
+    }
+
+    /// Creates or changes an app (validated by the caller) and starts its
+    /// deployment; `Ok(None)` when nothing changes.
+    ///
+    /// # Errors
+    /// `Ok(Err(Locked))` while a deployment holds the app and `force` is
+    /// not set; `Err` when the store fails.
+    pub async fn put_app(&self, def: AppDefinition, force: bool) -> Result<Result<Option<Deployment>, Locked>> {
+        let version = version_now();
+        let id = self.next_deployment_id();
+        let outcome = lock(&self.inner.sched).put_app(def, &version, &id, force);
+        if let Ok(Some(d)) = &outcome {
+            let stored = self.with(|s| s.app(&d.app_id).map(|a| a.def.clone()));
+            if let Some(app) = stored {
+                let bytes = serde_json::to_vec(&app).map_err(|e| Error::bad_request(e.to_string()))?;
+                self.inner.store.put(&store_path(&app.id), bytes).await?;
+                self.emit("api_post_event", json!({"appDefinition": app}));
+            }
+            self.emit(
+                "deployment_info",
+                json!({"plan": {"id": d.id, "version": d.version, "steps": d.steps}}),
+            );
+        }
+        self.inner.wake.notify_one();
+        Ok(outcome)
+    }
+
+    /// Removes an app (its instances are killed); `Ok(Ok(None))` when there is no such app.
+    ///
+    /// # Errors
+    /// As [`put_app`](Self::put_app).
+    pub async fn delete_app(&self, id: &str, force: bool) -> Result<Result<Option<Deployment>, Locked>> {
+        let outcome = lock(&self.inner.sched).delete_app(id, &version_now(), &self.next_deployment_id(), force);
+        if let Ok(Some(_)) = &outcome {
+            self.inner.store.delete(&store_path(id), None).await?;
+        }
+        self.inner.wake.notify_one();
+        Ok(outcome)
+    }
+
+    async fn run(self) {
+        loop {
+            match self.subscribe().await {
+                Ok(sub) => self.serve(sub).await,
+                Err(e) => tracing::warn!(error = %e, "marathon cannot subscribe; retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn subscribe(&self) -> Result<Subscription> {
+        let c = &self.inner.config;
+        let mut info = json!({"user": c.user, "name": c.name, "role": c.role,
+            "failover_timeout": c.failover_timeout.as_secs_f64(), "checkpoint": true});
+        if let Some(id) = self.framework_id() {
+            info["id"] = json!(id);
+        }
+        let mut body = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": info}});
+        if let Some(id) = self.framework_id() {
+            body["framework_id"] = json!(id);
+        }
+        let sub = self.inner.client.subscribe(call(body)).await?;
+        *lock(&self.inner.framework_id) = Some(sub.framework_id.clone());
+        self.inner
+            .store
+            .put("/framework-id", sub.framework_id.to_string().into_bytes())
+            .await?;
+        self.inner.suppressed.store(false, Ordering::SeqCst);
+        // Ask after every instance this scheduler knows (the lost come back
+        // LOST and are replaced), then after every task the master knows
+        // (the ones this scheduler does not know are killed).
+        let known: Vec<Value> = self.with(|s| {
+            s.instances()
+                .map(|i| json!({"task_id": i.task_id, "agent_id": i.agent_id}))
+                .collect()
+        });
+        let fw = &sub.framework_id;
+        if !known.is_empty() {
+            self.send(json!({"framework_id": fw, "type": "RECONCILE", "reconcile": {"tasks": known}}))
+                .await;
+        }
+        self.send(json!({"framework_id": fw, "type": "RECONCILE", "reconcile": {"tasks": []}}))
+            .await;
+        Ok(sub)
+    }
+
+    async fn serve(&self, mut sub: Subscription) {
+        let fw = sub.framework_id.clone();
+        let mut tick = tokio::time::interval(self.inner.config.tick);
+        loop {
+            tokio::select! {
+                ev = sub.events.recv() => match ev {
+                    Some(ev) => self.on_event(&fw, ev).await,
+                    None => return,
+                },
+                _ = tick.tick() => self.housekeeping(&fw).await,
+                () = self.inner.wake.notified() => self.housekeeping(&fw).await,
+            }
+        }
+    }
+
+    async fn persist(&self, instance: &super::scheduler::Instance) {
+        let Ok(bytes) = serde_json::to_vec(instance) else {
+            return;
+        };
+        if let Err(e) = self.inner.store.put(&instance_path(&instance.task_id), bytes).await {
+            tracing::warn!(error = %e, task = %instance.task_id, "cannot record an instance");
+        }
+    }
+
+    async fn send(&self, body: Value) {
+        if let Err(e) = self.inner.client.call(call(body)).await {
+            tracing::warn!(error = %e, "marathon call refused");
+        }
+    }
+
+    async fn on_event(&self, fw: &FrameworkId, ev: Event) {
+        let now = Instant::now();
+        if let Some(offers) = ev.offers {
+            let mut accepts = Vec::new();
+            let mut declines = Vec::new();
+            let mut records = Vec::new();
+            {
+                let mut s = lock(&self.inner.sched);
+                for offer in offers.offers {
+                    let wanted: Vec<(AppDefinition, u32)> = s
+                        .launches_wanted(now)
+                        .into_iter()
+                        .map(|(a, n)| (a.clone(), n))
+                        .collect();
+                    let refs: Vec<(&AppDefinition, u32)> = wanted.iter().map(|(a, n)| (a, *n)).collect();
+                    let placed = s.placed();
+                    let launches = match_offer(&offer, &refs, &placed, |a| s.next_task_id(a));
+                    if launches.is_empty() {
+                        declines.push(offer.id);
+                        continue;
+                    }
+                    s.launched(&launches, &offer.hostname, &offer.attributes);
+                    for l in &launches {
+                        if let Some(i) = s.instance(&l.task.task_id) {
+                            records.push(i.clone());
+                        }
+                    }
+                    let tasks: Vec<_> = launches.into_iter().map(|l| l.task).collect();
+                    accepts.push((offer.id, tasks));
+                }
+            }
+            // Recorded before the launch, so a restart never forgets a task.
+            for i in &records {
+                self.persist(i).await;
+            }
+            for (offer_id, tasks) in accepts {
+                self.send(json!({"framework_id": fw, "type": "ACCEPT", "accept": {
+                    "offer_ids": [offer_id],
+                    "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+                    "filters": {"refuse_seconds": self.inner.config.decline_refuse.as_secs_f64()}}}))
+                    .await;
+            }
+            if !declines.is_empty() {
+                self.send(json!({"framework_id": fw, "type": "DECLINE", "decline": {
+                    "offer_ids": declines,
+                    "filters": {"refuse_seconds": self.inner.config.decline_refuse.as_secs_f64()}}}))
+                    .await;
+            }
+        }
+        if let Some(update) = ev.update {
+            let status = update.status;
+            let known = lock(&self.inner.sched).update(&status, now);
+            if let Some(i) = &known {
+                if status.state.is_terminal() {
+                    let _ = self.inner.store.delete(&instance_path(&i.task_id), None).await;
+                } else {
+                    self.persist(i).await;
+                }
+            }
+            match &known {
+                Some(i) => self.emit(
+                    "status_update_event",
+                    json!({"appId": i.app_id, "taskId": status.task_id, "taskStatus": status.state,
+                        "slaveId": i.agent_id, "host": i.hostname, "ports": i.ports, "version": i.version}),
+                ),
+                None if !status.state.is_terminal() => {
+                    // A task this scheduler does not know (an earlier life's): kill it.
+                    if let Some(agent) = &status.agent_id {
+                        self.send(json!({"framework_id": fw, "type": "KILL",
+                            "kill": {"task_id": status.task_id, "agent_id": agent}}))
+                            .await;
+                    }
+                }
+                None => {}
+            }
+            if let (Some(uuid), Some(agent)) = (&status.uuid, &status.agent_id) {
+                self.send(json!({"framework_id": fw, "type": "ACKNOWLEDGE",
+                    "acknowledge": {"agent_id": agent, "task_id": status.task_id, "uuid": uuid}}))
+                    .await;
+            }
+            if status.state.is_terminal() || status.state == TaskState::Running {
+                self.inner.wake.notify_one();
+            }
+        }
+    }
+
+    async fn housekeeping(&self, fw: &FrameworkId) {
+        let now = Instant::now();
+        let (kills, finished, wanting, waiting) = {
+            let mut s = lock(&self.inner.sched);
+            let kills = s.kills_wanted();
+            let finished = s.finish_deployments();
+            let wanting = !s.launches_wanted(now).is_empty();
+            // Delayed launches need offers again once their delay passes.
+            let waiting = s.apps().any(|a| !a.delay.ready(now));
+            (kills, finished, wanting, waiting)
+        };
+        for (task, agent) in kills {
+            self.send(json!({"framework_id": fw, "type": "KILL", "kill": {"task_id": task, "agent_id": agent}}))
+                .await;
+        }
+        for d in finished {
+            self.emit(
+                "deployment_success",
+                json!({"id": d.id, "plan": {"id": d.id, "version": d.version}}),
+            );
+        }
+        let suppressed = self.inner.suppressed.load(Ordering::SeqCst);
+        if wanting && suppressed {
+            self.inner.suppressed.store(false, Ordering::SeqCst);
+            self.send(json!({"framework_id": fw, "type": "REVIVE"})).await;
+        } else if !wanting && !waiting && !suppressed {
+            self.inner.suppressed.store(true, Ordering::SeqCst);
+            self.send(json!({"framework_id": fw, "type": "SUPPRESS"})).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_iso_8601_utc_with_milliseconds() {
+        let v = version_now();
+        assert_eq!(v.len(), 24, "{v}");
+        assert_eq!(
+            (&v[4..5], &v[10..11], &v[19..20], &v[23..]),
+            ("-", "T", ".", "Z"),
+            "{v}"
+        );
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let year = 1970 + secs / 31_556_952;
+        assert_eq!(v[..4].parse::<u64>().unwrap(), year, "{v}");
+    }
+}
