@@ -175,3 +175,226 @@ async fn apps_deploy_scale_heal_and_survive_a_scheduler_restart() {
     .await;
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// Marathon's `/v2` API as a Marathon client uses it, over HTTP, with
+/// real processes behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
+    use futures_util::StreamExt;
+    use serde_json::{json, Value};
+    let (handle, addr) = master().await;
+    let work = std::env::temp_dir().join(format!("orch-marathon-api-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let _agent = agent(&addr, &work);
+    let client: Arc<dyn MasterClient> = Arc::new(handle.clone());
+    let config = MarathonConfig {
+        tick: Duration::from_millis(100),
+        ..MarathonConfig::default()
+    };
+    let (m, _run) = Marathon::start(client, Arc::new(MemStore::new()), config)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    let info = orchestrator_mesos::marathon::http::ApiInfo {
+        master: addr.clone(),
+        http_address: api.clone(),
+    };
+    let router = orchestrator_mesos::marathon::http::router(m.clone(), info);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let base = format!("http://{api}");
+    let http = reqwest::Client::new();
+
+    // Events for the app, in order, from the start.
+    let sse = http
+        .get(format!("{base}/v2/events?event_type=status_update_event"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+    let mut sse = sse.bytes_stream();
+
+    assert_eq!(
+        http.get(format!("{base}/ping"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "pong"
+    );
+    let bad = http
+        .post(format!("{base}/v2/apps"))
+        .body(r#"{"id": "/web", "cmd": "sleep 600", "cpus": -1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["details"][0]["path"], "/cpus");
+    assert_eq!(
+        http.post(format!("{base}/v2/apps"))
+            .body("{")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+
+    let created = http
+        .post(format!("{base}/v2/apps"))
+        .json(&json!({"id": "/web", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "labels": {"tier": "front"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert!(created.headers().contains_key("Marathon-Deployment-Id"));
+    let again = http
+        .post(format!("{base}/v2/apps"))
+        .json(&json!({"id": "/web", "cmd": "sleep 600"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    until("1 running", Duration::from_secs(20), || running(&m, "/web") == 1).await;
+
+    // The status events of the first instance arrive in order.
+    let mut seen = Vec::new();
+    let mut buf = String::new();
+    while !seen.iter().any(|s: &String| s == "TASK_RUNNING") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), sse.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(i) = buf.find("\n\n") {
+            let frame: String = buf.drain(..i + 2).collect();
+            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")) {
+                let e: Value = serde_json::from_str(data.trim()).unwrap();
+                assert_eq!(e["eventType"], "status_update_event");
+                seen.push(e["taskStatus"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(seen.last().map(String::as_str), Some("TASK_RUNNING"), "{seen:?}");
+
+    // List with embedded tasks and a label filter.
+    let apps: Value = http
+        .get(format!("{base}/v2/apps?embed=apps.tasks&label=tier==front"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(apps["apps"][0]["id"], "/web");
+    assert_eq!(apps["apps"][0]["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(apps["apps"][0]["instances"], 1);
+
+    // Scale with a partial PUT, as Marathon clients do.
+    let scaled = http
+        .put(format!("{base}/v2/apps/web"))
+        .json(&json!({"instances": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scaled.status(), 200);
+    let d: Value = scaled.json().await.unwrap();
+    assert!(d["deploymentId"].is_string());
+    // While that deployment runs, a change is locked (unless forced); a
+    // deployment that cannot finish (no room for 1,000 instances) is stuck.
+    let stuck = http
+        .put(format!("{base}/v2/apps/web"))
+        .json(&json!({"instances": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(stuck.status() == 200 || stuck.status() == 409, "{}", stuck.status());
+    if stuck.status() == 409 {
+        until("the scale to 3", Duration::from_secs(20), || {
+            m.with(|s| s.deployments().count() == 0)
+        })
+        .await;
+        assert_eq!(
+            http.put(format!("{base}/v2/apps/web"))
+                .json(&json!({"instances": 1000}))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let locked = http
+        .put(format!("{base}/v2/apps/web"))
+        .json(&json!({"instances": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(locked.status(), 409);
+    let body: Value = locked.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().starts_with("App is locked"), "{body}");
+    let forced = http
+        .put(format!("{base}/v2/apps/web?force=true"))
+        .json(&json!({"instances": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forced.status(), 200);
+    until("2 running", Duration::from_secs(20), || {
+        running(&m, "/web") == 2 && m.with(|s| s.instances().count()) == 2
+    })
+    .await;
+    let deployments: Value = http
+        .get(format!("{base}/v2/deployments"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tasks: Value = http
+        .get(format!("{base}/v2/apps/web/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tasks["tasks"].as_array().unwrap().len(), 2, "{deployments}");
+    let versions: Value = http
+        .get(format!("{base}/v2/apps/web/versions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!versions["versions"].as_array().unwrap().is_empty());
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("marathon_tasks_running 2"), "{metrics}");
+    let missing = http.get(format!("{base}/v2/apps/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+
+    let gone = http.delete(format!("{base}/v2/apps/web")).send().await.unwrap();
+    assert_eq!(gone.status(), 200);
+    until("no task left", Duration::from_secs(20), || {
+        handle.with_master(|ms| ms.frameworks().values().all(|f| f.tasks.is_empty()))
+    })
+    .await;
+    until("the app to go", Duration::from_secs(10), || {
+        m.with(|s| s.app("/web").is_none())
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&work);
+}

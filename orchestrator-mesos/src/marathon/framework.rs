@@ -109,6 +109,10 @@ fn store_path(app_id: &str) -> String {
     format!("/apps/{}", app_id.trim_start_matches('/').replace('/', "_"))
 }
 
+fn version_dir(app_id: &str) -> String {
+    format!("/versions/{}", app_id.trim_start_matches('/').replace('/', "_"))
+}
+
 fn instance_path(task: &orchestrator_core::TaskId) -> String {
     format!("/instances/{task}")
 }
@@ -213,10 +217,8 @@ impl Marathon {
         let id = self.next_deployment_id();
         let outcome = lock(&self.inner.sched).put_app(def, &version, &id, force);
         if let Ok(Some(d)) = &outcome {
-            let stored = self.with(|s| s.app(&d.app_id).map(|a| a.def.clone()));
-            if let Some(app) = stored {
-                let bytes = serde_json::to_vec(&app).map_err(|e| Error::bad_request(e.to_string()))?;
-                self.inner.store.put(&store_path(&app.id), bytes).await?;
+            self.record_version(&d.app_id).await?;
+            if let Some(app) = self.with(|s| s.app(&d.app_id).map(|a| a.def.clone())) {
                 self.emit("api_post_event", json!({"appDefinition": app}));
             }
             self.emit(
@@ -228,6 +230,126 @@ impl Marathon {
         Ok(outcome)
     }
 
+    async fn record_version(&self, app_id: &str) -> Result<()> {
+        let Some(app) = self.with(|s| s.app(app_id).map(|a| a.def.clone())) else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec(&app).map_err(|e| Error::bad_request(e.to_string()))?;
+        self.inner.store.put(&store_path(&app.id), bytes.clone()).await?;
+        let version = app.version.clone().unwrap_or_default();
+        self.inner
+            .store
+            .put(&format!("{}/{version}", version_dir(&app.id)), bytes)
+            .await?;
+        Ok(())
+    }
+
+    /// Every recorded version of an app, newest first.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn versions(&self, app_id: &str) -> Result<Vec<String>> {
+        let mut v = self
+            .inner
+            .store
+            .children(&version_dir(app_id))
+            .await
+            .unwrap_or_default();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(v)
+    }
+
+    /// One recorded version of an app.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn version(&self, app_id: &str, version: &str) -> Result<Option<AppDefinition>> {
+        let Some(v) = self
+            .inner
+            .store
+            .get(&format!("{}/{version}", version_dir(app_id)))
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice(&v.data).ok())
+    }
+
+    /// Restarts every instance of an app as a new version.
+    ///
+    /// # Errors
+    /// As [`put_app`](Self::put_app).
+    pub async fn restart_app(&self, id: &str, force: bool) -> Result<Result<Option<Deployment>, Locked>> {
+        let outcome = lock(&self.inner.sched).restart_app(id, &version_now(), &self.next_deployment_id(), force);
+        if let Ok(Some(d)) = &outcome {
+            self.record_version(id).await?;
+            self.emit(
+                "deployment_info",
+                json!({"plan": {"id": d.id, "version": d.version, "steps": d.steps}}),
+            );
+        }
+        self.inner.wake.notify_one();
+        Ok(outcome)
+    }
+
+    /// Stops a deployment: with `force` it is only cancelled; otherwise a
+    /// new deployment takes the app back to where it was. `None` when
+    /// there is no such deployment.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn stop_deployment(&self, id: &str, force: bool) -> Result<Option<Option<Deployment>>> {
+        let Some(d) = lock(&self.inner.sched).cancel_deployment(id) else {
+            return Ok(None);
+        };
+        self.emit(
+            "deployment_failed",
+            json!({"id": d.id, "plan": {"id": d.id, "version": d.version}}),
+        );
+        if force {
+            self.inner.wake.notify_one();
+            return Ok(Some(None));
+        }
+        let back = match d.original {
+            Some(original) => self.put_app(original, true).await?,
+            None => self.delete_app(&d.app_id, true).await?,
+        };
+        Ok(Some(back.unwrap_or(None)))
+    }
+
+    /// Kills instances; with `scale` their apps shrink instead of replacing them.
+    pub async fn kill_tasks(&self, tasks: &[orchestrator_core::TaskId], scale: bool) -> usize {
+        let (kills, apps) = {
+            let mut s = lock(&self.inner.sched);
+            let apps: Vec<String> = tasks
+                .iter()
+                .filter_map(|t| s.instance(t).map(|i| i.app_id.clone()))
+                .collect();
+            (s.kill_instances(tasks, scale), apps)
+        };
+        if scale {
+            for app in apps {
+                let _ = self.record_version(&app).await;
+            }
+        }
+        let n = kills.len();
+        if let Some(fw) = self.framework_id() {
+            for (task, agent) in kills {
+                self.send(json!({"framework_id": fw, "type": "KILL", "kill": {"task_id": task, "agent_id": agent}}))
+                    .await;
+            }
+        }
+        self.inner.wake.notify_one();
+        n
+    }
+
+    /// Clears an app's launch delay.
+    pub fn reset_delay(&self, id: &str) -> bool {
+        let ok = lock(&self.inner.sched).reset_delay(id);
+        self.inner.wake.notify_one();
+        ok
+    }
+
     /// Removes an app (its instances are killed); `Ok(Ok(None))` when there is no such app.
     ///
     /// # Errors
@@ -236,6 +358,7 @@ impl Marathon {
         let outcome = lock(&self.inner.sched).delete_app(id, &version_now(), &self.next_deployment_id(), force);
         if let Ok(Some(_)) = &outcome {
             self.inner.store.delete(&store_path(id), None).await?;
+            let _ = self.inner.store.delete_recursive(&version_dir(id)).await;
         }
         self.inner.wake.notify_one();
         Ok(outcome)

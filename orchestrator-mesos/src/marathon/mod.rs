@@ -15,11 +15,14 @@
 //! - [`framework`]: the loop that runs it against a master through a
 //!   [`MasterClient`](crate::MasterClient), with apps in a `StateStore`.
 //!
-//! The `/v2` REST API and health checks are not written yet.
+//! - [`http`]: Marathon's `/v2` REST API over the framework.
+//!
+//! Health checks are not written yet.
 
 pub mod app;
 pub mod backoff;
 pub mod framework;
+pub mod http;
 pub mod matcher;
 pub mod plan;
 pub mod scheduler;

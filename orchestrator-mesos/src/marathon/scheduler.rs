@@ -54,6 +54,9 @@ pub struct Deployment {
     pub app_id: String,
     /// Its steps.
     pub steps: Vec<Step>,
+    /// The app as it was before (for a rollback); `None` for a new app.
+    #[serde(skip)]
+    pub original: Option<AppDefinition>,
 }
 
 impl Deployment {
@@ -175,6 +178,7 @@ impl Scheduler {
             version: version.to_string(),
             app_id: def.id.clone(),
             steps,
+            original: current.cloned(),
         };
         self.apps.insert(def.id.clone(), AppState { def, delay });
         self.deployments.insert(deployment.id.clone(), deployment.clone());
@@ -208,7 +212,46 @@ impl Scheduler {
             version: version.to_string(),
             app_id: id.to_string(),
             steps: plan(Some(&app.def), None),
+            original: Some(app.def.clone()),
         };
+        self.deployments.insert(deployment.id.clone(), deployment.clone());
+        Ok(Some(deployment))
+    }
+
+    /// Restarts every instance of an app under a new version, within its
+    /// upgrade bounds. `Ok(None)` when there is no such app.
+    ///
+    /// # Errors
+    /// [`Locked`] as for [`put_app`](Self::put_app).
+    pub fn restart_app(
+        &mut self,
+        id: &str,
+        version: &str,
+        deployment_id: &str,
+        force: bool,
+    ) -> Result<Option<Deployment>, Locked> {
+        let Some(app) = self.apps.get(id) else { return Ok(None) };
+        let holders = self.holders(id);
+        if !holders.is_empty() {
+            if !force {
+                return Err(Locked { deployments: holders });
+            }
+            for h in holders {
+                self.deployments.remove(&h);
+            }
+        }
+        let original = app.def.clone();
+        let mut def = original.clone();
+        def.version = Some(version.to_string());
+        let deployment = Deployment {
+            id: deployment_id.to_string(),
+            version: version.to_string(),
+            app_id: id.to_string(),
+            steps: vec![Step::RestartApplication { app: id.to_string() }],
+            original: Some(original),
+        };
+        let delay = LaunchDelay::default();
+        self.apps.insert(id.to_string(), AppState { def, delay });
         self.deployments.insert(deployment.id.clone(), deployment.clone());
         Ok(Some(deployment))
     }
@@ -384,6 +427,26 @@ impl Scheduler {
             }
         }
         Some(snapshot)
+    }
+
+    /// Kills the given instances (they are replaced unless `scale`, which
+    /// lowers their apps' instance counts instead). Returns what to kill.
+    pub fn kill_instances(&mut self, tasks: &[TaskId], scale: bool) -> Vec<(TaskId, AgentId)> {
+        let mut out = Vec::new();
+        for t in tasks {
+            let Some(i) = self.instances.get_mut(t) else { continue };
+            if i.killing || i.state.is_terminal() {
+                continue;
+            }
+            i.killing = true;
+            out.push((t.clone(), i.agent_id.clone()));
+            if scale {
+                if let Some(app) = self.apps.get_mut(&i.app_id) {
+                    app.def.instances = app.def.instances.saturating_sub(1);
+                }
+            }
+        }
+        out
     }
 
     /// Puts back an instance known from an earlier run (before the

@@ -1,0 +1,73 @@
+//! A Marathon-style scheduler with Marathon's `/v2` REST API, as a
+//! framework of a master in another process.
+//!
+//! `cargo run --release --example marathon -- --master 127.0.0.1:5050 --http-port 8080 [--zk zk://127.0.0.1:2181/marathon]`
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use clap::Parser;
+use orchestrator::core::{MemStore, StateStore};
+use orchestrator::mesos::marathon::{http, Marathon, MarathonConfig};
+use orchestrator::mesos::{HttpMasterClient, MasterClient, ZkStore};
+
+/// Run long-running apps on a Mesos-style master, managed through Marathon's API.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// The master, `host:port` (or an `http://` URL).
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    master: String,
+    /// Address to serve the API on.
+    #[arg(long = "http-address", alias = "hostname", default_value = "127.0.0.1")]
+    http_address: IpAddr,
+    /// Port to serve the API on.
+    #[arg(long = "http-port", alias = "http_port", default_value_t = 8080)]
+    http_port: u16,
+    /// Keep state in ZooKeeper (`zk://HOST:PORT[,HOST:PORT]/path`); in memory otherwise.
+    #[arg(long)]
+    zk: Option<String>,
+    /// Framework name shown by the master.
+    #[arg(long = "framework-name", alias = "framework_name", default_value = "marathon")]
+    framework_name: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let store: Arc<dyn StateStore> = match &args.zk {
+        Some(url) => {
+            let rest = url.strip_prefix("zk://").unwrap_or(url);
+            let (servers, root) = rest
+                .split_once('/')
+                .map_or((rest, "/marathon".to_string()), |(s, r)| (s, format!("/{r}")));
+            eprintln!("state in ZooKeeper {servers} under {root}");
+            Arc::new(ZkStore::connect(servers, &root).await?)
+        }
+        None => {
+            eprintln!("state in memory (give --zk to keep it across restarts)");
+            Arc::new(MemStore::new())
+        }
+    };
+    let client: Arc<dyn MasterClient> = Arc::new(HttpMasterClient::new(&args.master));
+    let config = MarathonConfig {
+        name: args.framework_name.clone(),
+        ..MarathonConfig::default()
+    };
+    let (marathon, run) = Marathon::start(client, store, config).await?;
+    let addr = SocketAddr::new(args.http_address, args.http_port);
+    let info = http::ApiInfo {
+        master: args.master.clone(),
+        http_address: addr.to_string(),
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("marathon API on http://{addr}/v2/apps, framework of {}", args.master);
+    axum::serve(listener, http::router(marathon, info))
+        .with_graceful_shutdown(support::shutdown_signal())
+        .await?;
+    run.abort();
+    Ok(())
+}
