@@ -34,13 +34,17 @@ async fn master() -> (MasterHandle, String) {
 }
 
 fn agent(addr: &str, work: &Path) -> Agent {
-    let cgroups = Cgroups::detect(&format!("orch-marathon-{}", std::process::id()), false);
+    agent_with(addr, work, "cpus:4;mem:2048;ports:[31000-31100]")
+}
+
+fn agent_with(addr: &str, work: &Path, resources: &str) -> Agent {
+    // One cgroup root per agent: the tests run side by side.
+    let name = work
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let cgroups = Cgroups::detect(&format!("orch-marathon-{}-{name}", std::process::id()), false);
     let containerizer: Arc<dyn Containerizer> = Arc::new(ProcessContainerizer::with_cgroups(work, cgroups).unwrap());
-    let mut config = AgentConfig::new(
-        format!("http://{addr}"),
-        "cpus:4;mem:2048;ports:[31000-31100]".parse().unwrap(),
-        work,
-    );
+    let mut config = AgentConfig::new(format!("http://{addr}"), resources.parse().unwrap(), work);
     config.update_retry = Duration::from_millis(300);
     config.heartbeat_interval = Duration::from_millis(500);
     let agent = Agent::new(config, vec![containerizer]);
@@ -67,6 +71,39 @@ async fn until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// What the scheduler and the master hold, for a timeout's message.
+fn diagnose(m: &Marathon, handle: &MasterHandle) -> String {
+    let now = Instant::now();
+    let sched = m.with(|s| {
+        format!(
+            "instances {:?}; wanted {:?}; delays {:?}; deployments {}",
+            s.instances()
+                .map(|i| (i.task_id.to_string(), i.state, i.killing))
+                .collect::<Vec<_>>(),
+            s.launches_wanted(now)
+                .iter()
+                .map(|(a, n)| (a.id.clone(), *n))
+                .collect::<Vec<_>>(),
+            s.apps()
+                .map(|a| (a.def.id.clone(), a.delay.failures))
+                .collect::<Vec<_>>(),
+            s.deployments().count()
+        )
+    });
+    let master = handle.with_master(|ms| {
+        format!(
+            "agents {}, offers {}, tasks {:?}",
+            ms.agents().len(),
+            ms.offers().count(),
+            ms.frameworks()
+                .values()
+                .flat_map(|f| f.tasks.values().map(|t| t.state))
+                .collect::<Vec<_>>()
+        )
+    });
+    format!("{sched}; master: {master}")
 }
 
 fn app(json: &str) -> AppDefinition {
@@ -258,7 +295,15 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
         .await
         .unwrap();
     assert_eq!(again.status(), 409);
-    until("1 running", Duration::from_secs(20), || running(&m, "/web") == 1).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running(&m, "/web") != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no instance running: {}",
+            diagnose(&m, &handle)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // The status events of the first instance arrive in order.
     let mut seen = Vec::new();
@@ -394,6 +439,103 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
     .await;
     until("the app to go", Duration::from_secs(10), || {
         m.with(|s| s.app("/web").is_none())
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Health checks against real HTTP servers: a healthy app's deployment
+/// waits for health; a failing check gets its instance replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_gate_deployments_and_replace_failing_instances() {
+    let (handle, addr) = master().await;
+    let work = std::env::temp_dir().join(format!("orch-marathon-health-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    // The servers really bind their ports: offer ports that are free now.
+    let ports: Vec<String> = (0..4)
+        .map(|_| orchestrator_testkit::free_port())
+        .map(|p| format!("{p}-{p}"))
+        .collect();
+    let _agent = agent_with(&addr, &work, &format!("cpus:4;mem:2048;ports:[{}]", ports.join(",")));
+    let client: Arc<dyn MasterClient> = Arc::new(handle.clone());
+    let config = MarathonConfig {
+        tick: Duration::from_millis(100),
+        ..MarathonConfig::default()
+    };
+    let (m, _run) = Marathon::start(client, Arc::new(MemStore::new()), config)
+        .await
+        .unwrap();
+    let server = "exec python3 -m http.server $PORT0 --bind 127.0.0.1";
+    let healthy = app(
+        &serde_json::json!({"id": "/good", "cmd": server, "cpus": 0.1, "mem": 64,
+        "healthChecks": [{"protocol": "HTTP", "path": "/", "portIndex": 0, "gracePeriodSeconds": 30,
+            "intervalSeconds": 1, "timeoutSeconds": 1, "maxConsecutiveFailures": 3}]})
+        .to_string(),
+    );
+    let failing = app(&serde_json::json!({"id": "/bad", "cmd": server, "cpus": 0.1, "mem": 64,
+        "backoffSeconds": 0.1,
+        "healthChecks": [{"protocol": "HTTP", "path": "/missing", "portIndex": 0, "gracePeriodSeconds": 2,
+            "intervalSeconds": 1, "timeoutSeconds": 1, "maxConsecutiveFailures": 2}]})
+    .to_string());
+    m.put_app(healthy, false).await.unwrap().unwrap();
+    m.put_app(failing, false).await.unwrap().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !m.with(|s| s.instances().any(|i| i.app_id == "/good" && i.healthy == Some(true))) {
+        let state = m.with(|s| {
+            s.instances()
+                .map(|i| {
+                    (
+                        i.task_id.clone(),
+                        i.state,
+                        i.ports.clone(),
+                        i.healthy,
+                        m.health_of(&i.task_id),
+                    )
+                })
+                .collect::<Vec<_>>()
+        });
+        let master = handle.with_master(|ms| (ms.agents().len(), ms.frameworks().len(), ms.offers().count()));
+        assert!(
+            Instant::now() < deadline,
+            "/good never became healthy: {state:?}; master agents, frameworks, offers: {master:?}; framework {:?}; queue {:?}",
+            m.framework_id(),
+            m.with(|s| s.launches_wanted(Instant::now()).iter().map(|(a, n)| (a.id.clone(), *n)).collect::<Vec<_>>())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let good = m.with(|s| s.instances().find(|i| i.app_id == "/good").unwrap().task_id.clone());
+    assert!(m.health_of(&good)[0].alive);
+    until("/good's deployment to finish", Duration::from_secs(10), || {
+        m.with(|s| s.deployments().all(|d| d.app_id != "/good"))
+    })
+    .await;
+    // /bad never becomes healthy, so its deployment stays open, and its
+    // instance is killed and replaced.
+    until("a /bad instance", Duration::from_secs(20), || {
+        m.with(|s| s.instances().any(|i| i.app_id == "/bad" && !i.killing))
+    })
+    .await;
+    let first = m.with(|s| {
+        s.instances()
+            .find(|i| i.app_id == "/bad" && !i.killing)
+            .unwrap()
+            .task_id
+            .clone()
+    });
+    until("/bad to be replaced", Duration::from_secs(30), || {
+        m.with(|s| {
+            s.instances()
+                .any(|i| i.app_id == "/bad" && i.task_id != first && !i.killing)
+        }) && m.with(|s| s.instance(&first).is_none())
+    })
+    .await;
+    assert!(m.with(|s| s.deployments().any(|d| d.app_id == "/bad")));
+    for id in ["/good", "/bad"] {
+        m.delete_app(id, true).await.unwrap().unwrap();
+    }
+    until("no task left", Duration::from_secs(20), || {
+        handle.with_master(|ms| ms.frameworks().values().all(|f| f.tasks.is_empty()))
     })
     .await;
     let _ = std::fs::remove_dir_all(&work);

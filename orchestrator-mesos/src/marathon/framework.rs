@@ -52,6 +52,7 @@ impl Default for MarathonConfig {
 
 struct Inner {
     sched: Mutex<Scheduler>,
+    health: Mutex<super::health::Checks>,
     client: Arc<dyn MasterClient>,
     store: Arc<dyn StateStore>,
     config: MarathonConfig,
@@ -109,6 +110,14 @@ fn store_path(app_id: &str) -> String {
     format!("/apps/{}", app_id.trim_start_matches('/').replace('/', "_"))
 }
 
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 fn version_dir(app_id: &str) -> String {
     format!("/versions/{}", app_id.trim_start_matches('/').replace('/', "_"))
 }
@@ -158,6 +167,7 @@ impl Marathon {
             .and_then(|s| FrameworkId::new(s).ok());
         let inner = Arc::new(Inner {
             sched: Mutex::new(sched),
+            health: Mutex::new(super::health::Checks::default()),
             client,
             store,
             config,
@@ -168,7 +178,14 @@ impl Marathon {
             deployments: AtomicU64::new(0),
         });
         let m = Marathon { inner };
-        let run = tokio::spawn(m.clone().run());
+        let run = tokio::spawn({
+            let m = m.clone();
+            async move {
+                // Aborting the returned handle ends the health checks too.
+                let _checks = AbortOnDrop(tokio::spawn(m.clone().health_loop()));
+                m.run().await;
+            }
+        });
         Ok((m, run))
     }
 
@@ -362,6 +379,87 @@ impl Marathon {
         }
         self.inner.wake.notify_one();
         Ok(outcome)
+    }
+
+    /// Health checks of every running instance, each when it is due.
+    async fn health_loop(self) {
+        use super::health::{run_check, Verdict};
+        let http = reqwest::Client::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let mut due = Vec::new();
+            {
+                let s = lock(&self.inner.sched);
+                let mut checks = lock(&self.inner.health);
+                let live: std::collections::HashSet<String> = s.instances().map(|i| i.task_id.to_string()).collect();
+                checks.results.retain(|(t, _), _| live.contains(t));
+                checks.due.retain(|(t, _), _| live.contains(t));
+                for i in s.instances().filter(|i| i.state == TaskState::Running && !i.killing) {
+                    let Some(app) = s.app(&i.app_id) else { continue };
+                    for (n, hc) in app.def.health_checks.iter().enumerate() {
+                        let key = (i.task_id.to_string(), n);
+                        if checks.due.get(&key).is_some_and(|d| *d > now) {
+                            continue;
+                        }
+                        checks
+                            .due
+                            .insert(key, now + Duration::from_secs(u64::from(hc.interval_seconds.max(1))));
+                        let grace_end = i.started_at_ms.unwrap_or(now_ms) + u64::from(hc.grace_period_seconds) * 1000;
+                        due.push((i.clone(), n, hc.clone(), now_ms < grace_end));
+                    }
+                }
+            }
+            for (instance, n, hc, in_grace) in due {
+                let permits = lock(&self.inner.health).permits.clone();
+                let Ok(permit) = permits.acquire_owned().await else {
+                    return;
+                };
+                let (m, http) = (self.clone(), http.clone());
+                tokio::spawn(async move {
+                    let outcome = run_check(&http, &hc, &instance.hostname, &instance.ports).await;
+                    drop(permit);
+                    let verdict = lock(&m.inner.health)
+                        .results
+                        .entry((instance.task_id.to_string(), n))
+                        .or_default()
+                        .record(outcome, in_grace, &hc);
+                    let alive = match verdict {
+                        Verdict::Same => return,
+                        Verdict::Changed(alive) => alive,
+                        Verdict::Kill => false,
+                    };
+                    lock(&m.inner.sched).set_health(&instance.task_id, alive);
+                    m.emit(
+                        "health_status_changed_event",
+                        json!({"appId": instance.app_id, "taskId": instance.task_id, "instanceId": instance.task_id,
+                            "version": instance.version, "alive": alive}),
+                    );
+                    if verdict == Verdict::Kill {
+                        tracing::info!(task = %instance.task_id, "unhealthy: killing for replacement");
+                        m.kill_tasks(std::slice::from_ref(&instance.task_id), false).await;
+                    }
+                    m.inner.wake.notify_one();
+                });
+            }
+        }
+    }
+
+    /// The health check results of an instance (for `healthCheckResults`).
+    pub fn health_of(&self, task: &orchestrator_core::TaskId) -> Vec<super::health::HealthResult> {
+        let checks = lock(&self.inner.health);
+        let mut out: Vec<(usize, super::health::HealthResult)> = checks
+            .results
+            .iter()
+            .filter(|((t, _), _)| t == task.as_str())
+            .map(|((_, n), r)| (*n, r.clone()))
+            .collect();
+        out.sort_by_key(|(n, _)| *n);
+        out.into_iter().map(|(_, r)| r).collect()
     }
 
     async fn run(self) {

@@ -100,27 +100,37 @@ fn flag(q: &[(String, String)], name: &str) -> bool {
     q.iter().any(|(k, v)| k == name && (v.is_empty() || v == "true"))
 }
 
-fn task_json(i: &Instance) -> Value {
+fn task_json(m: &Marathon, i: &Instance) -> Value {
+    let health: Vec<Value> = m
+        .health_of(&i.task_id)
+        .into_iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["taskId"] = json!(i.task_id);
+            v["instanceId"] = json!(i.task_id);
+            v
+        })
+        .collect();
     json!({
         "id": i.task_id, "appId": i.app_id, "host": i.hostname, "ports": i.ports,
         "slaveId": i.agent_id, "state": i.state, "version": i.version,
-        "healthCheckResults": i.healthy.map(|h| vec![json!({"alive": h, "taskId": i.task_id})]).unwrap_or_default(),
+        "startedAt": i.started_at_ms, "healthCheckResults": health,
     })
 }
 
-fn app_json(s: &Scheduler, def: &AppDefinition, embed_tasks: bool) -> Value {
+fn app_json(m: &Marathon, s: &Scheduler, def: &AppDefinition, embed_tasks: bool) -> Value {
     let mut v = serde_json::to_value(def).unwrap_or_else(|_| json!({}));
     let tasks: Vec<&Instance> = s.instances().filter(|i| i.app_id == def.id).collect();
     let count = |f: &dyn Fn(&Instance) -> bool| tasks.iter().filter(|i| f(i)).count();
-    if let Value::Object(m) = &mut v {
-        m.insert(
+    if let Value::Object(obj) = &mut v {
+        obj.insert(
             "tasksStaged".into(),
             json!(count(&|i| matches!(i.state, TaskState::Staging | TaskState::Starting))),
         );
-        m.insert("tasksRunning".into(), json!(count(&|i| i.state == TaskState::Running)));
-        m.insert("tasksHealthy".into(), json!(count(&|i| i.healthy == Some(true))));
-        m.insert("tasksUnhealthy".into(), json!(count(&|i| i.healthy == Some(false))));
-        m.insert(
+        obj.insert("tasksRunning".into(), json!(count(&|i| i.state == TaskState::Running)));
+        obj.insert("tasksHealthy".into(), json!(count(&|i| i.healthy == Some(true))));
+        obj.insert("tasksUnhealthy".into(), json!(count(&|i| i.healthy == Some(false))));
+        obj.insert(
             "deployments".into(),
             json!(s
                 .deployments()
@@ -129,9 +139,9 @@ fn app_json(s: &Scheduler, def: &AppDefinition, embed_tasks: bool) -> Value {
                 .collect::<Vec<_>>()),
         );
         if embed_tasks {
-            m.insert(
+            obj.insert(
                 "tasks".into(),
-                json!(tasks.iter().map(|i| task_json(i)).collect::<Vec<_>>()),
+                json!(tasks.iter().map(|i| task_json(m, i)).collect::<Vec<_>>()),
             );
         }
     }
@@ -171,7 +181,7 @@ async fn list_apps(State(api): State<Api>, Query(q): Query<Vec<(String, String)>
             .map(|a| &a.def)
             .filter(|d| id.as_deref().is_none_or(|f| d.id.contains(f)))
             .filter(|d| label.as_deref().is_none_or(|sel| label_matches(d, sel)))
-            .map(|d| app_json(s, d, embed_tasks))
+            .map(|d| app_json(&api.marathon, s, d, embed_tasks))
             .collect()
     });
     Json(json!({ "apps": apps })).into_response()
@@ -194,7 +204,7 @@ async fn create_app(State(api): State<Api>, Query(q): Query<Vec<(String, String)
         Ok(Ok(d)) => {
             let body = api
                 .marathon
-                .with(|s| s.app(&def.id).map(|a| app_json(s, &a.def, false)));
+                .with(|s| s.app(&def.id).map(|a| app_json(&api.marathon, s, &a.def, false)));
             let mut r = (StatusCode::CREATED, Json(body.unwrap_or(Value::Null))).into_response();
             if let Some(d) = d {
                 if let Ok(v) = HeaderValue::from_str(&d.id) {
@@ -235,7 +245,10 @@ async fn app_route(
     let missing = || message(StatusCode::NOT_FOUND, format!("App '{id}' does not exist"));
     let is_patch = method == Method::PATCH;
     match (method, suffix.as_str()) {
-        (Method::GET, "") => match api.marathon.with(|s| s.app(&id).map(|a| app_json(s, &a.def, true))) {
+        (Method::GET, "") => match api
+            .marathon
+            .with(|s| s.app(&id).map(|a| app_json(&api.marathon, s, &a.def, true)))
+        {
             Some(app) => Json(json!({ "app": app })).into_response(),
             None => missing(),
         },
@@ -311,9 +324,12 @@ async fn app_route(
             if api.marathon.with(|s| s.app(&id).is_none()) {
                 return missing();
             }
-            let tasks: Vec<Value> = api
-                .marathon
-                .with(|s| s.instances().filter(|i| i.app_id == id).map(task_json).collect());
+            let tasks: Vec<Value> = api.marathon.with(|s| {
+                s.instances()
+                    .filter(|i| i.app_id == id)
+                    .map(|i| task_json(&api.marathon, i))
+                    .collect()
+            });
             Json(json!({ "tasks": tasks })).into_response()
         }
         (Method::DELETE, "/tasks") => {
@@ -321,7 +337,7 @@ async fn app_route(
             let victims: Vec<(TaskId, Value)> = api.marathon.with(|s| {
                 s.instances()
                     .filter(|i| i.app_id == id && host.as_deref().is_none_or(|h| h == i.hostname))
-                    .map(|i| (i.task_id.clone(), task_json(i)))
+                    .map(|i| (i.task_id.clone(), task_json(&api.marathon, i)))
                     .collect()
             });
             let ids: Vec<TaskId> = victims.iter().map(|(t, _)| t.clone()).collect();
@@ -336,7 +352,9 @@ async fn app_route(
 }
 
 async fn list_tasks(State(api): State<Api>) -> Response {
-    let tasks: Vec<Value> = api.marathon.with(|s| s.instances().map(task_json).collect());
+    let tasks: Vec<Value> = api
+        .marathon
+        .with(|s| s.instances().map(|i| task_json(&api.marathon, i)).collect());
     Json(json!({ "tasks": tasks })).into_response()
 }
 
@@ -349,9 +367,13 @@ async fn delete_tasks(State(api): State<Api>, Query(q): Query<Vec<(String, Strin
         return message(StatusCode::BAD_REQUEST, "expected {\"ids\": [task ids]}");
     };
     let tasks: Vec<TaskId> = ids.ids.into_iter().filter_map(|t| TaskId::new(t).ok()).collect();
-    let killed: Vec<Value> = api
-        .marathon
-        .with(|s| tasks.iter().filter_map(|t| s.instance(t)).map(task_json).collect());
+    let killed: Vec<Value> = api.marathon.with(|s| {
+        tasks
+            .iter()
+            .filter_map(|t| s.instance(t))
+            .map(|i| task_json(&api.marathon, i))
+            .collect()
+    });
     api.marathon.kill_tasks(&tasks, flag(&q, "scale")).await;
     Json(json!({ "tasks": killed })).into_response()
 }

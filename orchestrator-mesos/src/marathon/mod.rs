@@ -15,13 +15,13 @@
 //! - [`framework`]: the loop that runs it against a master through a
 //!   [`MasterClient`](crate::MasterClient), with apps in a `StateStore`.
 //!
+//! - [`health`]: HTTP, HTTPS, TCP and command health checks;
 //! - [`http`]: Marathon's `/v2` REST API over the framework.
-//!
-//! Health checks are not written yet.
 
 pub mod app;
 pub mod backoff;
 pub mod framework;
+pub mod health;
 pub mod http;
 pub mod matcher;
 pub mod plan;

@@ -40,6 +40,13 @@ pub struct Instance {
     pub healthy: Option<bool>,
     /// A kill was ordered by the scheduler.
     pub killing: bool,
+    /// When the last kill was sent, ms since the epoch (kills are resent
+    /// until the task ends: one can cross the task's launch on the agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_sent_ms: Option<u64>,
+    /// When it was first reported running, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<u64>,
 }
 
 /// A deployment in progress.
@@ -92,6 +99,15 @@ pub struct Scheduler {
     instances: BTreeMap<TaskId, Instance>,
     deployments: BTreeMap<String, Deployment>,
     seq: u64,
+}
+
+/// How long a kill may go unanswered before it is sent again.
+const KILL_RETRY_MS: u64 = 5_000;
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn ready(app: &AppDefinition, i: &Instance) -> bool {
@@ -346,11 +362,20 @@ impl Scheduler {
                 victims.extend(active.iter().take(excess).map(|i| i.task_id.clone()));
             }
         }
+        let now = epoch_ms();
+        // Kills not answered by a terminal update within the retry time go again.
+        victims.extend(
+            self.instances
+                .values()
+                .filter(|i| i.killing && i.kill_sent_ms.is_some_and(|t| now.saturating_sub(t) >= KILL_RETRY_MS))
+                .map(|i| i.task_id.clone()),
+        );
         victims
             .into_iter()
             .filter_map(|t| {
                 let i = self.instances.get_mut(&t)?;
                 i.killing = true;
+                i.kill_sent_ms = Some(now);
                 Some((t, i.agent_id.clone()))
             })
             .collect()
@@ -398,6 +423,8 @@ impl Scheduler {
                     seq: self.seq,
                     healthy: None,
                     killing: false,
+                    started_at_ms: None,
+                    kill_sent_ms: None,
                 },
             );
         }
@@ -410,6 +437,9 @@ impl Scheduler {
     pub fn update(&mut self, status: &TaskStatus, now: Instant) -> Option<Instance> {
         let inst = self.instances.get_mut(&status.task_id)?;
         inst.state = status.state;
+        if status.state == TaskState::Running && inst.started_at_ms.is_none() {
+            inst.started_at_ms = Some(epoch_ms());
+        }
         if let Some(h) = status.healthy {
             inst.healthy = Some(h);
         }
@@ -439,6 +469,7 @@ impl Scheduler {
                 continue;
             }
             i.killing = true;
+            i.kill_sent_ms = Some(epoch_ms());
             out.push((t.clone(), i.agent_id.clone()));
             if scale {
                 if let Some(app) = self.apps.get_mut(&i.app_id) {
