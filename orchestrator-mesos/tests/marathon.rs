@@ -540,3 +540,54 @@ async fn health_checks_gate_deployments_and_replace_failing_instances() {
     .await;
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// Apps, instances and the framework id kept in a real ZooKeeper: a new
+/// scheduler process (new session) takes over without launching twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_in_zookeeper_survives_a_scheduler_restart() {
+    let Some(zk) = orchestrator_testkit::zookeeper("state_in_zookeeper_survives_a_scheduler_restart") else {
+        return;
+    };
+    let root = format!("/marathon-test-{}", std::process::id());
+    let (handle, addr) = master().await;
+    let work = std::env::temp_dir().join(format!("orch-marathon-zk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let _agent = agent(&addr, &work);
+    let config = MarathonConfig {
+        tick: Duration::from_millis(100),
+        ..MarathonConfig::default()
+    };
+    let store: Arc<dyn StateStore> = Arc::new(orchestrator_mesos::ZkStore::connect(&zk.address, &root).await.unwrap());
+    let client: Arc<dyn MasterClient> = Arc::new(HttpMasterClient::new(&addr));
+    let (m, run) = Marathon::start(client, store, config.clone()).await.unwrap();
+    let def = app(r#"{"id": "/kept", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 3}"#);
+    m.put_app(def, false).await.unwrap().unwrap();
+    until("3 running", Duration::from_secs(20), || running(&m, "/kept") == 3).await;
+    let framework = m.framework_id();
+    run.abort();
+    drop(m);
+
+    let store: Arc<dyn StateStore> = Arc::new(orchestrator_mesos::ZkStore::connect(&zk.address, &root).await.unwrap());
+    let client: Arc<dyn MasterClient> = Arc::new(HttpMasterClient::new(&addr));
+    let (m2, _run) = Marathon::start(client, store.clone(), config).await.unwrap();
+    assert_eq!(
+        m2.with(|s| s.instances().count()),
+        3,
+        "instances read back from ZooKeeper"
+    );
+    until("the framework to resubscribe", Duration::from_secs(10), || {
+        m2.framework_id().is_some()
+    })
+    .await;
+    assert_eq!(m2.framework_id(), framework, "the same framework id");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let tasks = handle.with_master(|ms| ms.frameworks().values().map(|f| f.tasks.len()).sum::<usize>());
+    assert_eq!(tasks, 3, "nothing launched twice, nothing forgotten");
+    let _ = m2.delete_app("/kept", true).await.unwrap();
+    until("no task left", Duration::from_secs(20), || {
+        handle.with_master(|ms| ms.frameworks().values().all(|f| f.tasks.is_empty()))
+    })
+    .await;
+    let _ = store.delete_recursive("/").await;
+    let _ = std::fs::remove_dir_all(&work);
+}
