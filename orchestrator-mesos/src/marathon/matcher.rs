@@ -255,13 +255,17 @@ pub fn match_offer(
     let mut left = offer.resources.clone();
     let role = offer.resources.iter().find_map(|r| r.allocation_role.clone());
     let mut launches = Vec::new();
-    let mut placed_now: BTreeMap<String, Vec<Placement>> = BTreeMap::new();
     for (app, count) in wanted {
         let Ok(rules) = constraints(app) else { continue };
         let Ok(base) = needs(app) else { continue };
+        // Where the app runs, grown as this offer places more (only built
+        // when there are constraints to check).
+        let mut here: Vec<Placement> = if rules.is_empty() {
+            Vec::new()
+        } else {
+            placed.get(&app.id).cloned().unwrap_or_default()
+        };
         for _ in 0..*count {
-            let mut here: Vec<Placement> = placed.get(&app.id).cloned().unwrap_or_default();
-            here.extend(placed_now.get(&app.id).cloned().unwrap_or_default());
             if !rules
                 .iter()
                 .all(|c| c.accepts(&offer.hostname, &offer.attributes, &here))
@@ -282,10 +286,12 @@ pub fn match_offer(
             let Ok(rest) = left.checked_sub(&want) else { break };
             left = rest;
             let task = task_for(app, next_id(app), &offer.agent_id, want, &ports);
-            placed_now.entry(app.id.clone()).or_default().push(Placement {
-                hostname: offer.hostname.clone(),
-                attributes: offer.attributes.clone(),
-            });
+            if !rules.is_empty() {
+                here.push(Placement {
+                    hostname: offer.hostname.clone(),
+                    attributes: offer.attributes.clone(),
+                });
+            }
             launches.push(Launch {
                 app_id: app.id.clone(),
                 ports,

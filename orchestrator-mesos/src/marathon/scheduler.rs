@@ -381,10 +381,16 @@ impl Scheduler {
             .collect()
     }
 
-    /// Where each app's instances run, for constraints.
+    /// Where the instances of apps with constraints run (the only apps
+    /// whose placement matters).
     pub fn placed(&self) -> BTreeMap<String, Vec<Placement>> {
         let mut out: BTreeMap<String, Vec<Placement>> = BTreeMap::new();
-        for i in self.instances.values().filter(|i| !i.state.is_terminal()) {
+        let constrained = |id: &str| self.apps.get(id).is_some_and(|a| !a.def.constraints.is_empty());
+        for i in self
+            .instances
+            .values()
+            .filter(|i| !i.state.is_terminal() && constrained(&i.app_id))
+        {
             out.entry(i.app_id.clone()).or_default().push(Placement {
                 hostname: i.hostname.clone(),
                 attributes: i.attributes.clone(),
