@@ -15,7 +15,7 @@ use crate::master::MasterHandle;
 use crate::{Error, Result};
 
 /// Events buffered between the master and a slow framework.
-const EVENTS: usize = 4096;
+const EVENTS: usize = 1 << 16;
 /// The largest event accepted from a master (an OFFERS event can be big).
 const MAX_EVENT: usize = 64 << 20;
 

@@ -10,10 +10,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use orchestrator_core::{ContainerId, ContainerSpec, Containerizer, Error, ResourceStatistics, Result, Termination};
 
+fn killed() -> Termination {
+    Termination {
+        exit_code: None,
+        signal: Some(9),
+        killed: true,
+        reason: None,
+        message: "killed".into(),
+    }
+}
+
+type Ended = tokio::sync::watch::Sender<Option<Termination>>;
+
 /// Records launches; every container "runs" until killed or destroyed.
 #[derive(Debug, Default)]
 pub struct RecordingContainerizer {
-    launched: Mutex<HashMap<ContainerId, ContainerSpec>>,
+    launched: Mutex<HashMap<ContainerId, (ContainerSpec, Ended)>>,
 }
 
 impl RecordingContainerizer {
@@ -40,7 +52,10 @@ impl Containerizer for RecordingContainerizer {
 
     async fn launch(&self, id: &ContainerId, spec: &ContainerSpec, _sandbox: &Path) -> Result<()> {
         let mut launched = self.launched.lock().unwrap_or_else(|p| p.into_inner());
-        if launched.insert(id.clone(), spec.clone()).is_some() {
+        if launched
+            .insert(id.clone(), (spec.clone(), tokio::sync::watch::channel(None).0))
+            .is_some()
+        {
             return Err(Error::Container {
                 container_id: id.to_string(),
                 message: "launched twice".into(),
@@ -51,12 +66,36 @@ impl Containerizer for RecordingContainerizer {
     }
 
     async fn wait(&self, id: &ContainerId) -> Result<Termination> {
-        Err(Error::UnknownContainer {
-            container_id: id.to_string(),
-        })
+        let ended = self
+            .launched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|(_, ended)| ended.subscribe());
+        let Some(mut ended) = ended else {
+            return Err(Error::UnknownContainer {
+                container_id: id.to_string(),
+            });
+        };
+        let end = ended
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| Error::UnknownContainer {
+                container_id: id.to_string(),
+            })?;
+        Ok(end.clone().unwrap_or_else(killed))
     }
 
-    async fn kill(&self, _id: &ContainerId, _grace: Duration) -> Result<()> {
+    async fn kill(&self, id: &ContainerId, _grace: Duration) -> Result<()> {
+        if let Some((_, ended)) = self.launched.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            ended.send_if_modified(|end| {
+                if end.is_some() {
+                    return false;
+                }
+                *end = Some(killed());
+                true
+            });
+        }
         Ok(())
     }
 
@@ -65,6 +104,7 @@ impl Containerizer for RecordingContainerizer {
     }
 
     async fn destroy(&self, id: &ContainerId) -> Result<()> {
+        self.kill(id, Duration::ZERO).await?;
         self.launched.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         Ok(())
     }

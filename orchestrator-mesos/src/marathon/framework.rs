@@ -546,18 +546,31 @@ impl Marathon {
             let mut records = Vec::new();
             {
                 let mut s = lock(&self.inner.sched);
+                // What is wanted is computed once per event and drawn down
+                // offer by offer (each offer's launches are recorded, so
+                // constraints see them through `placed`).
+                let mut wanted: Vec<(AppDefinition, u32)> = s
+                    .launches_wanted(now)
+                    .into_iter()
+                    .map(|(a, n)| (a.clone(), n))
+                    .collect();
                 for offer in offers.offers {
-                    let wanted: Vec<(AppDefinition, u32)> = s
-                        .launches_wanted(now)
-                        .into_iter()
-                        .map(|(a, n)| (a.clone(), n))
-                        .collect();
-                    let refs: Vec<(&AppDefinition, u32)> = wanted.iter().map(|(a, n)| (a, *n)).collect();
+                    let refs: Vec<(&AppDefinition, u32)> =
+                        wanted.iter().filter(|(_, n)| *n > 0).map(|(a, n)| (a, *n)).collect();
+                    if refs.is_empty() {
+                        declines.push(offer.id);
+                        continue;
+                    }
                     let placed = s.placed();
                     let launches = match_offer(&offer, &refs, &placed, |a| s.next_task_id(a));
                     if launches.is_empty() {
                         declines.push(offer.id);
                         continue;
+                    }
+                    for l in &launches {
+                        if let Some(w) = wanted.iter_mut().find(|(a, _)| a.id == l.app_id) {
+                            w.1 = w.1.saturating_sub(1);
+                        }
                     }
                     s.launched(&launches, &offer.hostname, &offer.attributes);
                     for l in &launches {

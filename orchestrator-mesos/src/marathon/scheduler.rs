@@ -97,6 +97,8 @@ pub struct Locked {
 pub struct Scheduler {
     apps: BTreeMap<String, AppState>,
     instances: BTreeMap<TaskId, Instance>,
+    /// The instances of each app (so per-app questions do not scan all).
+    by_app: BTreeMap<String, std::collections::BTreeSet<TaskId>>,
     deployments: BTreeMap<String, Deployment>,
     seq: u64,
 }
@@ -282,10 +284,35 @@ impl Scheduler {
         self.apps.get_mut(id).map(|a| a.delay.reset()).is_some()
     }
 
-    fn active<'a>(&'a self, app_id: &'a str) -> impl Iterator<Item = &'a Instance> + 'a {
-        self.instances
-            .values()
-            .filter(move |i| i.app_id == app_id && !i.killing && !i.state.is_terminal())
+    fn of_app<'a>(&'a self, app_id: &str) -> impl Iterator<Item = &'a Instance> + 'a {
+        self.by_app
+            .get(app_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| self.instances.get(t))
+    }
+
+    fn active<'a>(&'a self, app_id: &str) -> impl Iterator<Item = &'a Instance> + 'a {
+        self.of_app(app_id).filter(|i| !i.killing && !i.state.is_terminal())
+    }
+
+    fn insert(&mut self, instance: Instance) {
+        self.by_app
+            .entry(instance.app_id.clone())
+            .or_default()
+            .insert(instance.task_id.clone());
+        self.instances.insert(instance.task_id.clone(), instance);
+    }
+
+    fn remove(&mut self, task: &TaskId) -> Option<Instance> {
+        let i = self.instances.remove(task)?;
+        if let Some(set) = self.by_app.get_mut(&i.app_id) {
+            set.remove(task);
+            if set.is_empty() {
+                self.by_app.remove(&i.app_id);
+            }
+        }
+        Some(i)
     }
 
     fn stopping(&self, app_id: &str) -> bool {
@@ -415,24 +442,21 @@ impl Scheduler {
                 .and_then(|a| a.def.version.clone())
                 .unwrap_or_default();
             self.seq += 1;
-            self.instances.insert(
-                l.task.task_id.clone(),
-                Instance {
-                    task_id: l.task.task_id.clone(),
-                    app_id: l.app_id.clone(),
-                    version,
-                    agent_id: l.task.agent_id.clone(),
-                    hostname: hostname.to_string(),
-                    attributes: attributes.clone(),
-                    ports: l.ports.clone(),
-                    state: TaskState::Staging,
-                    seq: self.seq,
-                    healthy: None,
-                    killing: false,
-                    started_at_ms: None,
-                    kill_sent_ms: None,
-                },
-            );
+            self.insert(Instance {
+                task_id: l.task.task_id.clone(),
+                app_id: l.app_id.clone(),
+                version,
+                agent_id: l.task.agent_id.clone(),
+                hostname: hostname.to_string(),
+                attributes: attributes.clone(),
+                ports: l.ports.clone(),
+                state: TaskState::Staging,
+                seq: self.seq,
+                healthy: None,
+                killing: false,
+                started_at_ms: None,
+                kill_sent_ms: None,
+            });
         }
     }
 
@@ -451,7 +475,7 @@ impl Scheduler {
         }
         let snapshot = inst.clone();
         if status.state.is_terminal() {
-            self.instances.remove(&status.task_id);
+            self.remove(&status.task_id);
             let failed = matches!(
                 status.state,
                 TaskState::Failed | TaskState::Finished | TaskState::Error | TaskState::Lost | TaskState::Dropped
@@ -490,7 +514,7 @@ impl Scheduler {
     /// master's reconciliation answers for it).
     pub fn restore(&mut self, instance: Instance) {
         self.seq = self.seq.max(instance.seq);
-        self.instances.insert(instance.task_id.clone(), instance);
+        self.insert(instance);
     }
 
     /// Sets an instance's health (from the health checks).
@@ -523,7 +547,7 @@ impl Scheduler {
     }
 
     fn deployment_done(&self, d: &Deployment) -> bool {
-        let all = || self.instances.values().filter(|i| i.app_id == d.app_id);
+        let all = || self.of_app(&d.app_id);
         if d.stops() {
             return all().next().is_none();
         }

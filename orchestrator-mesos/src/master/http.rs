@@ -33,8 +33,9 @@ use crate::api::recordio;
 use crate::api::scheduler::{Call, Event, SchedulerCall};
 use crate::Error;
 
-/// Events or commands buffered per stream before the peer counts as gone.
-const STREAM_BUFFER: usize = 4096;
+/// Events or commands buffered per stream before the peer counts as gone
+/// (reconciling 10,000s of tasks answers them all at once).
+const STREAM_BUFFER: usize = 1 << 16;
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 16 << 20;
