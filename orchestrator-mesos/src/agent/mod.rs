@@ -452,13 +452,13 @@ impl Agent {
                     framework: framework.clone(),
                 },
             );
-            self.checkpoint();
+            self.checkpoint_task(&framework_id, &task_id);
             self.report(&framework_id, &task_id, TaskState::Starting, None, "launching")
                 .await;
             let c = self.inner.containerizers[index].clone();
             if let Err(e) = c.launch(&container, &spec, &sandbox).await {
                 self.books().tasks.remove(&(framework_id.clone(), task_id.clone()));
-                self.checkpoint();
+                self.forget_task(&framework_id, &task_id);
                 return Err(failed(e.to_string()));
             }
             self.report(
@@ -484,7 +484,7 @@ impl Agent {
         let end = c.wait(&container).await;
         let _ = c.destroy(&container).await;
         self.books().tasks.remove(&(framework_id.clone(), task_id.clone()));
-        self.checkpoint();
+        self.forget_task(&framework_id, &task_id);
         let (state, reason, message) = match end {
             Ok(t) => (t.task_state(), t.reason, t.message),
             Err(e) => (

@@ -1,5 +1,8 @@
 //! What the agent keeps on disk, and how it comes back after a restart:
-//! its id and tasks are checkpointed in `<work_dir>/agent.json`; on start
+//! its id is checkpointed in `<work_dir>/agent.json` and each task in
+//! `<work_dir>/tasks/<framework>/<task>.json` (written before its container
+//! starts, removed when it ends — one small file per change, so launching
+//! thousands of tasks never rewrites a growing list); on start
 //! the containerizers recover the containers they still run, the agent
 //! re-registers with its old id and those tasks, and tasks that did not
 //! survive are reported failed.
@@ -7,7 +10,9 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
-use orchestrator_core::{AgentId, AgentInfo, ContainerId, FrameworkInfo, TaskInfo, TaskReason, TaskState};
+use orchestrator_core::{
+    AgentId, AgentInfo, ContainerId, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskReason, TaskState,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -30,39 +35,87 @@ struct CheckpointedTask {
     sandbox: PathBuf,
 }
 
+/// Writes JSON to `path` through a temporary file and a rename; best
+/// effort (a failed write keeps the older file, and recovery reports the
+/// tasks it cannot find as failed).
+fn write_atomically(path: &std::path::Path, value: &impl Serialize) {
+    let tmp = path.with_extension("json.tmp");
+    if let Ok(bytes) = serde_json::to_vec(value) {
+        if std::fs::write(&tmp, bytes).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+}
+
 impl Agent {
     fn checkpoint_path(&self) -> PathBuf {
         self.inner.config.work_dir.join("agent.json")
     }
 
-    /// Writes the agent's id and tasks, atomically (a crash mid-write leaves
-    /// the previous checkpoint).
+    fn task_path(&self, framework_id: &FrameworkId, task_id: &TaskId) -> PathBuf {
+        self.inner
+            .config
+            .work_dir
+            .join("tasks")
+            .join(framework_id.as_str())
+            .join(format!("{task_id}.json"))
+    }
+
+    /// Writes the agent's id, atomically (a crash mid-write leaves the
+    /// previous checkpoint).
     pub(super) fn checkpoint(&self) {
-        let tasks = self
+        let cp = Checkpoint {
+            agent_id: self.id(),
+            tasks: Vec::new(),
+        };
+        write_atomically(&self.checkpoint_path(), &cp);
+    }
+
+    /// Records a task before its container starts.
+    pub(super) fn checkpoint_task(&self, framework_id: &FrameworkId, task_id: &TaskId) {
+        let record = self
             .books()
             .tasks
-            .values()
+            .get(&(framework_id.clone(), task_id.clone()))
             .map(|r| CheckpointedTask {
                 framework: r.framework.clone(),
                 task: r.task.clone(),
                 container: r.container.clone(),
                 containerizer: self.inner.containerizers[r.containerizer].name().to_string(),
                 sandbox: r.sandbox.clone(),
-            })
-            .collect();
-        let cp = Checkpoint {
-            agent_id: self.id(),
-            tasks,
-        };
-        let path = self.checkpoint_path();
-        let tmp = path.with_extension("json.tmp");
-        if let Ok(bytes) = serde_json::to_vec(&cp) {
-            // Best effort: a failed write keeps the older checkpoint, and
-            // recovery then reports the tasks it cannot find as failed.
-            if std::fs::write(&tmp, bytes).is_ok() {
-                let _ = std::fs::rename(&tmp, &path);
+            });
+        if let Some(record) = record {
+            let path = self.task_path(framework_id, task_id);
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            write_atomically(&path, &record);
+        }
+    }
+
+    /// Forgets a task that ended.
+    pub(super) fn forget_task(&self, framework_id: &FrameworkId, task_id: &TaskId) {
+        let _ = std::fs::remove_file(self.task_path(framework_id, task_id));
+    }
+
+    /// Every task record on disk (and those of the older single-file format).
+    fn checkpointed_tasks(&self, legacy: Vec<CheckpointedTask>) -> Vec<CheckpointedTask> {
+        let mut out = legacy;
+        let root = self.inner.config.work_dir.join("tasks");
+        for fw in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(fw.path()).into_iter().flatten().flatten() {
+                let p = f.path();
+                if p.extension().is_some_and(|e| e == "json") {
+                    if let Some(t) = std::fs::read(&p)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<CheckpointedTask>(&b).ok())
+                    {
+                        out.push(t);
+                    }
+                }
             }
         }
+        out
     }
 
     /// Takes back what the checkpoint says this agent ran.
@@ -74,6 +127,10 @@ impl Agent {
             return;
         };
         *self.inner.agent_id.lock().unwrap_or_else(|p| p.into_inner()) = cp.agent_id;
+        let cp = Checkpoint {
+            agent_id: None,
+            tasks: self.checkpointed_tasks(cp.tasks),
+        };
         self.inner.registered.store(false, Ordering::SeqCst);
         let mut lost = Vec::new();
         for (index, c) in self.inner.containerizers.iter().enumerate() {
@@ -100,6 +157,8 @@ impl Agent {
                         framework: t.framework.clone(),
                     },
                 );
+                // Rewritten in the per-task layout (older agents kept one list).
+                self.checkpoint_task(&framework_id, &t.task.task_id);
                 let agent = self.clone();
                 let (task_id, container) = (t.task.task_id.clone(), t.container.clone());
                 self.spawn(async move { agent.watch(framework_id, task_id, container, index).await });
@@ -115,6 +174,9 @@ impl Agent {
             }
         }
         self.checkpoint();
+        for (framework_id, task_id) in &lost {
+            self.forget_task(framework_id, task_id);
+        }
         for (framework_id, task_id) in lost {
             let agent = self.clone();
             self.spawn(async move {
