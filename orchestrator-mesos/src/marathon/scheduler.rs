@@ -466,7 +466,11 @@ impl Scheduler {
     /// the scheduler does not know (which the caller should kill).
     pub fn update(&mut self, status: &TaskStatus, now: Instant) -> Option<Instance> {
         let inst = self.instances.get_mut(&status.task_id)?;
-        inst.state = status.state;
+        // Updates can arrive out of order (an agent's STARTING and RUNNING
+        // race over HTTP): a stale one does not move the state back.
+        if inst.state.can_transition_to(status.state) {
+            inst.state = status.state;
+        }
         if status.state == TaskState::Running && inst.started_at_ms.is_none() {
             inst.started_at_ms = Some(epoch_ms());
         }
