@@ -147,6 +147,21 @@ impl Scheduler {
         self.deployments.values()
     }
 
+    /// Frees an app from the deployments holding it when `force` is set.
+    fn unlock(&mut self, app_id: &str, force: bool) -> Result<(), Locked> {
+        let holders = self.holders(app_id);
+        if holders.is_empty() {
+            return Ok(());
+        }
+        if !force {
+            return Err(Locked { deployments: holders });
+        }
+        for h in holders {
+            self.deployments.remove(&h);
+        }
+        Ok(())
+    }
+
     fn holders(&self, app_id: &str) -> Vec<String> {
         self.deployments
             .values()
@@ -168,15 +183,7 @@ impl Scheduler {
         deployment_id: &str,
         force: bool,
     ) -> Result<Option<Deployment>, Locked> {
-        let holders = self.holders(&def.id);
-        if !holders.is_empty() {
-            if !force {
-                return Err(Locked { deployments: holders });
-            }
-            for h in holders {
-                self.deployments.remove(&h);
-            }
-        }
+        self.unlock(&def.id, force)?;
         let current = self.apps.get(&def.id).map(|a| &a.def);
         let steps = plan(current, Some(&def));
         if steps.is_empty() {
@@ -215,16 +222,11 @@ impl Scheduler {
         deployment_id: &str,
         force: bool,
     ) -> Result<Option<Deployment>, Locked> {
-        let Some(app) = self.apps.get(id) else { return Ok(None) };
-        let holders = self.holders(id);
-        if !holders.is_empty() {
-            if !force {
-                return Err(Locked { deployments: holders });
-            }
-            for h in holders {
-                self.deployments.remove(&h);
-            }
+        if !self.apps.contains_key(id) {
+            return Ok(None);
         }
+        self.unlock(id, force)?;
+        let app = &self.apps[id];
         let deployment = Deployment {
             id: deployment_id.to_string(),
             version: version.to_string(),
@@ -248,16 +250,11 @@ impl Scheduler {
         deployment_id: &str,
         force: bool,
     ) -> Result<Option<Deployment>, Locked> {
-        let Some(app) = self.apps.get(id) else { return Ok(None) };
-        let holders = self.holders(id);
-        if !holders.is_empty() {
-            if !force {
-                return Err(Locked { deployments: holders });
-            }
-            for h in holders {
-                self.deployments.remove(&h);
-            }
+        if !self.apps.contains_key(id) {
+            return Ok(None);
         }
+        self.unlock(id, force)?;
+        let app = &self.apps[id];
         let original = app.def.clone();
         let mut def = original.clone();
         def.version = Some(version.to_string());
