@@ -452,14 +452,12 @@ impl Marathon {
     /// The health check results of an instance (for `healthCheckResults`).
     pub fn health_of(&self, task: &orchestrator_core::TaskId) -> Vec<super::health::HealthResult> {
         let checks = lock(&self.inner.health);
-        let mut out: Vec<(usize, super::health::HealthResult)> = checks
+        let task = task.to_string();
+        checks
             .results
-            .iter()
-            .filter(|((t, _), _)| t == task.as_str())
-            .map(|((_, n), r)| (*n, r.clone()))
-            .collect();
-        out.sort_by_key(|(n, _)| *n);
-        out.into_iter().map(|(_, r)| r).collect()
+            .range((task.clone(), 0)..=(task, usize::MAX))
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 
     async fn run(self) {

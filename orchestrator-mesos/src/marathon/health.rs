@@ -9,7 +9,7 @@
 //! checks run `sh -c` on the scheduler's host with the instance's `PORT`
 //! variables, so they suit agents on the same host (the all-in-one).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -164,8 +164,8 @@ pub async fn run_check(http: &reqwest::Client, check: &HealthCheck, host: &str, 
 /// When each instance's checks are next due, and their results.
 #[derive(Debug)]
 pub struct Checks {
-    /// Results by (task, check index).
-    pub results: HashMap<(String, usize), HealthResult>,
+    /// Results by (task, check index), ordered so one task's are a range.
+    pub results: BTreeMap<(String, usize), HealthResult>,
     /// Next due time by (task, check index).
     pub due: HashMap<(String, usize), Instant>,
     /// Bounds the checks in flight.
@@ -175,7 +175,7 @@ pub struct Checks {
 impl Default for Checks {
     fn default() -> Self {
         Checks {
-            results: HashMap::new(),
+            results: BTreeMap::new(),
             due: HashMap::new(),
             permits: Arc::new(Semaphore::new(IN_FLIGHT)),
         }

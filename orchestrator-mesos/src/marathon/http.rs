@@ -15,13 +15,15 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use orchestrator_core::{TaskId, TaskState};
+use orchestrator_core::{AgentId, TaskId, TaskState};
+use serde::Serialize;
 use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 
 use super::app::{canonical_id, AppDefinition, Invalid};
 use super::framework::{version_now, Marathon};
+use super::health::HealthResult;
 use super::scheduler::{Deployment, Instance, Locked, Scheduler};
 
 /// What `/v2/info` and `/v2/leader` tell about this scheduler.
@@ -100,52 +102,125 @@ fn flag(q: &[(String, String)], name: &str) -> bool {
     q.iter().any(|(k, v)| k == name && (v.is_empty() || v == "true"))
 }
 
-fn task_json(m: &Marathon, i: &Instance) -> Value {
-    let health: Vec<Value> = m
-        .health_of(&i.task_id)
-        .into_iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            v["taskId"] = json!(i.task_id);
-            v["instanceId"] = json!(i.task_id);
-            v
-        })
-        .collect();
-    json!({
-        "id": i.task_id, "appId": i.app_id, "host": i.hostname, "ports": i.ports,
-        "slaveId": i.agent_id, "state": i.state, "version": i.version,
-        "startedAt": i.started_at_ms, "healthCheckResults": health,
-    })
+/// A task as Marathon's API shows it, borrowed from the scheduler and
+/// serialised straight into the response: no intermediate `Value` tree, so
+/// `GET /v2/apps?embed=apps.tasks` stays fast at 100,000 tasks.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskView<'a> {
+    id: &'a TaskId,
+    app_id: &'a str,
+    host: &'a str,
+    ports: &'a [u64],
+    slave_id: &'a AgentId,
+    state: &'a TaskState,
+    version: &'a str,
+    started_at: Option<u64>,
+    health_check_results: Vec<HealthView<'a>>,
 }
 
-fn app_json(m: &Marathon, s: &Scheduler, def: &AppDefinition, embed_tasks: bool) -> Value {
-    let mut v = serde_json::to_value(def).unwrap_or_else(|_| json!({}));
-    let tasks: Vec<&Instance> = s.instances().filter(|i| i.app_id == def.id).collect();
-    let count = |f: &dyn Fn(&Instance) -> bool| tasks.iter().filter(|i| f(i)).count();
-    if let Value::Object(obj) = &mut v {
-        obj.insert(
-            "tasksStaged".into(),
-            json!(count(&|i| matches!(i.state, TaskState::Staging | TaskState::Starting))),
-        );
-        obj.insert("tasksRunning".into(), json!(count(&|i| i.state == TaskState::Running)));
-        obj.insert("tasksHealthy".into(), json!(count(&|i| i.healthy == Some(true))));
-        obj.insert("tasksUnhealthy".into(), json!(count(&|i| i.healthy == Some(false))));
-        obj.insert(
-            "deployments".into(),
-            json!(s
-                .deployments()
-                .filter(|d| d.app_id == def.id)
-                .map(|d| json!({"id": d.id}))
-                .collect::<Vec<_>>()),
-        );
-        if embed_tasks {
-            obj.insert(
-                "tasks".into(),
-                json!(tasks.iter().map(|i| task_json(m, i)).collect::<Vec<_>>()),
-            );
+/// One entry of `healthCheckResults`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthView<'a> {
+    task_id: &'a TaskId,
+    instance_id: &'a TaskId,
+    #[serde(flatten)]
+    result: HealthResult,
+}
+
+/// An app with its counts, deployments and (embedded) tasks.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AppView<'a> {
+    #[serde(flatten)]
+    def: &'a AppDefinition,
+    tasks_staged: usize,
+    tasks_running: usize,
+    tasks_healthy: usize,
+    tasks_unhealthy: usize,
+    deployments: Vec<Keyed<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks: Option<Vec<TaskView<'a>>>,
+}
+
+/// `{"<key>": value}` without building a `Value` tree.
+struct Keyed<T>(&'static str, T);
+
+impl<T: Serialize> Serialize for Keyed<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(self.0, &self.1)?;
+        m.end()
+    }
+}
+
+/// A JSON answer serialised from borrowed views.
+fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("serialising the answer: {e}"),
+        ),
+    }
+}
+
+fn task_view<'a>(m: &Marathon, s: &Scheduler, i: &'a Instance) -> TaskView<'a> {
+    let checked = s.app(&i.app_id).is_some_and(|a| !a.def.health_checks.is_empty());
+    let health = if checked {
+        m.health_of(&i.task_id)
+            .into_iter()
+            .map(|result| HealthView {
+                task_id: &i.task_id,
+                instance_id: &i.task_id,
+                result,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    TaskView {
+        id: &i.task_id,
+        app_id: &i.app_id,
+        host: &i.hostname,
+        ports: &i.ports,
+        slave_id: &i.agent_id,
+        state: &i.state,
+        version: &i.version,
+        started_at: i.started_at_ms,
+        health_check_results: health,
+    }
+}
+
+fn app_view<'a>(m: &Marathon, s: &'a Scheduler, def: &'a AppDefinition, embed_tasks: bool) -> AppView<'a> {
+    let (mut staged, mut running, mut healthy, mut unhealthy) = (0, 0, 0, 0);
+    for i in s.instances_of(&def.id) {
+        match i.state {
+            TaskState::Staging | TaskState::Starting => staged += 1,
+            TaskState::Running => running += 1,
+            _ => {}
+        }
+        match i.healthy {
+            Some(true) => healthy += 1,
+            Some(false) => unhealthy += 1,
+            None => {}
         }
     }
-    v
+    AppView {
+        def,
+        tasks_staged: staged,
+        tasks_running: running,
+        tasks_healthy: healthy,
+        tasks_unhealthy: unhealthy,
+        deployments: s
+            .deployments()
+            .filter(|d| d.app_id == def.id)
+            .map(|d| Keyed("id", d.id.as_str()))
+            .collect(),
+        tasks: embed_tasks.then(|| s.instances_of(&def.id).map(|i| task_view(m, s, i)).collect()),
+    }
 }
 
 fn deployment_json(d: &Deployment) -> Value {
@@ -176,15 +251,18 @@ async fn list_apps(State(api): State<Api>, Query(q): Query<Vec<(String, String)>
         .any(|(k, v)| k == "embed" && (v == "apps.tasks" || v == "app.tasks"));
     let id = q.iter().find(|(k, _)| k == "id").map(|(_, v)| v.clone());
     let label = q.iter().find(|(k, _)| k == "label").map(|(_, v)| v.clone());
-    let apps: Vec<Value> = api.marathon.with(|s| {
-        s.apps()
+    // Serialised under the scheduler lock, straight from borrowed state
+    // (about 0.5 µs per task).
+    api.marathon.with(|s| {
+        let apps: Vec<AppView<'_>> = s
+            .apps()
             .map(|a| &a.def)
             .filter(|d| id.as_deref().is_none_or(|f| d.id.contains(f)))
             .filter(|d| label.as_deref().is_none_or(|sel| label_matches(d, sel)))
-            .map(|d| app_json(&api.marathon, s, d, embed_tasks))
-            .collect()
-    });
-    Json(json!({ "apps": apps })).into_response()
+            .map(|d| app_view(&api.marathon, s, d, embed_tasks))
+            .collect();
+        json_response(StatusCode::OK, &Keyed("apps", apps))
+    })
 }
 
 async fn create_app(State(api): State<Api>, Query(q): Query<Vec<(String, String)>>, body: Bytes) -> Response {
@@ -202,10 +280,10 @@ async fn create_app(State(api): State<Api>, Query(q): Query<Vec<(String, String)
         Err(e) => storage(&e),
         Ok(Err(l)) => locked(&l),
         Ok(Ok(d)) => {
-            let body = api
-                .marathon
-                .with(|s| s.app(&def.id).map(|a| app_json(&api.marathon, s, &a.def, false)));
-            let mut r = (StatusCode::CREATED, Json(body.unwrap_or(Value::Null))).into_response();
+            let mut r = api.marathon.with(|s| match s.app(&def.id) {
+                Some(a) => json_response(StatusCode::CREATED, &app_view(&api.marathon, s, &a.def, false)),
+                None => json_response(StatusCode::CREATED, &Value::Null),
+            });
             if let Some(d) = d {
                 if let Ok(v) = HeaderValue::from_str(&d.id) {
                     r.headers_mut().insert("Marathon-Deployment-Id", v);
@@ -245,13 +323,10 @@ async fn app_route(
     let missing = || message(StatusCode::NOT_FOUND, format!("App '{id}' does not exist"));
     let is_patch = method == Method::PATCH;
     match (method, suffix.as_str()) {
-        (Method::GET, "") => match api
-            .marathon
-            .with(|s| s.app(&id).map(|a| app_json(&api.marathon, s, &a.def, true)))
-        {
-            Some(app) => Json(json!({ "app": app })).into_response(),
+        (Method::GET, "") => api.marathon.with(|s| match s.app(&id) {
+            Some(a) => json_response(StatusCode::OK, &Keyed("app", app_view(&api.marathon, s, &a.def, true))),
             None => missing(),
-        },
+        }),
         (Method::PUT | Method::PATCH, "") => {
             let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
                 return message(StatusCode::BAD_REQUEST, "Invalid JSON");
@@ -324,25 +399,26 @@ async fn app_route(
             if api.marathon.with(|s| s.app(&id).is_none()) {
                 return missing();
             }
-            let tasks: Vec<Value> = api.marathon.with(|s| {
-                s.instances()
-                    .filter(|i| i.app_id == id)
-                    .map(|i| task_json(&api.marathon, i))
-                    .collect()
-            });
-            Json(json!({ "tasks": tasks })).into_response()
+            api.marathon.with(|s| {
+                let tasks: Vec<TaskView<'_>> = s.instances_of(&id).map(|i| task_view(&api.marathon, s, i)).collect();
+                json_response(StatusCode::OK, &Keyed("tasks", tasks))
+            })
         }
         (Method::DELETE, "/tasks") => {
             let host = q.iter().find(|(k, _)| k == "host").map(|(_, v)| v.clone());
-            let victims: Vec<(TaskId, Value)> = api.marathon.with(|s| {
-                s.instances()
-                    .filter(|i| i.app_id == id && host.as_deref().is_none_or(|h| h == i.hostname))
-                    .map(|i| (i.task_id.clone(), task_json(&api.marathon, i)))
-                    .collect()
+            let (ids, answer): (Vec<TaskId>, Response) = api.marathon.with(|s| {
+                let victims: Vec<&Instance> = s
+                    .instances_of(&id)
+                    .filter(|i| host.as_deref().is_none_or(|h| h == i.hostname))
+                    .collect();
+                let views: Vec<TaskView<'_>> = victims.iter().map(|i| task_view(&api.marathon, s, i)).collect();
+                (
+                    victims.iter().map(|i| i.task_id.clone()).collect(),
+                    json_response(StatusCode::OK, &Keyed("tasks", views)),
+                )
             });
-            let ids: Vec<TaskId> = victims.iter().map(|(t, _)| t.clone()).collect();
             api.marathon.kill_tasks(&ids, flag(&q, "scale")).await;
-            Json(json!({ "tasks": victims.into_iter().map(|(_, v)| v).collect::<Vec<_>>() })).into_response()
+            answer
         }
         (m, s) => message(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -352,10 +428,10 @@ async fn app_route(
 }
 
 async fn list_tasks(State(api): State<Api>) -> Response {
-    let tasks: Vec<Value> = api
-        .marathon
-        .with(|s| s.instances().map(|i| task_json(&api.marathon, i)).collect());
-    Json(json!({ "tasks": tasks })).into_response()
+    api.marathon.with(|s| {
+        let tasks: Vec<TaskView<'_>> = s.instances().map(|i| task_view(&api.marathon, s, i)).collect();
+        json_response(StatusCode::OK, &Keyed("tasks", tasks))
+    })
 }
 
 async fn delete_tasks(State(api): State<Api>, Query(q): Query<Vec<(String, String)>>, body: Bytes) -> Response {
@@ -367,15 +443,16 @@ async fn delete_tasks(State(api): State<Api>, Query(q): Query<Vec<(String, Strin
         return message(StatusCode::BAD_REQUEST, "expected {\"ids\": [task ids]}");
     };
     let tasks: Vec<TaskId> = ids.ids.into_iter().filter_map(|t| TaskId::new(t).ok()).collect();
-    let killed: Vec<Value> = api.marathon.with(|s| {
-        tasks
+    let answer = api.marathon.with(|s| {
+        let killed: Vec<TaskView<'_>> = tasks
             .iter()
             .filter_map(|t| s.instance(t))
-            .map(|i| task_json(&api.marathon, i))
-            .collect()
+            .map(|i| task_view(&api.marathon, s, i))
+            .collect();
+        json_response(StatusCode::OK, &Keyed("tasks", killed))
     });
     api.marathon.kill_tasks(&tasks, flag(&q, "scale")).await;
-    Json(json!({ "tasks": killed })).into_response()
+    answer
 }
 
 async fn list_deployments(State(api): State<Api>) -> Response {

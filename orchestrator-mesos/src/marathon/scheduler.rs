@@ -137,6 +137,15 @@ impl Scheduler {
         self.instances.values()
     }
 
+    /// The instances of one app, from the per-app index.
+    pub fn instances_of<'a>(&'a self, app_id: &str) -> impl Iterator<Item = &'a Instance> + 'a {
+        self.by_app
+            .get(app_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| self.instances.get(t))
+    }
+
     /// One instance.
     pub fn instance(&self, task: &TaskId) -> Option<&Instance> {
         self.instances.get(task)
