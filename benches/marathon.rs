@@ -176,7 +176,12 @@ fn running(m: &Marathon) -> usize {
 
 async fn wait_for(m: &Marathon, want: usize, total: usize, within: Duration) {
     let deadline = Instant::now() + within;
+    let mut report = Instant::now();
     while running(m) != want || m.with(|s| s.instances().count()) != total {
+        if report.elapsed() >= Duration::from_secs(15) {
+            eprintln!("… {} of {want} running", running(m));
+            report = Instant::now();
+        }
         if Instant::now() >= deadline {
             let mut states = std::collections::BTreeMap::new();
             m.with(|s| {
@@ -192,7 +197,9 @@ async fn wait_for(m: &Marathon, want: usize, total: usize, within: Duration) {
             });
             panic!("stuck at {} running: {states:?}, wanted {wanted:?}", running(m));
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Each poll scans every instance under the scheduler's lock: not
+        // so often that the poll itself slows the scheduler down.
+        tokio::time::sleep(Duration::from_millis(if total > 20_000 { 200 } else { 5 })).await;
     }
 }
 

@@ -47,16 +47,19 @@
 //! ```
 
 mod allocator;
+mod collector;
 mod container;
 mod error;
 mod ids;
 mod labels;
 mod name;
+pub mod report;
 mod resources;
 mod store;
 mod task;
 
 pub use allocator::{Allocation, Allocator, Quota};
+pub use collector::Collector;
 pub use container::{
     Command, ContainerSpec, Containerizer, NetworkMode, PortMapping, ResourceLimits, ResourceStatistics, Termination,
     VolumeMount, LABEL_APP_ID, LABEL_FRAMEWORK_ID, LABEL_TASK_ID,

@@ -1,14 +1,25 @@
 //! The per-host probe: discovers what runs on a host — the host itself,
 //! processes, network connections, containers — and reports it to the
-//! topology app, which also sends it container controls to execute.
+//! topology apps.
 //!
 //! # Why procfs, read directly
 //!
 //! A probe runs on every host, all the time, so it must cost almost
 //! nothing (Weave Scope's was measured at 20–70 % of a core). Reading
-//! `/proc` in-process avoids spawning `ps`, `ss` or `docker` and lets
-//! expensive fields be cached between collections. This crate starts with
-//! the host's own facts, [`HostInfo`].
+//! `/proc` in-process avoids spawning `ps`, `ss` or `docker`; what rarely
+//! changes is cached per process incarnation; the costly socket-to-process
+//! walk runs only when a socket table names an unknown inode
+//! ([`network`]); container usage comes from one-shot stats with bounded
+//! concurrency, never one stream per container ([`docker`]).
+//!
+//! # Shape
+//!
+//! Each source is a [`Collector`](orchestrator_core::Collector) writing
+//! nodes into one [`Report`](orchestrator_core::report::Report); a pure
+//! [`tag`] pass joins them (process → container by cgroup or ancestry,
+//! endpoint → process by socket inode, process → Marathon app by its task
+//! environment). [`Probe`] runs the cycle and hands reports to one
+//! [`AppPublisher`] per app, each with its own bounded queue and backoff.
 //!
 //! ```
 //! let host = orchestrator_probe::HostInfo::collect()?;
@@ -17,11 +28,24 @@
 //! # Ok::<(), orchestrator_probe::Error>(())
 //! ```
 
+pub mod docker;
 mod host;
+pub mod metrics;
+pub mod network;
+mod probe;
+pub mod process;
+pub mod publish;
+pub mod tag;
+mod users;
 
 use std::path::PathBuf;
 
-pub use host::HostInfo;
+pub use docker::DockerCollector;
+pub use host::{HostCollector, HostInfo};
+pub use network::NetworkCollector;
+pub use probe::{self_usage, Probe, ProbeConfig, ProbeStats};
+pub use process::ProcessCollector;
+pub use publish::{AppPublisher, PublishConfig, PublishStats};
 
 /// What can go wrong in the probe.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +68,15 @@ pub enum Error {
         /// Why.
         #[source]
         source: procfs::ProcError,
+    },
+    /// The Docker engine refused or failed.
+    #[error("{what}: {source}")]
+    Docker {
+        /// What was being done.
+        what: String,
+        /// The engine's error.
+        #[source]
+        source: bollard::errors::Error,
     },
 }
 

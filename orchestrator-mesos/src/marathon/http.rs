@@ -214,11 +214,7 @@ fn app_view<'a>(m: &Marathon, s: &'a Scheduler, def: &'a AppDefinition, embed_ta
         tasks_running: running,
         tasks_healthy: healthy,
         tasks_unhealthy: unhealthy,
-        deployments: s
-            .deployments()
-            .filter(|d| d.app_id == def.id)
-            .map(|d| Keyed("id", d.id.as_str()))
-            .collect(),
+        deployments: s.deployments_of(&def.id).map(|d| Keyed("id", d.id.as_str())).collect(),
         tasks: embed_tasks.then(|| s.instances_of(&def.id).map(|i| task_view(m, s, i)).collect()),
     }
 }

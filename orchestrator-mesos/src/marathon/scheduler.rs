@@ -99,8 +99,54 @@ pub struct Scheduler {
     instances: BTreeMap<TaskId, Instance>,
     /// The instances of each app (so per-app questions do not scan all).
     by_app: BTreeMap<String, std::collections::BTreeSet<TaskId>>,
-    deployments: BTreeMap<String, Deployment>,
+    deployments: Deployments,
     seq: u64,
+}
+
+/// Deployments by id, indexed by app: with 10,000 apps, "is this app
+/// restarting?" must not scan every deployment.
+#[derive(Debug, Default)]
+struct Deployments {
+    by_id: BTreeMap<String, Deployment>,
+    by_app: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl Deployments {
+    fn insert(&mut self, id: String, d: Deployment) {
+        self.by_app.entry(d.app_id.clone()).or_default().push(id.clone());
+        if let Some(old) = self.by_id.insert(id.clone(), d) {
+            self.unindex(&old.app_id, &id);
+        }
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Deployment> {
+        let d = self.by_id.remove(id)?;
+        self.unindex(&d.app_id, id);
+        Some(d)
+    }
+
+    fn unindex(&mut self, app_id: &str, id: &str) {
+        if let Some(ids) = self.by_app.get_mut(app_id) {
+            if let Some(at) = ids.iter().position(|x| x == id) {
+                ids.remove(at);
+            }
+            if ids.is_empty() {
+                self.by_app.remove(app_id);
+            }
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Deployment> {
+        self.by_id.values()
+    }
+
+    fn of_app<'a>(&'a self, app_id: &str) -> impl Iterator<Item = &'a Deployment> + 'a {
+        self.by_app
+            .get(app_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.by_id.get(id))
+    }
 }
 
 /// How long a kill may go unanswered before it is sent again.
@@ -156,6 +202,11 @@ impl Scheduler {
         self.deployments.values()
     }
 
+    /// The deployments in progress for one app.
+    pub fn deployments_of<'a>(&'a self, app_id: &str) -> impl Iterator<Item = &'a Deployment> + 'a {
+        self.deployments.of_app(app_id)
+    }
+
     /// Frees an app from the deployments holding it when `force` is set.
     fn unlock(&mut self, app_id: &str, force: bool) -> Result<(), Locked> {
         let holders = self.holders(app_id);
@@ -172,11 +223,7 @@ impl Scheduler {
     }
 
     fn holders(&self, app_id: &str) -> Vec<String> {
-        self.deployments
-            .values()
-            .filter(|d| d.app_id == app_id)
-            .map(|d| d.id.clone())
-            .collect()
+        self.deployments.of_app(app_id).map(|d| d.id.clone()).collect()
     }
 
     /// Creates or changes an app. A change of `instances` alone scales; any
@@ -290,16 +337,9 @@ impl Scheduler {
         self.apps.get_mut(id).map(|a| a.delay.reset()).is_some()
     }
 
-    fn of_app<'a>(&'a self, app_id: &str) -> impl Iterator<Item = &'a Instance> + 'a {
-        self.by_app
-            .get(app_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|t| self.instances.get(t))
-    }
-
     fn active<'a>(&'a self, app_id: &str) -> impl Iterator<Item = &'a Instance> + 'a {
-        self.of_app(app_id).filter(|i| !i.killing && !i.state.is_terminal())
+        self.instances_of(app_id)
+            .filter(|i| !i.killing && !i.state.is_terminal())
     }
 
     fn insert(&mut self, instance: Instance) {
@@ -322,11 +362,11 @@ impl Scheduler {
     }
 
     fn stopping(&self, app_id: &str) -> bool {
-        self.deployments.values().any(|d| d.app_id == app_id && d.stops())
+        self.deployments.of_app(app_id).any(Deployment::stops)
     }
 
     fn restarting(&self, app_id: &str) -> bool {
-        self.deployments.values().any(|d| d.app_id == app_id && d.restarts())
+        self.deployments.of_app(app_id).any(Deployment::restarts)
     }
 
     /// How many new instances each app wants now (launch delays respected).
@@ -338,12 +378,12 @@ impl Scheduler {
             }
             let n = app.def.instances;
             let version = app.def.version.as_deref().unwrap_or("");
-            let active: Vec<&Instance> = self.active(id).collect();
             let want = if self.restarting(id) {
+                let active: Vec<&Instance> = self.active(id).collect();
                 let state = self.replace_state(&app.def, &active, version);
                 replace_step(&state, &Bounds::new(n, &app.def.upgrade_strategy)).launch
             } else {
-                n.saturating_sub(u32::try_from(active.len()).unwrap_or(u32::MAX))
+                n.saturating_sub(u32::try_from(self.active(id).count()).unwrap_or(u32::MAX))
             };
             if want > 0 {
                 out.push((&app.def, want));
@@ -557,7 +597,7 @@ impl Scheduler {
     }
 
     fn deployment_done(&self, d: &Deployment) -> bool {
-        let all = || self.of_app(&d.app_id);
+        let all = || self.instances_of(&d.app_id);
         if d.stops() {
             return all().next().is_none();
         }

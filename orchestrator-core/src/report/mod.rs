@@ -1,0 +1,541 @@
+//! The report wire model shared by the probe and the topology app.
+//!
+//! A [`Report`] is what one probe knows about its host at one moment: seven
+//! [`Topologies`] (endpoints, processes, containers, container images, hosts,
+//! pods, services) of [`Node`]s. Nodes carry timestamped latest values (the
+//! newest write wins per key), sets, adjacency (edges to other nodes of the
+//! same topology), parents in other topologies, and metrics.
+//!
+//! # Why merge is a semilattice
+//!
+//! The app merges reports from many probes, full reports with deltas, and
+//! retried publishes that may arrive twice or out of order. If merge is
+//! commutative, associative and idempotent, none of that matters: any order
+//! and any repetition of the same reports gives the same view, so the app
+//! never has to sort or deduplicate its input (property-tested in
+//! `tests/report.rs`). Every field merges that way: latest values by
+//! `(timestamp, value)`, sets and edges by union, metric samples by union
+//! keeping the newest [`MAX_SAMPLES`].
+//!
+//! ```
+//! use orchestrator_core::report::{ids, Node, Report, TopologyKind};
+//!
+//! let mut a = Report::new("probe-1", "web-1", 1_000);
+//! a.topologies.process.insert(
+//!     ids::process("web-1", 42),
+//!     Node::default().with_latest("cmdline", "nginx", 1_000),
+//! );
+//! let mut b = Report::new("probe-1", "web-1", 2_000);
+//! b.topologies.process.insert(
+//!     ids::process("web-1", 42),
+//!     Node::default().with_latest("cmdline", "nginx -g daemon off;", 2_000),
+//! );
+//! let mut ab = a.clone();
+//! ab.merge(&b);
+//! let mut ba = b.clone();
+//! ba.merge(&a);
+//! assert_eq!(ab, ba);
+//! let node = &ab.topologies.get(TopologyKind::Process).nodes["web-1;42"];
+//! assert_eq!(node.latest("cmdline"), Some("nginx -g daemon off;"));
+//! ```
+
+mod codec;
+pub mod ids;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+pub use codec::{decode, encode, Limits, ReportError, CONTENT_TYPE, WIRE_VERSION};
+
+/// Samples kept per metric in a node (the newest ones); the app keeps the
+/// long history in its own time series.
+pub const MAX_SAMPLES: usize = 32;
+
+/// The seven topologies a report holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopologyKind {
+    /// Network endpoints (`host;addr;port`).
+    Endpoint,
+    /// Processes (`host;pid`).
+    Process,
+    /// Containers (container id).
+    Container,
+    /// Container images (image id).
+    ContainerImage,
+    /// Hosts (host name).
+    Host,
+    /// Kubernetes pods (pod uid).
+    Pod,
+    /// Services: Kubernetes services and this project's Marathon apps.
+    Service,
+}
+
+impl TopologyKind {
+    /// Every topology, in wire order.
+    pub const ALL: [TopologyKind; 7] = [
+        TopologyKind::Endpoint,
+        TopologyKind::Process,
+        TopologyKind::Container,
+        TopologyKind::ContainerImage,
+        TopologyKind::Host,
+        TopologyKind::Pod,
+        TopologyKind::Service,
+    ];
+
+    /// The wire name (`container_image`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopologyKind::Endpoint => "endpoint",
+            TopologyKind::Process => "process",
+            TopologyKind::Container => "container",
+            TopologyKind::ContainerImage => "container_image",
+            TopologyKind::Host => "host",
+            TopologyKind::Pod => "pod",
+            TopologyKind::Service => "service",
+        }
+    }
+}
+
+impl std::str::FromStr for TopologyKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TopologyKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown topology {s:?}"))
+    }
+}
+
+/// A value with the time it was observed (ms since the epoch).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Latest {
+    /// When.
+    pub ts: u64,
+    /// What.
+    pub value: String,
+}
+
+/// One metric sample.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When (ms since the epoch).
+    pub ts: u64,
+    /// The value.
+    pub value: f64,
+}
+
+/// A metric of a node: its newest samples and the extremes ever seen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    /// Samples ordered by time, at most [`MAX_SAMPLES`].
+    pub samples: Vec<Sample>,
+    /// The smallest value seen.
+    pub min: f64,
+    /// The largest value seen.
+    pub max: f64,
+}
+
+impl Metric {
+    /// A metric with one sample.
+    pub fn sample(ts: u64, value: f64) -> Metric {
+        Metric {
+            samples: vec![Sample { ts, value }],
+            min: value,
+            max: value,
+        }
+    }
+
+    /// The newest sample.
+    pub fn last(&self) -> Option<Sample> {
+        self.samples.last().copied()
+    }
+
+    /// Union of samples (one per timestamp, the larger value on a tie),
+    /// newest [`MAX_SAMPLES`] kept; extremes combined.
+    pub fn merge(&mut self, other: &Metric) {
+        self.min = fmin(self.min, other.min);
+        self.max = fmax(self.max, other.max);
+        if other.samples.is_empty() {
+            return;
+        }
+        let mut all = Vec::with_capacity(self.samples.len() + other.samples.len());
+        let (mut i, mut j) = (0, 0);
+        let (a, b) = (&self.samples, &other.samples);
+        while i < a.len() || j < b.len() {
+            let next = match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.ts == y.ts => {
+                    i += 1;
+                    j += 1;
+                    Sample {
+                        ts: x.ts,
+                        value: fmax(x.value, y.value),
+                    }
+                }
+                (Some(x), Some(y)) if x.ts < y.ts => {
+                    i += 1;
+                    *x
+                }
+                (Some(_), Some(y)) | (None, Some(y)) => {
+                    j += 1;
+                    *y
+                }
+                (Some(x), None) => {
+                    i += 1;
+                    *x
+                }
+                (None, None) => break,
+            };
+            all.push(next);
+        }
+        let keep_from = all.len().saturating_sub(MAX_SAMPLES);
+        all.drain(..keep_from);
+        self.samples = all;
+    }
+}
+
+/// `max` that is a total, symmetric choice even with NaN (NaN loses).
+fn fmax(a: f64, b: f64) -> f64 {
+    if a.total_cmp(&b).is_ge() {
+        a
+    } else {
+        b
+    }
+}
+
+fn fmin(a: f64, b: f64) -> f64 {
+    if a.total_cmp(&b).is_le() {
+        a
+    } else {
+        b
+    }
+}
+
+/// The controls a node offers now (ids into [`Topology::controls`]); the
+/// newest set wins.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NodeControls {
+    /// When the set was observed.
+    pub ts: u64,
+    /// Control ids.
+    pub ids: BTreeSet<String>,
+}
+
+/// One node of a topology.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Latest values by key (the newest write wins).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub latest: BTreeMap<String, Latest>,
+    /// Sets by key (merged by union), e.g. `ips`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sets: BTreeMap<String, BTreeSet<String>>,
+    /// Edges to nodes of the same topology.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub adjacency: BTreeSet<String>,
+    /// Parents in other topologies (a process's container and host).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parents: BTreeMap<TopologyKind, BTreeSet<String>>,
+    /// Metrics by name (`cpu_usage_percent`, `memory_usage_bytes`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, Metric>,
+    /// Controls the owning probe offers on this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controls: Option<NodeControls>,
+}
+
+impl Node {
+    /// Sets a latest value (builder style).
+    #[must_use]
+    pub fn with_latest(mut self, key: &str, value: impl Into<String>, ts: u64) -> Node {
+        self.set_latest(key, value, ts);
+        self
+    }
+
+    /// Sets a latest value.
+    pub fn set_latest(&mut self, key: &str, value: impl Into<String>, ts: u64) {
+        self.latest.insert(
+            key.to_string(),
+            Latest {
+                ts,
+                value: value.into(),
+            },
+        );
+    }
+
+    /// A latest value.
+    pub fn latest(&self, key: &str) -> Option<&str> {
+        self.latest.get(key).map(|l| l.value.as_str())
+    }
+
+    /// Adds a parent (builder style).
+    #[must_use]
+    pub fn with_parent(mut self, kind: TopologyKind, id: impl Into<String>) -> Node {
+        self.parents.entry(kind).or_default().insert(id.into());
+        self
+    }
+
+    /// Adds an edge.
+    #[must_use]
+    pub fn with_adjacent(mut self, id: impl Into<String>) -> Node {
+        self.adjacency.insert(id.into());
+        self
+    }
+
+    /// Records one metric sample.
+    pub fn set_metric(&mut self, name: &str, ts: u64, value: f64) {
+        self.metrics.insert(name.to_string(), Metric::sample(ts, value));
+    }
+
+    /// Adds a value to a set.
+    pub fn add_to_set(&mut self, key: &str, value: impl Into<String>) {
+        self.sets.entry(key.to_string()).or_default().insert(value.into());
+    }
+
+    /// The parents of one kind.
+    pub fn parents_of(&self, kind: TopologyKind) -> impl Iterator<Item = &str> {
+        self.parents.get(&kind).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Merges another observation of the same node into this one.
+    pub fn merge(&mut self, other: &Node) {
+        for (k, v) in &other.latest {
+            match self.latest.get_mut(k) {
+                Some(mine) if *mine >= *v => {}
+                Some(mine) => *mine = v.clone(),
+                None => {
+                    self.latest.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        for (k, v) in &other.sets {
+            let set = self.sets.entry(k.clone()).or_default();
+            set.extend(v.iter().cloned());
+        }
+        self.adjacency.extend(other.adjacency.iter().cloned());
+        for (k, v) in &other.parents {
+            self.parents.entry(*k).or_default().extend(v.iter().cloned());
+        }
+        for (k, v) in &other.metrics {
+            match self.metrics.get_mut(k) {
+                Some(mine) => mine.merge(v),
+                None => {
+                    self.metrics.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        if let Some(c) = &other.controls {
+            if self.controls.as_ref().is_none_or(|mine| mine < c) {
+                self.controls = Some(c.clone());
+            }
+        }
+    }
+}
+
+/// What a control looks like in a UI.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ControlDef {
+    /// Shown to people (`Stop`).
+    pub human: String,
+    /// An icon name.
+    pub icon: String,
+    /// Sort order among a node's controls.
+    pub rank: u32,
+}
+
+/// The nodes of one topology, plus the controls its nodes may offer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Topology {
+    /// Nodes by id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nodes: BTreeMap<String, Node>,
+    /// Control definitions by id (`docker_stop`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub controls: BTreeMap<String, ControlDef>,
+}
+
+impl Topology {
+    /// Adds a node, merging it into one of the same id.
+    pub fn insert(&mut self, id: String, node: Node) {
+        match self.nodes.get_mut(&id) {
+            Some(mine) => mine.merge(&node),
+            None => {
+                self.nodes.insert(id, node);
+            }
+        }
+    }
+
+    /// Merges another topology into this one.
+    pub fn merge(&mut self, other: &Topology) {
+        for (id, n) in &other.nodes {
+            match self.nodes.get_mut(id) {
+                Some(mine) => mine.merge(n),
+                None => {
+                    self.nodes.insert(id.clone(), n.clone());
+                }
+            }
+        }
+        for (id, c) in &other.controls {
+            match self.controls.get_mut(id) {
+                Some(mine) if *mine >= *c => {}
+                Some(mine) => *mine = c.clone(),
+                None => {
+                    self.controls.insert(id.clone(), c.clone());
+                }
+            }
+        }
+    }
+
+    /// No nodes and no controls.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.controls.is_empty()
+    }
+}
+
+/// The seven topologies.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Topologies {
+    /// Endpoints.
+    #[serde(default, skip_serializing_if = "Topology::is_empty")]
+    pub endpoint: Topology,
+    /// Processes.
+    #[serde(default, skip_serializing_if = "Topology::is_empty")]
+    pub process: Topology,
+    /// Containers.
+    #[serde(default, skip_serializing_if = "Topology::is_empty")]
+    pub container: Topology,
+    /// Container images.
+    #[serde(default, skip_serializing_if = "Topology::is_empty")]
+    pub container_image: Topology,
+    /// Hosts.
+    #[serde(default, skip_serializing_if = "Topology::is_empty")]
+    pub host: Topology,
+    /// Pods.
+    #[serde(default, skip_serializing_if = "Topology::is_empty")]
+    pub pod: Topology,
+    /// Services.
+    #[serde(default, skip_serializing_if = "Topology::is_empty")]
+    pub service: Topology,
+}
+
+impl Topologies {
+    /// One topology.
+    pub fn get(&self, kind: TopologyKind) -> &Topology {
+        match kind {
+            TopologyKind::Endpoint => &self.endpoint,
+            TopologyKind::Process => &self.process,
+            TopologyKind::Container => &self.container,
+            TopologyKind::ContainerImage => &self.container_image,
+            TopologyKind::Host => &self.host,
+            TopologyKind::Pod => &self.pod,
+            TopologyKind::Service => &self.service,
+        }
+    }
+
+    /// One topology, to change.
+    pub fn get_mut(&mut self, kind: TopologyKind) -> &mut Topology {
+        match kind {
+            TopologyKind::Endpoint => &mut self.endpoint,
+            TopologyKind::Process => &mut self.process,
+            TopologyKind::Container => &mut self.container,
+            TopologyKind::ContainerImage => &mut self.container_image,
+            TopologyKind::Host => &mut self.host,
+            TopologyKind::Pod => &mut self.pod,
+            TopologyKind::Service => &mut self.service,
+        }
+    }
+
+    /// Every topology with its kind.
+    pub fn iter(&self) -> impl Iterator<Item = (TopologyKind, &Topology)> {
+        TopologyKind::ALL.into_iter().map(move |k| (k, self.get(k)))
+    }
+
+    /// Merges another set of topologies into this one.
+    pub fn merge(&mut self, other: &Topologies) {
+        for kind in TopologyKind::ALL {
+            self.get_mut(kind).merge(other.get(kind));
+        }
+    }
+
+    /// Nodes in all topologies.
+    pub fn node_count(&self) -> usize {
+        self.iter().map(|(_, t)| t.nodes.len()).sum()
+    }
+}
+
+/// Who sent a report and when; the newest header wins a merge.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Header {
+    /// When it was collected (ms since the epoch).
+    pub ts: u64,
+    /// The probe's publish counter.
+    pub seq: u64,
+    /// The probe's id (stable across restarts of the same host's probe).
+    pub probe_id: String,
+    /// The host the probe runs on.
+    pub hostname: String,
+    /// A full report replaces what the app holds for this probe; a delta
+    /// holds only the nodes that changed since the previous report.
+    pub full: bool,
+}
+
+/// One probe's report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Who and when.
+    pub header: Header,
+    /// What.
+    pub topologies: Topologies,
+}
+
+impl Report {
+    /// An empty full report.
+    pub fn new(probe_id: &str, hostname: &str, ts: u64) -> Report {
+        Report {
+            header: Header {
+                ts,
+                seq: 0,
+                probe_id: probe_id.to_string(),
+                hostname: hostname.to_string(),
+                full: true,
+            },
+            topologies: Topologies::default(),
+        }
+    }
+
+    /// Merges another report into this one (the newest header is kept).
+    pub fn merge(&mut self, other: &Report) {
+        if other.header > self.header {
+            self.header = other.header.clone();
+        }
+        self.topologies.merge(&other.topologies);
+    }
+
+    /// The nodes of `self` that are new or differ from `previous`: what a
+    /// delta report carries. Topology control definitions ride along when
+    /// they changed.
+    pub fn delta_since(&self, previous: &Report) -> Report {
+        let mut out = Report {
+            header: Header {
+                full: false,
+                ..self.header.clone()
+            },
+            topologies: Topologies::default(),
+        };
+        for kind in TopologyKind::ALL {
+            let (now, before) = (self.topologies.get(kind), previous.topologies.get(kind));
+            let target = out.topologies.get_mut(kind);
+            for (id, node) in &now.nodes {
+                if before.nodes.get(id) != Some(node) {
+                    target.nodes.insert(id.clone(), node.clone());
+                }
+            }
+            if now.controls != before.controls {
+                target.controls = now.controls.clone();
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,198 @@
+//! Laws of report merging (commutative, associative, idempotent) and the
+//! wire codec's handling of bad input, checked with proptest.
+
+use orchestrator_core::report::{
+    decode, encode, Limits, Metric, Node, NodeControls, Report, ReportError, Sample, Topologies, TopologyKind,
+};
+use proptest::prelude::*;
+
+const KEYS: [&str; 3] = ["name", "state", "image"];
+const IDS: [&str; 4] = ["a", "b", "c", "d"];
+
+fn node() -> impl Strategy<Value = Node> {
+    let latest = prop::collection::vec((0usize..3, 0u64..5, 0u8..3), 0..4);
+    let sets = prop::collection::vec((0usize..2, 0usize..4), 0..3);
+    let adjacency = prop::collection::vec(0usize..4, 0..3);
+    let parents = prop::collection::vec((0usize..7, 0usize..4), 0..2);
+    let metrics = prop::collection::vec((0usize..2, prop::collection::vec((0u64..40, -3i32..3), 1..40)), 0..2);
+    let controls = prop::option::of((0u64..3, prop::collection::btree_set(0usize..4, 0..3)));
+    (latest, sets, adjacency, parents, metrics, controls).prop_map(|(latest, sets, adj, parents, metrics, controls)| {
+        let mut n = Node::default();
+        for (k, ts, v) in latest {
+            // Same key and time may carry different values in different
+            // reports: the tie must still resolve the same way everywhere.
+            n.set_latest(KEYS[k], format!("v{v}"), ts);
+        }
+        for (k, v) in sets {
+            n.add_to_set(KEYS[k], IDS[v]);
+        }
+        for a in adj {
+            n.adjacency.insert(IDS[a].to_string());
+        }
+        for (k, id) in parents {
+            n.parents
+                .entry(TopologyKind::ALL[k])
+                .or_default()
+                .insert(IDS[id].to_string());
+        }
+        for (k, samples) in metrics {
+            let mut m: Option<Metric> = None;
+            for (ts, v) in samples {
+                let one = Metric::sample(ts, f64::from(v));
+                match &mut m {
+                    Some(m) => m.merge(&one),
+                    None => m = Some(one),
+                }
+            }
+            if let Some(m) = m {
+                n.metrics.insert(KEYS[k].to_string(), m);
+            }
+        }
+        n.controls = controls.map(|(ts, ids)| NodeControls {
+            ts,
+            ids: ids.into_iter().map(|i| IDS[i].to_string()).collect(),
+        });
+        n
+    })
+}
+
+fn report() -> impl Strategy<Value = Report> {
+    let nodes = prop::collection::vec((0usize..7, 0usize..4, node()), 0..6);
+    (0u64..4, 0u64..3, any::<bool>(), nodes).prop_map(|(ts, seq, full, nodes)| {
+        let mut r = Report::new("p", "h", ts);
+        r.header.seq = seq;
+        r.header.full = full;
+        for (kind, id, n) in nodes {
+            r.topologies
+                .get_mut(TopologyKind::ALL[kind])
+                .insert(IDS[id].to_string(), n);
+        }
+        r
+    })
+}
+
+fn merged(a: &Report, b: &Report) -> Report {
+    let mut out = a.clone();
+    out.merge(b);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn merge_is_commutative(a in report(), b in report()) {
+        prop_assert_eq!(merged(&a, &b), merged(&b, &a));
+    }
+
+    #[test]
+    fn merge_is_associative(a in report(), b in report(), c in report()) {
+        prop_assert_eq!(merged(&merged(&a, &b), &c), merged(&a, &merged(&b, &c)));
+    }
+
+    #[test]
+    fn merge_is_idempotent(a in report(), b in report()) {
+        prop_assert_eq!(merged(&a, &a), a.clone());
+        let ab = merged(&a, &b);
+        prop_assert_eq!(merged(&ab, &b), ab.clone());
+    }
+
+    #[test]
+    fn previous_plus_delta_is_the_new_report(before in report(), now in report()) {
+        let delta = now.delta_since(&before);
+        // What the app holds: the previous report with the changed nodes
+        // replaced. Every node of `now` is in it exactly as `now` has it.
+        let mut held = before.topologies.clone();
+        for (kind, t) in delta.topologies.iter() {
+            for (id, n) in &t.nodes {
+                held.get_mut(kind).nodes.insert(id.clone(), n.clone());
+            }
+        }
+        for (kind, t) in now.topologies.iter() {
+            for (id, n) in &t.nodes {
+                prop_assert_eq!(held.get(kind).nodes.get(id), Some(n));
+            }
+        }
+        prop_assert!(!delta.header.full);
+    }
+
+    #[test]
+    fn codec_round_trips(r in report()) {
+        let bytes = encode(&r).unwrap();
+        prop_assert_eq!(decode(&bytes, Limits::default()).unwrap(), r);
+    }
+
+    #[test]
+    fn codec_rejects_garbage_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        prop_assert!(decode(&bytes, Limits::default()).is_err());
+    }
+
+    #[test]
+    fn codec_rejects_corrupted_reports_without_panicking(r in report(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let mut bytes = encode(&r).unwrap();
+        let i = at.index(bytes.len());
+        bytes[i] ^= 1 << bit;
+        // Either an error or (a flipped bit the checksum cannot see is
+        // impossible with gzip's CRC, but the header's flag bits) a report.
+        let _ = decode(&bytes, Limits::default());
+    }
+}
+
+#[test]
+fn metric_keeps_the_newest_samples_and_the_extremes() {
+    let mut m = Metric::sample(0, 5.0);
+    for ts in 1..100 {
+        m.merge(&Metric::sample(ts, ts as f64));
+    }
+    assert_eq!(m.samples.len(), orchestrator_core::report::MAX_SAMPLES);
+    assert_eq!(m.last(), Some(Sample { ts: 99, value: 99.0 }));
+    assert_eq!((m.min, m.max), (1.0, 99.0));
+}
+
+#[test]
+fn codec_refuses_oversized_bombs_and_foreign_versions() {
+    let mut r = Report::new("p", "h", 1);
+    for i in 0..20_000 {
+        r.topologies.process.insert(
+            format!("h;{i}"),
+            Node::default().with_latest("cmdline", "x".repeat(100), 1),
+        );
+    }
+    let bytes = encode(&r).unwrap();
+    // Compresses well: a small report on the wire, large when decoded.
+    assert!(bytes.len() < 400_000, "{} bytes", bytes.len());
+    let small = Limits {
+        max_encoded: 16 << 20,
+        max_decoded: 1 << 20,
+    };
+    assert!(matches!(
+        decode(&bytes, small),
+        Err(ReportError::TooLarge { what: "decoded", .. })
+    ));
+    let tiny = Limits {
+        max_encoded: 1000,
+        max_decoded: 1 << 30,
+    };
+    assert!(matches!(
+        decode(&bytes, tiny),
+        Err(ReportError::TooLarge { what: "encoded", .. })
+    ));
+    let mut future = bytes.clone();
+    future[4] = 9;
+    let e = decode(&future, Limits::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "report wire version 9 is not supported (this build reads 1)"
+    );
+    assert!(matches!(
+        decode(b"{\"json\": true}", Limits::default()),
+        Err(ReportError::NotAReport)
+    ));
+    let mut truncated = bytes;
+    truncated.truncate(100);
+    assert!(matches!(
+        decode(&truncated, Limits::default()),
+        Err(ReportError::Malformed(_))
+    ));
+    assert_eq!(Topologies::default().node_count(), 0);
+}

@@ -1,0 +1,99 @@
+//! Prometheus exposition of the probe's own cost (for `--metrics-listen`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::{AppPublisher, ProbeStats};
+
+type Labels = Vec<(String, String)>;
+
+/// The probe's counters, and each publisher's, in the Prometheus text format.
+pub fn render(stats: &ProbeStats, publishers: &[(String, &crate::PublishStats)]) -> String {
+    let mut registry = Registry::with_prefix("probe");
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let counter = |registry: &mut Registry, name: &str, help: &str, v: u64| {
+        let c: Counter = Counter::default();
+        c.inc_by(v);
+        registry.register(name, help, c);
+    };
+    let gauge = |registry: &mut Registry, name: &str, help: &str, v: f64| {
+        let g = Gauge::<f64, AtomicU64>::default();
+        g.set(v);
+        registry.register(name, help, g);
+    };
+    counter(&mut registry, "cycles", "Collection cycles run", get(&stats.cycles));
+    counter(
+        &mut registry,
+        "collector_errors",
+        "Collector failures",
+        get(&stats.collector_errors),
+    );
+    counter(&mut registry, "published", "Reports published", get(&stats.published));
+    gauge(
+        &mut registry,
+        "cpu_seconds",
+        "CPU time used by the probe process",
+        get(&stats.cpu_us) as f64 / 1e6,
+    );
+    gauge(
+        &mut registry,
+        "resident_memory_bytes",
+        "Resident memory of the probe process",
+        get(&stats.rss_bytes) as f64,
+    );
+    gauge(
+        &mut registry,
+        "cycle_seconds",
+        "Duration of the last collection cycle",
+        get(&stats.last_cycle_us) as f64 / 1e6,
+    );
+    gauge(
+        &mut registry,
+        "report_bytes",
+        "Encoded size of the last report",
+        get(&stats.last_report_bytes) as f64,
+    );
+    gauge(
+        &mut registry,
+        "report_nodes",
+        "Nodes in the last report",
+        get(&stats.last_report_nodes) as f64,
+    );
+    let family = |registry: &mut Registry, name: &str, help: &str, f: &dyn Fn(&crate::PublishStats) -> u64| {
+        let fam = Family::<Labels, Counter>::default();
+        for (url, s) in publishers {
+            fam.get_or_create(&vec![("app".to_string(), url.clone())]).inc_by(f(s));
+        }
+        registry.register(name, help, fam);
+    };
+    family(&mut registry, "reports_sent", "Reports an app accepted", &|s| {
+        get(&s.sent)
+    });
+    family(
+        &mut registry,
+        "reports_dropped",
+        "Reports dropped from a full queue",
+        &|s| get(&s.dropped),
+    );
+    family(&mut registry, "publish_errors", "Failed publish attempts", &|s| {
+        get(&s.errors)
+    });
+    family(&mut registry, "reports_rejected", "Reports an app refused", &|s| {
+        get(&s.rejected)
+    });
+    let mut out = String::new();
+    encode(&mut out, &registry).expect("writing to a String cannot fail");
+    out
+}
+
+/// [`render`] for a probe's publishers.
+pub fn render_probe(stats: &ProbeStats, publishers: &[AppPublisher]) -> String {
+    let named: Vec<(String, &crate::PublishStats)> =
+        publishers.iter().map(|p| (p.url().to_string(), p.stats())).collect();
+    render(stats, &named)
+}

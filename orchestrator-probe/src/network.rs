@@ -1,0 +1,408 @@
+//! Network connections: TCP and UDP, IPv4 and IPv6, from `/proc/PID/net/*`
+//! once per network namespace, with the owning process found through the
+//! socket inodes in `/proc/PID/fd`.
+//!
+//! # Why the descriptor walk is lazy
+//!
+//! Mapping a socket to its process means a `readlink` for every descriptor
+//! of every process — the costly part of any connection tracker (tens of
+//! thousands of system calls on a busy host). The socket tables themselves
+//! are cheap. So the collector reads the tables first and walks descriptors
+//! only when a table names an inode it has not resolved yet, at most once
+//! per [`NetworkCollector::min_walk_interval_ms`]; inodes that no visible
+//! process owns are remembered until the next walk, so they do not force one.
+//!
+//! Short-lived connections are caught two ways: sockets in `TIME_WAIT`
+//! (closed, still in the table for a minute, no owner) and, when the kernel
+//! exposes it, `/proc/net/nf_conntrack`, which keeps finished flows for a
+//! while. Neither is required.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use orchestrator_core::report::{ids, Node, Report, TopologyKind};
+
+use crate::process::namespace_inode;
+
+/// One socket from a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Socket {
+    /// `tcp` or `udp`.
+    pub protocol: &'static str,
+    /// Local address.
+    pub local: SocketAddr,
+    /// Remote address (unspecified for listeners).
+    pub remote: SocketAddr,
+    /// The kernel state number (`0A` listen, `01` established, `06` time wait).
+    pub state: u8,
+    /// The socket inode (0 for sockets no descriptor holds).
+    pub inode: u64,
+}
+
+const TCP_ESTABLISHED: u8 = 0x01;
+const TCP_TIME_WAIT: u8 = 0x06;
+const TCP_LISTEN: u8 = 0x0A;
+
+fn tcp_state_name(state: u8) -> &'static str {
+    match state {
+        0x01 => "ESTABLISHED",
+        0x02 => "SYN_SENT",
+        0x03 => "SYN_RECV",
+        0x04 => "FIN_WAIT1",
+        0x05 => "FIN_WAIT2",
+        0x06 => "TIME_WAIT",
+        0x07 => "CLOSE",
+        0x08 => "CLOSE_WAIT",
+        0x09 => "LAST_ACK",
+        0x0A => "LISTEN",
+        0x0B => "CLOSING",
+        _ => "UNKNOWN",
+    }
+}
+
+fn parse_hex_addr(s: &str) -> Option<SocketAddr> {
+    let (ip, port) = s.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let ip = match ip.len() {
+        8 => {
+            // One little-endian 32-bit word.
+            let v = u32::from_str_radix(ip, 16).ok()?;
+            IpAddr::from(v.swap_bytes().to_be_bytes())
+        }
+        32 => {
+            // Four little-endian 32-bit words.
+            let mut bytes = [0u8; 16];
+            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+                let word = u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16).ok()?;
+                chunk.copy_from_slice(&word.swap_bytes().to_be_bytes());
+            }
+            let v6 = std::net::Ipv6Addr::from(bytes);
+            // IPv4-mapped addresses name the IPv4 socket.
+            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Parses a `/proc/net/{tcp,tcp6,udp,udp6}` table; bad lines are skipped.
+pub fn parse_table(text: &str, protocol: &'static str) -> Vec<Socket> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_ascii_whitespace().take(10).collect();
+            if f.len() < 10 {
+                return None;
+            }
+            Some(Socket {
+                protocol,
+                local: parse_hex_addr(f[1])?,
+                remote: parse_hex_addr(f[2])?,
+                state: u8::from_str_radix(f[3], 16).ok()?,
+                inode: f[9].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// One flow from `nf_conntrack`, in its original direction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// `tcp` or `udp`.
+    pub protocol: &'static str,
+    /// The side that opened it.
+    pub client: SocketAddr,
+    /// The side it was opened to.
+    pub server: SocketAddr,
+}
+
+/// Parses `/proc/net/nf_conntrack` (TCP and UDP flows).
+pub fn parse_conntrack(text: &str) -> Vec<Flow> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split_ascii_whitespace();
+            let protocol = match f.nth(2)? {
+                "tcp" => "tcp",
+                "udp" => "udp",
+                _ => return None,
+            };
+            let (mut src, mut dst, mut sport, mut dport) = (None, None, None, None);
+            for kv in f {
+                let Some((k, v)) = kv.split_once('=') else { continue };
+                match k {
+                    "src" if src.is_none() => src = v.parse::<IpAddr>().ok(),
+                    "dst" if dst.is_none() => dst = v.parse::<IpAddr>().ok(),
+                    "sport" if sport.is_none() => sport = v.parse::<u16>().ok(),
+                    "dport" if dport.is_none() => {
+                        dport = v.parse::<u16>().ok();
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            Some(Flow {
+                protocol,
+                client: SocketAddr::new(src?, sport?),
+                server: SocketAddr::new(dst?, dport?),
+            })
+        })
+        .collect()
+}
+
+/// The socket inode of a `socket:[12345]` descriptor link.
+fn socket_inode(link: &Path) -> Option<u64> {
+    link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// Collects the endpoint topology.
+#[derive(Debug)]
+pub struct NetworkCollector {
+    root: PathBuf,
+    host: String,
+    host_netns: Option<u64>,
+    /// pid → network namespace inode.
+    netns_of: HashMap<u32, u64>,
+    /// socket inode → owning pid.
+    owner: HashMap<u64, u32>,
+    /// Inodes the last walk could not place.
+    unresolved: HashSet<u64>,
+    last_walk_ms: Option<u64>,
+    /// Fewest milliseconds between two descriptor walks.
+    pub min_walk_interval_ms: u64,
+    /// Whether to read `nf_conntrack` when it exists.
+    pub use_conntrack: bool,
+    walks: u64,
+}
+
+impl NetworkCollector {
+    /// Collects from `/proc` for the host named `host`.
+    pub fn new(host: &str) -> NetworkCollector {
+        NetworkCollector::with_root("/proc", host)
+    }
+
+    /// Collects from another procfs mount.
+    pub fn with_root(root: impl Into<PathBuf>, host: &str) -> NetworkCollector {
+        let root = root.into();
+        let host_netns = std::fs::read_link(root.join("1/ns/net"))
+            .or_else(|_| std::fs::read_link(root.join("self/ns/net")))
+            .ok()
+            .and_then(|l| namespace_inode(&l));
+        NetworkCollector {
+            root,
+            host: host.to_string(),
+            host_netns,
+            netns_of: HashMap::new(),
+            owner: HashMap::new(),
+            unresolved: HashSet::new(),
+            last_walk_ms: None,
+            min_walk_interval_ms: 1_000,
+            use_conntrack: true,
+            walks: 0,
+        }
+    }
+
+    /// Descriptor walks done so far.
+    pub fn walks(&self) -> u64 {
+        self.walks
+    }
+
+    /// One cycle: adds endpoint nodes to `report`.
+    pub fn collect_into(&mut self, report: &mut Report, now_ms: u64) -> std::io::Result<()> {
+        let pids = self.list_pids()?;
+        // One reader pid per namespace; the host's own is read at /proc/net.
+        let mut namespaces: HashMap<u64, u32> = HashMap::new();
+        for &pid in &pids {
+            let ns = match self.netns_of.get(&pid) {
+                Some(ns) => *ns,
+                None => {
+                    let Some(ns) = std::fs::read_link(self.root.join(format!("{pid}/ns/net")))
+                        .ok()
+                        .and_then(|l| namespace_inode(&l))
+                    else {
+                        continue;
+                    };
+                    self.netns_of.insert(pid, ns);
+                    ns
+                }
+            };
+            namespaces.entry(ns).or_insert(pid);
+        }
+        let alive: HashSet<u32> = pids.iter().copied().collect();
+        self.netns_of.retain(|pid, _| alive.contains(pid));
+
+        let mut sockets: Vec<(Option<u64>, Socket)> = Vec::new();
+        for (&ns, &pid) in &namespaces {
+            let dir = if Some(ns) == self.host_netns {
+                self.root.join("net")
+            } else {
+                self.root.join(format!("{pid}/net"))
+            };
+            let scope = (Some(ns) != self.host_netns).then_some(ns);
+            for (file, protocol) in [("tcp", "tcp"), ("tcp6", "tcp"), ("udp", "udp"), ("udp6", "udp")] {
+                if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
+                    sockets.extend(parse_table(&text, protocol).into_iter().map(|s| (scope, s)));
+                }
+            }
+        }
+        if namespaces.is_empty() {
+            // No readable process (a restricted /proc): the host tables still are.
+            for (file, protocol) in [("tcp", "tcp"), ("tcp6", "tcp"), ("udp", "udp"), ("udp6", "udp")] {
+                if let Ok(text) = std::fs::read_to_string(self.root.join("net").join(file)) {
+                    sockets.extend(parse_table(&text, protocol).into_iter().map(|s| (None, s)));
+                }
+            }
+        }
+
+        let unknown = sockets
+            .iter()
+            .any(|(_, s)| s.inode != 0 && !self.owner.contains_key(&s.inode) && !self.unresolved.contains(&s.inode));
+        let may_walk = self
+            .last_walk_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) >= self.min_walk_interval_ms);
+        if unknown && may_walk {
+            self.walk(&pids, now_ms);
+            self.unresolved = sockets
+                .iter()
+                .map(|(_, s)| s.inode)
+                .filter(|i| *i != 0 && !self.owner.contains_key(i))
+                .collect();
+        }
+
+        self.add_endpoints(report, &sockets, now_ms);
+        if self.use_conntrack {
+            if let Ok(text) = std::fs::read_to_string(self.root.join("net/nf_conntrack")) {
+                self.add_flows(report, &parse_conntrack(&text), now_ms);
+            }
+        }
+        Ok(())
+    }
+
+    fn list_pids(&self) -> std::io::Result<Vec<u32>> {
+        Ok(std::fs::read_dir(&self.root)?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect())
+    }
+
+    /// Maps every socket descriptor of every visible process to its pid.
+    fn walk(&mut self, pids: &[u32], now_ms: u64) {
+        self.walks += 1;
+        self.last_walk_ms = Some(now_ms);
+        self.owner.clear();
+        for &pid in pids {
+            let Ok(fds) = std::fs::read_dir(self.root.join(format!("{pid}/fd"))) else {
+                continue;
+            };
+            for fd in fds.flatten() {
+                if let Some(inode) = std::fs::read_link(fd.path()).ok().and_then(|l| socket_inode(&l)) {
+                    self.owner.insert(inode, pid);
+                }
+            }
+        }
+    }
+
+    fn add_endpoints(&self, report: &mut Report, sockets: &[(Option<u64>, Socket)], now_ms: u64) {
+        // Who listens where, per namespace: a connection to a listening
+        // port is incoming, and its edge runs from the remote client to us.
+        let listening: HashSet<(Option<u64>, u16)> = sockets
+            .iter()
+            .filter(|(_, s)| s.protocol == "tcp" && s.state == TCP_LISTEN)
+            .map(|(ns, s)| (*ns, s.local.port()))
+            .collect();
+        let topology = report.topologies.get_mut(TopologyKind::Endpoint);
+        for (ns, s) in sockets {
+            let listen = s.protocol == "tcp" && s.state == TCP_LISTEN;
+            let unconnected = s.remote.ip().is_unspecified();
+            if !listen && unconnected && s.protocol == "tcp" {
+                continue;
+            }
+            let local_id = ids::endpoint(&self.host, *ns, s.local.ip(), s.local.port());
+            let mut local = self.endpoint_node(*ns, s.local, s.protocol, now_ms);
+            if s.protocol == "tcp" {
+                local.set_latest("state", tcp_state_name(s.state), now_ms);
+            }
+            if let Some(pid) = self.owner.get(&s.inode) {
+                local.set_latest("pid", pid.to_string(), now_ms);
+                local = local.with_parent(TopologyKind::Process, ids::process(&self.host, *pid));
+            }
+            if listen {
+                local.set_latest("listening", "true", now_ms);
+            }
+            if !unconnected && (s.protocol == "udp" || s.state == TCP_ESTABLISHED || s.state == TCP_TIME_WAIT) {
+                let remote_id = ids::endpoint(&self.host, *ns, s.remote.ip(), s.remote.port());
+                let mut remote = self.endpoint_node(*ns, s.remote, s.protocol, now_ms);
+                if listening.contains(&(*ns, s.local.port())) {
+                    remote.adjacency.insert(local_id.clone());
+                } else {
+                    local.adjacency.insert(remote_id.clone());
+                }
+                topology.insert(remote_id, remote);
+            }
+            topology.insert(local_id, local);
+        }
+    }
+
+    fn endpoint_node(&self, ns: Option<u64>, addr: SocketAddr, protocol: &str, now_ms: u64) -> Node {
+        let mut n = Node::default()
+            .with_latest("addr", addr.ip().to_string(), now_ms)
+            .with_latest("port", addr.port().to_string(), now_ms)
+            .with_latest("protocol", protocol, now_ms);
+        if let Some(ns) = ns {
+            n.set_latest("netns", ns.to_string(), now_ms);
+        }
+        if addr.ip().is_loopback() {
+            n = n.with_parent(TopologyKind::Host, ids::host(&self.host));
+        }
+        n
+    }
+
+    fn add_flows(&self, report: &mut Report, flows: &[Flow], now_ms: u64) {
+        let topology = report.topologies.get_mut(TopologyKind::Endpoint);
+        for f in flows {
+            let client_id = ids::endpoint(&self.host, None, f.client.ip(), f.client.port());
+            let server_id = ids::endpoint(&self.host, None, f.server.ip(), f.server.port());
+            let mut client = self.endpoint_node(None, f.client, f.protocol, now_ms);
+            client.set_latest("conntracked", "true", now_ms);
+            client.adjacency.insert(server_id.clone());
+            let mut server = self.endpoint_node(None, f.server, f.protocol, now_ms);
+            server.set_latest("conntracked", "true", now_ms);
+            topology.insert(client_id, client);
+            topology.insert(server_id, server);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tcp_tables() {
+        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000 100 0 0 10 0\n   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 23456 1\n";
+        let s = parse_table(v4, "tcp");
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].local, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!((s[0].state, s[0].inode), (TCP_LISTEN, 12345));
+        assert_eq!(s[1].remote, "127.0.0.1:8080".parse().unwrap());
+        let v6 = "header\n   0: 00000000000000000000000001000000:0050 0000000000000000FFFF00000100007F:D431 01 00000000:00000000 00:00000000 00000000 0 0 777 1\n";
+        let s = parse_table(v6, "tcp");
+        assert_eq!(s[0].local, "[::1]:80".parse().unwrap());
+        assert_eq!(s[0].remote, "127.0.0.1:54321".parse().unwrap());
+        assert!(parse_table("header\ngarbage line\n", "tcp").is_empty());
+    }
+
+    #[test]
+    fn parses_conntrack() {
+        let text = "ipv4     2 tcp      6 117 TIME_WAIT src=10.0.0.1 dst=10.0.0.2 sport=5000 dport=80 src=10.0.0.2 dst=10.0.0.1 sport=80 dport=5000 [ASSURED] mark=0 use=1\nipv4     2 icmp     1 29 src=1.1.1.1 dst=2.2.2.2 type=8 code=0 id=1\n";
+        let f = parse_conntrack(text);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].client, "10.0.0.1:5000".parse().unwrap());
+        assert_eq!(f[0].server, "10.0.0.2:80".parse().unwrap());
+    }
+
+    #[test]
+    fn socket_links() {
+        assert_eq!(socket_inode(Path::new("socket:[42]")), Some(42));
+        assert_eq!(socket_inode(Path::new("/dev/null")), None);
+    }
+}

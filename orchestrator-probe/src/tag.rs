@@ -1,0 +1,159 @@
+//! Joins what independent collectors found: which container a process or
+//! an endpoint belongs to, which Marathon app a plain process runs for.
+//!
+//! Collectors only write the facts they see (a process's cgroup container
+//! id and network namespace, a container's init pid, an endpoint's pid);
+//! this pure pass turns them into parents, so each collector stays
+//! testable alone and the join is tested once.
+
+use std::collections::HashMap;
+
+use orchestrator_core::report::{ids, Node, Report, TopologyKind};
+
+/// Adds container, service and host parents across topologies.
+pub fn tag(report: &mut Report, host: &str, now_ms: u64) {
+    let t = &mut report.topologies;
+    // Container init pids, for the ancestry fallback.
+    let init_pid: HashMap<u32, String> = t
+        .container
+        .nodes
+        .iter()
+        .filter_map(|(id, n)| Some((n.latest("docker_container_pid")?.parse().ok()?, id.clone())))
+        .collect();
+    let ppid: HashMap<u32, u32> = t
+        .process
+        .nodes
+        .values()
+        .filter_map(|n| Some((n.latest("pid")?.parse().ok()?, n.latest("ppid")?.parse().ok()?)))
+        .collect();
+    let known = |id: &str| t.container.nodes.contains_key(id);
+    let mut container_of_pid: HashMap<u32, String> = HashMap::new();
+    for n in t.process.nodes.values() {
+        let Some(pid) = n.latest("pid").and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let by_cgroup = n.latest("cgroup_container_id").filter(|c| known(c)).map(str::to_string);
+        let found = by_cgroup.or_else(|| {
+            // Up the parent chain to a container's init process (bounded:
+            // a corrupt table must not loop).
+            let mut p = pid;
+            for _ in 0..64 {
+                if let Some(c) = init_pid.get(&p) {
+                    return Some(c.clone());
+                }
+                p = *ppid.get(&p)?;
+                if p <= 1 {
+                    return None;
+                }
+            }
+            None
+        });
+        if let Some(c) = found {
+            container_of_pid.insert(pid, c);
+        }
+    }
+    // Network namespaces other than the host's that belong to one container.
+    let mut container_of_netns: HashMap<String, String> = HashMap::new();
+    for n in t.process.nodes.values() {
+        let (Some(pid), Some(ns)) = (n.latest("pid").and_then(|p| p.parse::<u32>().ok()), n.latest("netns")) else {
+            continue;
+        };
+        if let Some(c) = container_of_pid.get(&pid) {
+            container_of_netns.entry(ns.to_string()).or_insert_with(|| c.clone());
+        }
+    }
+
+    let mut services: Vec<(String, Node)> = Vec::new();
+    for n in t.process.nodes.values_mut() {
+        let pid = n.latest("pid").and_then(|p| p.parse::<u32>().ok());
+        if let Some(c) = pid.and_then(|p| container_of_pid.get(&p)) {
+            n.parents.entry(TopologyKind::Container).or_default().insert(c.clone());
+        }
+        if let Some(app) = n.latest("app_id").map(str::to_string) {
+            let id = ids::service("marathon", &app);
+            n.parents.entry(TopologyKind::Service).or_default().insert(id.clone());
+            services.push((
+                id,
+                Node::default()
+                    .with_latest("name", app, now_ms)
+                    .with_latest("service_kind", "marathon", now_ms)
+                    .with_parent(TopologyKind::Host, ids::host(host)),
+            ));
+        }
+    }
+    for (id, n) in services {
+        t.service.insert(id, n);
+    }
+    for n in t.endpoint.nodes.values_mut() {
+        let by_pid = n
+            .latest("pid")
+            .and_then(|p| p.parse::<u32>().ok())
+            .and_then(|p| container_of_pid.get(&p));
+        let by_ns = n.latest("netns").and_then(|ns| container_of_netns.get(ns));
+        if let Some(c) = by_pid.or(by_ns) {
+            n.parents.entry(TopologyKind::Container).or_default().insert(c.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_and_endpoints_find_their_containers() {
+        let mut r = Report::new("p", "h", 0);
+        let c1 = "a".repeat(64);
+        let c2 = "b".repeat(64);
+        r.topologies.container.insert(
+            c1.clone(),
+            Node::default().with_latest("docker_container_pid", "100", 0),
+        );
+        r.topologies.container.insert(
+            c2.clone(),
+            Node::default().with_latest("docker_container_pid", "200", 0),
+        );
+        let proc_node = |pid: u32, ppid: u32| {
+            Node::default()
+                .with_latest("pid", pid.to_string(), 0)
+                .with_latest("ppid", ppid.to_string(), 0)
+        };
+        // 101 by cgroup, 201 → 200 by ancestry, 300 in no container, 400 a Marathon task.
+        r.topologies.process.insert(
+            "h;101".into(),
+            proc_node(101, 100).with_latest("cgroup_container_id", c1.clone(), 0),
+        );
+        r.topologies
+            .process
+            .insert("h;201".into(), proc_node(201, 200).with_latest("netns", "77", 0));
+        r.topologies.process.insert("h;200".into(), proc_node(200, 1));
+        r.topologies.process.insert("h;300".into(), proc_node(300, 1));
+        r.topologies
+            .process
+            .insert("h;400".into(), proc_node(400, 1).with_latest("app_id", "/web", 0));
+        r.topologies
+            .endpoint
+            .insert(";10.0.0.1;80".into(), Node::default().with_latest("pid", "101", 0));
+        r.topologies
+            .endpoint
+            .insert(";10.0.0.2;80".into(), Node::default().with_latest("netns", "77", 0));
+        tag(&mut r, "h", 0);
+        let p = &r.topologies.process.nodes;
+        let parents = |n: &Node| {
+            n.parents_of(TopologyKind::Container)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(parents(&p["h;101"]), vec![c1.clone()]);
+        assert_eq!(parents(&p["h;201"]), vec![c2.clone()]);
+        assert!(parents(&p["h;300"]).is_empty());
+        let e = &r.topologies.endpoint.nodes;
+        assert_eq!(parents(&e[";10.0.0.1;80"]), vec![c1]);
+        assert_eq!(parents(&e[";10.0.0.2;80"]), vec![c2]);
+        assert_eq!(
+            p["h;400"].parents_of(TopologyKind::Service).collect::<Vec<_>>(),
+            vec!["marathon;/web"]
+        );
+        assert_eq!(r.topologies.service.nodes["marathon;/web"].latest("name"), Some("/web"));
+    }
+}
