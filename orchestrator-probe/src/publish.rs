@@ -63,7 +63,7 @@ struct Queue {
     items: Mutex<VecDeque<Arc<Vec<u8>>>>,
     ready: Notify,
     needs_full: AtomicBool,
-    stats: PublishStats,
+    stats: Arc<PublishStats>,
 }
 
 /// The publisher of one app.
@@ -105,7 +105,7 @@ impl AppPublisher {
             items: Mutex::new(VecDeque::new()),
             ready: Notify::new(),
             needs_full: AtomicBool::new(true),
-            stats: PublishStats::default(),
+            stats: Arc::default(),
         });
         let task = tokio::spawn(send_loop(url.clone(), http, config.clone(), queue.clone()));
         AppPublisher {
@@ -159,6 +159,11 @@ impl AppPublisher {
     /// This app's counters.
     pub fn stats(&self) -> &PublishStats {
         &self.queue.stats
+    }
+
+    /// This app's counters, to read from elsewhere (a metrics endpoint).
+    pub fn shared_stats(&self) -> Arc<PublishStats> {
+        self.queue.stats.clone()
     }
 }
 

@@ -1,0 +1,124 @@
+//! The per-host probe: collects the host, its processes, connections and
+//! containers and publishes reports to topology apps.
+//!
+//! `cargo run --release --example probe -- --app http://127.0.0.1:4040 --token T --spy-interval 15s --publish-interval 15s --docker-host unix:///var/run/docker.sock`
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use orchestrator::probe::{metrics, Probe, ProbeConfig, PublishConfig};
+
+/// Report this host to one or more topology apps.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// A topology app to publish to (repeatable).
+    #[arg(long = "app", alias = "probe.app")]
+    apps: Vec<String>,
+    /// Bearer token for the apps (or ORCH_PROBE_TOKEN).
+    #[arg(long, env = "ORCH_PROBE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Time between collections (1s at least).
+    #[arg(long = "spy-interval", alias = "probe.spy.interval", default_value = "15s", value_parser = support::parse_duration)]
+    spy_interval: Duration,
+    /// Time between publishes.
+    #[arg(long = "publish-interval", alias = "probe.publish.interval", default_value = "15s", value_parser = support::parse_duration)]
+    publish_interval: Duration,
+    /// A full report every this many publishes (deltas between).
+    #[arg(long = "full-every", default_value_t = 4)]
+    full_every: u32,
+    /// Reports kept per app while it is unreachable.
+    #[arg(long = "buffer", default_value_t = 64)]
+    buffer: usize,
+    /// The Docker engine; containers are not collected when it does not answer.
+    #[arg(long = "docker-host", default_value = "unix:///var/run/docker.sock")]
+    docker_host: String,
+    /// Do not collect containers.
+    #[arg(long = "no-docker")]
+    no_docker: bool,
+    /// The host name to report (the kernel's by default).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// The procfs mount to read (a host's /proc mounted into a container).
+    #[arg(long = "proc-root", default_value = "/proc")]
+    proc_root: PathBuf,
+    /// Serve the probe's own metrics at http://ADDR/metrics.
+    #[arg(long = "metrics-listen")]
+    metrics_listen: Option<SocketAddr>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if args.spy_interval < Duration::from_secs(1) {
+        anyhow::bail!("--spy-interval must be at least 1s");
+    }
+    let hostname = match args.hostname {
+        Some(h) => h,
+        None => orchestrator::probe::HostInfo::collect()?.hostname,
+    };
+    let mut config = ProbeConfig::new(&hostname);
+    config.apps = args.apps;
+    config.spy_interval = args.spy_interval;
+    config.publish_interval = args.publish_interval;
+    config.full_every = args.full_every.max(1);
+    config.proc_root = args.proc_root;
+    config.docker_host = (!args.no_docker).then_some(args.docker_host);
+    config.publish = PublishConfig {
+        token: args.token,
+        buffer: args.buffer.max(1),
+        ..PublishConfig::default()
+    };
+    if config.apps.is_empty() {
+        eprintln!("no --app given: collecting only (see --metrics-listen)");
+    }
+    let probe = Probe::start(config).await;
+    eprintln!(
+        "probe for {hostname}: containers {}, publishing to {:?}",
+        if probe.docker().is_some() {
+            "collected"
+        } else {
+            "not collected"
+        },
+        probe.publishers().iter().map(|p| p.url()).collect::<Vec<_>>()
+    );
+    if let Some(addr) = args.metrics_listen {
+        let stats = probe.stats();
+        let publishers: Arc<Vec<(String, Arc<orchestrator::probe::PublishStats>)>> = Arc::new(
+            probe
+                .publishers()
+                .iter()
+                .map(|p| (p.url().to_string(), p.shared_stats()))
+                .collect(),
+        );
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let (stats, publishers) = (stats.clone(), publishers.clone());
+                async move {
+                    let named: Vec<(String, &orchestrator::probe::PublishStats)> =
+                        publishers.iter().map(|(u, s)| (u.clone(), s.as_ref())).collect();
+                    metrics::render(&stats, &named)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        eprintln!("metrics at http://{addr}/metrics");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
+    probe.run(support::shutdown_signal()).await;
+    eprintln!("probe stopped");
+    Ok(())
+}
