@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use orchestrator::probe::{metrics, Probe, ProbeConfig, PublishConfig};
+use orchestrator::probe::{metrics, ControlPolicy, Probe, ProbeConfig, PublishConfig};
 
 /// Report this host to one or more topology apps.
 #[derive(Parser)]
@@ -48,6 +48,12 @@ struct Args {
     /// The procfs mount to read (a host's /proc mounted into a container).
     #[arg(long = "proc-root", default_value = "/proc")]
     proc_root: PathBuf,
+    /// Run no container controls at all.
+    #[arg(long = "no-controls", alias = "probe.no-controls")]
+    no_controls: bool,
+    /// Run only these controls (repeatable; `docker_stop_container`, `docker_logs`, …).
+    #[arg(long = "allow-control")]
+    allow_controls: Vec<String>,
     /// Serve the probe's own metrics at http://ADDR/metrics.
     #[arg(long = "metrics-listen")]
     metrics_listen: Option<SocketAddr>,
@@ -74,6 +80,10 @@ async fn main() -> anyhow::Result<()> {
     config.full_every = args.full_every.max(1);
     config.proc_root = args.proc_root;
     config.docker_host = (!args.no_docker).then_some(args.docker_host);
+    config.controls = ControlPolicy {
+        disabled: args.no_controls,
+        allow: (!args.allow_controls.is_empty()).then(|| args.allow_controls.into_iter().collect()),
+    };
     config.publish = PublishConfig {
         token: args.token,
         buffer: args.buffer.max(1),

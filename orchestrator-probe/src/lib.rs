@@ -28,6 +28,7 @@
 //! # Ok::<(), orchestrator_probe::Error>(())
 //! ```
 
+pub mod controls;
 pub mod docker;
 mod host;
 pub mod metrics;
@@ -40,6 +41,7 @@ mod users;
 
 use std::path::PathBuf;
 
+pub use controls::{ControlPolicy, Executor};
 pub use docker::DockerCollector;
 pub use host::{HostCollector, HostInfo};
 pub use network::NetworkCollector;

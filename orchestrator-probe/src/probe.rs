@@ -12,6 +12,7 @@ use orchestrator_core::report::{encode, ids, Report};
 use orchestrator_core::{BoxError, Collector};
 use parking_lot::Mutex;
 
+use crate::controls::{ControlPolicy, Executor};
 use crate::docker::DockerCollector;
 use crate::host::HostCollector;
 use crate::network::NetworkCollector;
@@ -40,6 +41,8 @@ pub struct ProbeConfig {
     pub docker_host: Option<String>,
     /// The procfs mount to read.
     pub proc_root: PathBuf,
+    /// Which container controls the apps may run.
+    pub controls: ControlPolicy,
 }
 
 impl ProbeConfig {
@@ -56,6 +59,7 @@ impl ProbeConfig {
             publish: PublishConfig::default(),
             docker_host: None,
             proc_root: PathBuf::from("/proc"),
+            controls: ControlPolicy::default(),
         }
     }
 }
@@ -330,6 +334,31 @@ impl Probe {
     /// Container events trigger an early collection, at most once a second.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // One control socket per app, while the probe runs.
+        let (stop_controls, controls_stopped) = tokio::sync::watch::channel(false);
+        let mut control_tasks = Vec::new();
+        if let Some(docker) = self.docker.clone().filter(|_| !self.config.controls.disabled) {
+            let executor = Arc::new(Executor::new(docker, self.config.controls.clone()));
+            for app in &self.config.apps {
+                let (app, token) = (app.clone(), self.config.publish.token.clone());
+                let (id, host) = (self.config.probe_id.clone(), self.config.hostname.clone());
+                let (executor, mut stopped) = (executor.clone(), controls_stopped.clone());
+                control_tasks.push(tokio::spawn(async move {
+                    crate::controls::connect(&app, token.as_deref(), &id, &host, executor, async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+                }));
+            }
+        }
+        self.cycle_loop(&mut shutdown).await;
+        let _ = stop_controls.send(true);
+        for t in control_tasks {
+            let _ = t.await;
+        }
+    }
+
+    async fn cycle_loop(&mut self, shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>) {
         let mut spy = tokio::time::interval(self.config.spy_interval.max(Duration::from_millis(100)));
         spy.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_publish: Option<Instant> = None;
@@ -343,7 +372,7 @@ impl Probe {
                 }
             };
             let is_early = tokio::select! {
-                () = &mut shutdown => return,
+                () = shutdown.as_mut() => return,
                 _ = spy.tick() => false,
                 () = early => true,
             };

@@ -374,3 +374,321 @@ async fn the_publisher_survives_the_app_going_away_and_coming_back() {
     let _ = stop_tx.send(());
     running.await.unwrap();
 }
+
+/// The app's end of a probe's control socket: frames from the probe come
+/// out of `from_probe`, frames put in `to_probe` go to it.
+struct FakeApp {
+    from_probe: tokio::sync::mpsc::Receiver<orchestrator_core::report::control::FromProbe>,
+    to_probe: tokio::sync::mpsc::Sender<orchestrator_core::report::control::ToProbe>,
+    auth: Arc<Mutex<Option<String>>>,
+}
+
+async fn fake_app(port: u16) -> FakeApp {
+    use axum::extract::ws::{Message, WebSocketUpgrade};
+    use futures_util::{SinkExt, StreamExt};
+    let (from_tx, from_probe) = tokio::sync::mpsc::channel(1024);
+    let (to_probe, to_rx) = tokio::sync::mpsc::channel::<orchestrator_core::report::control::ToProbe>(64);
+    let to_rx = Arc::new(tokio::sync::Mutex::new(to_rx));
+    let auth: Arc<Mutex<Option<String>>> = Arc::default();
+    let seen = auth.clone();
+    let app = Router::new().route(
+        "/api/v1/ws",
+        axum::routing::get(move |ws: WebSocketUpgrade, headers: HeaderMap| {
+            let (from_tx, to_rx, seen) = (from_tx.clone(), to_rx.clone(), seen.clone());
+            *seen.lock() = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            async move {
+                ws.on_upgrade(move |socket| async move {
+                    let (mut sink, mut stream) = socket.split();
+                    let pump = tokio::spawn(async move {
+                        let mut rx = to_rx.lock().await;
+                        while let Some(m) = rx.recv().await {
+                            let text = serde_json::to_string(&m).unwrap();
+                            if sink.send(Message::Text(text.into())).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    while let Some(Ok(Message::Text(t))) = stream.next().await {
+                        let _ = from_tx.send(serde_json::from_str(t.as_str()).unwrap()).await;
+                    }
+                    pump.abort();
+                })
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    FakeApp {
+        from_probe,
+        to_probe,
+        auth,
+    }
+}
+
+impl FakeApp {
+    async fn next(&mut self) -> orchestrator_core::report::control::FromProbe {
+        tokio::time::timeout(Duration::from_secs(30), self.from_probe.recv())
+            .await
+            .expect("the probe answers")
+            .expect("socket open")
+    }
+
+    /// Sends a control and returns (ok, error, pipe).
+    async fn control(
+        &mut self,
+        id: u64,
+        node: &str,
+        control: &str,
+        args: &[(&str, &str)],
+    ) -> (bool, Option<String>, Option<String>) {
+        use orchestrator_core::report::control::{FromProbe, ToProbe};
+        let args = args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.to_probe
+            .send(ToProbe::Control {
+                id,
+                node: node.into(),
+                control: control.into(),
+                args,
+            })
+            .await
+            .unwrap();
+        loop {
+            if let FromProbe::Result {
+                id: got,
+                ok,
+                error,
+                pipe,
+            } = self.next().await
+            {
+                if got == id {
+                    return (ok, error, pipe);
+                }
+            }
+        }
+    }
+
+    /// Collects a pipe's output until it closes or `until` appears.
+    async fn read_pipe(&mut self, pipe: &str, until: Option<&str>) -> (String, bool) {
+        use base64::Engine as _;
+        use orchestrator_core::report::control::FromProbe;
+        let mut text = String::new();
+        loop {
+            match self.next().await {
+                FromProbe::PipeOutput { pipe: p, data } if p == pipe => {
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(data).unwrap();
+                    text.push_str(&String::from_utf8_lossy(&bytes));
+                    if until.is_some_and(|u| text.contains(u)) {
+                        return (text, false);
+                    }
+                }
+                FromProbe::PipeClosed { pipe: p, error } if p == pipe => {
+                    assert_eq!(error, None);
+                    return (text, true);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn container_state(docker: &bollard::Docker, id: &str) -> String {
+    docker
+        .inspect_container(id, None)
+        .await
+        .ok()
+        .and_then(|r| r.state)
+        .and_then(|s| s.status)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "gone".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_control_works_on_a_real_container_over_the_control_socket() {
+    use orchestrator_core::report::control::{FromProbe, ToProbe};
+    use orchestrator_probe::controls::{connect, ControlPolicy, Executor};
+    let Some(env) = orchestrator_testkit::docker("every_control_works_on_a_real_container_over_the_control_socket")
+    else {
+        return;
+    };
+    let host = hostname();
+    let docker = bollard::Docker::connect_with_unix(env.socket.to_str().unwrap(), 30, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let name = format!("probe-controls-{}", std::process::id());
+    let body = ContainerCreateBody {
+        image: Some(env.busybox_image.clone()),
+        cmd: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo hello-logs; exec sleep 3600".into(),
+        ]),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = docker
+        .create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body)
+        .await
+        .unwrap()
+        .id;
+    let remove = |docker: bollard::Docker, id: String| async move {
+        let rm = RemoveContainerOptionsBuilder::default().force(true).build();
+        let _ = docker.remove_container(&id, Some(rm)).await;
+    };
+    docker.start_container(&id, None).await.unwrap();
+
+    let port = orchestrator_testkit::free_port();
+    let mut app = fake_app(port).await;
+    let executor = Arc::new(Executor::new(docker.clone(), ControlPolicy::default()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let probe_side = tokio::spawn({
+        let (url, host, executor) = (format!("http://127.0.0.1:{port}"), host.clone(), executor.clone());
+        async move {
+            connect(&url, Some("probe-token"), "probe-1", &host, executor, async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        }
+    });
+    match app.next().await {
+        FromProbe::Hello {
+            probe_id,
+            hostname,
+            controls,
+        } => {
+            assert_eq!((probe_id.as_str(), hostname.as_str()), ("probe-1", host.as_str()));
+            assert!(controls.contains(&"docker_exec_container".to_string()));
+        }
+        other => panic!("expected hello, got {other:?}"),
+    }
+    assert_eq!(app.auth.lock().as_deref(), Some("Bearer probe-token"));
+
+    // Pause and unpause.
+    assert_eq!(
+        app.control(1, &id, "docker_pause_container", &[]).await,
+        (true, None, None)
+    );
+    assert_eq!(container_state(&docker, &id).await, "paused");
+    assert_eq!(
+        app.control(2, &id, "docker_unpause_container", &[]).await,
+        (true, None, None)
+    );
+    assert_eq!(container_state(&docker, &id).await, "running");
+
+    // Logs: the whole log, then the pipe closes.
+    let (ok, _, pipe) = app.control(3, &id, "docker_logs", &[("tail", "all")]).await;
+    assert!(ok);
+    let (text, closed) = app.read_pipe(&pipe.unwrap(), None).await;
+    assert!(closed && text.contains("hello-logs"), "{text:?}");
+
+    // Exec with a TTY: type a command, resize, read its output, exit.
+    let (ok, err, pipe) = app
+        .control(4, &id, "docker_exec_container", &[("cmd", "/bin/sh")])
+        .await;
+    assert!(ok, "{err:?}");
+    let pipe = pipe.unwrap();
+    let send = |data: &str| ToProbe::PipeInput {
+        pipe: pipe.clone(),
+        data: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, data),
+    };
+    app.to_probe
+        .send(ToProbe::PipeResize {
+            pipe: pipe.clone(),
+            width: 120,
+            height: 40,
+        })
+        .await
+        .unwrap();
+    app.to_probe
+        .send(send("echo exec-$((6*7)); stty size\n"))
+        .await
+        .unwrap();
+    let (text, _) = app.read_pipe(&pipe, Some("40 120")).await;
+    assert!(text.contains("exec-42"), "{text:?}");
+    app.to_probe.send(send("exit\n")).await.unwrap();
+    let (_, closed) = app.read_pipe(&pipe, None).await;
+    assert!(closed);
+
+    // Stop, restart, stop, start.
+    assert_eq!(
+        app.control(5, &id, "docker_stop_container", &[("timeout", "1")]).await,
+        (true, None, None)
+    );
+    assert_eq!(container_state(&docker, &id).await, "exited");
+    assert_eq!(
+        app.control(6, &id, "docker_restart_container", &[("timeout", "1")])
+            .await,
+        (true, None, None)
+    );
+    assert_eq!(container_state(&docker, &id).await, "running");
+    assert_eq!(
+        app.control(7, &id, "docker_stop_container", &[("timeout", "0")]).await,
+        (true, None, None)
+    );
+    assert_eq!(
+        app.control(8, &id, "docker_start_container", &[]).await,
+        (true, None, None)
+    );
+    assert_eq!(container_state(&docker, &id).await, "running");
+
+    // Bad requests get the reason back, and the socket keeps serving.
+    let (ok, err, _) = app
+        .control(9, &id, "docker_stop_container", &[("timeout", "forever")])
+        .await;
+    assert!(!ok && err.unwrap().contains("timeout must be"));
+    let (ok, err, _) = app.control(10, &id, "launch_missiles", &[]).await;
+    assert!(!ok && err.unwrap().contains("unknown control"));
+    let (ok, err, _) = app.control(11, &id, "docker_remove_container", &[]).await;
+    assert!(!ok, "a running container is not removed without force");
+    assert!(err.unwrap().to_lowercase().contains("running"));
+    let (ok, err, _) = app.control(12, "no-such-container", "docker_stop_container", &[]).await;
+    assert!(!ok && err.unwrap().contains("No such container"));
+    assert_eq!(
+        app.control(13, &id, "docker_remove_container", &[("force", "true")])
+            .await,
+        (true, None, None)
+    );
+    assert_eq!(container_state(&docker, &id).await, "gone");
+
+    // An allow-list limits what runs.
+    let limited = Executor::new(
+        docker.clone(),
+        ControlPolicy {
+            disabled: false,
+            allow: Some(["docker_logs".to_string()].into_iter().collect()),
+        },
+    );
+    assert_eq!(limited.offered(), vec!["docker_logs".to_string()]);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    limited
+        .handle(
+            ToProbe::Control {
+                id: 1,
+                node: id.clone(),
+                control: "docker_stop_container".into(),
+                args: Default::default(),
+            },
+            &tx,
+        )
+        .await;
+    match rx.recv().await.unwrap() {
+        FromProbe::Result { ok, error, .. } => {
+            assert!(!ok);
+            assert!(error.unwrap().contains("disabled"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let _ = stop_tx.send(());
+    probe_side.await.unwrap();
+    remove(docker, id).await;
+    assert_eq!(executor.open_pipes(), 0);
+}

@@ -40,6 +40,7 @@
 //! ```
 
 mod codec;
+pub mod control;
 pub mod ids;
 
 use std::collections::{BTreeMap, BTreeSet};
