@@ -9,7 +9,8 @@
 //! Here each cycle lists containers (one call); a container is inspected
 //! when it first appears, when its state line changes, or when the events
 //! stream says something happened to it; usage comes from one-shot stats
-//! with at most [`DockerCollector::stats_concurrency`] calls in flight. The
+//! with a bounded number of calls in flight, by a background task, so a
+//! cycle never waits on the engine. The
 //! events stream also wakes the probe early ([`DockerCollector::changed`]),
 //! so a stopped container shows as stopped without waiting a full interval.
 
@@ -98,19 +99,40 @@ struct CpuCounters {
     system: u64,
 }
 
+/// A container's usage from its latest stats sample.
+#[derive(Clone, Debug, Default)]
+struct Usage {
+    at_ms: u64,
+    counters: Option<CpuCounters>,
+    cpu_percent: Option<f64>,
+    memory: Option<u64>,
+    memory_limit: Option<u64>,
+    net: Option<(u64, u64)>,
+    block_io: Option<(u64, u64)>,
+    processes: Option<u64>,
+}
+
+/// What the collection cycle and the stats task share: the cycle says
+/// which containers run, the task keeps their latest usage.
+#[derive(Debug, Default)]
+struct StatsShared {
+    running: Mutex<Vec<String>>,
+    usage: Mutex<HashMap<String, Usage>>,
+    wake: Notify,
+}
+
 /// Collects containers, images, pods and Marathon apps.
 pub struct DockerCollector {
     docker: Docker,
     host: String,
     facts: HashMap<String, Facts>,
-    cpu: HashMap<String, CpuCounters>,
     dirty: Arc<Mutex<HashSet<String>>>,
     changed: Arc<Notify>,
     events: Option<tokio::task::JoinHandle<()>>,
-    /// Stats calls in flight at most.
-    pub stats_concurrency: usize,
-    /// Longest wait for one container's stats.
-    pub stats_timeout: Duration,
+    stats: Arc<StatsShared>,
+    stats_task: Option<tokio::task::JoinHandle<()>>,
+    /// Inspect calls in flight at most.
+    pub inspect_concurrency: usize,
 }
 
 impl std::fmt::Debug for DockerCollector {
@@ -124,7 +146,7 @@ impl std::fmt::Debug for DockerCollector {
 
 impl Drop for DockerCollector {
     fn drop(&mut self) {
-        if let Some(t) = self.events.take() {
+        for t in [self.events.take(), self.stats_task.take()].into_iter().flatten() {
             t.abort();
         }
     }
@@ -159,14 +181,20 @@ impl DockerCollector {
             docker,
             host: hostname.to_string(),
             facts: HashMap::new(),
-            cpu: HashMap::new(),
             dirty: Arc::default(),
             changed: Arc::default(),
             events: None,
-            stats_concurrency: 8,
-            stats_timeout: Duration::from_secs(5),
+            stats: Arc::default(),
+            stats_task: None,
+            inspect_concurrency: 8,
         };
         c.follow_events();
+        c.stats_task = Some(tokio::spawn(stats_loop(
+            c.docker.clone(),
+            c.stats.clone(),
+            STATS_CONCURRENCY,
+            Duration::from_secs(5),
+        )));
         Ok(c)
     }
 
@@ -234,7 +262,7 @@ impl DockerCollector {
                 let r = docker.inspect_container(&id, None).await.ok();
                 (id, line, r)
             }))
-            .buffer_unordered(self.stats_concurrency.max(1))
+            .buffer_unordered(self.inspect_concurrency.max(1))
             .collect()
             .await;
         for (id, line, r) in inspected {
@@ -249,24 +277,16 @@ impl DockerCollector {
         }
         let present: HashSet<&str> = list.iter().filter_map(|c| c.id.as_deref()).collect();
         self.facts.retain(|id, _| present.contains(id.as_str()));
-        self.cpu.retain(|id, _| present.contains(id.as_str()));
-
+        // Usage comes from the stats task, which samples the running
+        // containers in the background: a cycle never waits on the engine.
         let running: Vec<String> = list
             .iter()
             .filter(|c| c.state.map(|s| s.to_string()) == Some("running".into()))
             .filter_map(|c| c.id.clone())
             .collect();
-        let timeout = self.stats_timeout;
-        let stats: HashMap<String, ContainerStatsResponse> =
-            futures_util::stream::iter(running.into_iter().map(|id| async move {
-                let opts = StatsOptionsBuilder::default().stream(false).one_shot(true).build();
-                let s = tokio::time::timeout(timeout, docker.stats(&id, Some(opts)).next()).await;
-                (id, s.ok().flatten().and_then(|r| r.ok()))
-            }))
-            .buffer_unordered(self.stats_concurrency.max(1))
-            .filter_map(|(id, s)| async move { s.map(|s| (id, s)) })
-            .collect()
-            .await;
+        *self.stats.running.lock() = running;
+        self.stats.wake.notify_one();
+        let usage = self.stats.usage.lock().clone();
 
         let now = millis_now();
         self.add_definitions(report);
@@ -274,10 +294,10 @@ impl DockerCollector {
             let Some(id) = &c.id else { continue };
             let facts = self.facts.get(id).cloned().unwrap_or_default();
             let mut node = self.container_node(c, &facts, now);
-            if let Some(s) = stats.get(id) {
-                self.add_usage(&mut node, id, s, now);
+            if let Some(u) = usage.get(id) {
+                add_usage(&mut node, u);
             }
-            self.add_groups(report, c, &facts, now, &mut node);
+            self.add_groups(report, c, now, &mut node);
             report.topologies.container.insert(ids::container(id), node);
         }
         Ok(())
@@ -387,64 +407,8 @@ impl DockerCollector {
         n
     }
 
-    fn add_usage(&mut self, n: &mut Node, id: &str, s: &ContainerStatsResponse, now: u64) {
-        if let Some(cpu) = &s.cpu_stats {
-            let total = cpu.cpu_usage.as_ref().and_then(|u| u.total_usage).unwrap_or(0);
-            let system = cpu.system_cpu_usage.unwrap_or(0);
-            let cpus = f64::from(cpu.online_cpus.unwrap_or(1).max(1));
-            if let Some(prev) = self.cpu.insert(id.to_string(), CpuCounters { total, system }) {
-                let (dt, ds) = (total.saturating_sub(prev.total), system.saturating_sub(prev.system));
-                if ds > 0 {
-                    n.set_metric("cpu_usage_percent", now, dt as f64 / ds as f64 * cpus * 100.0);
-                }
-            }
-        }
-        if let Some(m) = &s.memory_stats {
-            // Page cache is reclaimable: report what `docker stats` shows.
-            let cache = m
-                .stats
-                .as_ref()
-                .and_then(|st| {
-                    st.get("inactive_file")
-                        .or_else(|| st.get("total_inactive_file"))
-                        .copied()
-                })
-                .unwrap_or(0);
-            if let Some(usage) = m.usage {
-                n.set_metric("memory_usage_bytes", now, usage.saturating_sub(cache) as f64);
-            }
-            if let Some(limit) = m.limit {
-                n.set_latest("memory_limit_bytes", limit.to_string(), now);
-            }
-        }
-        if let Some(nets) = &s.networks {
-            let rx: u64 = nets.values().filter_map(|x| x.rx_bytes).sum();
-            let tx: u64 = nets.values().filter_map(|x| x.tx_bytes).sum();
-            n.set_metric("network_rx_bytes", now, rx as f64);
-            n.set_metric("network_tx_bytes", now, tx as f64);
-        }
-        if let Some(entries) = s
-            .blkio_stats
-            .as_ref()
-            .and_then(|b| b.io_service_bytes_recursive.as_ref())
-        {
-            let sum = |op: &str| -> u64 {
-                entries
-                    .iter()
-                    .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
-                    .filter_map(|e| e.value)
-                    .sum()
-            };
-            n.set_metric("block_io_read_bytes", now, sum("read") as f64);
-            n.set_metric("block_io_write_bytes", now, sum("write") as f64);
-        }
-        if let Some(p) = s.pids_stats.as_ref().and_then(|p| p.current) {
-            n.set_metric("processes", now, p as f64);
-        }
-    }
-
     /// Image, pod and service nodes for a container, and its parents in them.
-    fn add_groups(&self, report: &mut Report, c: &ContainerSummary, f: &Facts, now: u64, node: &mut Node) {
+    fn add_groups(&self, report: &mut Report, c: &ContainerSummary, now: u64, node: &mut Node) {
         let host = ids::host(&self.host);
         if let Some(image_id) = c.image_id.as_deref().filter(|i| !i.is_empty()) {
             let (name, tag) = split_image(c.image.as_deref().unwrap_or(""));
@@ -493,7 +457,119 @@ impl DockerCollector {
         if let Some(task) = labels.get(LABEL_TASK_ID) {
             node.set_latest("task_id", *task, now);
         }
-        let _ = f;
+    }
+}
+
+/// Stats calls in flight at most.
+const STATS_CONCURRENCY: usize = 8;
+
+/// Samples the running containers' stats, one round per collection cycle
+/// (at most one a second), with bounded concurrency.
+async fn stats_loop(docker: Docker, shared: Arc<StatsShared>, concurrency: usize, timeout: Duration) {
+    loop {
+        shared.wake.notified().await;
+        let started = tokio::time::Instant::now();
+        let running = shared.running.lock().clone();
+        let docker = &docker;
+        let samples: Vec<(String, ContainerStatsResponse)> =
+            futures_util::stream::iter(running.iter().cloned().map(|id| async move {
+                let opts = StatsOptionsBuilder::default().stream(false).one_shot(true).build();
+                let s = tokio::time::timeout(timeout, docker.stats(&id, Some(opts)).next()).await;
+                (id, s.ok().flatten().and_then(|r| r.ok()))
+            }))
+            .buffer_unordered(concurrency.max(1))
+            .filter_map(|(id, s)| async move { s.map(|s| (id, s)) })
+            .collect()
+            .await;
+        let now = millis_now();
+        {
+            let mut usage = shared.usage.lock();
+            for (id, s) in samples {
+                let previous = usage.get(&id).and_then(|u| u.counters);
+                usage.insert(id, usage_of(&s, previous, now));
+            }
+            usage.retain(|id, _| running.contains(id));
+        }
+        tokio::time::sleep_until(started + Duration::from_secs(1)).await;
+    }
+}
+
+fn usage_of(s: &ContainerStatsResponse, previous: Option<CpuCounters>, now: u64) -> Usage {
+    let mut u = Usage {
+        at_ms: now,
+        ..Usage::default()
+    };
+    if let Some(cpu) = &s.cpu_stats {
+        let total = cpu.cpu_usage.as_ref().and_then(|c| c.total_usage).unwrap_or(0);
+        let system = cpu.system_cpu_usage.unwrap_or(0);
+        let cpus = f64::from(cpu.online_cpus.unwrap_or(1).max(1));
+        u.counters = Some(CpuCounters { total, system });
+        if let Some(prev) = previous {
+            let (dt, ds) = (total.saturating_sub(prev.total), system.saturating_sub(prev.system));
+            if ds > 0 {
+                u.cpu_percent = Some(dt as f64 / ds as f64 * cpus * 100.0);
+            }
+        }
+    }
+    if let Some(m) = &s.memory_stats {
+        // Page cache is reclaimable: report what `docker stats` shows.
+        let cache = m
+            .stats
+            .as_ref()
+            .and_then(|st| {
+                st.get("inactive_file")
+                    .or_else(|| st.get("total_inactive_file"))
+                    .copied()
+            })
+            .unwrap_or(0);
+        u.memory = m.usage.map(|usage| usage.saturating_sub(cache));
+        u.memory_limit = m.limit;
+    }
+    if let Some(nets) = &s.networks {
+        u.net = Some((
+            nets.values().filter_map(|x| x.rx_bytes).sum(),
+            nets.values().filter_map(|x| x.tx_bytes).sum(),
+        ));
+    }
+    if let Some(entries) = s
+        .blkio_stats
+        .as_ref()
+        .and_then(|b| b.io_service_bytes_recursive.as_ref())
+    {
+        let sum = |op: &str| -> u64 {
+            entries
+                .iter()
+                .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
+                .filter_map(|e| e.value)
+                .sum()
+        };
+        u.block_io = Some((sum("read"), sum("write")));
+    }
+    u.processes = s.pids_stats.as_ref().and_then(|p| p.current);
+    u
+}
+
+fn add_usage(n: &mut Node, u: &Usage) {
+    let at = u.at_ms;
+    if let Some(c) = u.cpu_percent {
+        n.set_metric("cpu_usage_percent", at, c);
+    }
+    if let Some(m) = u.memory {
+        n.set_metric("memory_usage_bytes", at, m as f64);
+    }
+    if let Some(l) = u.memory_limit {
+        n.set_latest("memory_limit_bytes", l.to_string(), at);
+    }
+    if let Some((rx, tx)) = u.net {
+        n.set_metric("network_rx_bytes", at, rx as f64);
+        n.set_metric("network_tx_bytes", at, tx as f64);
+    }
+    if let Some((r, w)) = u.block_io {
+        n.set_metric("block_io_read_bytes", at, r as f64);
+        n.set_metric("block_io_write_bytes", at, w as f64);
+    }
+    if let Some(p) = u.processes {
+        n.set_metric("processes", at, p as f64);
     }
 }
 

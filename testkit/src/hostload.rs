@@ -75,7 +75,8 @@ impl HostLoad {
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .spawn()?;
-            let mut lines = BufReader::new(server.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?).lines();
+            let mut lines =
+                BufReader::new(server.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?).lines();
             load.server = Some(server);
             let port: u16 = lines
                 .next()
