@@ -150,6 +150,88 @@ pub fn parse_conntrack(text: &str) -> Vec<Flow> {
         .collect()
 }
 
+const TABLES: [(&str, &str); 4] = [("tcp", "tcp"), ("tcp6", "tcp"), ("udp", "udp"), ("udp6", "udp")];
+
+/// Reads a socket table in large reads. The kernel restarts its hash walk
+/// at every `read` call, so small reads (as `read_to_string` starts with)
+/// make a big table quadratic.
+fn read_table<'a>(path: &Path, buf: &'a mut Vec<u8>) -> Option<&'a str> {
+    use std::io::Read;
+    const CHUNK: usize = 1 << 20;
+    let mut f = std::fs::File::open(path).ok()?;
+    buf.clear();
+    loop {
+        let len = buf.len();
+        buf.resize(len + CHUNK, 0);
+        let n = f.read(&mut buf[len..]).ok()?;
+        buf.truncate(len + n);
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(buf).ok()
+}
+
+/// Socket counts of one namespace, from `sockstat` and `sockstat6`
+/// (cheap: no table walk).
+#[derive(Debug, Default)]
+struct SocketCounts {
+    tcp: u64,
+    tcp6: u64,
+    tw: u64,
+    udp: u64,
+    udp6: u64,
+    known: bool,
+}
+
+impl SocketCounts {
+    fn read(net_dir: &Path) -> SocketCounts {
+        let mut c = SocketCounts::default();
+        for file in ["sockstat", "sockstat6"] {
+            let Ok(text) = std::fs::read_to_string(net_dir.join(file)) else {
+                continue;
+            };
+            c.known = true;
+            for line in text.lines() {
+                let Some((proto, rest)) = line.split_once(':') else {
+                    continue;
+                };
+                let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+                let get = |k: &str| {
+                    fields
+                        .windows(2)
+                        .find(|w| w[0] == k)
+                        .and_then(|w| w[1].parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                match proto {
+                    "TCP" => {
+                        c.tcp = get("inuse");
+                        c.tw = get("tw");
+                    }
+                    "TCP6" => c.tcp6 = get("inuse"),
+                    "UDP" => c.udp = get("inuse"),
+                    "UDP6" => c.udp6 = get("inuse"),
+                    _ => {}
+                }
+            }
+        }
+        c
+    }
+
+    /// Whether a table may hold sockets (unknown counts: read it).
+    fn has(&self, table: &str) -> bool {
+        !self.known
+            || match table {
+                "tcp" => self.tcp + self.tw > 0,
+                "tcp6" => self.tcp6 + self.tw > 0,
+                "udp" => self.udp > 0,
+                "udp6" => self.udp6 > 0,
+                _ => true,
+            }
+    }
+}
+
 /// The socket inode of a `socket:[12345]` descriptor link.
 fn socket_inode(link: &Path) -> Option<u64> {
     link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
@@ -232,6 +314,7 @@ impl NetworkCollector {
         self.netns_of.retain(|pid, _| alive.contains(pid));
 
         let mut sockets: Vec<(Option<u64>, Socket)> = Vec::new();
+        let mut buf = Vec::new();
         for (&ns, &pid) in &namespaces {
             let dir = if Some(ns) == self.host_netns {
                 self.root.join("net")
@@ -239,17 +322,24 @@ impl NetworkCollector {
                 self.root.join(format!("{pid}/net"))
             };
             let scope = (Some(ns) != self.host_netns).then_some(ns);
-            for (file, protocol) in [("tcp", "tcp"), ("tcp6", "tcp"), ("udp", "udp"), ("udp6", "udp")] {
-                if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
-                    sockets.extend(parse_table(&text, protocol).into_iter().map(|s| (scope, s)));
+            // The kernel walks its whole (global) socket hash for every
+            // table read, whichever namespace asks: namespaces with no
+            // sockets of a kind, as `sockstat` counts them, are not read.
+            let counts = SocketCounts::read(&dir);
+            for (file, protocol) in TABLES {
+                if scope.is_some() && !counts.has(file) {
+                    continue;
+                }
+                if let Some(text) = read_table(&dir.join(file), &mut buf) {
+                    sockets.extend(parse_table(text, protocol).into_iter().map(|s| (scope, s)));
                 }
             }
         }
         if namespaces.is_empty() {
             // No readable process (a restricted /proc): the host tables still are.
-            for (file, protocol) in [("tcp", "tcp"), ("tcp6", "tcp"), ("udp", "udp"), ("udp6", "udp")] {
-                if let Ok(text) = std::fs::read_to_string(self.root.join("net").join(file)) {
-                    sockets.extend(parse_table(&text, protocol).into_iter().map(|s| (None, s)));
+            for (file, protocol) in TABLES {
+                if let Some(text) = read_table(&self.root.join("net").join(file), &mut buf) {
+                    sockets.extend(parse_table(text, protocol).into_iter().map(|s| (None, s)));
                 }
             }
         }
@@ -398,6 +488,27 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].client, "10.0.0.1:5000".parse().unwrap());
         assert_eq!(f[0].server, "10.0.0.2:80".parse().unwrap());
+    }
+
+    #[test]
+    fn socket_counts() {
+        let dir = std::env::temp_dir().join(format!("sockstat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("sockstat"),
+            "sockets: used 5\nTCP: inuse 0 orphan 0 tw 0 alloc 1 mem 0\nUDP: inuse 2 mem 0\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("sockstat6"), "TCP6: inuse 1\nUDP6: inuse 0\n").unwrap();
+        let c = SocketCounts::read(&dir);
+        assert!(!c.has("tcp") && c.has("tcp6") && c.has("udp") && !c.has("udp6"));
+        assert!(SocketCounts::read(&dir.join("missing")).has("tcp"));
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_table(&dir.join("sockstat6"), &mut buf),
+            Some("TCP6: inuse 1\nUDP6: inuse 0\n")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
