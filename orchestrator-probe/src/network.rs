@@ -407,28 +407,42 @@ impl NetworkCollector {
                 continue;
             }
             let local_id = ids::endpoint(&self.host, *ns, s.local.ip(), s.local.port());
-            let mut local = self.endpoint_node(*ns, s.local, s.protocol, now_ms);
-            if s.protocol == "tcp" {
+            // Many sockets share an endpoint (a server's port): the node
+            // is built once and then only touched.
+            let local = topology
+                .nodes
+                .entry(local_id.clone())
+                .or_insert_with(|| self.endpoint_node(*ns, s.local, s.protocol, now_ms));
+            if s.protocol == "tcp" && (listen || local.latest("state").is_none()) {
                 local.set_latest("state", tcp_state_name(s.state), now_ms);
             }
             if let Some(pid) = self.owner.get(&s.inode) {
-                local.set_latest("pid", pid.to_string(), now_ms);
-                local = local.with_parent(TopologyKind::Process, ids::process(&self.host, *pid));
+                if local.latest("pid").is_none() {
+                    local.set_latest("pid", pid.to_string(), now_ms);
+                    local
+                        .parents
+                        .entry(TopologyKind::Process)
+                        .or_default()
+                        .insert(ids::process(&self.host, *pid));
+                }
             }
             if listen {
                 local.set_latest("listening", "true", now_ms);
             }
             if !unconnected && (s.protocol == "udp" || s.state == TCP_ESTABLISHED || s.state == TCP_TIME_WAIT) {
                 let remote_id = ids::endpoint(&self.host, *ns, s.remote.ip(), s.remote.port());
-                let mut remote = self.endpoint_node(*ns, s.remote, s.protocol, now_ms);
-                if listening.contains(&(*ns, s.local.port())) {
-                    remote.adjacency.insert(local_id.clone());
-                } else {
+                let incoming = listening.contains(&(*ns, s.local.port()));
+                if !incoming {
                     local.adjacency.insert(remote_id.clone());
                 }
-                topology.insert(remote_id, remote);
+                let remote = topology
+                    .nodes
+                    .entry(remote_id)
+                    .or_insert_with(|| self.endpoint_node(*ns, s.remote, s.protocol, now_ms));
+                if incoming {
+                    remote.adjacency.insert(local_id);
+                }
             }
-            topology.insert(local_id, local);
         }
     }
 

@@ -32,6 +32,25 @@ struct Cached {
     cwd_read_at: u64,
     /// CPU ticks at the previous cycle, for the CPU percentage.
     ticks: u64,
+    /// Open descriptors, when last counted by listing.
+    fds: Option<usize>,
+    fds_read_at: u64,
+}
+
+/// Open descriptors of a process. Linux 6.2+ gives the count as the size
+/// of `/proc/PID/fd` (one `stat`); older kernels need a listing, which
+/// for a process with thousands of sockets is costly, so it is redone
+/// only every [`REFRESH_EVERY`] cycles.
+fn open_files(dir: &Path, c: &mut Cached, cycle: u64) -> Option<usize> {
+    let fd_dir = dir.join("fd");
+    if let Some(n) = std::fs::metadata(&fd_dir).ok().map(|m| m.len()).filter(|n| *n > 0) {
+        return usize::try_from(n).ok();
+    }
+    if c.fds.is_none() || cycle.saturating_sub(c.fds_read_at) >= REFRESH_EVERY {
+        c.fds = std::fs::read_dir(&fd_dir).map(Iterator::count).ok();
+        c.fds_read_at = cycle;
+    }
+    c.fds
 }
 
 /// Collects the process topology.
@@ -188,7 +207,7 @@ impl ProcessCollector {
             let cpu = (!fresh && elapsed_ticks > 0)
                 .then(|| stat.ticks.saturating_sub(c.ticks) as f64 * 100.0 / elapsed_ticks as f64);
             c.ticks = stat.ticks;
-            let fds = std::fs::read_dir(dir.join("fd")).map(Iterator::count).ok();
+            let fds = open_files(&dir, c, cycle);
 
             let mut node = Node::default();
             node.set_latest("pid", pid.to_string(), now_ms);
@@ -269,6 +288,8 @@ impl ProcessCollector {
                 .map(|p| p.to_string_lossy().into_owned()),
             cwd_read_at: self.cycle,
             ticks: stat.ticks,
+            fds: None,
+            fds_read_at: 0,
         }
     }
 }
