@@ -43,6 +43,12 @@ fn cpu_time() -> Duration {
 }
 
 fn probe_bench(c: &mut Criterion) {
+    if std::env::var("RUST_LOG").is_ok() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut load = HostLoad::spawn(1_000, 10_000).expect("1,000 processes and 10,000 connections");
     let docker = env("ORCH_BENCH_DOCKER_HOST", "ORCH_TEST_DOCKER_HOST");
     if let (Some(host), Some(image)) = (&docker, env("ORCH_BENCH_IMAGE", "ORCH_TEST_BUSYBOX_IMAGE")) {
@@ -77,6 +83,13 @@ fn probe_bench(c: &mut Criterion) {
         encode(&report).map(|b| b.len()).unwrap_or(0)
     );
     assert!(t.process.nodes.len() >= 1_000 && t.endpoint.nodes.len() >= 10_000);
+    for _ in 0..3 {
+        rt.block_on(probe.collect());
+        eprintln!(
+            "collector wall times in a cycle (µs): {:?}",
+            probe.stats().collector_us.lock()
+        );
+    }
 
     let mut group = c.benchmark_group("probe");
     group.sample_size(30).measurement_time(Duration::from_secs(20));

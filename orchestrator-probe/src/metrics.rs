@@ -64,6 +64,17 @@ pub fn render(stats: &ProbeStats, publishers: &[(String, &crate::PublishStats)])
         "Nodes in the last report",
         get(&stats.last_report_nodes) as f64,
     );
+    let per_collector = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    for (name, us) in stats.collector_us.lock().iter() {
+        per_collector
+            .get_or_create(&vec![("collector".to_string(), (*name).to_string())])
+            .set(*us as f64 / 1e6);
+    }
+    registry.register(
+        "collector_seconds",
+        "Time each collector took in the last cycle",
+        per_collector,
+    );
     let family = |registry: &mut Registry, name: &str, help: &str, f: &dyn Fn(&crate::PublishStats) -> u64| {
         let fam = Family::<Labels, Counter>::default();
         for (url, s) in publishers {

@@ -83,6 +83,8 @@ pub struct ProbeStats {
     pub last_report_bytes: AtomicU64,
     /// Nodes in the last report.
     pub last_report_nodes: AtomicU64,
+    /// Wall time of each collector (and `tag`) in the last cycle, µs.
+    pub collector_us: Mutex<Vec<(&'static str, u64)>>,
 }
 
 /// CPU time (µs) and RSS (bytes) of this process.
@@ -252,15 +254,23 @@ impl Probe {
         let now = now_ms();
         let mut report = Report::new(&self.config.probe_id, &self.config.hostname, now);
         let mut errors = Vec::new();
+        let mut timings = Vec::with_capacity(self.collectors.len() + 1);
+        let micros = |t: Instant| u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
         for c in &mut self.collectors {
-            if let Err(e) = c.collect(&mut report, now).await {
+            let at = Instant::now();
+            let outcome = c.collect(&mut report, now).await;
+            timings.push((c.name(), micros(at)));
+            if let Err(e) = outcome {
                 self.stats.collector_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(collector = c.name(), error = %e, "collection failed");
                 errors.push(format!("{}: {e}", c.name()));
             }
         }
         *self.last_errors.lock() = errors;
+        let at = Instant::now();
         tag::tag(&mut report, &self.config.hostname, now);
+        timings.push(("tag", micros(at)));
+        *self.stats.collector_us.lock() = timings;
         let took = started.elapsed();
         let s = &self.stats;
         s.cycles.fetch_add(1, Ordering::Relaxed);
