@@ -509,14 +509,27 @@ impl Marathon {
     async fn serve(&self, mut sub: Subscription) {
         let fw = sub.framework_id.clone();
         let mut tick = tokio::time::interval(self.inner.config.tick);
+        // Housekeeping looks at every app and instance; woken by every
+        // RUNNING update it would starve the event stream at 100,000
+        // instances. So it runs when asked, but leaves the loop at least
+        // four times its own cost for events in between.
+        let mut pending = false;
+        let mut next_allowed = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 ev = sub.events.recv() => match ev {
                     Some(ev) => self.on_event(&fw, ev).await,
                     None => return,
                 },
-                _ = tick.tick() => self.housekeeping(&fw).await,
-                () = self.inner.wake.notified() => self.housekeeping(&fw).await,
+                _ = tick.tick() => pending = true,
+                () = self.inner.wake.notified() => pending = true,
+                () = tokio::time::sleep_until(next_allowed), if pending => {
+                    let started = tokio::time::Instant::now();
+                    self.housekeeping(&fw).await;
+                    let cost = started.elapsed();
+                    next_allowed = tokio::time::Instant::now() + (cost * 4).max(Duration::from_millis(5));
+                    pending = false;
+                }
             }
         }
     }

@@ -408,8 +408,13 @@ impl Scheduler {
         let mut victims: Vec<TaskId> = Vec::new();
         for (id, app) in &self.apps {
             let version = app.def.version.as_deref().unwrap_or("");
+            let (stopping, restarting) = (self.stopping(id), self.restarting(id));
+            // The common case, an app at or below its count: nothing to kill.
+            if !stopping && !restarting && self.active(id).count() <= app.def.instances as usize {
+                continue;
+            }
             let mut active: Vec<&Instance> = self.active(id).collect();
-            if self.stopping(id) {
+            if stopping {
                 victims.extend(active.iter().map(|i| i.task_id.clone()));
                 continue;
             }
@@ -418,7 +423,7 @@ impl Scheduler {
             if app.def.kill_selection == KillSelection::OldestFirst {
                 active.reverse();
             }
-            if self.restarting(id) {
+            if restarting {
                 let state = self.replace_state(&app.def, &active, version);
                 let k = replace_step(&state, &Bounds::new(app.def.instances, &app.def.upgrade_strategy)).kill_old;
                 victims.extend(
