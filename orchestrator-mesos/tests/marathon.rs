@@ -431,6 +431,30 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
     let missing = http.get(format!("{base}/v2/apps/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 
+    // Killing a task with scale=true shrinks the app through a deployment.
+    let victim = tasks["tasks"][0]["id"].as_str().unwrap().to_string();
+    let killed = http
+        .post(format!("{base}/v2/tasks/delete?scale=true"))
+        .json(&serde_json::json!({"ids": [victim]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(killed.status(), 200);
+    assert!(killed.headers().contains_key("marathon-deployment-id"));
+    let body: Value = killed.json().await.unwrap();
+    assert!(
+        body["deploymentId"].is_string() && body["version"].is_string(),
+        "{body}"
+    );
+    until("the app to shrink to one running task", Duration::from_secs(20), || {
+        m.with(|s| {
+            s.app("/web").is_some_and(|a| a.def.instances == 1)
+                && s.instances_of("/web").filter(|i| !i.killing).count() == 1
+                && s.deployments().next().is_none()
+        })
+    })
+    .await;
+
     let gone = http.delete(format!("{base}/v2/apps/web")).send().await.unwrap();
     assert_eq!(gone.status(), 200);
     until("no task left", Duration::from_secs(20), || {

@@ -334,20 +334,37 @@ impl Marathon {
         Ok(Some(back.unwrap_or(None)))
     }
 
-    /// Kills instances; with `scale` their apps shrink instead of replacing them.
-    pub async fn kill_tasks(&self, tasks: &[orchestrator_core::TaskId], scale: bool) -> usize {
-        let (kills, apps) = {
+    /// Kills instances; with `scale` their apps shrink instead of replacing
+    /// them. Returns the kills sent and, with `scale`, the deployments that
+    /// record each app's scale-down.
+    pub async fn kill_tasks(&self, tasks: &[orchestrator_core::TaskId], scale: bool) -> (usize, Vec<Deployment>) {
+        let version = version_now();
+        let (kills, deployments) = {
             let mut s = lock(&self.inner.sched);
-            let apps: Vec<String> = tasks
-                .iter()
-                .filter_map(|t| s.instance(t).map(|i| i.app_id.clone()))
-                .collect();
-            (s.kill_instances(tasks, scale), apps)
-        };
-        if scale {
-            for app in apps {
-                let _ = self.record_version(&app).await;
+            let mut originals: Vec<AppDefinition> = Vec::new();
+            for t in tasks {
+                if let Some(app) = s.instance(t).and_then(|i| s.app(&i.app_id)) {
+                    if !originals.iter().any(|o| o.id == app.def.id) {
+                        originals.push(app.def.clone());
+                    }
+                }
             }
+            let kills = s.kill_instances(tasks, scale);
+            let mut deployments = Vec::new();
+            if scale {
+                for original in originals {
+                    let id = self.next_deployment_id();
+                    deployments.extend(s.record_scale(original, &version, &id));
+                }
+            }
+            (kills, deployments)
+        };
+        for d in &deployments {
+            let _ = self.record_version(&d.app_id).await;
+            self.emit(
+                "deployment_info",
+                json!({"plan": {"id": d.id, "version": d.version, "steps": d.steps}}),
+            );
         }
         let n = kills.len();
         if let Some(fw) = self.framework_id() {
@@ -357,7 +374,7 @@ impl Marathon {
             }
         }
         self.inner.wake.notify_one();
-        n
+        (n, deployments)
     }
 
     /// Clears an app's launch delay.
@@ -436,7 +453,7 @@ impl Marathon {
                     lock(&m.inner.sched).set_health(&instance.task_id, alive);
                     m.emit(
                         "health_status_changed_event",
-                        json!({"appId": instance.app_id, "taskId": instance.task_id, "instanceId": instance.task_id,
+                        json!({"appId": instance.app_id, "taskId": instance.task_id.as_str(), "instanceId": instance.task_id.as_str(),
                             "version": instance.version, "alive": alive}),
                     );
                     if verdict == Verdict::Kill {
@@ -624,8 +641,8 @@ impl Marathon {
             match &known {
                 Some(i) => self.emit(
                     "status_update_event",
-                    json!({"appId": i.app_id, "taskId": status.task_id, "taskStatus": status.state,
-                        "slaveId": i.agent_id, "host": i.hostname, "ports": i.ports, "version": i.version}),
+                    json!({"appId": i.app_id, "taskId": status.task_id.as_str(), "taskStatus": status.state,
+                        "slaveId": i.agent_id.as_str(), "host": i.hostname, "ports": i.ports, "version": i.version}),
                 ),
                 None if !status.state.is_terminal() => {
                     // A task this scheduler does not know (an earlier life's): kill it.

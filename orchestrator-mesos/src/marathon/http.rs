@@ -15,7 +15,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use orchestrator_core::{AgentId, TaskId, TaskState};
+use orchestrator_core::{TaskId, TaskState};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
@@ -108,11 +108,11 @@ fn flag(q: &[(String, String)], name: &str) -> bool {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TaskView<'a> {
-    id: &'a TaskId,
+    id: &'a str,
     app_id: &'a str,
     host: &'a str,
     ports: &'a [u64],
-    slave_id: &'a AgentId,
+    slave_id: &'a str,
     state: &'a TaskState,
     version: &'a str,
     started_at: Option<u64>,
@@ -123,8 +123,8 @@ struct TaskView<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct HealthView<'a> {
-    task_id: &'a TaskId,
-    instance_id: &'a TaskId,
+    task_id: &'a str,
+    instance_id: &'a str,
     #[serde(flatten)]
     result: HealthResult,
 }
@@ -186,8 +186,8 @@ fn task_view_checked<'a>(m: &Marathon, i: &'a Instance, checked: bool) -> TaskVi
         m.health_of(&i.task_id)
             .into_iter()
             .map(|result| HealthView {
-                task_id: &i.task_id,
-                instance_id: &i.task_id,
+                task_id: i.task_id.as_str(),
+                instance_id: i.task_id.as_str(),
                 result,
             })
             .collect()
@@ -195,11 +195,11 @@ fn task_view_checked<'a>(m: &Marathon, i: &'a Instance, checked: bool) -> TaskVi
         Vec::new()
     };
     TaskView {
-        id: &i.task_id,
+        id: i.task_id.as_str(),
         app_id: &i.app_id,
         host: &i.hostname,
         ports: &i.ports,
-        slave_id: &i.agent_id,
+        slave_id: i.agent_id.as_str(),
         state: &i.state,
         version: &i.version,
         started_at: i.started_at_ms,
@@ -434,8 +434,12 @@ async fn app_route(
                     json_response(StatusCode::OK, &Keyed("tasks", views)),
                 )
             });
-            api.marathon.kill_tasks(&ids, flag(&q, "scale")).await;
-            answer
+            let (_, deployments) = api.marathon.kill_tasks(&ids, flag(&q, "scale")).await;
+            // Marathon answers a scaling kill with the deployment it starts.
+            match deployments.first() {
+                Some(d) => deployed(StatusCode::OK, d),
+                None => answer,
+            }
         }
         (m, s) => message(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -468,8 +472,11 @@ async fn delete_tasks(State(api): State<Api>, Query(q): Query<Vec<(String, Strin
             .collect();
         json_response(StatusCode::OK, &Keyed("tasks", killed))
     });
-    api.marathon.kill_tasks(&tasks, flag(&q, "scale")).await;
-    answer
+    let (_, deployments) = api.marathon.kill_tasks(&tasks, flag(&q, "scale")).await;
+    match deployments.first() {
+        Some(d) => deployed(StatusCode::OK, d),
+        None => answer,
+    }
 }
 
 async fn list_deployments(State(api): State<Api>) -> Response {

@@ -565,6 +565,29 @@ impl Scheduler {
         out
     }
 
+    /// Records the scale-down that killing tasks with `scale` made
+    /// (their app's count already lowered by [`Scheduler::kill_instances`])
+    /// as a deployment, as Marathon answers `?scale=true` with one.
+    /// `original` is the app before the kills.
+    pub fn record_scale(&mut self, original: AppDefinition, version: &str, deployment_id: &str) -> Option<Deployment> {
+        let app = self.apps.get(&original.id)?;
+        if app.def.instances == original.instances {
+            return None;
+        }
+        let deployment = Deployment {
+            id: deployment_id.to_string(),
+            version: version.to_string(),
+            app_id: original.id.clone(),
+            steps: vec![Step::ScaleApplication {
+                app: original.id.clone(),
+                instances: app.def.instances,
+            }],
+            original: Some(original),
+        };
+        self.deployments.insert(deployment.id.clone(), deployment.clone());
+        Some(deployment)
+    }
+
     /// Puts back an instance known from an earlier run (before the
     /// master's reconciliation answers for it).
     pub fn restore(&mut self, instance: Instance) {
