@@ -476,7 +476,7 @@ async fn health_checks_gate_deployments_and_replace_failing_instances() {
     let work = std::env::temp_dir().join(format!("orch-marathon-health-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     // The servers really bind their ports: offer ports that are free now.
-    let ports: Vec<String> = (0..4)
+    let ports: Vec<String> = (0..6)
         .map(|_| orchestrator_testkit::free_port())
         .map(|p| format!("{p}-{p}"))
         .collect();
@@ -501,8 +501,44 @@ async fn health_checks_gate_deployments_and_replace_failing_instances() {
         "healthChecks": [{"protocol": "HTTP", "path": "/missing", "portIndex": 0, "gracePeriodSeconds": 2,
             "intervalSeconds": 1, "timeoutSeconds": 1, "maxConsecutiveFailures": 2}]})
     .to_string());
+    // An HTTPS server with a self-signed certificate: the check does not
+    // verify it (as Marathon's does not), but does speak TLS to it.
+    std::fs::create_dir_all(&work).unwrap();
+    let (cert, key) = (work.join("cert.pem"), work.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success(), "openssl made no certificate");
+    let tls_server = format!(
+        "exec python3 -c \"import http.server,ssl,sys;s=http.server.HTTPServer(('127.0.0.1',int(sys.argv[1])),http.server.SimpleHTTPRequestHandler);c=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER);c.load_cert_chain(sys.argv[2],sys.argv[3]);s.socket=c.wrap_socket(s.socket,server_side=True);s.serve_forever()\" $PORT0 {} {}",
+        cert.display(),
+        key.display()
+    );
+    let tls = app(
+        &serde_json::json!({"id": "/tls", "cmd": tls_server, "cpus": 0.1, "mem": 64,
+        "healthChecks": [{"protocol": "HTTPS", "path": "/", "portIndex": 0, "gracePeriodSeconds": 30,
+            "intervalSeconds": 2, "timeoutSeconds": 2, "maxConsecutiveFailures": 3}]})
+        .to_string(),
+    );
     m.put_app(healthy, false).await.unwrap().unwrap();
     m.put_app(failing, false).await.unwrap().unwrap();
+    m.put_app(tls, false).await.unwrap().unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(30);
     while !m.with(|s| s.instances().any(|i| i.app_id == "/good" && i.healthy == Some(true))) {
@@ -530,6 +566,10 @@ async fn health_checks_gate_deployments_and_replace_failing_instances() {
     }
     let good = m.with(|s| s.instances().find(|i| i.app_id == "/good").unwrap().task_id.clone());
     assert!(m.health_of(&good)[0].alive);
+    until("/tls to pass its HTTPS check", Duration::from_secs(30), || {
+        m.with(|s| s.instances().any(|i| i.app_id == "/tls" && i.healthy == Some(true)))
+    })
+    .await;
     until("/good's deployment to finish", Duration::from_secs(10), || {
         m.with(|s| s.deployments().all(|d| d.app_id != "/good"))
     })
@@ -555,7 +595,7 @@ async fn health_checks_gate_deployments_and_replace_failing_instances() {
     })
     .await;
     assert!(m.with(|s| s.deployments().any(|d| d.app_id == "/bad")));
-    for id in ["/good", "/bad"] {
+    for id in ["/good", "/bad", "/tls"] {
         m.delete_app(id, true).await.unwrap().unwrap();
     }
     until("no task left", Duration::from_secs(20), || {

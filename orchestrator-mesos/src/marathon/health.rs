@@ -10,6 +10,8 @@
 //! variables, so they suit agents on the same host (the all-in-one).
 
 use std::collections::{BTreeMap, HashMap};
+
+mod tls;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -107,9 +109,23 @@ pub async fn run_check(http: &reqwest::Client, check: &HealthCheck, host: &str, 
     };
     let protocol = check.protocol.trim_start_matches("MESOS_");
     match protocol {
-        "HTTP" | "HTTPS" => {
+        "HTTPS" => {
             let port = port.ok_or("no port to check")?;
-            let scheme = if protocol == "HTTPS" { "https" } else { "http" };
+            let path = check.path.as_deref().unwrap_or("/");
+            let url = format!("https://{host}:{port}{path}");
+            let code = tokio::time::timeout(timeout, tls::get_status(host, port, path))
+                .await
+                .map_err(|_| format!("{url}: timed out after {timeout:?}"))?
+                .map_err(|e| format!("{url}: {e}"))?;
+            if (200..400).contains(&code) || (check.ignore_http1xx && (100..200).contains(&code)) {
+                Ok(())
+            } else {
+                Err(format!("{url}: HTTP {code}"))
+            }
+        }
+        "HTTP" => {
+            let port = port.ok_or("no port to check")?;
+            let scheme = "http";
             let path = check.path.as_deref().unwrap_or("/");
             let url = format!("{scheme}://{host}:{port}{path}");
             let answer = tokio::time::timeout(timeout, http.get(&url).send())
