@@ -152,12 +152,6 @@ impl Drop for DockerCollector {
     }
 }
 
-fn millis_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 impl DockerCollector {
     /// Connects to the engine at `host_uri` (`unix:///var/run/docker.sock`
     /// or a socket path), negotiates the API version and starts following
@@ -288,7 +282,7 @@ impl DockerCollector {
         self.stats.wake.notify_one();
         let usage = self.stats.usage.lock().clone();
 
-        let now = millis_now();
+        let now = crate::now_ms();
         self.add_definitions(report);
         for c in &list {
             let Some(id) = &c.id else { continue };
@@ -481,7 +475,7 @@ async fn stats_loop(docker: Docker, shared: Arc<StatsShared>, concurrency: usize
             .filter_map(|(id, s)| async move { s.map(|s| (id, s)) })
             .collect()
             .await;
-        let now = millis_now();
+        let now = crate::now_ms();
         {
             let mut usage = shared.usage.lock();
             for (id, s) in samples {

@@ -101,12 +101,6 @@ pub fn self_usage() -> (u64, u64) {
     (ticks * 1_000_000 / hz, rss_pages * procfs::page_size())
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 #[async_trait]
 impl Collector for HostCollector {
     fn name(&self) -> &'static str {
@@ -251,7 +245,7 @@ impl Probe {
     /// Runs every collector once and joins their facts.
     pub async fn collect(&mut self) -> Report {
         let started = Instant::now();
-        let now = now_ms();
+        let now = crate::now_ms();
         let mut report = Report::new(&self.config.probe_id, &self.config.hostname, now);
         let mut errors = Vec::new();
         let mut timings = Vec::with_capacity(self.collectors.len() + 1);
