@@ -209,7 +209,8 @@ fn task_view_checked<'a>(m: &Marathon, i: &'a Instance, checked: bool) -> TaskVi
 
 fn app_view<'a>(m: &Marathon, s: &'a Scheduler, def: &'a AppDefinition, embed_tasks: bool) -> AppView<'a> {
     let (mut staged, mut running, mut healthy, mut unhealthy) = (0, 0, 0, 0);
-    for i in s.instances_of(&def.id) {
+    let instances: Vec<&Instance> = s.instances_of(&def.id).collect();
+    for i in &instances {
         match i.state {
             TaskState::Staging | TaskState::Starting => staged += 1,
             TaskState::Running => running += 1,
@@ -230,9 +231,7 @@ fn app_view<'a>(m: &Marathon, s: &'a Scheduler, def: &'a AppDefinition, embed_ta
         deployments: s.deployments_of(&def.id).map(|d| Keyed("id", d.id.as_str())).collect(),
         tasks: embed_tasks.then(|| {
             let checked = !def.health_checks.is_empty();
-            s.instances_of(&def.id)
-                .map(|i| task_view_checked(m, i, checked))
-                .collect()
+            instances.iter().map(|i| task_view_checked(m, i, checked)).collect()
         }),
     }
 }
