@@ -8,6 +8,7 @@
 //! allow-list; a refused control is answered, never silently dropped.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -244,15 +245,8 @@ impl Executor {
         let task = tokio::spawn(async move {
             let error = loop {
                 tokio::select! {
-                    item = stream.next() => match item {
-                        Some(Ok(chunk)) => {
-                            let data = B64.encode(chunk.into_bytes());
-                            if out.send(FromProbe::PipeOutput { pipe: name.clone(), data }).await.is_err() {
-                                break None;
-                            }
-                        }
-                        Some(Err(e)) => break Some(daemon_error(&e)),
-                        None => break None,
+                    item = stream.next() => if let ControlFlow::Break(end) = forward(&out, &name, item).await {
+                        break end;
                     },
                     // Logs take no input; keep draining so senders never block.
                     m = rx.recv() => if m.is_none() { break None },
@@ -319,15 +313,8 @@ impl Executor {
         let task = tokio::spawn(async move {
             let error = loop {
                 tokio::select! {
-                    item = output.next() => match item {
-                        Some(Ok(chunk)) => {
-                            let data = B64.encode(chunk.into_bytes());
-                            if out.send(FromProbe::PipeOutput { pipe: name.clone(), data }).await.is_err() {
-                                break None;
-                            }
-                        }
-                        Some(Err(e)) => break Some(daemon_error(&e)),
-                        None => break None,
+                    item = output.next() => if let ControlFlow::Break(end) = forward(&out, &name, item).await {
+                        break end;
                     },
                     m = rx.recv() => match m {
                         Some(PipeIn::Data(bytes)) => {
@@ -348,6 +335,31 @@ impl Executor {
         });
         self.pipes.lock().insert(pipe.clone(), (tx, task.abort_handle()));
         Ok(pipe)
+    }
+}
+
+/// Sends one chunk of a pipe's output to the app. `Break` ends the pipe:
+/// with the daemon's error, or `None` when the stream or the app is done.
+async fn forward(
+    out: &mpsc::Sender<FromProbe>,
+    pipe: &str,
+    item: Option<Result<bollard::container::LogOutput, bollard::errors::Error>>,
+) -> ControlFlow<Option<String>> {
+    match item {
+        Some(Ok(chunk)) => {
+            let data = B64.encode(chunk.into_bytes());
+            let sent = out.send(FromProbe::PipeOutput {
+                pipe: pipe.to_string(),
+                data,
+            });
+            if sent.await.is_err() {
+                ControlFlow::Break(None)
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+        Some(Err(e)) => ControlFlow::Break(Some(daemon_error(&e))),
+        None => ControlFlow::Break(None),
     }
 }
 
