@@ -197,6 +197,20 @@ impl Metric {
     }
 }
 
+/// Per key, the larger value wins: the merge of latest values (newest
+/// timestamp, then value) and of control definitions.
+fn merge_max<V: Ord + Clone>(mine: &mut BTreeMap<String, V>, other: &BTreeMap<String, V>) {
+    for (k, v) in other {
+        match mine.get_mut(k) {
+            Some(m) if *m >= *v => {}
+            Some(m) => *m = v.clone(),
+            None => {
+                mine.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
 /// `max` that is a total, symmetric choice even with NaN (NaN loses).
 fn fmax(a: f64, b: f64) -> f64 {
     if a.total_cmp(&b).is_ge() {
@@ -302,15 +316,7 @@ impl Node {
 
     /// Merges another observation of the same node into this one.
     pub fn merge(&mut self, other: &Node) {
-        for (k, v) in &other.latest {
-            match self.latest.get_mut(k) {
-                Some(mine) if *mine >= *v => {}
-                Some(mine) => *mine = v.clone(),
-                None => {
-                    self.latest.insert(k.clone(), v.clone());
-                }
-            }
-        }
+        merge_max(&mut self.latest, &other.latest);
         for (k, v) in &other.sets {
             let set = self.sets.entry(k.clone()).or_default();
             set.extend(v.iter().cloned());
@@ -378,15 +384,7 @@ impl Topology {
                 }
             }
         }
-        for (id, c) in &other.controls {
-            match self.controls.get_mut(id) {
-                Some(mine) if *mine >= *c => {}
-                Some(mine) => *mine = c.clone(),
-                None => {
-                    self.controls.insert(id.clone(), c.clone());
-                }
-            }
-        }
+        merge_max(&mut self.controls, &other.controls);
     }
 
     /// No nodes and no controls.
