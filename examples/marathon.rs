@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use orchestrator::core::{MemStore, StateStore};
-use orchestrator::mesos::marathon::{http, Marathon, MarathonConfig};
-use orchestrator::mesos::{HttpMasterClient, MasterClient, ZkStore};
+use orchestrator::mesos::marathon::{ha, http, Marathon, MarathonConfig};
+use orchestrator::mesos::{HttpMasterClient, LeaderElection, MasterClient, ZkStore};
 
 /// Run long-running apps on a Mesos-style master, managed through Marathon's API.
 #[derive(Parser)]
@@ -38,34 +38,43 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store: Arc<dyn StateStore> = match &args.zk {
-        Some(url) => {
-            let rest = url.strip_prefix("zk://").unwrap_or(url);
-            let (servers, root) = rest
-                .split_once('/')
-                .map_or((rest, "/marathon".to_string()), |(s, r)| (s, format!("/{r}")));
-            eprintln!("state in ZooKeeper {servers} under {root}");
-            Arc::new(ZkStore::connect(servers, &root).await?)
-        }
-        None => {
-            eprintln!("state in memory (give --zk to keep it across restarts)");
-            Arc::new(MemStore::new())
-        }
+    let addr = SocketAddr::new(args.http_address, args.http_port);
+    let info = http::ApiInfo {
+        master: args.master.clone(),
+        http_address: addr.to_string(),
     };
     let client: Arc<dyn MasterClient> = Arc::new(HttpMasterClient::new(&args.master));
     let config = MarathonConfig {
         name: args.framework_name.clone(),
         ..MarathonConfig::default()
     };
-    let (marathon, run) = Marathon::start(client, store, config).await?;
-    let addr = SocketAddr::new(args.http_address, args.http_port);
-    let info = http::ApiInfo {
-        master: args.master.clone(),
-        http_address: addr.to_string(),
-    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    let (router, run) = match &args.zk {
+        Some(url) => {
+            // With ZooKeeper, any number of these share the state and elect
+            // one leader; the others proxy the API to it.
+            let (servers, root) = support::parse_zk_url(url, "/marathon");
+            eprintln!("state in ZooKeeper {servers} under {root}, leader elected under {root}/leader");
+            let store: Arc<dyn StateStore> = Arc::new(ZkStore::connect(&servers, &root).await?);
+            let election = LeaderElection::connect(&servers, &format!("{root}/leader")).await?;
+            ha::serve_elected(
+                election,
+                ha::Candidate {
+                    client,
+                    store,
+                    config,
+                    info,
+                },
+            )
+        }
+        None => {
+            eprintln!("state in memory (give --zk to keep it across restarts and to run standbys)");
+            let (marathon, run) = Marathon::start(client, Arc::new(MemStore::new()), config).await?;
+            (http::router(marathon, info), run)
+        }
+    };
     eprintln!("marathon API on http://{addr}/v2/apps, framework of {}", args.master);
-    axum::serve(listener, http::router(marathon, info))
+    axum::serve(listener, router)
         .with_graceful_shutdown(support::shutdown_signal())
         .await?;
     run.abort();

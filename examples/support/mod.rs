@@ -46,3 +46,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .filter(|d| !d.is_zero())
         .ok_or_else(|| format!("`{s}` must be positive"))
 }
+
+/// Splits `zk://HOST:PORT[,HOST:PORT]/path` into the server list and the
+/// path (`default_root` when the URL has none).
+#[allow(dead_code)] // Only the examples with a `--zk` flag use it.
+pub fn parse_zk_url(url: &str, default_root: &str) -> (String, String) {
+    let rest = url.strip_prefix("zk://").unwrap_or(url);
+    match rest.split_once('/') {
+        Some((servers, root)) if !root.is_empty() => (servers.to_string(), format!("/{}", root.trim_end_matches('/'))),
+        Some((servers, _)) => (servers.to_string(), default_root.to_string()),
+        None => (rest.to_string(), default_root.to_string()),
+    }
+}

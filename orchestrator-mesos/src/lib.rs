@@ -92,4 +92,4 @@ pub use master::{
     resources_json, AgentCommand, AgentEntry, AgentState, AgentUpdate, Effect, FrameworkEntry, Master, MasterConfig,
     MasterHandle, ReregisterAgent, ReregisteredTask, TaskEntry, MAX_BODY,
 };
-pub use zk::ZkStore;
+pub use zk::{LeaderElection, Leadership, ZkStore};

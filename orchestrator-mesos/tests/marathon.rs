@@ -655,3 +655,130 @@ async fn state_in_zookeeper_survives_a_scheduler_restart() {
     let _ = store.delete_recursive("/").await;
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// Serves one HA candidate on a fresh loopback port; returns its address.
+async fn candidate(zk: &str, root: &str, master: &str) -> (String, tokio::task::JoinHandle<()>) {
+    use orchestrator_mesos::marathon::{ha, http::ApiInfo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    let store: Arc<dyn StateStore> = Arc::new(orchestrator_mesos::ZkStore::connect(zk, root).await.unwrap());
+    let election = orchestrator_mesos::LeaderElection::connect(zk, &format!("{root}/leader"))
+        .await
+        .unwrap();
+    let (router, campaign) = ha::serve_elected(
+        election,
+        ha::Candidate {
+            client: Arc::new(HttpMasterClient::new(master)),
+            store,
+            config: MarathonConfig {
+                tick: Duration::from_millis(100),
+                ..MarathonConfig::default()
+            },
+            info: ApiInfo {
+                master: master.to_string(),
+                http_address: api.clone(),
+            },
+        },
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (api, campaign)
+}
+
+async fn leader_of(http: &reqwest::Client, api: &str) -> Option<String> {
+    let r = http.get(format!("http://{api}/v2/leader")).send().await.ok()?;
+    let v: serde_json::Value = r.json().await.ok()?;
+    v["leader"].as_str().map(str::to_string)
+}
+
+/// Two schedulers on one ZooKeeper: one leads, the standby proxies the API
+/// to it; after `DELETE /v2/leader` the standby takes over with the same
+/// framework id and the running tasks, launching nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_schedulers_elect_a_leader_and_fail_over() {
+    let Some(zk) = orchestrator_testkit::zookeeper("two_schedulers_elect_a_leader_and_fail_over") else {
+        return;
+    };
+    let root = format!("/marathon-ha-{}", std::process::id());
+    let (handle, addr) = master().await;
+    let work = std::env::temp_dir().join(format!("orch-marathon-ha-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let _agent = agent(&addr, &work);
+    let http = reqwest::Client::new();
+
+    let (a, campaign_a) = candidate(&zk.address, &root, &addr).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leader_of(&http, &a).await.as_deref() != Some(a.as_str()) {
+        assert!(Instant::now() < deadline, "the first candidate never led");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (b, campaign_b) = candidate(&zk.address, &root, &addr).await;
+    assert_eq!(leader_of(&http, &b).await.as_deref(), Some(a.as_str()), "the standby knows the leader");
+
+    // The standby proxies writes and reads to the leader.
+    let created = http
+        .post(format!("http://{b}/v2/apps"))
+        .json(&serde_json::json!({"id": "/ha", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "created through the standby");
+    assert!(created.headers().contains_key("marathon-deployment-id"));
+    let tasks_running = |api: String| {
+        let http = http.clone();
+        async move {
+            let v: serde_json::Value = http
+                .get(format!("http://{api}/v2/apps/ha/tasks"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let tasks = v["tasks"].as_array()?.clone();
+            Some(tasks.iter().filter(|t| t["state"] == "TASK_RUNNING").count())
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tasks_running(b.clone()).await != Some(2) {
+        assert!(Instant::now() < deadline, "2 tasks never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let framework = handle.with_master(|ms| ms.frameworks().keys().cloned().collect::<Vec<_>>());
+    assert_eq!(framework.len(), 1);
+
+    // The leader abdicates; the standby takes over.
+    let abdicated = http.delete(format!("http://{a}/v2/leader")).send().await.unwrap();
+    assert_eq!(abdicated.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while leader_of(&http, &a).await.as_deref() != Some(b.as_str()) {
+        assert!(Instant::now() < deadline, "the standby never took over");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tasks_running(a.clone()).await != Some(2) {
+        assert!(Instant::now() < deadline, "the new leader does not see the 2 tasks");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (frameworks, tasks) = handle.with_master(|ms| {
+        (
+            ms.frameworks().keys().cloned().collect::<Vec<_>>(),
+            ms.frameworks().values().map(|f| f.tasks.len()).sum::<usize>(),
+        )
+    });
+    assert_eq!(frameworks, framework, "the same framework id");
+    assert_eq!(tasks, 2, "nothing launched twice, nothing forgotten");
+
+    let deleted = http.delete(format!("http://{a}/v2/apps/ha")).send().await.unwrap();
+    assert_eq!(deleted.status(), 200, "deleted through the new standby");
+    until("no task left", Duration::from_secs(20), || {
+        handle.with_master(|ms| ms.frameworks().values().all(|f| f.tasks.is_empty()))
+    })
+    .await;
+    campaign_a.abort();
+    campaign_b.abort();
+    if let Ok(store) = orchestrator_mesos::ZkStore::connect(&zk.address, &root).await {
+        let _ = store.delete_recursive("/").await;
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}

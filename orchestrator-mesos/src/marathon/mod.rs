@@ -16,11 +16,14 @@
 //!   [`MasterClient`](crate::MasterClient), with apps in a `StateStore`.
 //!
 //! - [`health`]: HTTP, HTTPS, TCP and command health checks;
-//! - [`http`]: Marathon's `/v2` REST API over the framework.
+//! - [`http`]: Marathon's `/v2` REST API over the framework;
+//! - [`ha`]: several schedulers, one elected leader on ZooKeeper, standbys
+//!   proxying to it.
 
 pub mod app;
 pub mod backoff;
 pub mod framework;
+pub mod ha;
 pub mod health;
 pub mod http;
 pub mod matcher;

@@ -1,5 +1,8 @@
-//! ZooKeeper-backed pieces: the [`ZkStore`] state store.
+//! ZooKeeper-backed pieces: the [`ZkStore`] state store and the
+//! [`LeaderElection`] that lets several schedulers share it safely.
 
+mod election;
 mod store;
 
+pub use election::{LeaderElection, Leadership};
 pub use store::ZkStore;
