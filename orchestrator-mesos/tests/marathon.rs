@@ -712,7 +712,11 @@ async fn two_schedulers_elect_a_leader_and_fail_over() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (b, campaign_b) = candidate(&zk.address, &root, &addr).await;
-    assert_eq!(leader_of(&http, &b).await.as_deref(), Some(a.as_str()), "the standby knows the leader");
+    assert_eq!(
+        leader_of(&http, &b).await.as_deref(),
+        Some(a.as_str()),
+        "the standby knows the leader"
+    );
 
     // The standby proxies writes and reads to the leader.
     let created = http

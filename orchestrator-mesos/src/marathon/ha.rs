@@ -160,7 +160,12 @@ async fn forward(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
     let leader = match shared.election.leader().await {
         Ok(Some(addr)) if addr != shared.info.http_address => addr,
-        Ok(_) => return message(StatusCode::SERVICE_UNAVAILABLE, "Could not determine the current leader"),
+        Ok(_) => {
+            return message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Could not determine the current leader",
+            )
+        }
         Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     proxy(&shared, &leader, req).await

@@ -26,7 +26,9 @@ pub struct LeaderElection {
 
 impl std::fmt::Debug for LeaderElection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LeaderElection").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("LeaderElection")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
