@@ -1,8 +1,10 @@
 //! Per-metric time series with fixed memory: fine buckets (15 s by default)
-//! for the recent past and coarse buckets (1 min) for longer, each a ring
-//! that overwrites its oldest slot, so a series never grows however long a
-//! node lives.
+//! for the recent past and coarse buckets (1 min) for longer. Each level
+//! keeps at most span / step buckets and drops its oldest first, so a
+//! series never grows past its bound however long a node lives, and a
+//! young node's series holds only what it has seen.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -70,12 +72,13 @@ impl Point {
     }
 }
 
+/// Buckets of one width, oldest first, at most `len` of them: memory grows
+/// with the data a series has seen, up to its bound, and never past it.
 #[derive(Clone, Debug)]
 struct Ring {
     step_ms: i64,
-    slots: Vec<Option<Point>>,
-    /// Index (time / step) of the newest bucket written.
-    head: Option<i64>,
+    len: usize,
+    points: VecDeque<Point>,
 }
 
 impl Ring {
@@ -85,52 +88,48 @@ impl Ring {
         let len = usize::try_from((span_ms / step_ms).max(1)).unwrap_or(1);
         Self {
             step_ms,
-            slots: vec![None; len],
-            head: None,
+            len,
+            points: VecDeque::new(),
         }
-    }
-
-    fn slot(&self, bucket: i64) -> usize {
-        usize::try_from(bucket.rem_euclid(self.slots.len() as i64)).unwrap_or(0)
     }
 
     fn insert(&mut self, t_ms: i64, v: f64) {
-        let bucket = t_ms.div_euclid(self.step_ms);
-        let len = self.slots.len() as i64;
-        match self.head {
-            Some(head) if bucket <= head - len => return, // older than the window
-            Some(head) if bucket > head => {
-                // Clear the buckets skipped over (at most one lap).
-                for b in (head + 1).max(bucket - len + 1)..=bucket {
-                    let i = self.slot(b);
-                    self.slots[i] = None;
+        let t = t_ms.div_euclid(self.step_ms) * self.step_ms;
+        let window = self.step_ms.saturating_mul(self.len as i64);
+        match self.points.back_mut() {
+            Some(last) if last.t == t => return last.add(v),
+            Some(last) if last.t > t => {
+                // A late sample: into its bucket if that is still kept.
+                if t <= last.t - window {
+                    return;
                 }
-                self.head = Some(bucket);
+                match self.points.binary_search_by_key(&t, |p| p.t) {
+                    Ok(i) => self.points[i].add(v),
+                    Err(i) => self.points.insert(i, Point::first(t, v)),
+                }
             }
-            None => self.head = Some(bucket),
-            _ => {}
+            _ => self.points.push_back(Point::first(t, v)),
         }
-        let i = self.slot(bucket);
-        match &mut self.slots[i] {
-            Some(p) => p.add(v),
-            empty => *empty = Some(Point::first(bucket * self.step_ms, v)),
+        let newest = self.points.back().map_or(t, |p| p.t);
+        while self
+            .points
+            .front()
+            .is_some_and(|p| p.t <= newest - window || self.points.len() > self.len)
+        {
+            self.points.pop_front();
         }
     }
 
     fn query(&self, from_ms: i64, to_ms: i64) -> Vec<Point> {
-        let mut out: Vec<Point> = self
-            .slots
+        self.points
             .iter()
-            .flatten()
             .filter(|p| p.t + self.step_ms > from_ms && p.t <= to_ms)
             .copied()
-            .collect();
-        out.sort_by_key(|p| p.t);
-        out
+            .collect()
     }
 
     fn oldest(&self) -> Option<i64> {
-        self.slots.iter().flatten().map(|p| p.t).min()
+        self.points.front().map(|p| p.t)
     }
 }
 
@@ -177,13 +176,27 @@ impl TimeSeries {
 
     /// The latest sample, for node summaries.
     pub fn latest(&self) -> Option<f64> {
-        let head = self.fine.head?;
-        self.fine.slots[self.fine.slot(head)].map(|p| p.last)
+        self.fine.points.back().map(|p| p.last)
+    }
+
+    /// The newest bucket's start, if any.
+    pub fn last_ms(&self) -> Option<i64> {
+        self.fine.points.back().map(|p| p.t)
     }
 
     /// How many buckets the series can hold in all (its memory bound).
     pub fn capacity(&self) -> usize {
-        self.fine.slots.len() + self.coarse.slots.len()
+        self.fine.len + self.coarse.len
+    }
+
+    /// How many buckets it holds now.
+    pub fn len(&self) -> usize {
+        self.fine.points.len() + self.coarse.points.len()
+    }
+
+    /// Nothing recorded (or everything aged out).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

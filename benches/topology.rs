@@ -1,0 +1,101 @@
+//! The topology app at the size of a large cluster: 1,000 hosts, 10,000
+//! containers, 100,000 processes and 200,000 connections from the
+//! synthetic cluster generator (`orchestrator_topology::synthetic`).
+//!
+//! - `topology/ingest_round_1000_reports`: one round of 1,000 decoded full
+//!   reports into a store that holds the previous round (target ≤ 200 ms);
+//! - `topology/decode_report`: decoding one host's encoded report (the
+//!   HTTP handlers do this in parallel, before the store lock);
+//! - `topology/render/<view>`: each view with default filters (containers
+//!   target ≤ 20 ms);
+//! - `topology/render_all_views`: the six together (target ≤ 100 ms);
+//! - `topology/search_containers`: a label selector, a metric threshold and
+//!   text over the containers view;
+//! - `topology/ws_diff_containers`: the diff between two renders a round
+//!   apart, serialised as WebSocket clients get it.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use orchestrator::core::report::{decode, encode, Limits};
+use orchestrator::topology::search::Query;
+use orchestrator::topology::synthetic::{Cluster, ClusterSpec};
+use orchestrator::topology::{diff::diff, render, Filters, ReportStore, StoreConfig, View};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const T0: u64 = 1_800_000_000_000;
+
+fn loaded(cluster: &Cluster) -> ReportStore {
+    let mut store = ReportStore::new(StoreConfig::default());
+    for r in cluster.round(T0, 0) {
+        store.ingest(r, T0).expect("ingest");
+    }
+    store
+}
+
+fn benches(c: &mut Criterion) {
+    let cluster = Cluster::new(ClusterSpec::LARGE);
+    let mut store = loaded(&cluster);
+    let mut group = c.benchmark_group("topology");
+    group.sample_size(10).measurement_time(Duration::from_secs(20));
+
+    let next_round = cluster.round(T0 + 15_000, 1);
+    group.bench_function("ingest_round_1000_reports", |b| {
+        b.iter_batched(
+            || next_round.clone(),
+            |round| {
+                let mut old = Vec::with_capacity(round.len());
+                for r in round {
+                    old.push(store.ingest(r, T0 + 15_000).expect("ingest").1);
+                }
+                old
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    let encoded = encode(&next_round[0]).expect("encode");
+    eprintln!("one host's report: {} bytes encoded", encoded.len());
+    group.bench_function("decode_report", |b| b.iter(|| decode(&encoded, Limits::default()).expect("decode")));
+
+    let now = T0 + 15_000;
+    for view in View::ALL {
+        let r = render(&store, view, &Filters::default(), now);
+        eprintln!("{}: {} nodes, {} edges", view.id(), r.len(), r.edge_count());
+        group.bench_function(format!("render/{}", view.id()), |b| {
+            b.iter(|| render(&store, view, &Filters::default(), now));
+        });
+    }
+    group.bench_function("render_all_views", |b| {
+        b.iter(|| {
+            View::ALL
+                .into_iter()
+                .map(|v| render(&store, v, &Filters::default(), now).len())
+                .sum::<usize>()
+        });
+    });
+    let search = Filters {
+        query: Query::parse("tier=db cpu>50 app").expect("query"),
+        ..Filters::default()
+    };
+    eprintln!(
+        "search finds {} containers",
+        render(&store, View::Containers, &search, now).len()
+    );
+    group.bench_function("search_containers", |b| {
+        b.iter(|| render(&store, View::Containers, &search, now));
+    });
+    let before = render(&store, View::Containers, &Filters::default(), now);
+    for r in cluster.round(T0 + 30_000, 2) {
+        store.ingest(r, T0 + 30_000).expect("ingest");
+    }
+    let after = render(&store, View::Containers, &Filters::default(), T0 + 30_000);
+    group.bench_function("ws_diff_containers", |b| {
+        b.iter(|| serde_json::to_vec(&diff(Some(&before), &after)).expect("json").len());
+    });
+    group.finish();
+}
+
+criterion_group!(topology, benches);
+criterion_main!(topology);

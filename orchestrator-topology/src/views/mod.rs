@@ -1,0 +1,706 @@
+//! Views: the store's nodes of one kind as a petgraph graph, with edges
+//! from network connections mapped up to that kind.
+//!
+//! Rendering walks each live probe's own nodes and its connection list
+//! once; a connection's far end is found through the store's endpoint
+//! owner index (an O(1) lookup by hashed id), so a view costs time in
+//! proportion to its nodes and connections, never probes × probes.
+//! Far ends nobody owns become pseudo nodes: the Internet (in for clients,
+//! out for servers) for public addresses, one node per address otherwise;
+//! processes outside containers gather in one pseudo node per host.
+
+mod details;
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use orchestrator_core::report::{Node, TopologyKind};
+use petgraph::graph::{Graph, NodeIndex};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
+
+pub use details::{details, NodeDetails};
+
+use crate::error::TopologyError;
+use crate::search::Query;
+use crate::store::{id_hash, Owner, ReportStore};
+
+/// The views the app serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum View {
+    /// Processes, with connections between them.
+    Processes,
+    /// Containers (and uncontained processes per host).
+    Containers,
+    /// Containers grouped by image.
+    ContainersByImage,
+    /// Hosts.
+    Hosts,
+    /// Kubernetes pods.
+    Pods,
+    /// Kubernetes services and Marathon apps.
+    Services,
+}
+
+impl View {
+    /// Every view.
+    pub const ALL: [View; 6] = [
+        View::Processes,
+        View::Containers,
+        View::ContainersByImage,
+        View::Hosts,
+        View::Pods,
+        View::Services,
+    ];
+
+    /// The URL name.
+    pub fn id(self) -> &'static str {
+        match self {
+            View::Processes => "processes",
+            View::Containers => "containers",
+            View::ContainersByImage => "containers-by-image",
+            View::Hosts => "hosts",
+            View::Pods => "pods",
+            View::Services => "services",
+        }
+    }
+
+    /// The name shown to people.
+    pub fn label(self) -> &'static str {
+        match self {
+            View::Processes => "Processes",
+            View::Containers => "Containers",
+            View::ContainersByImage => "Container images",
+            View::Hosts => "Hosts",
+            View::Pods => "Pods",
+            View::Services => "Services",
+        }
+    }
+
+    /// The topology its nodes come from.
+    pub fn kind(self) -> TopologyKind {
+        match self {
+            View::Processes => TopologyKind::Process,
+            View::Containers => TopologyKind::Container,
+            View::ContainersByImage => TopologyKind::ContainerImage,
+            View::Hosts => TopologyKind::Host,
+            View::Pods => TopologyKind::Pod,
+            View::Services => TopologyKind::Service,
+        }
+    }
+}
+
+impl FromStr for View {
+    type Err = TopologyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        View::ALL
+            .into_iter()
+            .find(|v| v.id() == s)
+            .ok_or_else(|| TopologyError::UnknownView(s.chars().take(64).collect()))
+    }
+}
+
+/// Three-way choices of the view filters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Choice {
+    /// Only the first kind (application containers, running containers).
+    #[default]
+    Default,
+    /// Only the other kind (system containers, stopped containers).
+    Other,
+    /// Both.
+    Both,
+}
+
+/// What a view shows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Filters {
+    /// Application (default), system or both kinds of containers.
+    pub system: Choice,
+    /// Running (default), stopped or both kinds of containers.
+    pub stopped: Choice,
+    /// Hide nodes without edges.
+    pub hide_unconnected: bool,
+    /// Hide pseudo nodes.
+    pub hide_pseudo: bool,
+    /// Only nodes matching this query.
+    pub query: Query,
+}
+
+/// A node as a view lists it: what a summary row or a graph node needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSummary {
+    /// The node id (a pseudo node's starts with `pseudo;`).
+    pub id: String,
+    /// Its name.
+    pub label: String,
+    /// A second line (host, pid, count).
+    pub label_minor: String,
+    /// Drawn as.
+    pub shape: &'static str,
+    /// Not a real node of the cluster.
+    pub pseudo: bool,
+    /// Its probe went silent past the window.
+    pub stale: bool,
+    /// The probe that reported it (controls go there).
+    pub probe: Option<String>,
+    /// How many nodes of the underlying kind it stands for (image → containers).
+    pub count: u32,
+    /// Latest metric values.
+    pub metrics: Vec<(Cow<'static, str>, f64)>,
+}
+
+/// A rendered view.
+#[derive(Debug)]
+pub struct Rendered {
+    /// Which view.
+    pub view: View,
+    /// The store generation it was rendered from.
+    pub generation: u64,
+    /// Nodes and edges (client → server).
+    pub graph: Graph<NodeSummary, ()>,
+    index: FxHashMap<u64, NodeIndex>,
+}
+
+const KNOWN_METRICS: [&str; 8] = [
+    "cpu_usage_percent",
+    "memory_usage_bytes",
+    "open_files_count",
+    "load1",
+    "network_rx_bytes_per_second",
+    "network_tx_bytes_per_second",
+    "memory_usage_percent",
+    "processes",
+];
+
+fn metric_values(node: &Node) -> Vec<(Cow<'static, str>, f64)> {
+    node.metrics
+        .iter()
+        .filter_map(|(name, m)| {
+            let last = m.last()?;
+            let name = KNOWN_METRICS
+                .iter()
+                .find(|k| **k == name.as_str())
+                .map_or_else(|| Cow::Owned(name.clone()), |k| Cow::Borrowed(*k));
+            Some((name, last.value))
+        })
+        .collect()
+}
+
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            !(v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// A container counts as a system one when labelled so or when it is a
+/// Kubernetes pod's infrastructure container.
+pub fn is_system_container(n: &Node) -> bool {
+    n.latest("label_orchestrator.role") == Some("system")
+        || n.latest("label_works.weave.role") == Some("system")
+        || n.latest("label_io.kubernetes.container.name") == Some("POD")
+        || n.latest("docker_container_name").is_some_and(|c| c.trim_start_matches('/').starts_with("k8s_POD"))
+}
+
+fn container_running(n: &Node) -> bool {
+    matches!(n.latest("docker_container_state"), Some("running" | "paused") | None)
+}
+
+fn label_of(kind: TopologyKind, id: &str, n: &Node) -> (String, String) {
+    let get = |k: &str| n.latest(k).unwrap_or("").to_string();
+    match kind {
+        TopologyKind::Process => {
+            let name = n.latest("name").filter(|s| !s.is_empty()).unwrap_or(id);
+            let host = id.rsplit_once(';').map_or("", |(h, _)| h);
+            (name.to_string(), format!("{host} ({})", n.latest("pid").unwrap_or("?")))
+        }
+        TopologyKind::Container => {
+            let name = n.latest("docker_container_name").unwrap_or(id).trim_start_matches('/');
+            let host = n.parents_of(TopologyKind::Host).next().unwrap_or("");
+            (name.to_string(), host.to_string())
+        }
+        TopologyKind::ContainerImage => {
+            let name = n.latest("docker_image_name").unwrap_or(id);
+            (name.to_string(), String::new())
+        }
+        TopologyKind::Host => (n.latest("hostname").unwrap_or(id).to_string(), get("os")),
+        TopologyKind::Pod => (n.latest("kubernetes_name").unwrap_or(id).to_string(), get("kubernetes_namespace")),
+        TopologyKind::Service => (
+            n.latest("name").unwrap_or(id).to_string(),
+            n.latest("service_kind").or_else(|| n.latest("kubernetes_namespace")).unwrap_or("").to_string(),
+        ),
+        TopologyKind::Endpoint => (id.to_string(), String::new()),
+    }
+}
+
+fn shape_of(view: View) -> &'static str {
+    match view {
+        View::Processes => "square",
+        View::Containers => "hexagon",
+        View::ContainersByImage => "hexagon",
+        View::Hosts => "circle",
+        View::Pods => "heptagon",
+        View::Services => "cloud",
+    }
+}
+
+/// Builds a view as the nodes are met.
+struct Builder<'a> {
+    view: View,
+    filters: &'a Filters,
+    graph: Graph<NodeSummary, ()>,
+    index: FxHashMap<u64, NodeIndex>,
+    /// Nodes met but filtered out: their edges are dropped, not turned
+    /// into pseudo nodes.
+    hidden: FxHashSet<u64>,
+}
+
+impl Builder<'_> {
+    fn add(&mut self, id: &str, hash: u64, node: &Node, probe: &str, stale: bool) {
+        if let Some(&ix) = self.index.get(&hash) {
+            // Shared ids (an image on many hosts) merge into one node.
+            let s = &mut self.graph[ix];
+            s.count += 1;
+            s.stale &= stale;
+            return;
+        }
+        if self.hidden.contains(&hash) {
+            return;
+        }
+        let kind = self.view.kind();
+        let (label, label_minor) = label_of(kind, id, node);
+        let f = self.filters;
+        let pass_container = kind != TopologyKind::Container
+            || (match f.system {
+                Choice::Default => !is_system_container(node),
+                Choice::Other => is_system_container(node),
+                Choice::Both => true,
+            } && match f.stopped {
+                Choice::Default => container_running(node),
+                Choice::Other => !container_running(node),
+                Choice::Both => true,
+            });
+        if !pass_container || !f.query.matches(kind, &label, Some(node)) {
+            self.hidden.insert(hash);
+            return;
+        }
+        let ix = self.graph.add_node(NodeSummary {
+            id: id.to_string(),
+            label,
+            label_minor,
+            shape: shape_of(self.view),
+            pseudo: false,
+            stale,
+            probe: Some(probe.to_string()),
+            count: 1,
+            metrics: metric_values(node),
+        });
+        self.index.insert(hash, ix);
+    }
+
+    fn pseudo(&mut self, id: String, label: String, label_minor: String) -> Option<NodeIndex> {
+        if self.filters.hide_pseudo {
+            return None;
+        }
+        let hash = id_hash(&id);
+        if let Some(&ix) = self.index.get(&hash) {
+            return Some(ix);
+        }
+        if self.hidden.contains(&hash) {
+            return None;
+        }
+        if !self.filters.query.is_empty() && !self.filters.query.matches(self.view.kind(), &label, None) {
+            self.hidden.insert(hash);
+            return None;
+        }
+        let ix = self.graph.add_node(NodeSummary {
+            id,
+            label,
+            label_minor,
+            shape: "cloud",
+            pseudo: true,
+            stale: false,
+            probe: None,
+            count: 1,
+            metrics: Vec::new(),
+        });
+        self.index.insert(hash, ix);
+        Some(ix)
+    }
+}
+
+/// Maps endpoint owners to nodes of the view.
+struct Mapper {
+    view: View,
+    /// container → pod, image or service (by view), process → service.
+    up: FxHashMap<u64, u64>,
+    hostnames: FxHashMap<u64, String>,
+}
+
+impl Mapper {
+    /// The view node (hash) an owned endpoint maps to, or the host whose
+    /// "uncontained" pseudo node it falls into.
+    fn map(&self, o: &Owner) -> Result<u64, u64> {
+        let found = match self.view {
+            View::Processes => o.process,
+            View::Containers => o.container,
+            View::Hosts => o.host,
+            View::ContainersByImage | View::Pods => self.up.get(&o.container).copied().unwrap_or(0),
+            View::Services => self
+                .up
+                .get(&o.container)
+                .or_else(|| self.up.get(&o.process))
+                .copied()
+                .unwrap_or(0),
+        };
+        if found == 0 {
+            Err(o.host)
+        } else {
+            Ok(found)
+        }
+    }
+}
+
+/// Renders a view of the store at `now_ms`.
+pub fn render(store: &ReportStore, view: View, filters: &Filters, now_ms: u64) -> Rendered {
+    let kind = view.kind();
+    let mut b = Builder {
+        view,
+        filters,
+        graph: Graph::new(),
+        index: FxHashMap::default(),
+        hidden: FxHashSet::default(),
+    };
+    let mut mapper = Mapper {
+        view,
+        up: FxHashMap::default(),
+        hostnames: FxHashMap::default(),
+    };
+    for (probe_id, p) in store.live_probes(now_ms) {
+        mapper.hostnames.insert(p.host, p.report.header.hostname.clone());
+        let stale = store.is_stale(p, now_ms);
+        let topologies = &p.report.topologies;
+        for (id, node) in &topologies.get(kind).nodes {
+            b.add(id, id_hash(id), node, probe_id, stale);
+        }
+        match view {
+            View::ContainersByImage | View::Pods | View::Services => {
+                for (id, c) in &topologies.container.nodes {
+                    let target = match view {
+                        View::ContainersByImage => c
+                            .latest("docker_image_id")
+                            .map(id_hash)
+                            .or_else(|| c.parents_of(TopologyKind::ContainerImage).next().map(id_hash)),
+                        View::Pods => c.parents_of(TopologyKind::Pod).next().map(id_hash),
+                        _ => c.parents_of(TopologyKind::Service).next().map(id_hash),
+                    };
+                    if let Some(t) = target {
+                        mapper.up.insert(id_hash(id), t);
+                    }
+                }
+                if view == View::Services {
+                    for (id, n) in &topologies.process.nodes {
+                        if let Some(s) = n.parents_of(TopologyKind::Service).next() {
+                            mapper.up.insert(id_hash(id), id_hash(s));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut edges: FxHashSet<(NodeIndex, NodeIndex)> = FxHashSet::default();
+    for (_, p) in store.live_probes(now_ms) {
+        for e in &p.edges {
+            let (Some(src), Some(dst)) = (end(&mut b, &mapper, store, e.src, e.src_ip, true), end(&mut b, &mapper, store, e.dst, e.dst_ip, false)) else {
+                continue;
+            };
+            if src != dst {
+                edges.insert((src, dst));
+            }
+        }
+    }
+    let mut edges: Vec<_> = edges.into_iter().collect();
+    edges.sort_unstable();
+    for (a, z) in edges {
+        b.graph.add_edge(a, z, ());
+    }
+    let mut rendered = Rendered {
+        view,
+        generation: store.generation(),
+        graph: b.graph,
+        index: b.index,
+    };
+    if filters.hide_unconnected {
+        rendered.retain_connected();
+    }
+    rendered
+}
+
+/// The view node for one end of a connection.
+fn end(b: &mut Builder<'_>, m: &Mapper, store: &ReportStore, endpoint: u64, ip: IpAddr, client: bool) -> Option<NodeIndex> {
+    match store.owner(endpoint) {
+        Some(o) => match m.map(o) {
+            Ok(hash) => b.index.get(&hash).copied(),
+            Err(host) => {
+                if matches!(b.view, View::Processes | View::Hosts) {
+                    return None;
+                }
+                let hostname = m.hostnames.get(&host).map_or("", String::as_str);
+                let label = if b.view == View::Containers { "Uncontained" } else { "Unmanaged" };
+                b.pseudo(format!("pseudo;uncontained;{hostname}"), label.into(), hostname.to_string())
+            }
+        },
+        None if is_public(ip) => {
+            if client {
+                b.pseudo("pseudo;in-theinternet".into(), "The Internet".into(), "Inbound".into())
+            } else {
+                b.pseudo("pseudo;out-theinternet".into(), "The Internet".into(), "Outbound".into())
+            }
+        }
+        None if ip.is_loopback() || ip.is_unspecified() => None,
+        None => b.pseudo(format!("pseudo;ip;{ip}"), ip.to_string(), "Unknown".into()),
+    }
+}
+
+impl Rendered {
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    /// No nodes.
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+
+    /// Every node.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeSummary> {
+        self.graph.node_weights()
+    }
+
+    /// One node by id.
+    pub fn node(&self, id: &str) -> Option<&NodeSummary> {
+        self.index.get(&id_hash(id)).map(|ix| &self.graph[*ix])
+    }
+
+    /// A node's neighbours (ids, sorted), both directions.
+    pub fn adjacency(&self, id: &str) -> Vec<&str> {
+        let Some(ix) = self.index.get(&id_hash(id)) else { return Vec::new() };
+        self.adjacency_of(*ix)
+    }
+
+    /// The ids a node has edges to (outgoing, as Scope's `adjacency`).
+    fn adjacency_of(&self, ix: NodeIndex) -> Vec<&str> {
+        let mut out: Vec<&str> = self.graph.neighbors(ix).map(|n| self.graph[n].id.as_str()).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Nodes with an edge into `id`.
+    pub fn incoming(&self, id: &str) -> Vec<&str> {
+        let Some(ix) = self.index.get(&id_hash(id)) else { return Vec::new() };
+        let mut out: Vec<&str> = self
+            .graph
+            .neighbors_directed(*ix, petgraph::Direction::Incoming)
+            .map(|n| self.graph[n].id.as_str())
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Number of edges.
+    pub fn edge_count(&self) -> usize {
+        self.graph.edge_count()
+    }
+
+    fn retain_connected(&mut self) {
+        let graph = std::mem::take(&mut self.graph);
+        let connected: Vec<bool> = graph
+            .node_indices()
+            .map(|ix| graph.neighbors_undirected(ix).next().is_some())
+            .collect();
+        self.graph = graph.filter_map(|ix, n| connected[ix.index()].then(|| n.clone()), |_, e| Some(*e));
+        self.index = self
+            .graph
+            .node_indices()
+            .map(|ix| (id_hash(&self.graph[ix].id), ix))
+            .collect();
+    }
+
+    /// One node with its adjacency, as the JSON of the API shows it.
+    pub fn node_json(&self, id: &str) -> Option<NodeJson<'_>> {
+        let ix = *self.index.get(&id_hash(id))?;
+        Some(NodeJson {
+            summary: &self.graph[ix],
+            adjacency: self.adjacency_of(ix),
+        })
+    }
+
+    /// Every node with its adjacency.
+    pub fn nodes_json(&self) -> impl Iterator<Item = NodeJson<'_>> {
+        self.graph.node_indices().map(|ix| NodeJson {
+            summary: &self.graph[ix],
+            adjacency: self.adjacency_of(ix),
+        })
+    }
+}
+
+/// A node summary with its adjacency, serialised as the API answers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeJson<'a> {
+    /// The summary.
+    pub summary: &'a NodeSummary,
+    /// Ids it has edges to.
+    pub adjacency: Vec<&'a str>,
+}
+
+struct Metrics<'a>(&'a [(Cow<'static, str>, f64)]);
+
+impl Serialize for Metrics<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(k.as_ref(), v)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for NodeJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = self.summary;
+        let mut st = s.serialize_struct("NodeSummary", 10)?;
+        st.serialize_field("id", &n.id)?;
+        st.serialize_field("label", &n.label)?;
+        st.serialize_field("labelMinor", &n.label_minor)?;
+        st.serialize_field("shape", n.shape)?;
+        st.serialize_field("pseudo", &n.pseudo)?;
+        st.serialize_field("stale", &n.stale)?;
+        st.serialize_field("probe", &n.probe)?;
+        st.serialize_field("count", &n.count)?;
+        st.serialize_field("metrics", &Metrics(&n.metrics))?;
+        st.serialize_field("adjacency", &self.adjacency)?;
+        st.end()
+    }
+}
+
+/// Renders every view (what `GET /api/topology` counts).
+pub fn render_all(store: &ReportStore, now_ms: u64) -> Vec<Rendered> {
+    View::ALL
+        .into_iter()
+        .map(|v| render(store, v, &Filters::default(), now_ms))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+    use crate::synthetic::{Cluster, ClusterSpec};
+
+    fn store() -> ReportStore {
+        let cluster = Cluster::new(ClusterSpec {
+            hosts: 4,
+            containers: 8,
+            processes: 40,
+            connections: 80,
+        });
+        let mut store = ReportStore::new(StoreConfig::default());
+        for r in cluster.round(1_000, 0) {
+            store.ingest(r, 1_000).unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn every_view_has_its_nodes_and_edges_between_hosts() {
+        let store = store();
+        let hosts = render(&store, View::Hosts, &Filters::default(), 1_000);
+        assert_eq!(hosts.nodes().filter(|n| !n.pseudo).count(), 4);
+        assert!(hosts.edge_count() > 0, "connections between hosts");
+        assert!(hosts.node("pseudo;out-theinternet").is_some(), "public servers are the Internet");
+        let containers = render(&store, View::Containers, &Filters::default(), 1_000);
+        assert_eq!(containers.nodes().filter(|n| !n.pseudo).count(), 8);
+        assert!(containers.edge_count() > 0);
+        let processes = render(&store, View::Processes, &Filters::default(), 1_000);
+        assert_eq!(processes.nodes().filter(|n| !n.pseudo).count(), 40);
+        let images = render(&store, View::ContainersByImage, &Filters::default(), 1_000);
+        assert!(images.nodes().filter(|n| !n.pseudo).all(|n| n.count >= 1));
+        let pods = render(&store, View::Pods, &Filters::default(), 1_000);
+        assert_eq!(pods.nodes().filter(|n| !n.pseudo).count(), 4, "every other container is in a pod");
+        let services = render(&store, View::Services, &Filters::default(), 1_000);
+        assert!(services.nodes().filter(|n| !n.pseudo).count() > 0);
+        // Every edge of a view joins two of its nodes.
+        for r in [&hosts, &containers, &processes, &images, &pods, &services] {
+            for n in r.nodes_json() {
+                for a in &n.adjacency {
+                    assert!(r.node(a).is_some(), "{} → {a}", n.summary.id);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn filters_hide_what_they_say() {
+        let store = store();
+        let q = |text: &str| Filters {
+            query: Query::parse(text).unwrap(),
+            ..Filters::default()
+        };
+        let db = render(&store, View::Containers, &q("tier=db"), 1_000);
+        assert!(db.nodes().filter(|n| !n.pseudo).count() < 8);
+        let none = render(&store, View::Containers, &q("nothing-has-this"), 1_000);
+        assert!(none.is_empty());
+        let stopped = Filters {
+            stopped: Choice::Other,
+            ..Filters::default()
+        };
+        assert_eq!(render(&store, View::Containers, &stopped, 1_000).nodes().filter(|n| !n.pseudo).count(), 0);
+        let connected = Filters {
+            hide_unconnected: true,
+            hide_pseudo: true,
+            ..Filters::default()
+        };
+        let r = render(&store, View::Processes, &connected, 1_000);
+        assert!(r.len() < 40 && !r.is_empty());
+        assert!(r.nodes().all(|n| !n.pseudo));
+        // Probes silent past the stale-node threshold leave the views.
+        assert!(render(&store, View::Hosts, &Filters::default(), 1_000 + 301_000).is_empty());
+    }
+
+    #[test]
+    fn diffs_tell_what_changed() {
+        let mut store = store();
+        let before = render(&store, View::Containers, &Filters::default(), 1_000);
+        let reset = crate::diff::diff(None, &before);
+        assert!(reset.reset && reset.add.len() == before.len());
+        let cluster = Cluster::new(ClusterSpec {
+            hosts: 4,
+            containers: 8,
+            processes: 40,
+            connections: 80,
+        });
+        let mut r = cluster.report(0, 2_000, 1);
+        r.topologies.container.nodes.pop_first();
+        store.ingest(r, 2_000).unwrap();
+        let after = render(&store, View::Containers, &Filters::default(), 2_000);
+        let d = crate::diff::diff(Some(&before), &after);
+        assert_eq!(d.remove.len(), 1, "{d:?}");
+        assert!(!d.update.is_empty(), "metrics changed");
+        assert!(crate::diff::diff(Some(&after), &after).is_empty());
+    }
+}
