@@ -27,10 +27,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const T0: u64 = 1_800_000_000_000;
 
+/// A store in steady state: two rounds in, so every connection's far end
+/// was known when its report came (as after the app's first interval).
 fn loaded(cluster: &Cluster) -> ReportStore {
     let mut store = ReportStore::new(StoreConfig::default());
-    for r in cluster.round(T0, 0) {
-        store.ingest(r, T0).expect("ingest");
+    for round in 0..2 {
+        let ts = T0 + round * 15_000;
+        for r in cluster.round(ts, round) {
+            store.ingest(r, ts).expect("ingest");
+        }
     }
     store
 }
@@ -41,14 +46,14 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("topology");
     group.sample_size(10).measurement_time(Duration::from_secs(20));
 
-    let next_round = cluster.round(T0 + 15_000, 1);
+    let next_round = cluster.round(T0 + 30_000, 2);
     group.bench_function("ingest_round_1000_reports", |b| {
         b.iter_batched(
             || next_round.clone(),
             |round| {
                 let mut old = Vec::with_capacity(round.len());
                 for r in round {
-                    old.push(store.ingest(r, T0 + 15_000).expect("ingest").1);
+                    old.push(store.ingest(r, T0 + 30_000).expect("ingest").1);
                 }
                 old
             },
@@ -57,9 +62,11 @@ fn benches(c: &mut Criterion) {
     });
     let encoded = encode(&next_round[0]).expect("encode");
     eprintln!("one host's report: {} bytes encoded", encoded.len());
-    group.bench_function("decode_report", |b| b.iter(|| decode(&encoded, Limits::default()).expect("decode")));
+    group.bench_function("decode_report", |b| {
+        b.iter(|| decode(&encoded, Limits::default()).expect("decode"))
+    });
 
-    let now = T0 + 15_000;
+    let now = T0 + 30_000;
     for view in View::ALL {
         let r = render(&store, view, &Filters::default(), now);
         eprintln!("{}: {} nodes, {} edges", view.id(), r.len(), r.edge_count());
@@ -87,10 +94,10 @@ fn benches(c: &mut Criterion) {
         b.iter(|| render(&store, View::Containers, &search, now));
     });
     let before = render(&store, View::Containers, &Filters::default(), now);
-    for r in cluster.round(T0 + 30_000, 2) {
-        store.ingest(r, T0 + 30_000).expect("ingest");
+    for r in cluster.round(T0 + 45_000, 3) {
+        store.ingest(r, T0 + 45_000).expect("ingest");
     }
-    let after = render(&store, View::Containers, &Filters::default(), T0 + 30_000);
+    let after = render(&store, View::Containers, &Filters::default(), T0 + 45_000);
     group.bench_function("ws_diff_containers", |b| {
         b.iter(|| serde_json::to_vec(&diff(Some(&before), &after)).expect("json").len());
     });

@@ -359,7 +359,11 @@ mod tests {
     #[test]
     fn selectors_thresholds_types_and_text() {
         let n = node();
-        let m = |q: &str| Query::parse(q).unwrap().matches(TopologyKind::Container, "shop-web", Some(&n));
+        let m = |q: &str| {
+            Query::parse(q)
+                .unwrap()
+                .matches(TopologyKind::Container, "shop-web", Some(&n))
+        };
         assert!(m(""));
         assert!(m("app=web,tier!=db"));
         assert!(!m("app=web,tier!=front"));

@@ -61,17 +61,46 @@ pub struct Owner {
     pub container: u64,
 }
 
-/// One connection between endpoints as a probe saw it (client → server).
+/// What a container (or a process) belongs to, as id hashes (0 for none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Up {
+    /// Its image.
+    pub image: u64,
+    /// Its pod.
+    pub pod: u64,
+    /// Its service (Kubernetes or Marathon).
+    pub service: u64,
+}
+
+/// One end of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Owned by a process (and maybe a container) a probe reported.
+    Owned(Owner),
+    /// Nobody owned it when the report came in: looked up again at render
+    /// time, and shown as the Internet or an address if still unowned.
+    Unowned {
+        /// The endpoint id's hash.
+        hash: u64,
+        /// Its address.
+        ip: IpAddr,
+    },
+}
+
+/// One connection as a probe saw it (client → server), with both ends'
+/// owners as known when the probe's report came in.
+///
+/// Resolving owners at ingest keeps rendering to array walks. An owner
+/// that changes later (a port reused by another process) shows on the next
+/// report of this probe, one publish interval later. A connection seen
+/// from the server's side whose client another probe owns is not kept
+/// here: that probe reports the same connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Edge {
-    /// The client endpoint.
-    pub src: u64,
-    /// The server endpoint.
-    pub dst: u64,
-    /// The client's address (for Internet pseudo nodes).
-    pub src_ip: IpAddr,
-    /// The server's address.
-    pub dst_ip: IpAddr,
+    /// The client.
+    pub src: End,
+    /// The server.
+    pub dst: End,
 }
 
 /// What the store holds for one probe.
@@ -87,8 +116,13 @@ pub struct ProbeState {
     pub reports: u64,
     /// Its host node's id hash.
     pub host: u64,
+    /// Its id, shared by the node summaries it reports.
+    pub probe: std::sync::Arc<str>,
     /// Its connections.
     pub edges: Vec<Edge>,
+    /// Its containers' images, pods and services, and its processes'
+    /// services (by id hash), for the views that map connections up.
+    pub ups: Vec<(u64, Up)>,
     /// The endpoints it owns in the index.
     owned: Vec<u64>,
 }
@@ -234,7 +268,9 @@ impl ReportStore {
                     received_ms: now_ms,
                     reports: 0,
                     host,
+                    probe: header.probe_id.as_str().into(),
                     edges: Vec::new(),
+                    ups: Vec::new(),
                     owned: Vec::new(),
                 },
             );
@@ -253,7 +289,8 @@ impl ReportStore {
             for kind in TopologyKind::ALL {
                 let delta = report.topologies.get(kind);
                 let mine = state.report.topologies.get_mut(kind);
-                mine.controls.extend(delta.controls.iter().map(|(k, v)| (k.clone(), v.clone())));
+                mine.controls
+                    .extend(delta.controls.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             let mut report = report;
             for kind in TopologyKind::ALL {
@@ -346,51 +383,93 @@ fn parent_hash(node: &Node, kind: TopologyKind) -> u64 {
 
 /// Rebuilds a probe's edges and its entries in the owner index.
 fn index_endpoints(state: &mut ProbeState, owners: &mut FxHashMap<u64, Owner>) {
-    let endpoints = &state.report.topologies.endpoint.nodes;
-    // The processes' containers, for endpoints the tag pass left without one.
-    let containers: FxHashMap<u64, u64> = state
-        .report
-        .topologies
-        .process
-        .nodes
-        .iter()
-        .filter_map(|(id, n)| {
-            let c = parent_hash(n, TopologyKind::Container);
-            (c != 0).then(|| (id_hash(id), c))
-        })
-        .collect();
+    let topologies = &state.report.topologies;
+    let endpoints = &topologies.endpoint.nodes;
+    // The processes' containers, for endpoints the tag pass left without
+    // one (built only if one needs it).
+    let mut containers: Option<FxHashMap<u64, u64>> = None;
     state.edges.clear();
     state.owned.clear();
+    state.ups.clear();
+    for (id, c) in &topologies.container.nodes {
+        let image = c
+            .latest("docker_image_id")
+            .or_else(|| c.parents_of(TopologyKind::ContainerImage).next())
+            .map_or(0, id_hash);
+        state.ups.push((
+            id_hash(id),
+            Up {
+                image,
+                pod: parent_hash(c, TopologyKind::Pod),
+                service: parent_hash(c, TopologyKind::Service),
+            },
+        ));
+    }
+    for (id, n) in &topologies.process.nodes {
+        let service = parent_hash(n, TopologyKind::Service);
+        if service != 0 {
+            state.ups.push((
+                id_hash(id),
+                Up {
+                    service,
+                    ..Up::default()
+                },
+            ));
+        }
+    }
+    let mut mine: FxHashMap<u64, Owner> = FxHashMap::default();
+    let mut hashes = Vec::with_capacity(endpoints.len());
     for (id, node) in endpoints {
         let hash = id_hash(id);
+        hashes.push(hash);
         let process = parent_hash(node, TopologyKind::Process);
         let mut container = parent_hash(node, TopologyKind::Container);
         if container == 0 && process != 0 {
-            container = containers.get(&process).copied().unwrap_or(0);
+            let map = containers.get_or_insert_with(|| {
+                topologies
+                    .process
+                    .nodes
+                    .iter()
+                    .filter_map(|(id, n)| {
+                        let c = parent_hash(n, TopologyKind::Container);
+                        (c != 0).then(|| (id_hash(id), c))
+                    })
+                    .collect()
+            });
+            container = map.get(&process).copied().unwrap_or(0);
         }
         let loopback_here = node.parents.contains_key(&TopologyKind::Host);
         if process != 0 || container != 0 || loopback_here {
-            owners.insert(
-                hash,
-                Owner {
-                    host: state.host,
-                    process,
-                    container,
-                },
-            );
+            let owner = Owner {
+                host: state.host,
+                process,
+                container,
+            };
+            owners.insert(hash, owner);
+            mine.insert(hash, owner);
             state.owned.push(hash);
         }
+    }
+    let owner_of = |h: u64| mine.get(&h).or_else(|| owners.get(&h)).copied();
+    let end_of = |hash: u64, ip: IpAddr| owner_of(hash).map_or(End::Unowned { hash, ip }, End::Owned);
+    for ((id, node), hash) in endpoints.iter().zip(hashes) {
         if node.adjacency.is_empty() {
             continue;
         }
-        let Some((_, src_ip, _)) = ids::parse_endpoint(id) else { continue };
+        let Some((_, src_ip, _)) = ids::parse_endpoint(id) else {
+            continue;
+        };
+        let src = end_of(hash, src_ip);
+        if matches!(src, End::Owned(o) if o.host != state.host) {
+            continue;
+        }
         for remote in &node.adjacency {
-            let Some((_, dst_ip, _)) = ids::parse_endpoint(remote) else { continue };
+            let Some((_, dst_ip, _)) = ids::parse_endpoint(remote) else {
+                continue;
+            };
             state.edges.push(Edge {
-                src: hash,
-                dst: id_hash(remote),
-                src_ip,
-                dst_ip,
+                src,
+                dst: end_of(id_hash(remote), dst_ip),
             });
         }
     }
@@ -418,7 +497,10 @@ mod tests {
         let (dup, _) = store.ingest(report("p", 5, false), 0).unwrap();
         assert!(dup.duplicate);
         assert_eq!(store.generation(), g);
-        assert!(store.ingest(report("p", 7, false), 0).is_err(), "a gap needs a full report");
+        assert!(
+            store.ingest(report("p", 7, false), 0).is_err(),
+            "a gap needs a full report"
+        );
         store.ingest(report("p", 6, false), 0).unwrap();
         assert!(store.ingest(report("", 1, true), 0).is_err());
     }
@@ -427,11 +509,17 @@ mod tests {
     fn a_full_report_replaces_and_a_delta_lays_nodes_over() {
         let mut store = ReportStore::new(StoreConfig::default());
         let mut r = report("p", 1, true);
-        r.topologies.process.insert("p;1".into(), Node::default().with_latest("name", "a", 1));
-        r.topologies.process.insert("p;2".into(), Node::default().with_latest("name", "b", 1));
+        r.topologies
+            .process
+            .insert("p;1".into(), Node::default().with_latest("name", "a", 1));
+        r.topologies
+            .process
+            .insert("p;2".into(), Node::default().with_latest("name", "b", 1));
         store.ingest(r, 0).unwrap();
         let mut d = report("p", 2, false);
-        d.topologies.process.insert("p;2".into(), Node::default().with_latest("name", "c", 2));
+        d.topologies
+            .process
+            .insert("p;2".into(), Node::default().with_latest("name", "c", 2));
         store.ingest(d, 0).unwrap();
         let procs = &store.probes()["p"].report.topologies.process.nodes;
         assert_eq!(procs.len(), 2);
@@ -456,10 +544,9 @@ mod tests {
                 .with_adjacent(remote.clone()),
         );
         r.topologies.endpoint.insert(remote.clone(), Node::default());
-        r.topologies.process.insert(
-            "a;7".into(),
-            Node::default().with_parent(TopologyKind::Container, "c1"),
-        );
+        r.topologies
+            .process
+            .insert("a;7".into(), Node::default().with_parent(TopologyKind::Container, "c1"));
         store.ingest(r, 0).unwrap();
         let owner = store.owner(id_hash(&local)).unwrap();
         assert_eq!(owner.process, id_hash("a;7"));

@@ -64,7 +64,12 @@ fn mix(mut x: u64) -> u64 {
 }
 
 fn host_ip(h: usize, last: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, (h / 250) as u8, (h % 250) as u8, (last % 250) as u8 + 2))
+    IpAddr::V4(Ipv4Addr::new(
+        10,
+        (h / 250) as u8,
+        (h % 250) as u8,
+        (last % 250) as u8 + 2,
+    ))
 }
 
 /// The id of container `c` on host `h`.
@@ -86,7 +91,7 @@ impl Cluster {
         let per_host = spec.connections / hosts;
         let mut outgoing = vec![Vec::new(); hosts];
         let mut incoming = vec![Vec::new(); hosts];
-        for h in 0..hosts {
+        for (h, out) in outgoing.iter_mut().enumerate() {
             for j in 0..per_host {
                 let r = mix((h * per_host + j) as u64);
                 let server_host = if hosts == 1 {
@@ -103,7 +108,7 @@ impl Cluster {
                     server_container: ((r >> 40) as usize % containers_per_host) as u32,
                     public: (r >> 8) % 20 == 0,
                 };
-                outgoing[h].push(conn);
+                out.push(conn);
                 if !conn.public {
                     incoming[server_host].push(conn);
                 }
@@ -253,7 +258,12 @@ impl Cluster {
             let container = self.container_of_proc(proc);
             let local_ip = container.map_or_else(|| host_ip(h, 0), |c| host_ip(h, c + 1));
             let remote = if conn.public {
-                ids::endpoint("", None, IpAddr::V4(Ipv4Addr::new(52, 1, (conn.client_port >> 8) as u8, 7)), 443)
+                ids::endpoint(
+                    "",
+                    None,
+                    IpAddr::V4(Ipv4Addr::new(52, 1, (conn.client_port >> 8) as u8, 7)),
+                    443,
+                )
             } else {
                 let s = conn.server_host as usize;
                 ids::endpoint("", None, host_ip(s, conn.server_container as usize + 1), 8080)
@@ -266,7 +276,11 @@ impl Cluster {
         }
         for c in 0..self.containers_per_host {
             let listen = ids::endpoint("", None, host_ip(h, c + 1), 8080);
-            let n = endpoint_owner(Node::default().with_latest("listening", "true", ts), self.first_proc(c), Some(c));
+            let n = endpoint_owner(
+                Node::default().with_latest("listening", "true", ts),
+                self.first_proc(c),
+                Some(c),
+            );
             t.endpoint.insert(listen, n);
         }
         for conn in &self.incoming[h] {

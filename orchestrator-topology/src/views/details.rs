@@ -99,7 +99,7 @@ pub fn details(store: &ReportStore, rendered: &Rendered, id: &str, now_ms: u64) 
         label: summary.label.clone(),
         label_minor: summary.label_minor.clone(),
         pseudo: summary.pseudo,
-        probe: summary.probe.clone(),
+        probe: summary.probe.as_deref().map(str::to_string),
         metadata: BTreeMap::new(),
         labels: BTreeMap::new(),
         sets: BTreeMap::new(),
@@ -136,7 +136,8 @@ pub fn details(store: &ReportStore, rendered: &Rendered, id: &str, now_ms: u64) 
         }
         collect_children(view, id, p, &mut out.children);
     }
-    out.controls.sort_by(|a, b| a.def.rank.cmp(&b.def.rank).then(a.id.cmp(&b.id)));
+    out.controls
+        .sort_by(|a, b| a.def.rank.cmp(&b.def.rank).then(a.id.cmp(&b.id)));
     let node = merged?;
     for (k, v) in &node.latest {
         if let Some(l) = k.strip_prefix("label_") {

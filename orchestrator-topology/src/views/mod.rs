@@ -14,6 +14,7 @@ mod details;
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use orchestrator_core::report::{Node, TopologyKind};
 use petgraph::graph::{Graph, NodeIndex};
@@ -25,7 +26,7 @@ pub use details::{details, NodeDetails};
 
 use crate::error::TopologyError;
 use crate::search::Query;
-use crate::store::{id_hash, Owner, ReportStore};
+use crate::store::{id_hash, End, Owner, ProbeState, ReportStore};
 
 /// The views the app serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -145,7 +146,7 @@ pub struct NodeSummary {
     /// Its probe went silent past the window.
     pub stale: bool,
     /// The probe that reported it (controls go there).
-    pub probe: Option<String>,
+    pub probe: Option<Arc<str>>,
     /// How many nodes of the underlying kind it stands for (image → containers).
     pub count: u32,
     /// Latest metric values.
@@ -200,7 +201,10 @@ fn is_public(ip: IpAddr) -> bool {
                 || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
         }
         IpAddr::V6(v6) => {
-            !(v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80)
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80)
         }
     }
 }
@@ -211,7 +215,8 @@ pub fn is_system_container(n: &Node) -> bool {
     n.latest("label_orchestrator.role") == Some("system")
         || n.latest("label_works.weave.role") == Some("system")
         || n.latest("label_io.kubernetes.container.name") == Some("POD")
-        || n.latest("docker_container_name").is_some_and(|c| c.trim_start_matches('/').starts_with("k8s_POD"))
+        || n.latest("docker_container_name")
+            .is_some_and(|c| c.trim_start_matches('/').starts_with("k8s_POD"))
 }
 
 fn container_running(n: &Node) -> bool {
@@ -224,7 +229,13 @@ fn label_of(kind: TopologyKind, id: &str, n: &Node) -> (String, String) {
         TopologyKind::Process => {
             let name = n.latest("name").filter(|s| !s.is_empty()).unwrap_or(id);
             let host = id.rsplit_once(';').map_or("", |(h, _)| h);
-            (name.to_string(), format!("{host} ({})", n.latest("pid").unwrap_or("?")))
+            let pid = n.latest("pid").unwrap_or("?");
+            let mut minor = String::with_capacity(host.len() + pid.len() + 3);
+            minor.push_str(host);
+            minor.push_str(" (");
+            minor.push_str(pid);
+            minor.push(')');
+            (name.to_string(), minor)
         }
         TopologyKind::Container => {
             let name = n.latest("docker_container_name").unwrap_or(id).trim_start_matches('/');
@@ -236,10 +247,16 @@ fn label_of(kind: TopologyKind, id: &str, n: &Node) -> (String, String) {
             (name.to_string(), String::new())
         }
         TopologyKind::Host => (n.latest("hostname").unwrap_or(id).to_string(), get("os")),
-        TopologyKind::Pod => (n.latest("kubernetes_name").unwrap_or(id).to_string(), get("kubernetes_namespace")),
+        TopologyKind::Pod => (
+            n.latest("kubernetes_name").unwrap_or(id).to_string(),
+            get("kubernetes_namespace"),
+        ),
         TopologyKind::Service => (
             n.latest("name").unwrap_or(id).to_string(),
-            n.latest("service_kind").or_else(|| n.latest("kubernetes_namespace")).unwrap_or("").to_string(),
+            n.latest("service_kind")
+                .or_else(|| n.latest("kubernetes_namespace"))
+                .unwrap_or("")
+                .to_string(),
         ),
         TopologyKind::Endpoint => (id.to_string(), String::new()),
     }
@@ -256,75 +273,109 @@ fn shape_of(view: View) -> &'static str {
     }
 }
 
-/// Builds a view as the nodes are met.
+/// A node's summary, or `None` when the filters hide it.
+fn summarise(
+    view: View,
+    filters: &Filters,
+    id: &str,
+    node: &Node,
+    probe: &Arc<str>,
+    stale: bool,
+) -> Option<NodeSummary> {
+    let kind = view.kind();
+    if kind == TopologyKind::Container {
+        let system = is_system_container(node);
+        let running = container_running(node);
+        let shown = match filters.system {
+            Choice::Default => !system,
+            Choice::Other => system,
+            Choice::Both => true,
+        } && match filters.stopped {
+            Choice::Default => running,
+            Choice::Other => !running,
+            Choice::Both => true,
+        };
+        if !shown {
+            return None;
+        }
+    }
+    let (label, label_minor) = label_of(kind, id, node);
+    if !filters.query.is_empty() && !filters.query.matches(kind, &label, Some(node)) {
+        return None;
+    }
+    Some(NodeSummary {
+        id: id.to_string(),
+        label,
+        label_minor,
+        shape: shape_of(view),
+        pseudo: false,
+        stale,
+        probe: Some(probe.clone()),
+        count: 1,
+        metrics: metric_values(node),
+    })
+}
+
+/// The summaries of one run of probes' nodes (a thread's share).
+fn summarise_probes(view: View, filters: &Filters, probes: &[Live<'_>]) -> Vec<(u64, NodeSummary)> {
+    let kind = view.kind();
+    let mut out = Vec::new();
+    for p in probes {
+        for (id, node) in &p.state.report.topologies.get(kind).nodes {
+            if let Some(s) = summarise(view, filters, id, node, &p.state.probe, p.stale) {
+                out.push((id_hash(id), s));
+            }
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+struct Live<'a> {
+    state: &'a ProbeState,
+    stale: bool,
+}
+
+/// Builds a view's graph.
 struct Builder<'a> {
     view: View,
     filters: &'a Filters,
     graph: Graph<NodeSummary, ()>,
     index: FxHashMap<u64, NodeIndex>,
-    /// Nodes met but filtered out: their edges are dropped, not turned
-    /// into pseudo nodes.
+    /// Pseudo nodes by key.
+    pseudos: FxHashMap<u64, NodeIndex>,
+    /// Pseudo nodes the query hides.
     hidden: FxHashSet<u64>,
 }
 
 impl Builder<'_> {
-    fn add(&mut self, id: &str, hash: u64, node: &Node, probe: &str, stale: bool) {
+    fn add(&mut self, hash: u64, summary: NodeSummary) {
         if let Some(&ix) = self.index.get(&hash) {
             // Shared ids (an image on many hosts) merge into one node.
             let s = &mut self.graph[ix];
             s.count += 1;
-            s.stale &= stale;
+            s.stale &= summary.stale;
             return;
         }
-        if self.hidden.contains(&hash) {
-            return;
-        }
-        let kind = self.view.kind();
-        let (label, label_minor) = label_of(kind, id, node);
-        let f = self.filters;
-        let pass_container = kind != TopologyKind::Container
-            || (match f.system {
-                Choice::Default => !is_system_container(node),
-                Choice::Other => is_system_container(node),
-                Choice::Both => true,
-            } && match f.stopped {
-                Choice::Default => container_running(node),
-                Choice::Other => !container_running(node),
-                Choice::Both => true,
-            });
-        if !pass_container || !f.query.matches(kind, &label, Some(node)) {
-            self.hidden.insert(hash);
-            return;
-        }
-        let ix = self.graph.add_node(NodeSummary {
-            id: id.to_string(),
-            label,
-            label_minor,
-            shape: shape_of(self.view),
-            pseudo: false,
-            stale,
-            probe: Some(probe.to_string()),
-            count: 1,
-            metrics: metric_values(node),
-        });
+        let ix = self.graph.add_node(summary);
         self.index.insert(hash, ix);
     }
 
-    fn pseudo(&mut self, id: String, label: String, label_minor: String) -> Option<NodeIndex> {
-        if self.filters.hide_pseudo {
+    /// The pseudo node under `key`, made by `make` (id, label, minor) the
+    /// first time.
+    fn pseudo(&mut self, key: u64, make: impl FnOnce() -> (String, String, String)) -> Option<NodeIndex> {
+        if let Some(&ix) = self.pseudos.get(&key) {
+            return Some(ix);
+        }
+        if self.filters.hide_pseudo || self.hidden.contains(&key) {
+            return None;
+        }
+        let (id, label, label_minor) = make();
+        if !self.filters.query.is_empty() && !self.filters.query.matches(self.view.kind(), &label, None) {
+            self.hidden.insert(key);
             return None;
         }
         let hash = id_hash(&id);
-        if let Some(&ix) = self.index.get(&hash) {
-            return Some(ix);
-        }
-        if self.hidden.contains(&hash) {
-            return None;
-        }
-        if !self.filters.query.is_empty() && !self.filters.query.matches(self.view.kind(), &label, None) {
-            self.hidden.insert(hash);
-            return None;
-        }
         let ix = self.graph.add_node(NodeSummary {
             id,
             label,
@@ -336,6 +387,7 @@ impl Builder<'_> {
             count: 1,
             metrics: Vec::new(),
         });
+        self.pseudos.insert(key, ix);
         self.index.insert(hash, ix);
         Some(ix)
     }
@@ -373,69 +425,118 @@ impl Mapper {
     }
 }
 
+/// Salts keeping pseudo node keys apart from node id hashes.
+const UNCONTAINED: u64 = 0x756e_636f_6e74_6169;
+const IP: u64 = 0x6970_6164_6472_6573;
+const IN_INTERNET: u64 = 0x696e_7465_726e_6574;
+const OUT_INTERNET: u64 = 0x6f75_7469_6e74_6572;
+
+/// Node counts above which summaries are built on every core.
+const PARALLEL_NODES: usize = 20_000;
+
 /// Renders a view of the store at `now_ms`.
 pub fn render(store: &ReportStore, view: View, filters: &Filters, now_ms: u64) -> Rendered {
     let kind = view.kind();
+    let live: Vec<Live<'_>> = store
+        .live_probes(now_ms)
+        .map(|(_, p)| Live {
+            state: p,
+            stale: store.is_stale(p, now_ms),
+        })
+        .collect();
+    let nodes: usize = live
+        .iter()
+        .map(|p| p.state.report.topologies.get(kind).nodes.len())
+        .sum();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 8);
+    let parts: Vec<Vec<(u64, NodeSummary)>> = if nodes < PARALLEL_NODES || threads == 1 || live.len() < 2 {
+        vec![summarise_probes(view, filters, &live)]
+    } else {
+        let chunk = live.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = live
+                .chunks(chunk)
+                .map(|c| scope.spawn(move || summarise_probes(view, filters, c)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        })
+    };
     let mut b = Builder {
         view,
         filters,
-        graph: Graph::new(),
+        graph: Graph::with_capacity(nodes + 64, 0),
         index: FxHashMap::default(),
+        pseudos: FxHashMap::default(),
         hidden: FxHashSet::default(),
     };
+    b.index.reserve(nodes + 64);
+    for part in parts {
+        for (hash, summary) in part {
+            b.add(hash, summary);
+        }
+    }
     let mut mapper = Mapper {
         view,
         up: FxHashMap::default(),
-        hostnames: FxHashMap::default(),
+        hostnames: live
+            .iter()
+            .map(|p| (p.state.host, p.state.report.header.hostname.clone()))
+            .collect(),
     };
-    for (probe_id, p) in store.live_probes(now_ms) {
-        mapper.hostnames.insert(p.host, p.report.header.hostname.clone());
-        let stale = store.is_stale(p, now_ms);
-        let topologies = &p.report.topologies;
-        for (id, node) in &topologies.get(kind).nodes {
-            b.add(id, id_hash(id), node, probe_id, stale);
-        }
-        match view {
-            View::ContainersByImage | View::Pods | View::Services => {
-                for (id, c) in &topologies.container.nodes {
-                    let target = match view {
-                        View::ContainersByImage => c
-                            .latest("docker_image_id")
-                            .map(id_hash)
-                            .or_else(|| c.parents_of(TopologyKind::ContainerImage).next().map(id_hash)),
-                        View::Pods => c.parents_of(TopologyKind::Pod).next().map(id_hash),
-                        _ => c.parents_of(TopologyKind::Service).next().map(id_hash),
-                    };
-                    if let Some(t) = target {
-                        mapper.up.insert(id_hash(id), t);
-                    }
+    if matches!(view, View::ContainersByImage | View::Pods | View::Services) {
+        for p in &live {
+            for (id, up) in &p.state.ups {
+                let target = match view {
+                    View::ContainersByImage => up.image,
+                    View::Pods => up.pod,
+                    _ => up.service,
+                };
+                if target != 0 {
+                    mapper.up.insert(*id, target);
                 }
-                if view == View::Services {
-                    for (id, n) in &topologies.process.nodes {
-                        if let Some(s) = n.parents_of(TopologyKind::Service).next() {
-                            mapper.up.insert(id_hash(id), id_hash(s));
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut edges: FxHashSet<(NodeIndex, NodeIndex)> = FxHashSet::default();
-    for (_, p) in store.live_probes(now_ms) {
-        for e in &p.edges {
-            let (Some(src), Some(dst)) = (end(&mut b, &mapper, store, e.src, e.src_ip, true), end(&mut b, &mapper, store, e.dst, e.dst_ip, false)) else {
-                continue;
-            };
-            if src != dst {
-                edges.insert((src, dst));
             }
         }
     }
-    let mut edges: Vec<_> = edges.into_iter().collect();
-    edges.sort_unstable();
-    for (a, z) in edges {
-        b.graph.add_edge(a, z, ());
+    // Connections whose ends are both real nodes are mapped on every core;
+    // the few that need a pseudo node are made here after.
+    let edges: usize = live.iter().map(|p| p.state.edges.len()).sum();
+    let parts: Vec<MappedEdges> = if edges < PARALLEL_EDGES || threads == 1 || live.len() < 2 {
+        vec![map_edges(&b, &mapper, store, &live)]
+    } else {
+        let chunk = live.len().div_ceil(threads);
+        let (b, mapper) = (&b, &mapper);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = live
+                .chunks(chunk)
+                .map(|c| scope.spawn(move || map_edges(b, mapper, store, c)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        })
+    };
+    let mut pairs: Vec<u64> = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+    let mut slow = Vec::new();
+    for (p, s) in parts {
+        pairs.extend(p);
+        slow.extend(s);
+    }
+    for (s, d) in slow {
+        let (Some(src), Some(dst)) = (land(&mut b, &mapper, s), land(&mut b, &mapper, d)) else {
+            continue;
+        };
+        if src != dst {
+            pairs.push(pair(src, dst));
+        }
+    }
+    // Sorted runs from each thread: the stable sort merges them in one pass.
+    pairs.sort();
+    pairs.dedup();
+    b.graph.reserve_edges(pairs.len());
+    for pair in pairs {
+        b.graph.add_edge(
+            NodeIndex::new((pair >> 32) as usize),
+            NodeIndex::new((pair & 0xffff_ffff) as usize),
+            (),
+        );
     }
     let mut rendered = Rendered {
         view,
@@ -449,29 +550,107 @@ pub fn render(store: &ReportStore, view: View, filters: &Filters, now_ms: u64) -
     rendered
 }
 
-/// The view node for one end of a connection.
-fn end(b: &mut Builder<'_>, m: &Mapper, store: &ReportStore, endpoint: u64, ip: IpAddr, client: bool) -> Option<NodeIndex> {
-    match store.owner(endpoint) {
-        Some(o) => match m.map(o) {
-            Ok(hash) => b.index.get(&hash).copied(),
-            Err(host) => {
-                if matches!(b.view, View::Processes | View::Hosts) {
-                    return None;
-                }
-                let hostname = m.hostnames.get(&host).map_or("", String::as_str);
-                let label = if b.view == View::Containers { "Uncontained" } else { "Unmanaged" };
-                b.pseudo(format!("pseudo;uncontained;{hostname}"), label.into(), hostname.to_string())
-            }
+/// Edge counts above which connections are mapped on every core.
+const PARALLEL_EDGES: usize = 50_000;
+
+fn pair(src: NodeIndex, dst: NodeIndex) -> u64 {
+    (src.index() as u64) << 32 | dst.index() as u64
+}
+
+/// A pseudo node one end of a connection needs.
+#[derive(Clone, Copy, Debug)]
+enum Pseudo {
+    Uncontained(u64),
+    Internet { client: bool },
+    Ip(IpAddr),
+}
+
+/// Where one end of a connection lands without making a node: `Ok(None)`
+/// when the edge is dropped, `Err` when it needs a pseudo node.
+fn fast_end(
+    b: &Builder<'_>,
+    m: &Mapper,
+    store: &ReportStore,
+    end: End,
+    client: bool,
+) -> Result<Option<NodeIndex>, Pseudo> {
+    let owner = match end {
+        End::Owned(o) => o,
+        End::Unowned { hash, ip } => match store.owner(hash) {
+            Some(o) => *o,
+            None if ip.is_loopback() || ip.is_unspecified() => return Ok(None),
+            None if is_public(ip) => return Err(Pseudo::Internet { client }),
+            None => return Err(Pseudo::Ip(ip)),
         },
-        None if is_public(ip) => {
-            if client {
-                b.pseudo("pseudo;in-theinternet".into(), "The Internet".into(), "Inbound".into())
-            } else {
-                b.pseudo("pseudo;out-theinternet".into(), "The Internet".into(), "Outbound".into())
+    };
+    match m.map(&owner) {
+        Ok(hash) => Ok(b.index.get(&hash).copied()),
+        Err(_) if matches!(b.view, View::Processes | View::Hosts) => Ok(None),
+        Err(host) => Err(Pseudo::Uncontained(host)),
+    }
+}
+
+type Landing = Result<Option<NodeIndex>, Pseudo>;
+
+/// A thread's share of mapped connections: node pairs, and ends that need pseudo nodes.
+type MappedEdges = (Vec<u64>, Vec<(Landing, Landing)>);
+
+/// Maps a run of probes' connections: node pairs (sorted, deduplicated)
+/// and the ends that need pseudo nodes.
+fn map_edges(b: &Builder<'_>, m: &Mapper, store: &ReportStore, probes: &[Live<'_>]) -> MappedEdges {
+    let mut pairs = Vec::new();
+    let mut slow = Vec::new();
+    for p in probes {
+        for e in &p.state.edges {
+            match (fast_end(b, m, store, e.src, true), fast_end(b, m, store, e.dst, false)) {
+                (Ok(Some(s)), Ok(Some(d))) if s != d => pairs.push(pair(s, d)),
+                (Ok(None), _) | (_, Ok(None)) | (Ok(_), Ok(_)) => {}
+                ends => slow.push(ends),
             }
         }
-        None if ip.is_loopback() || ip.is_unspecified() => None,
-        None => b.pseudo(format!("pseudo;ip;{ip}"), ip.to_string(), "Unknown".into()),
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    (pairs, slow)
+}
+
+/// Makes (once) the pseudo node an end needs.
+fn land(b: &mut Builder<'_>, m: &Mapper, l: Landing) -> Option<NodeIndex> {
+    match l {
+        Ok(ix) => ix,
+        Err(Pseudo::Uncontained(host)) => {
+            let hostname = m.hostnames.get(&host)?;
+            let label = if b.view == View::Containers {
+                "Uncontained"
+            } else {
+                "Unmanaged"
+            };
+            b.pseudo(host ^ UNCONTAINED, || {
+                (format!("pseudo;uncontained;{hostname}"), label.into(), hostname.clone())
+            })
+        }
+        Err(Pseudo::Internet { client: true }) => b.pseudo(IN_INTERNET, || {
+            ("pseudo;in-theinternet".into(), "The Internet".into(), "Inbound".into())
+        }),
+        Err(Pseudo::Internet { client: false }) => b.pseudo(OUT_INTERNET, || {
+            (
+                "pseudo;out-theinternet".into(),
+                "The Internet".into(),
+                "Outbound".into(),
+            )
+        }),
+        Err(Pseudo::Ip(ip)) => {
+            let key = match ip {
+                IpAddr::V4(v4) => u64::from(u32::from(v4)),
+                IpAddr::V6(v6) => {
+                    let bits = u128::from(v6);
+                    (bits >> 64) as u64 ^ bits as u64
+                }
+            };
+            b.pseudo(key ^ IP, || {
+                (format!("pseudo;ip;{ip}"), ip.to_string(), "Unknown".into())
+            })
+        }
     }
 }
 
@@ -498,7 +677,9 @@ impl Rendered {
 
     /// A node's neighbours (ids, sorted), both directions.
     pub fn adjacency(&self, id: &str) -> Vec<&str> {
-        let Some(ix) = self.index.get(&id_hash(id)) else { return Vec::new() };
+        let Some(ix) = self.index.get(&id_hash(id)) else {
+            return Vec::new();
+        };
         self.adjacency_of(*ix)
     }
 
@@ -512,7 +693,9 @@ impl Rendered {
 
     /// Nodes with an edge into `id`.
     pub fn incoming(&self, id: &str) -> Vec<&str> {
-        let Some(ix) = self.index.get(&id_hash(id)) else { return Vec::new() };
+        let Some(ix) = self.index.get(&id_hash(id)) else {
+            return Vec::new();
+        };
         let mut out: Vec<&str> = self
             .graph
             .neighbors_directed(*ix, petgraph::Direction::Incoming)
@@ -533,7 +716,7 @@ impl Rendered {
             .node_indices()
             .map(|ix| graph.neighbors_undirected(ix).next().is_some())
             .collect();
-        self.graph = graph.filter_map(|ix, n| connected[ix.index()].then(|| n.clone()), |_, e| Some(*e));
+        self.graph = graph.filter_map(|ix, n| connected[ix.index()].then(|| n.clone()), |_, ()| Some(()));
         self.index = self
             .graph
             .node_indices()
@@ -590,7 +773,7 @@ impl Serialize for NodeJson<'_> {
         st.serialize_field("shape", n.shape)?;
         st.serialize_field("pseudo", &n.pseudo)?;
         st.serialize_field("stale", &n.stale)?;
-        st.serialize_field("probe", &n.probe)?;
+        st.serialize_field("probe", &n.probe.as_deref())?;
         st.serialize_field("count", &n.count)?;
         st.serialize_field("metrics", &Metrics(&n.metrics))?;
         st.serialize_field("adjacency", &self.adjacency)?;
@@ -632,7 +815,10 @@ mod tests {
         let hosts = render(&store, View::Hosts, &Filters::default(), 1_000);
         assert_eq!(hosts.nodes().filter(|n| !n.pseudo).count(), 4);
         assert!(hosts.edge_count() > 0, "connections between hosts");
-        assert!(hosts.node("pseudo;out-theinternet").is_some(), "public servers are the Internet");
+        assert!(
+            hosts.node("pseudo;out-theinternet").is_some(),
+            "public servers are the Internet"
+        );
         let containers = render(&store, View::Containers, &Filters::default(), 1_000);
         assert_eq!(containers.nodes().filter(|n| !n.pseudo).count(), 8);
         assert!(containers.edge_count() > 0);
@@ -641,7 +827,11 @@ mod tests {
         let images = render(&store, View::ContainersByImage, &Filters::default(), 1_000);
         assert!(images.nodes().filter(|n| !n.pseudo).all(|n| n.count >= 1));
         let pods = render(&store, View::Pods, &Filters::default(), 1_000);
-        assert_eq!(pods.nodes().filter(|n| !n.pseudo).count(), 4, "every other container is in a pod");
+        assert_eq!(
+            pods.nodes().filter(|n| !n.pseudo).count(),
+            4,
+            "every other container is in a pod"
+        );
         let services = render(&store, View::Services, &Filters::default(), 1_000);
         assert!(services.nodes().filter(|n| !n.pseudo).count() > 0);
         // Every edge of a view joins two of its nodes.
@@ -669,7 +859,13 @@ mod tests {
             stopped: Choice::Other,
             ..Filters::default()
         };
-        assert_eq!(render(&store, View::Containers, &stopped, 1_000).nodes().filter(|n| !n.pseudo).count(), 0);
+        assert_eq!(
+            render(&store, View::Containers, &stopped, 1_000)
+                .nodes()
+                .filter(|n| !n.pseudo)
+                .count(),
+            0
+        );
         let connected = Filters {
             hide_unconnected: true,
             hide_pseudo: true,
