@@ -37,7 +37,7 @@
 pub mod diff;
 mod error;
 pub mod search;
-// pub mod server;
+pub mod server;
 pub mod store;
 pub mod synthetic;
 mod timeseries;

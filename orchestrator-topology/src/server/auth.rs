@@ -1,0 +1,239 @@
+//! Bearer tokens with roles.
+//!
+//! - `viewer` reads everything;
+//! - `operator` also runs controls and saves filters;
+//! - `admin` also reads the audit log, and may act as a probe;
+//! - `probe` posts reports and holds the control socket, nothing else.
+//!
+//! Tokens come from a file, one per line as `TOKEN ROLE [NAME]` (`#`
+//! comments), or as a JSON list of `{"token", "role", "name"}`. A token
+//! goes in `Authorization: Bearer …`, or in `?token=` where a browser
+//! cannot set headers (WebSockets). Without tokens the app runs open: every
+//! caller is an admin, and [`check_exposure`](super::check_exposure) keeps
+//! it on loopback.
+
+use std::path::Path;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use super::{error, App};
+use crate::error::{Result, TopologyError};
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Posts reports and holds the control socket.
+    Probe,
+    /// Reads.
+    Viewer,
+    /// Reads and runs controls.
+    Operator,
+    /// Everything.
+    Admin,
+}
+
+/// One token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    /// The secret.
+    pub token: String,
+    /// Its role.
+    pub role: Role,
+    /// Who holds it (for the audit log).
+    #[serde(default)]
+    pub name: String,
+}
+
+/// The configured tokens.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tokens(Vec<Token>);
+
+impl Tokens {
+    /// Tokens from a list.
+    pub fn new(tokens: Vec<Token>) -> Self {
+        Self(tokens)
+    }
+
+    /// None configured: the app runs open.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Reads a tokens file.
+    ///
+    /// # Errors
+    /// An unreadable file, an unknown role, a short or repeated token.
+    pub fn load(path: &Path) -> Result<Tokens> {
+        let text = std::fs::read_to_string(path).map_err(|e| TopologyError::Io {
+            what: format!("reading {}", path.display()),
+            source: e,
+        })?;
+        Self::parse(&text).map_err(|e| TopologyError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses the text of a tokens file.
+    ///
+    /// # Errors
+    /// A message naming the bad line.
+    pub fn parse(text: &str) -> Result<Tokens, String> {
+        let tokens: Vec<Token> = if text.trim_start().starts_with('[') {
+            serde_json::from_str(text).map_err(|e| e.to_string())?
+        } else {
+            let mut out = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let (Some(token), Some(role)) = (parts.next(), parts.next()) else {
+                    return Err(format!("line {}: expected `TOKEN ROLE [NAME]`", n + 1));
+                };
+                let role: Role = serde_json::from_value(serde_json::Value::from(role))
+                    .map_err(|_| format!("line {}: unknown role `{role}` (probe, viewer, operator, admin)", n + 1))?;
+                out.push(Token {
+                    token: token.to_string(),
+                    role,
+                    name: parts.collect::<Vec<_>>().join(" "),
+                });
+            }
+            out
+        };
+        for (i, t) in tokens.iter().enumerate() {
+            if t.token.len() < 8 {
+                return Err(format!("token {} is shorter than 8 characters", i + 1));
+            }
+            if tokens[..i].iter().any(|o| o.token == t.token) {
+                return Err(format!("token {} is given twice", i + 1));
+            }
+        }
+        Ok(Tokens(tokens))
+    }
+
+    fn find(&self, secret: &str) -> Option<&Token> {
+        self.0
+            .iter()
+            .find(|t| constant_time_eq(t.token.as_bytes(), secret.as_bytes()))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Who is calling (an extension on every request).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The token holder's name (`anonymous` when open).
+    pub name: String,
+    /// Its role; `None` when no token was given.
+    pub role: Option<Role>,
+}
+
+fn token_of(req: &Request) -> Option<String> {
+    if let Some(h) = req.headers().get(axum::http::header::AUTHORIZATION) {
+        let h = h.to_str().ok()?;
+        return h.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+    }
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token=").map(|t| t.to_string()))
+}
+
+/// Names the caller; a token that is not known is refused here.
+pub(super) async fn identify(State(app): State<App>, mut req: Request, next: Next) -> Response {
+    let tokens = &app.inner.config.tokens;
+    let caller = if tokens.is_empty() {
+        Caller {
+            name: "anonymous".into(),
+            role: Some(Role::Admin),
+        }
+    } else {
+        match token_of(&req) {
+            None => Caller {
+                name: String::new(),
+                role: None,
+            },
+            Some(secret) => match tokens.find(&secret) {
+                Some(t) => Caller {
+                    name: if t.name.is_empty() {
+                        format!("{:?}", t.role).to_lowercase()
+                    } else {
+                        t.name.clone()
+                    },
+                    role: Some(t.role),
+                },
+                None => return error(StatusCode::UNAUTHORIZED, "unknown token"),
+            },
+        }
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+fn allow(req: &Request, ok: impl Fn(Role) -> bool, what: &str) -> Option<Response> {
+    match req.extensions().get::<Caller>().and_then(|c| c.role) {
+        None => Some(error(StatusCode::UNAUTHORIZED, "a bearer token is required")),
+        Some(role) if ok(role) => None,
+        Some(role) => Some(error(
+            StatusCode::FORBIDDEN,
+            format!("a {} token may not {what}", format!("{role:?}").to_lowercase()),
+        )),
+    }
+}
+
+pub(super) async fn require_probe(req: Request, next: Next) -> Response {
+    match allow(&req, |r| matches!(r, Role::Probe | Role::Admin), "act as a probe") {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    }
+}
+
+pub(super) async fn require_viewer(req: Request, next: Next) -> Response {
+    match allow(&req, |r| r >= Role::Viewer, "read") {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    }
+}
+
+pub(super) async fn require_operator(req: Request, next: Next) -> Response {
+    match allow(&req, |r| r >= Role::Operator, "run controls or change filters") {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    }
+}
+
+pub(super) async fn require_admin(req: Request, next: Next) -> Response {
+    match allow(&req, |r| r == Role::Admin, "read the audit log") {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_files_parse_and_bad_ones_are_named() {
+        let t = Tokens::parse("# team\nviewer-secret viewer alice\nop-secret-1 operator bob smith\n").unwrap();
+        assert_eq!(t.find("op-secret-1").unwrap().name, "bob smith");
+        assert_eq!(t.find("viewer-secret").unwrap().role, Role::Viewer);
+        assert!(t.find("viewer-secreT").is_none());
+        let j = Tokens::parse(r#"[{"token": "probe-secret", "role": "probe"}]"#).unwrap();
+        assert_eq!(j.find("probe-secret").unwrap().role, Role::Probe);
+        assert!(Tokens::parse("short viewer").unwrap_err().contains("shorter"));
+        assert!(Tokens::parse("abcdefghij root").unwrap_err().contains("unknown role"));
+        assert!(Tokens::parse("abcdefghij viewer\nabcdefghij admin")
+            .unwrap_err()
+            .contains("twice"));
+        assert!(Role::Admin > Role::Operator && Role::Operator > Role::Viewer && Role::Viewer > Role::Probe);
+    }
+}

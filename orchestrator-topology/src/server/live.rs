@@ -1,0 +1,74 @@
+//! `GET /api/topology/{view}/ws`: a view kept current over a WebSocket.
+//! The first message is a reset with every node; after each store change
+//! the client gets `{add, update, remove}` (nothing when nothing in its
+//! view changed). `t=` (ms) sets the least time between two messages.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::{error, App};
+use crate::views::{Filters, Rendered, View};
+
+/// Views rendered for a socket wait at least this long apart by default.
+const MIN_INTERVAL: Duration = Duration::from_millis(20);
+
+pub(super) async fn view_socket(
+    State(app): State<App>,
+    Path(view): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let view: View = match view.parse() {
+        Ok(v) => v,
+        Err(e) => return crate::TopologyError::into_response(e),
+    };
+    let filters = match super::api::filters(&app, &q) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let interval = match q.get("t").map(|t| t.parse::<u64>()) {
+        None => MIN_INTERVAL,
+        Some(Ok(ms)) => Duration::from_millis(ms).max(MIN_INTERVAL),
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "t= is milliseconds"),
+    };
+    ws.on_upgrade(move |socket| run(app, view, filters, interval, socket))
+}
+
+async fn run(app: App, view: View, filters: Filters, interval: Duration, mut socket: WebSocket) {
+    let mut changes = app.inner.generation.subscribe();
+    let mut prev: Option<Arc<Rendered>> = None;
+    loop {
+        changes.mark_unchanged();
+        let next = app.view_filtered(view, filters.clone()).await;
+        if prev.as_ref().is_none_or(|p| p.generation != next.generation) {
+            let before = prev.clone();
+            let after = next.clone();
+            let text = tokio::task::spawn_blocking(move || {
+                let d = crate::diff::diff(before.as_deref(), &after);
+                (!d.is_empty()).then(|| serde_json::to_string(&d).unwrap_or_default())
+            })
+            .await
+            .unwrap_or_default();
+            if let Some(text) = text {
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            prev = Some(next);
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => continue,
+            },
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

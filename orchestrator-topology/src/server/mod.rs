@@ -1,0 +1,402 @@
+//! The app server: probes post reports and hold a control socket; people
+//! and tools read views, search, follow live diffs and run controls.
+//!
+//! One [`App`] holds the [`ReportStore`] behind a lock. Reports are decoded
+//! before the lock is taken, so the write section is only the incremental
+//! merge; views render on blocking threads from a read lock and are cached
+//! per store generation, so many readers of the same view cost one render.
+//! Replaced reports are dropped on a thread of their own, off the ingest
+//! path (freeing a 500-node report is slower than merging it).
+
+mod api;
+mod auth;
+mod controls;
+mod live;
+mod metrics;
+mod openapi;
+mod tls;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use orchestrator_core::report::{Limits, Report};
+use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use serde_json::json;
+use tokio::sync::watch;
+
+pub use auth::{Role, Token, Tokens};
+pub use controls::AuditEntry;
+pub use tls::TlsListener;
+
+use crate::error::{Result, TopologyError};
+use crate::search::FilterStore;
+use crate::store::{ReportStore, StoreConfig};
+use crate::views::{render, Filters, Rendered, View};
+
+/// What the app server runs with.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// Windows and ages of the store.
+    pub store: StoreConfig,
+    /// How often stale data is dropped (`--cleanup-interval`, 5 m).
+    pub cleanup_interval: Duration,
+    /// Who may do what; empty runs open (on loopback only).
+    pub tokens: Tokens,
+    /// Refuse every control.
+    pub read_only: bool,
+    /// Only these controls run (all when `None`).
+    pub allowed_controls: Option<BTreeSet<String>>,
+    /// Append the audit log (JSON lines) here.
+    pub audit_log: Option<PathBuf>,
+    /// Keep saved filters here (`filters.json`).
+    pub data_dir: Option<PathBuf>,
+    /// Origins allowed by CORS (none: no CORS headers).
+    pub cors_origins: Vec<String>,
+    /// Size limits of reports.
+    pub limits: Limits,
+    /// What registered agents are told to use.
+    pub publish_interval: Duration,
+    /// How long a control waits for its probe's answer.
+    pub control_timeout: Duration,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreConfig::default(),
+            cleanup_interval: Duration::from_secs(300),
+            tokens: Tokens::default(),
+            read_only: false,
+            allowed_controls: None,
+            audit_log: None,
+            data_dir: None,
+            cors_origins: Vec::new(),
+            limits: Limits::default(),
+            publish_interval: Duration::from_secs(15),
+            control_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Counters the app keeps about itself.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Reports taken.
+    pub reports: AtomicU64,
+    /// Reports refused (malformed, too large, out of sequence).
+    pub rejected: AtomicU64,
+    /// Bytes of reports received.
+    pub bytes: AtomicU64,
+    /// Controls run.
+    pub controls: AtomicU64,
+    /// Renders done (cache misses).
+    pub renders: AtomicU64,
+}
+
+/// Latency histograms of the app's own work (µs).
+#[derive(Debug)]
+pub struct Latencies {
+    /// Decoding and merging one report.
+    pub ingest: hdrhistogram::Histogram<u64>,
+    /// Rendering one view.
+    pub render: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        let h = || hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds");
+        Self {
+            ingest: h(),
+            render: h(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: AppConfig,
+    pub(crate) store: RwLock<ReportStore>,
+    /// Default-filter renders by view, with the generation they are of.
+    cache: Mutex<FxHashMap<View, Arc<Rendered>>>,
+    pub(crate) generation: watch::Sender<u64>,
+    pub(crate) agents: Mutex<api::Agents>,
+    pub(crate) filters: Mutex<FilterStore>,
+    pub(crate) controls: controls::Controls,
+    pub(crate) counters: Counters,
+    pub(crate) latencies: Mutex<Latencies>,
+    garbage: std::sync::mpsc::Sender<Report>,
+}
+
+/// The app: cheap to clone, shared by every handler.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Builds the app (loading saved filters and opening the audit log).
+    ///
+    /// # Errors
+    /// When the saved filters or the audit log cannot be opened.
+    pub fn new(config: AppConfig) -> Result<App> {
+        let filters = FilterStore::open(config.data_dir.as_ref().map(|d| d.join("filters.json")))?;
+        let controls = controls::Controls::new(config.audit_log.clone())?;
+        let (tx, rx) = std::sync::mpsc::channel::<Report>();
+        std::thread::Builder::new()
+            .name("report-drop".into())
+            .spawn(move || {
+                for report in rx {
+                    drop(report);
+                }
+            })
+            .map_err(|e| TopologyError::Io {
+                what: "starting the report dropper".into(),
+                source: e,
+            })?;
+        Ok(App {
+            inner: Arc::new(Inner {
+                store: RwLock::new(ReportStore::new(config.store)),
+                config,
+                cache: Mutex::new(FxHashMap::default()),
+                generation: watch::channel(0).0,
+                agents: Mutex::new(api::Agents::default()),
+                filters: Mutex::new(filters),
+                controls,
+                counters: Counters::default(),
+                latencies: Mutex::new(Latencies::default()),
+                garbage: tx,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AppConfig {
+        &self.inner.config
+    }
+
+    /// Reads the store.
+    pub fn with_store<R>(&self, f: impl FnOnce(&ReportStore) -> R) -> R {
+        f(&self.inner.store.read())
+    }
+
+    /// Takes one encoded report (what `POST /api/v1/reports` does).
+    ///
+    /// # Errors
+    /// A report that does not decode, exceeds the limits or does not follow.
+    pub fn ingest_bytes(&self, bytes: &[u8]) -> Result<crate::store::Ingested> {
+        let started = std::time::Instant::now();
+        let i = &self.inner;
+        i.counters.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let report = match orchestrator_core::report::decode(bytes, i.config.limits) {
+            Ok(r) => r,
+            Err(e) => {
+                i.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(e.into());
+            }
+        };
+        let outcome = i.store.write().ingest(report, crate::now_ms());
+        match outcome {
+            Ok((ingested, old)) => {
+                if let Some(old) = old {
+                    let _ = i.garbage.send(old);
+                }
+                i.counters.reports.fetch_add(1, Ordering::Relaxed);
+                if !ingested.duplicate {
+                    let generation = i.store.read().generation();
+                    i.generation.send_replace(generation);
+                }
+                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let _ = i.latencies.lock().ingest.record(us.max(1));
+                Ok(ingested)
+            }
+            Err(e) => {
+                i.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// A view with default filters, rendered once per store generation.
+    pub async fn view(&self, view: View) -> Arc<Rendered> {
+        let generation = self.with_store(ReportStore::generation);
+        if let Some(r) = self.inner.cache.lock().get(&view) {
+            if r.generation == generation {
+                return r.clone();
+            }
+        }
+        let rendered = Arc::new(self.render(view, Filters::default()).await);
+        self.inner.cache.lock().insert(view, rendered.clone());
+        rendered
+    }
+
+    /// A view with any filters (the default ones from the cache).
+    pub async fn view_filtered(&self, view: View, filters: Filters) -> Arc<Rendered> {
+        if filters == Filters::default() {
+            return self.view(view).await;
+        }
+        Arc::new(self.render(view, filters).await)
+    }
+
+    async fn render(&self, view: View, filters: Filters) -> Rendered {
+        let app = self.clone();
+        let job = move || {
+            let started = std::time::Instant::now();
+            let r = render(&app.inner.store.read(), view, &filters, crate::now_ms());
+            app.inner.counters.renders.fetch_add(1, Ordering::Relaxed);
+            let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let _ = app.inner.latencies.lock().render.record(us.max(1));
+            r
+        };
+        match tokio::task::spawn_blocking(job.clone()).await {
+            Ok(r) => r,
+            // Only when the runtime shuts down; render here then.
+            Err(_) => job(),
+        }
+    }
+
+    /// Drops silent probes and old series now (the cleanup loop's work).
+    pub fn cleanup(&self) -> (usize, usize) {
+        let out = self.inner.store.write().cleanup(crate::now_ms());
+        if out != (0, 0) {
+            let generation = self.with_store(ReportStore::generation);
+            self.inner.generation.send_replace(generation);
+        }
+        out
+    }
+
+    /// Runs the cleanup every `cleanup_interval` until dropped.
+    pub async fn cleanup_loop(self) {
+        let mut tick = tokio::time::interval(self.inner.config.cleanup_interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let (probes, series) = self.cleanup();
+            if probes + series > 0 {
+                tracing::info!(probes, series, "cleanup dropped stale data");
+            }
+        }
+    }
+
+    /// The routes.
+    pub fn router(&self) -> Router {
+        let app = self.clone();
+        let probe = Router::new()
+            .route("/api/v1/reports", post(api::post_report))
+            .route("/api/v1/agents/register", post(api::register))
+            .route("/api/v1/agents/heartbeat/{agent_id}", post(api::heartbeat))
+            .route("/api/v1/agents/config/{agent_id}", get(api::agent_config))
+            .route("/api/v1/ws", get(controls::probe_socket))
+            .route_layer(axum::middleware::from_fn(auth::require_probe));
+        let viewer = Router::new()
+            .route("/api/v1/agents/list", get(api::agents_list))
+            .route("/api/v1/query/topology", get(api::query_topology))
+            .route("/api/v1/query/agents/{agent_id}/latest", get(api::agent_latest))
+            .route("/api/v1/query/agents/{agent_id}/timeseries", get(api::agent_timeseries))
+            .route("/api/v1/query/stats", get(api::stats))
+            .route("/api/topology", get(api::topologies))
+            .route("/api/topology/{view}", get(api::topology))
+            .route("/api/topology/{view}/ws", get(live::view_socket))
+            .route("/api/topology/{view}/{node}", get(api::node_details))
+            .route("/api/search", get(api::search))
+            .route("/api/filters", get(api::list_filters))
+            .route("/api/filters/{id}", get(api::get_filter))
+            .route("/api/openapi.json", get(openapi::document))
+            .route("/metrics", get(metrics::render))
+            // Checks the operator role itself, so refusals are audited too.
+            .route("/api/control/{probe}/{node}/{control}", post(controls::control))
+            .route_layer(axum::middleware::from_fn(auth::require_viewer));
+        let operator = Router::new()
+            .route("/api/pipe/{pipe}", get(controls::pipe_socket))
+            .route("/api/filters", post(api::save_filter))
+            .route("/api/filters/{id}", delete(api::delete_filter))
+            .route_layer(axum::middleware::from_fn(auth::require_operator));
+        let admin = Router::new()
+            .route("/api/audit", get(controls::audit))
+            .route_layer(axum::middleware::from_fn(auth::require_admin));
+        let mut router = Router::new()
+            .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+            .route(
+                "/api/v1/ping",
+                get(|| async { Json(json!({"pong": true, "time_ms": crate::now_ms()})) }),
+            )
+            .merge(probe)
+            .merge(viewer)
+            .merge(operator)
+            .merge(admin)
+            .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint (see /api/openapi.json)") })
+            .layer(axum::middleware::from_fn_with_state(app.clone(), auth::identify))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                self.inner.config.limits.max_encoded,
+            ))
+            .with_state(app);
+        if !self.inner.config.cors_origins.is_empty() {
+            let origins: Vec<HeaderValue> = self
+                .inner
+                .config
+                .cors_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect();
+            router = router.layer(
+                tower_http::cors::CorsLayer::new()
+                    .allow_origin(origins)
+                    .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                    .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE]),
+            );
+        }
+        router
+    }
+}
+
+/// Checks that the app may listen on `addr`: without tokens it runs open,
+/// which is only allowed on a loopback address.
+///
+/// # Errors
+/// [`TopologyError::Config`] for an open app on another address.
+pub fn check_exposure(config: &AppConfig, addr: SocketAddr) -> Result<()> {
+    if config.tokens.is_empty() && !addr.ip().is_loopback() {
+        return Err(TopologyError::Config(format!(
+            "no tokens are configured, so the app runs open and may only listen on 127.0.0.1 (not {addr}); give --tokens FILE"
+        )));
+    }
+    Ok(())
+}
+
+/// A JSON error answer `{"error": …}`.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "error": message.into(), "status": status.as_u16() })),
+    )
+        .into_response()
+}
+
+impl IntoResponse for TopologyError {
+    fn into_response(self) -> Response {
+        use orchestrator_core::report::ReportError;
+        let status = match &self {
+            TopologyError::Report(ReportError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            TopologyError::Report(_) | TopologyError::NoProbeId | TopologyError::Query { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            TopologyError::NeedFull { .. } => StatusCode::CONFLICT,
+            TopologyError::UnknownView(_) => StatusCode::NOT_FOUND,
+            TopologyError::Io { .. } | TopologyError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        error(status, self.to_string())
+    }
+}

@@ -1,0 +1,575 @@
+//! The topology app over loopback with a real probe on this machine: real
+//! processes, two busybox containers on the harness's dockerd talking to
+//! each other, controls through the app to the real container, tokens and
+//! roles, the audit log, live diffs, and bad input.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use orchestrator_core::report::{encode, Report, CONTENT_TYPE};
+use orchestrator_topology::server::{App, AppConfig, Tokens};
+use serde_json::Value;
+
+const PROBE: &str = "probe-token-1";
+const VIEWER: &str = "viewer-token-1";
+const OPERATOR: &str = "operator-token-1";
+const ADMIN: &str = "admin-token-1";
+
+struct Server {
+    base: String,
+    app: App,
+    audit: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Server {
+    async fn start(tag: &str) -> Server {
+        let dir = std::env::temp_dir().join(format!("orch-topology-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let audit = dir.join("audit.log");
+        let tokens = Tokens::parse(&format!(
+            "{PROBE} probe\n{VIEWER} viewer vera\n{OPERATOR} operator otto\n{ADMIN} admin ada\n"
+        ))
+        .unwrap();
+        let app = App::new(AppConfig {
+            tokens,
+            audit_log: Some(audit.clone()),
+            data_dir: Some(dir),
+            control_timeout: Duration::from_secs(20),
+            ..AppConfig::default()
+        })
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = app.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Server {
+            base,
+            app,
+            audit,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, token: Option<&str>, path: &str, ct: &str, body: Vec<u8>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", ct)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+async fn until<T>(what: &str, within: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct Containers {
+    docker: String,
+    names: Vec<String>,
+}
+
+impl Containers {
+    fn run(docker: &str, image: &str, name: &str, cmd: &[&str]) -> String {
+        let mut args = vec![
+            "-H",
+            docker,
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "--label",
+            "app=topology-test",
+            image,
+        ];
+        args.extend_from_slice(cmd);
+        let out = Command::new("docker").args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn state(&self, id: &str) -> String {
+        let out = Command::new("docker")
+            .args(["-H", &self.docker, "inspect", "-f", "{{.State.Status}}", id])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = Command::new("docker")
+                .args(["-H", &self.docker, "rm", "-f", n])
+                .output();
+        }
+    }
+}
+
+fn node_named<'a>(view: &'a Value, label: &str) -> Option<(&'a String, &'a Value)> {
+    view["nodes"].as_object()?.iter().find(|(_, n)| n["label"] == label)
+}
+
+/// A real probe reports to the app: the containers view shows both busybox
+/// containers with the connection between them, the processes view shows
+/// their processes; a viewer may not stop one, an operator may, and the
+/// stop lands in the audit log and in live diffs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_probe_feeds_views_and_runs_controls_through_the_app() {
+    let Some(env) = orchestrator_testkit::docker("a_real_probe_feeds_views_and_runs_controls_through_the_app") else {
+        return;
+    };
+    let server = Server::start("probe").await;
+    let port = orchestrator_testkit::free_port();
+    let pid = std::process::id();
+    let (srv, cli) = (format!("topo-server-{pid}"), format!("topo-client-{pid}"));
+    let containers = Containers {
+        docker: env.host.clone(),
+        names: vec![srv.clone(), cli.clone()],
+    };
+    let port_s = port.to_string();
+    let server_id = Containers::run(
+        &env.host,
+        &env.busybox_image,
+        &srv,
+        &["nc", "-ll", "-p", &port_s, "-e", "cat"],
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let client_cmd = format!("sleep 3600 | nc 127.0.0.1 {port}");
+    let _client_id = Containers::run(&env.host, &env.busybox_image, &cli, &["sh", "-c", &client_cmd]);
+
+    let hostname = orchestrator_probe::HostInfo::collect().unwrap().hostname;
+    let mut config = orchestrator_probe::ProbeConfig::new(&hostname);
+    config.probe_id = format!("test-probe-{pid}");
+    config.apps = vec![server.base.clone()];
+    config.publish.token = Some(PROBE.into());
+    config.docker_host = Some(env.host.clone());
+    config.spy_interval = Duration::from_secs(1);
+    config.publish_interval = Duration::from_secs(1);
+    let probe = orchestrator_probe::Probe::start(config).await;
+    let (stop_probe, stopped) = tokio::sync::oneshot::channel::<()>();
+    let probe_task = tokio::spawn(probe.run(async {
+        let _ = stopped.await;
+    }));
+
+    // Both containers, and the client's connection to the server as an edge.
+    let (server_node, client_node) = until("both containers and their edge", Duration::from_secs(40), async || {
+        let (status, view) = server.get(VIEWER, "/api/topology/containers").await;
+        assert_eq!(status, 200);
+        let (sid, _) = node_named(&view, &srv)?;
+        let (cid, c) = node_named(&view, &cli)?;
+        c["adjacency"]
+            .as_array()?
+            .iter()
+            .any(|a| a == sid)
+            .then(|| (sid.clone(), cid.clone()))
+    })
+    .await;
+    assert_eq!(server_node, server_id, "container nodes are named by id");
+
+    // The containers' processes are in the processes view, under them.
+    let (status, details) = server
+        .get(VIEWER, &format!("/api/topology/containers/{server_node}"))
+        .await;
+    assert_eq!(status, 200, "{details}");
+    let node = &details["node"];
+    assert_eq!(node["labels"]["app"], "topology-test");
+    assert!(
+        node["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["label"] == "nc" || c["label"] == "cat"),
+        "{node}"
+    );
+    assert!(node["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == "docker_stop_container"));
+    assert!(
+        node["incoming"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == client_node.as_str()),
+        "the client connects to it: {node}"
+    );
+    let (_, processes) = server.get(VIEWER, "/api/topology/processes").await;
+    assert!(processes["nodes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .any(|n| n["label"] == "nc"));
+    let (_, hosts) = server.get(VIEWER, "/api/topology/hosts").await;
+    assert!(node_named(&hosts, &hostname).is_some(), "the host node");
+
+    // Search and saved filters.
+    let (status, found) = server
+        .get(VIEWER, &format!("/api/search?q=app=topology-test+{srv}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        found["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == server_node.as_str()),
+        "{found}"
+    );
+    let (status, saved) = server
+        .post(
+            Some(OPERATOR),
+            "/api/filters",
+            "application/json",
+            serde_json::to_vec(
+                &serde_json::json!({"name": "test", "query": "app=topology-test", "view": "containers"}),
+            )
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 201, "{saved}");
+    let (_, filtered) = server
+        .get(
+            VIEWER,
+            &format!(
+                "/api/topology/containers?filter={}&pseudo=hide",
+                saved["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(filtered["nodes"].as_object().unwrap().len(), 2, "{filtered}");
+
+    // Live diffs: a reset first.
+    let ws_url = format!(
+        "{}/api/topology/containers/ws?token={VIEWER}",
+        server.base.replace("http", "ws")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let first: Value = match ws.next().await.unwrap().unwrap() {
+        tokio_tungstenite::tungstenite::Message::Text(t) => serde_json::from_str(&t).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(first["reset"], true);
+    assert!(first["add"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["id"] == server_node.as_str()));
+
+    // A viewer may not stop it; an operator may.
+    let stop = format!("/api/control/test-probe-{pid}/{server_node}/docker_stop_container");
+    let (status, body) = server
+        .post(
+            Some(VIEWER),
+            &stop,
+            "application/json",
+            b"{\"timeout\": \"1\"}".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = server.post(None, &stop, "application/json", Vec::new()).await;
+    assert_eq!(status, 401);
+    until("the probe's control socket", Duration::from_secs(20), async || {
+        let (_, agents) = server.get(VIEWER, "/api/v1/agents/list").await;
+        agents["agents"]
+            .as_array()?
+            .iter()
+            .any(|a| a["control_socket"] == true)
+            .then_some(())
+    })
+    .await;
+    let (status, body) = server
+        .post(
+            Some(OPERATOR),
+            &stop,
+            "application/json",
+            b"{\"timeout\": \"1\"}".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ok"], true);
+    assert_eq!(containers.state(&server_id), "exited", "the real container stopped");
+    let audit = std::fs::read_to_string(&server.audit).unwrap();
+    let entries: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        entries.iter().any(|e| e["who"] == "vera" && e["ok"] == false),
+        "refusals are audited: {audit}"
+    );
+    let done = entries
+        .iter()
+        .find(|e| e["who"] == "otto" && e["ok"] == true)
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(done["control"], "docker_stop_container");
+    assert_eq!(done["node"], server_node.as_str());
+    let (status, recent) = server.get(ADMIN, "/api/audit").await;
+    assert_eq!(status, 200);
+    assert!(!recent["entries"].as_array().unwrap().is_empty());
+    assert_eq!(server.get(OPERATOR, "/api/audit").await.0, 403);
+
+    // The stopped container leaves the default containers view: a diff says so.
+    until(
+        "a diff removing the stopped container",
+        Duration::from_secs(30),
+        async || {
+            let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .ok()??
+                .ok()?;
+            let tokio_tungstenite::tungstenite::Message::Text(t) = msg else {
+                return None;
+            };
+            let d: Value = serde_json::from_str(&t).ok()?;
+            d["remove"]
+                .as_array()?
+                .iter()
+                .any(|r| r == server_node.as_str())
+                .then_some(())
+        },
+    )
+    .await;
+    let (_, stopped_view) = server.get(VIEWER, "/api/topology/containers?stopped=stopped").await;
+    assert!(
+        stopped_view["nodes"].get(&server_node).is_some(),
+        "shown under stopped=stopped"
+    );
+    let (status, series) = server
+        .get(VIEWER, &format!("/api/v1/query/agents/test-probe-{pid}/timeseries"))
+        .await;
+    assert_eq!(status, 200, "{series}");
+    assert!(
+        series["metrics"].as_object().is_some_and(|m| !m.is_empty()),
+        "host series: {series}"
+    );
+    let _ = stop_probe.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), probe_task).await;
+    drop(containers);
+}
+
+fn report(probe: &str, seq: u64, full: bool) -> Vec<u8> {
+    let mut r = Report::new(probe, probe, orchestrator_topology::now_ms());
+    r.header.seq = seq;
+    r.header.full = full;
+    encode(&r).unwrap()
+}
+
+/// Bad input gets a clear error, and the app keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_clearly_and_nothing_is_lost() {
+    let server = Server::start("bad").await;
+    let ct = CONTENT_TYPE;
+    // Roles and tokens.
+    assert_eq!(
+        server.post(None, "/api/v1/reports", ct, report("p", 1, true)).await.0,
+        401
+    );
+    assert_eq!(
+        server
+            .post(Some("nope-nope-nope"), "/api/v1/reports", ct, report("p", 1, true))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        server
+            .post(Some(VIEWER), "/api/v1/reports", ct, report("p", 1, true))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        server.get(PROBE, "/api/topology").await.0,
+        403,
+        "a probe token reads nothing"
+    );
+    // Garbage, wrong type, too large, out of sequence.
+    let (status, body) = server
+        .post(Some(PROBE), "/api/v1/reports", ct, b"{\"not\": \"a report\"}".to_vec())
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("not an orchestrator report"));
+    assert_eq!(
+        server
+            .post(Some(PROBE), "/api/v1/reports", "text/plain", report("p", 1, true))
+            .await
+            .0,
+        415
+    );
+    let (status, _) = server
+        .post(Some(PROBE), "/api/v1/reports", ct, vec![0u8; 17 << 20])
+        .await;
+    assert_eq!(status, 413);
+    let (status, body) = server
+        .post(Some(PROBE), "/api/v1/reports", ct, report("p", 5, false))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("full report"));
+    // The good ones are all kept.
+    assert_eq!(
+        server
+            .post(Some(PROBE), "/api/v1/reports", ct, report("p", 1, true))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .post(Some(PROBE), "/api/v1/reports", ct, report("p", 2, false))
+            .await
+            .0,
+        200
+    );
+    let (_, dup) = server
+        .post(Some(PROBE), "/api/v1/reports", ct, report("p", 2, false))
+        .await;
+    assert_eq!(dup["duplicate"], true);
+    let (_, stats) = server.get(VIEWER, "/api/v1/query/stats").await;
+    assert_eq!(stats["reports_received"], 3);
+    assert_eq!(stats["probes"], 1);
+    // Views, queries and filters.
+    assert_eq!(server.get(VIEWER, "/api/topology/bogus").await.0, 404);
+    assert_eq!(server.get(VIEWER, "/api/topology/containers?system=maybe").await.0, 400);
+    let (status, body) = server.get(VIEWER, "/api/search?q=cpu>lots").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(server.get(VIEWER, "/api/topology/containers/nothing-here").await.0, 404);
+    assert_eq!(server.get(VIEWER, "/api/v1/query/agents/unknown/latest").await.0, 404);
+    let (status, _) = server
+        .post(
+            Some(VIEWER),
+            "/api/filters",
+            "application/json",
+            b"{\"name\":\"x\",\"query\":\"a\"}".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = server
+        .post(
+            Some(OPERATOR),
+            "/api/filters",
+            "application/json",
+            b"{\"name\":\"x\",\"query\":\"a\",\"extra\":1}".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 400, "unknown fields are refused");
+    // Agents.
+    let (status, reg) = server
+        .post(
+            Some(PROBE),
+            "/api/v1/agents/register",
+            "application/json",
+            b"{\"hostname\":\"h1\",\"version\":\"1\"}".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 201, "{reg}");
+    assert_eq!(reg["agent_id"], "h1");
+    assert_eq!(
+        server
+            .post(Some(PROBE), "/api/v1/agents/heartbeat/h1", ct, Vec::new())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .post(Some(PROBE), "/api/v1/agents/heartbeat/h2", ct, Vec::new())
+            .await
+            .0,
+        404
+    );
+    let (status, _) = server
+        .post(
+            Some(PROBE),
+            "/api/v1/agents/register",
+            "application/json",
+            b"{\"hostname\":\"\"}".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (_, agents) = server.get(VIEWER, "/api/v1/agents/list").await;
+    let ids: Vec<&str> = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["agent_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["h1", "p"]);
+    // Controls without a probe socket, the OpenAPI document, metrics.
+    let (status, body) = server
+        .post(Some(OPERATOR), "/api/control/p/n/docker_stop_container", ct, Vec::new())
+        .await;
+    assert_eq!(status, 503, "{body}");
+    let (status, doc) = server.get(VIEWER, "/api/openapi.json").await;
+    assert_eq!(status, 200);
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20);
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let url = format!("{}{}", server.base, path.replace('{', "x").replace('}', ""));
+            let req = match method.as_str() {
+                "get" => server.http.get(&url),
+                "post" => server.http.post(&url),
+                _ => server.http.delete(&url),
+            };
+            let status = req.bearer_auth(ADMIN).send().await.unwrap().status().as_u16();
+            let body_404 = status == 404;
+            // A 404 here must be "no such thing", not "no such endpoint".
+            if body_404 {
+                let r = server.http.get(&url).bearer_auth(ADMIN).send().await.unwrap();
+                let text = r.text().await.unwrap();
+                assert!(!text.contains("no such endpoint"), "{method} {path} is not routed");
+            }
+        }
+    }
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("topology_reports_received_total 3"), "{metrics}");
+    assert!(metrics.contains("topology_reports_rejected_total"));
+    // Still serving.
+    let (status, _) = server.get(VIEWER, "/health").await;
+    assert_eq!(status, 200);
+    let held = server.app.with_store(|s| s.probes().len());
+    assert_eq!(held, 1);
+}
