@@ -10,7 +10,7 @@
 //! - [`views`]: the views as petgraph graphs, with pseudo nodes and filters;
 //! - [`diff`]: what changed between two renders, for WebSocket clients;
 //! - [`search`]: the query language and saved filters;
-//! - [`timeseries`]: fixed-bound per-metric history;
+//! - [`TimeSeries`]: fixed-bound per-metric history;
 //! - [`server`]: the axum app (API, auth, audit, controls, metrics);
 //! - [`synthetic`]: a cluster generator for benchmarks and load tests.
 //!
