@@ -12,6 +12,10 @@ use orchestrator_core::report::{encode, Report, CONTENT_TYPE};
 use orchestrator_topology::server::{App, AppConfig, Tokens};
 use serde_json::Value;
 
+// The allocator the example binaries run with, so memory figures match them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PROBE: &str = "probe-token-1";
 const VIEWER: &str = "viewer-token-1";
 const OPERATOR: &str = "operator-token-1";
@@ -572,4 +576,109 @@ async fn bad_input_is_refused_clearly_and_nothing_is_lost() {
     assert_eq!(status, 200);
     let held = server.app.with_store(|s| s.probes().len());
     assert_eq!(held, 1);
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A bounded load test: 1,000 simulated probes (the synthetic large
+/// cluster's hosts) post full reports and deltas over loopback. Every
+/// report is taken, none refused, and memory stays flat once every probe
+/// has reported. `ORCH_LOAD_SECS` (15) and `ORCH_LOAD_INTERVAL_MS` (5000)
+/// size it; the run is `ORCH_LOAD_SECS=120 ORCH_LOAD_INTERVAL_MS=15000`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_probes_post_over_loopback_and_nothing_is_lost() {
+    use orchestrator_topology::synthetic::{Cluster, ClusterSpec};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let secs = env("ORCH_LOAD_SECS", 15);
+    let interval = Duration::from_millis(env("ORCH_LOAD_INTERVAL_MS", 5000));
+    let server = Arc::new(Server::start("load").await);
+    let cluster = Arc::new(Cluster::new(ClusterSpec::LARGE));
+    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    // Reports are made two at a time, so the simulated probes' own memory
+    // stays small beside the app's.
+    let making = Arc::new(tokio::sync::Semaphore::new(2));
+    let mut tasks = Vec::new();
+    for h in 0..cluster.hosts() {
+        let (server, cluster, sent, failed) = (server.clone(), cluster.clone(), sent.clone(), failed.clone());
+        let making = making.clone();
+        tasks.push(tokio::spawn(async move {
+            // Spread the probes over the interval, as real ones drift apart.
+            tokio::time::sleep(interval * h as u32 / 1000).await;
+            let mut round = 0u64;
+            while Instant::now() < deadline {
+                let cluster = cluster.clone();
+                let permit = making.clone().acquire_owned().await.unwrap();
+                // A full report every fourth publish, deltas between (the
+                // previous report is made again rather than kept: 1,000
+                // of them would weigh more than the app under test).
+                let body = tokio::task::spawn_blocking(move || {
+                    let now = orchestrator_topology::now_ms();
+                    let report = cluster.report(h, now, round);
+                    if round % 4 == 0 {
+                        encode(&report).unwrap()
+                    } else {
+                        encode(&report.delta_since(&cluster.report(h, now, round - 1))).unwrap()
+                    }
+                })
+                .await
+                .unwrap();
+                drop(permit);
+                let (status, body) = server.post(Some(PROBE), "/api/v1/reports", CONTENT_TYPE, body).await;
+                if status == 200 {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("probe {h} round {round}: {status} {body}");
+                }
+                round += 1;
+                tokio::time::sleep(interval).await;
+            }
+        }));
+    }
+    // Memory once every probe has reported once, and at the end.
+    tokio::time::sleep(interval + Duration::from_secs(2)).await;
+    let settled = rss_bytes();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let end = rss_bytes();
+    let (_, stats) = server.get(VIEWER, "/api/v1/query/stats").await;
+    let sent = sent.load(Ordering::Relaxed);
+    eprintln!(
+        "{sent} reports from 1,000 probes in {:?}; RSS {} MB after the first round, {} MB at the end; ingest p99 {} µs",
+        started.elapsed(),
+        settled >> 20,
+        end >> 20,
+        stats["ingest_latency"]["p99_us"]
+    );
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no errors");
+    assert!(
+        sent >= 1000 * (secs * 1000 / interval.as_millis() as u64).max(1) / 2,
+        "{sent} sent"
+    );
+    assert_eq!(stats["reports_received"], sent, "no report lost");
+    assert_eq!(stats["reports_rejected"], 0);
+    assert_eq!(stats["probes"], 1000);
+    assert!(
+        end < settled + settled / 4 + (64 << 20),
+        "memory flat: {} MB then {} MB",
+        settled >> 20,
+        end >> 20
+    );
+    let (status, view) = server.get(VIEWER, "/api/topology/containers").await;
+    assert_eq!(status, 200);
+    assert!(view["nodes"].as_object().unwrap().len() >= 10_000);
 }
