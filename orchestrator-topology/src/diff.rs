@@ -40,17 +40,17 @@ pub fn diff<'a>(prev: Option<&Rendered>, next: &'a Rendered) -> Diff<'a> {
         };
     };
     let mut out = Diff::default();
-    for n in next.nodes_json() {
-        match prev.node_json(&n.summary.id) {
-            None => out.add.push(n),
-            Some(old) if old != n => out.update.push(n),
+    for (ix, hash) in next.indexed() {
+        match prev.index_of(hash) {
+            None => out.add.push(next.json_at(ix)),
+            Some(pix) if !next.same_node(ix, prev, pix) => out.update.push(next.json_at(ix)),
             Some(_) => {}
         }
     }
     out.remove = prev
-        .nodes()
-        .filter(|n| next.node(&n.id).is_none())
-        .map(|n| n.id.clone())
+        .indexed()
+        .filter(|(_, hash)| next.index_of(*hash).is_none())
+        .map(|(ix, _)| prev.graph[ix].id.clone())
         .collect();
     out
 }

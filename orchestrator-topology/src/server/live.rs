@@ -44,6 +44,9 @@ async fn run(app: App, view: View, filters: Filters, interval: Duration, mut soc
     let mut changes = app.inner.generation.subscribe();
     let mut prev: Option<Arc<Rendered>> = None;
     loop {
+        // At most one render per interval, counted from the last one's
+        // start: a change after a quiet spell goes out at once.
+        let started = tokio::time::Instant::now();
         changes.mark_unchanged();
         let next = app.view_filtered(view, filters.clone()).await;
         if prev.as_ref().is_none_or(|p| p.generation != next.generation) {
@@ -69,6 +72,6 @@ async fn run(app: App, view: View, filters: Filters, interval: Duration, mut soc
                 Some(Ok(_)) => continue,
             },
         }
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep_until(started + interval).await;
     }
 }

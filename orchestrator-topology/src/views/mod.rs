@@ -163,6 +163,9 @@ pub struct Rendered {
     /// Nodes and edges (client → server).
     pub graph: Graph<NodeSummary, ()>,
     index: FxHashMap<u64, NodeIndex>,
+    /// Per node: its id's hash, and an order-free fingerprint of the ids it
+    /// has edges to, so diffs compare adjacency without building it.
+    prints: Vec<(u64, u64)>,
 }
 
 const KNOWN_METRICS: [&str; 8] = [
@@ -543,10 +546,12 @@ pub fn render(store: &ReportStore, view: View, filters: &Filters, now_ms: u64) -
         generation: store.generation(),
         graph: b.graph,
         index: b.index,
+        prints: Vec::new(),
     };
     if filters.hide_unconnected {
         rendered.retain_connected();
     }
+    rendered.fingerprint();
     rendered
 }
 
@@ -708,6 +713,43 @@ impl Rendered {
     /// Number of edges.
     pub fn edge_count(&self) -> usize {
         self.graph.edge_count()
+    }
+
+    fn fingerprint(&mut self) {
+        let hashes: Vec<u64> = self.graph.node_weights().map(|n| id_hash(&n.id)).collect();
+        let mut adjacency = vec![0u64; hashes.len()];
+        for e in self.graph.raw_edges() {
+            let (a, z) = (e.source().index(), e.target().index());
+            adjacency[a] = adjacency[a].wrapping_add(hashes[z].rotate_left(17).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        }
+        self.prints = hashes.into_iter().zip(adjacency).collect();
+    }
+
+    /// Whether node `ix` of `self` and node `other_ix` of `other` show the
+    /// same (summary and adjacency).
+    pub(crate) fn same_node(&self, ix: NodeIndex, other: &Rendered, other_ix: NodeIndex) -> bool {
+        self.prints[ix.index()].1 == other.prints[other_ix.index()].1 && self.graph[ix] == other.graph[other_ix]
+    }
+
+    /// The index of the node whose id hashes to `hash`.
+    pub(crate) fn index_of(&self, hash: u64) -> Option<NodeIndex> {
+        self.index.get(&hash).copied()
+    }
+
+    /// Node indices with their id hashes.
+    pub(crate) fn indexed(&self) -> impl Iterator<Item = (NodeIndex, u64)> + '_ {
+        self.prints
+            .iter()
+            .enumerate()
+            .map(|(i, (h, _))| (NodeIndex::new(i), *h))
+    }
+
+    /// One node with its adjacency by index.
+    pub(crate) fn json_at(&self, ix: NodeIndex) -> NodeJson<'_> {
+        NodeJson {
+            summary: &self.graph[ix],
+            adjacency: self.adjacency_of(ix),
+        }
     }
 
     fn retain_connected(&mut self) {
