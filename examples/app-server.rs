@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use orchestrator::core::report::Limits;
 use orchestrator::topology::server::{check_exposure, App, AppConfig, TlsListener, Tokens};
-use orchestrator::topology::StoreConfig;
+use orchestrator::topology::{Retention, StoreConfig};
 
 /// Merge probe reports into topology views and serve them.
 #[derive(Parser)]
@@ -46,6 +46,12 @@ struct Args {
     /// How often old data is dropped.
     #[arg(long = "cleanup-interval", default_value = "5m", value_parser = support::parse_duration)]
     cleanup_interval: Duration,
+    /// How long metric series keep 15 s buckets.
+    #[arg(long = "series-fine-span", default_value = "60m", value_parser = support::parse_duration)]
+    series_fine_span: Duration,
+    /// How long metric series keep 1 min buckets.
+    #[arg(long = "series-coarse-span", default_value = "1440m", value_parser = support::parse_duration)]
+    series_coarse_span: Duration,
     /// Refuse every control.
     #[arg(long = "read-only")]
     read_only: bool,
@@ -84,7 +90,11 @@ async fn main() -> anyhow::Result<()> {
             window: args.window,
             stale_node_threshold: args.stale_node_threshold,
             max_data_age: args.max_data_age,
-            ..StoreConfig::default()
+            retention: Retention {
+                fine_span: args.series_fine_span,
+                coarse_span: args.series_coarse_span,
+                ..Retention::default()
+            },
         },
         cleanup_interval: args.cleanup_interval,
         tokens,

@@ -571,6 +571,10 @@ async fn bad_input_is_refused_clearly_and_nothing_is_lost() {
         .unwrap();
     assert!(metrics.contains("topology_reports_received_total 3"), "{metrics}");
     assert!(metrics.contains("topology_reports_rejected_total"));
+    // Without tokens the app may only listen on loopback.
+    use orchestrator_topology::server::check_exposure;
+    assert!(check_exposure(&AppConfig::default(), "0.0.0.0:4040".parse().unwrap()).is_err());
+    assert!(check_exposure(&AppConfig::default(), "127.0.0.1:4040".parse().unwrap()).is_ok());
     // Still serving.
     let (status, _) = server.get(VIEWER, "/health").await;
     assert_eq!(status, 200);
@@ -603,7 +607,19 @@ async fn a_thousand_probes_post_over_loopback_and_nothing_is_lost() {
     let secs = env("ORCH_LOAD_SECS", 15);
     let interval = Duration::from_millis(env("ORCH_LOAD_INTERVAL_MS", 5000));
     let server = Arc::new(Server::start("load").await);
-    let cluster = Arc::new(Cluster::new(ClusterSpec::LARGE));
+    // Unoptimised test builds make reports ten times slower: a tenth of the
+    // large cluster per probe there, the whole of it in `--release`.
+    let spec = if cfg!(debug_assertions) {
+        ClusterSpec {
+            hosts: 1000,
+            containers: 2000,
+            processes: 10_000,
+            connections: 20_000,
+        }
+    } else {
+        ClusterSpec::LARGE
+    };
+    let cluster = Arc::new(Cluster::new(spec));
     let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
@@ -680,5 +696,77 @@ async fn a_thousand_probes_post_over_loopback_and_nothing_is_lost() {
     );
     let (status, view) = server.get(VIEWER, "/api/topology/containers").await;
     assert_eq!(status, 200);
-    assert!(view["nodes"].as_object().unwrap().len() >= 10_000);
+    assert!(view["nodes"].as_object().unwrap().len() >= spec.containers);
+}
+
+/// With a certificate the app serves HTTPS (rustls); tokens still apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_serves_tls_with_a_certificate() {
+    use orchestrator_topology::server::TlsListener;
+    let dir = std::env::temp_dir().join(format!("orch-topology-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        orchestrator_testkit::missing("openssl", "the_app_serves_tls_with_a_certificate");
+        return;
+    }
+    let app = App::new(AppConfig {
+        tokens: Tokens::parse(&format!("{VIEWER} viewer")).unwrap(),
+        ..AppConfig::default()
+    })
+    .unwrap();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let listener = TlsListener::new(tcp, &cert, &key).unwrap();
+    let router = app.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    assert!(
+        TlsListener::new(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), &key, &key).is_err(),
+        "a key is no certificate"
+    );
+    let ask = |path: &'static str, token: Option<&'static str>| {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let auth = token
+                .map(|t| format!("Authorization: Bearer {t}\r\n"))
+                .unwrap_or_default();
+            let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
+            let req_file = dir.join(format!("req-{}", path.len()));
+            std::fs::write(&req_file, request).unwrap();
+            let out = Command::new("openssl")
+                .args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{port}")])
+                .stdin(std::fs::File::open(&req_file).unwrap())
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+    };
+    let health = ask("/health", None).await.unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("\"ok\""));
+    let refused = ask("/api/topology", None).await.unwrap();
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let views = ask("/api/topology", Some(VIEWER)).await.unwrap();
+    assert!(
+        views.starts_with("HTTP/1.1 200") && views.contains("containers-by-image"),
+        "{views}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
