@@ -5,8 +5,9 @@
 //! before the lock is taken, so the write section is only the incremental
 //! merge; views render on blocking threads from a read lock and are cached
 //! per store generation, so many readers of the same view cost one render.
-//! Replaced reports are dropped on a thread of their own, off the ingest
-//! path (freeing a 500-node report is slower than merging it).
+//! Replaced reports and renders are dropped on a thread of their own, off
+//! the request path (freeing a 500-node report is slower than merging it,
+//! and freeing a 100,000-node render takes as long as making it).
 
 mod api;
 mod auth;
@@ -132,7 +133,16 @@ pub(crate) struct Inner {
     pub(crate) controls: controls::Controls,
     pub(crate) counters: Counters,
     pub(crate) latencies: Mutex<Latencies>,
-    garbage: std::sync::mpsc::Sender<Report>,
+    /// Replaced reports and renders, freed on a thread of their own.
+    garbage: std::sync::mpsc::Sender<Garbage>,
+}
+
+/// What the dropper thread frees: a 100,000-node render or a replaced
+/// report takes longer to free than to make, so requests never wait on it.
+#[allow(dead_code)] // Held only to be dropped.
+enum Garbage {
+    Report(Report),
+    Rendered(Arc<Rendered>),
 }
 
 /// The app: cheap to clone, shared by every handler.
@@ -155,12 +165,12 @@ impl App {
     pub fn new(config: AppConfig) -> Result<App> {
         let filters = FilterStore::open(config.data_dir.as_ref().map(|d| d.join("filters.json")))?;
         let controls = controls::Controls::new(config.audit_log.clone())?;
-        let (tx, rx) = std::sync::mpsc::channel::<Report>();
+        let (tx, rx) = std::sync::mpsc::channel::<Garbage>();
         std::thread::Builder::new()
             .name("report-drop".into())
             .spawn(move || {
-                for report in rx {
-                    drop(report);
+                for garbage in rx {
+                    drop(garbage);
                 }
             })
             .map_err(|e| TopologyError::Io {
@@ -212,7 +222,7 @@ impl App {
         match outcome {
             Ok((ingested, old)) => {
                 if let Some(old) = old {
-                    let _ = i.garbage.send(old);
+                    let _ = i.garbage.send(Garbage::Report(old));
                 }
                 i.counters.reports.fetch_add(1, Ordering::Relaxed);
                 if !ingested.duplicate {
@@ -239,7 +249,10 @@ impl App {
             }
         }
         let rendered = Arc::new(self.render(view, Filters::default()).await);
-        self.inner.cache.lock().insert(view, rendered.clone());
+        let old = self.inner.cache.lock().insert(view, rendered.clone());
+        if let Some(old) = old {
+            let _ = self.inner.garbage.send(Garbage::Rendered(old));
+        }
         rendered
     }
 

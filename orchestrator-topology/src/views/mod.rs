@@ -347,6 +347,8 @@ struct Builder<'a> {
     index: FxHashMap<u64, NodeIndex>,
     /// Pseudo nodes by key.
     pseudos: FxHashMap<u64, NodeIndex>,
+    /// Each node's id hash, by node index.
+    hashes: Vec<u64>,
     /// Pseudo nodes the query hides.
     hidden: FxHashSet<u64>,
 }
@@ -362,6 +364,7 @@ impl Builder<'_> {
         }
         let ix = self.graph.add_node(summary);
         self.index.insert(hash, ix);
+        self.hashes.push(hash);
     }
 
     /// The pseudo node under `key`, made by `make` (id, label, minor) the
@@ -392,6 +395,7 @@ impl Builder<'_> {
         });
         self.pseudos.insert(key, ix);
         self.index.insert(hash, ix);
+        self.hashes.push(hash);
         Some(ix)
     }
 }
@@ -470,6 +474,7 @@ pub fn render(store: &ReportStore, view: View, filters: &Filters, now_ms: u64) -
         graph: Graph::with_capacity(nodes + 64, 0),
         index: FxHashMap::default(),
         pseudos: FxHashMap::default(),
+        hashes: Vec::with_capacity(nodes + 64),
         hidden: FxHashSet::default(),
     };
     b.index.reserve(nodes + 64);
@@ -548,10 +553,12 @@ pub fn render(store: &ReportStore, view: View, filters: &Filters, now_ms: u64) -
         index: b.index,
         prints: Vec::new(),
     };
+    let mut hashes = b.hashes;
     if filters.hide_unconnected {
         rendered.retain_connected();
+        hashes = rendered.graph.node_weights().map(|n| id_hash(&n.id)).collect();
     }
-    rendered.fingerprint();
+    rendered.fingerprint(hashes);
     rendered
 }
 
@@ -715,8 +722,9 @@ impl Rendered {
         self.graph.edge_count()
     }
 
-    fn fingerprint(&mut self) {
-        let hashes: Vec<u64> = self.graph.node_weights().map(|n| id_hash(&n.id)).collect();
+    /// Fingerprints adjacency, given each node's id hash by index.
+    fn fingerprint(&mut self, hashes: Vec<u64>) {
+        debug_assert_eq!(hashes.len(), self.graph.node_count());
         let mut adjacency = vec![0u64; hashes.len()];
         for e in self.graph.raw_edges() {
             let (a, z) = (e.source().index(), e.target().index());
