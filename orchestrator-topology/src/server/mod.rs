@@ -141,7 +141,7 @@ pub(crate) struct Inner {
 /// report takes longer to free than to make, so requests never wait on it.
 #[allow(dead_code)] // Held only to be dropped.
 enum Garbage {
-    Report(Report),
+    Report(Box<Report>),
     Rendered(Arc<Rendered>),
 }
 
@@ -222,7 +222,7 @@ impl App {
         match outcome {
             Ok((ingested, old)) => {
                 if let Some(old) = old {
-                    let _ = i.garbage.send(Garbage::Report(old));
+                    let _ = i.garbage.send(Garbage::Report(Box::new(old)));
                 }
                 i.counters.reports.fetch_add(1, Ordering::Relaxed);
                 if !ingested.duplicate {
