@@ -503,28 +503,8 @@ async fn health_checks_gate_deployments_and_replace_failing_instances() {
     .to_string());
     // An HTTPS server with a self-signed certificate: the check does not
     // verify it (as Marathon's does not), but does speak TLS to it.
-    std::fs::create_dir_all(&work).unwrap();
-    let (cert, key) = (work.join("cert.pem"), work.join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(made.success(), "openssl made no certificate");
+    let (cert, key) = orchestrator_testkit::self_signed_cert(&work, "localhost", "health_checks")
+        .expect("openssl made no certificate");
     let tls_server = format!(
         "exec python3 -c \"import http.server,ssl,sys;s=http.server.HTTPServer(('127.0.0.1',int(sys.argv[1])),http.server.SimpleHTTPRequestHandler);c=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER);c.load_cert_chain(sys.argv[2],sys.argv[3]);s.socket=c.wrap_socket(s.socket,server_side=True);s.serve_forever()\" $PORT0 {} {}",
         cert.display(),

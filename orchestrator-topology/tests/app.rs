@@ -704,29 +704,11 @@ async fn a_thousand_probes_post_over_loopback_and_nothing_is_lost() {
 async fn the_app_serves_tls_with_a_certificate() {
     use orchestrator_topology::server::TlsListener;
     let dir = std::env::temp_dir().join(format!("orch-topology-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output();
-    if !made.is_ok_and(|o| o.status.success()) {
-        orchestrator_testkit::missing("openssl", "the_app_serves_tls_with_a_certificate");
+    let Some((cert, key)) =
+        orchestrator_testkit::self_signed_cert(&dir, "127.0.0.1", "the_app_serves_tls_with_a_certificate")
+    else {
         return;
-    }
+    };
     let app = App::new(AppConfig {
         tokens: Tokens::parse(&format!("{VIEWER} viewer")).unwrap(),
         ..AppConfig::default()

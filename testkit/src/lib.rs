@@ -130,6 +130,28 @@ pub fn free_port() -> u16 {
         .expect("binding 127.0.0.1:0 must work on a test machine")
 }
 
+/// A self-signed certificate and key (PEM) for `common_name`, made with
+/// `openssl` in `dir`, or `None` (after saying so) when openssl is missing.
+pub fn self_signed_cert(dir: &Path, common_name: &str, test: &str) -> Option<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir).ok()?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj"])
+        .arg(format!("/CN={common_name}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status();
+    if made.is_ok_and(|s| s.success()) {
+        Some((cert, key))
+    } else {
+        missing("openssl (for a self-signed certificate)", test);
+        None
+    }
+}
+
 /// Sends a ZooKeeper four-letter word and returns the answer.
 pub fn four_letter_word(address: &str, word: &str) -> std::io::Result<String> {
     let addr: SocketAddr = address

@@ -15,6 +15,8 @@ use std::time::Duration;
 use orchestrator_core::{validate_path, Error, Result};
 use zookeeper_client as zk;
 
+use super::zk_err;
+
 const LATCH: &str = "latch-";
 
 /// Candidates for leadership under one ZooKeeper directory.
@@ -30,10 +32,6 @@ impl std::fmt::Debug for LeaderElection {
             .field("dir", &self.dir)
             .finish_non_exhaustive()
     }
-}
-
-fn zk_err(path: &str, what: &str, e: zk::Error) -> Error {
-    Error::store(path, format!("ZooKeeper {what} failed: {e}"), e)
 }
 
 /// The sequence number at the end of a latch znode's name.

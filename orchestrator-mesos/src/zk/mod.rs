@@ -4,5 +4,13 @@
 mod election;
 mod store;
 
+use orchestrator_core::Error;
+use zookeeper_client as zk;
+
 pub use election::{LeaderElection, Leadership};
 pub use store::ZkStore;
+
+/// A ZooKeeper failure as the core error, naming the path and the operation.
+fn zk_err(path: &str, what: &str, e: zk::Error) -> Error {
+    Error::store(path, format!("ZooKeeper {what} failed: {e}"), e)
+}

@@ -7,6 +7,8 @@ use async_trait::async_trait;
 use orchestrator_core::{validate_data_path, validate_path, Error, Result, StateStore, Version, Versioned};
 use zookeeper_client as zk;
 
+use super::zk_err;
+
 /// A [`StateStore`] on ZooKeeper, rooted at a path (`/marathon`).
 #[derive(Clone)]
 pub struct ZkStore {
@@ -20,10 +22,6 @@ impl std::fmt::Debug for ZkStore {
             .field("root", &self.root)
             .finish_non_exhaustive()
     }
-}
-
-fn zk_err(path: &str, what: &str, e: zk::Error) -> Error {
-    Error::store(path, format!("ZooKeeper {what} failed: {e}"), e)
 }
 
 fn version(stat: &zk::Stat) -> Version {
