@@ -37,6 +37,18 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// The role's name, as tokens files and audit entries write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Probe => "probe",
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 /// One token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,7 +176,7 @@ pub(super) async fn identify(State(app): State<App>, mut req: Request, next: Nex
             Some(secret) => match tokens.find(&secret) {
                 Some(t) => Caller {
                     name: if t.name.is_empty() {
-                        format!("{:?}", t.role).to_lowercase()
+                        t.role.as_str().to_string()
                     } else {
                         t.name.clone()
                     },
@@ -184,7 +196,7 @@ fn allow(req: &Request, ok: impl Fn(Role) -> bool, what: &str) -> Option<Respons
         Some(role) if ok(role) => None,
         Some(role) => Some(error(
             StatusCode::FORBIDDEN,
-            format!("a {} token may not {what}", format!("{role:?}").to_lowercase()),
+            format!("a {} token may not {what}", role.as_str()),
         )),
     }
 }

@@ -297,7 +297,7 @@ pub(super) async fn control(
     let mut entry = AuditEntry {
         ts_ms: crate::now_ms(),
         who: caller.name.clone(),
-        role: caller.role.map(|r| format!("{r:?}").to_lowercase()).unwrap_or_default(),
+        role: caller.role.map(|r| r.as_str().to_string()).unwrap_or_default(),
         action: "control".into(),
         probe: probe.clone(),
         node: node.clone(),
