@@ -71,7 +71,9 @@ pub use name::Name;
 pub use resources::{
     role_is_within, Range, Ranges, Reservation, ReservationKind, Resource, Resources, Scalar, Value, ANY_ROLE,
 };
-pub use store::{join as join_path, validate_data_path, validate_path, MemStore, StateStore, Version, Versioned};
+pub use store::{
+    join as join_path, validate_data_path, validate_path, FileStore, MemStore, StateStore, Version, Versioned,
+};
 pub use task::{
     AgentInfo, Attribute, AttributeValue, Attributes, Capability, CommandInfo, CommandUri, ContainerInfo,
     ContainerType, DockerInfo, DockerNetwork, DockerPortMapping, DurationInfo, Environment, FrameworkInfo, KillPolicy,

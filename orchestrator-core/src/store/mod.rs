@@ -13,6 +13,10 @@ use async_trait::async_trait;
 
 use crate::{Error, Result};
 
+mod file;
+
+pub use file::FileStore;
+
 /// A node's version: 0 when created, +1 on every write.
 pub type Version = u64;
 
@@ -158,13 +162,26 @@ impl MemStore {
         self.nodes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn write(nodes: &mut BTreeMap<String, Versioned>, path: &str, data: Vec<u8>) -> Version {
+    /// Writes one node, creating missing parents; `created` receives the
+    /// parents it had to create (for stores that persist each node).
+    pub(crate) fn write_node(
+        nodes: &mut BTreeMap<String, Versioned>,
+        path: &str,
+        data: Vec<u8>,
+        created: &mut Vec<String>,
+    ) -> Version {
         let mut p = parent(path);
         while let Some(dir) = p.filter(|d| *d != "/") {
-            nodes.entry(dir.to_string()).or_insert(Versioned {
-                data: Vec::new(),
-                version: 0,
-            });
+            if !nodes.contains_key(dir) {
+                nodes.insert(
+                    dir.to_string(),
+                    Versioned {
+                        data: Vec::new(),
+                        version: 0,
+                    },
+                );
+                created.push(dir.to_string());
+            }
             p = parent(dir);
         }
         match nodes.get_mut(path) {
@@ -180,12 +197,76 @@ impl MemStore {
         }
     }
 
+    fn write(nodes: &mut Nodes, path: &str, data: Vec<u8>) -> Version {
+        Self::write_node(nodes, path, data, &mut Vec::new())
+    }
+
     fn has_children(nodes: &BTreeMap<String, Versioned>, path: &str) -> bool {
         let prefix = join(path, "");
         nodes
             .range::<str, _>((Bound::Excluded(prefix.as_str()), Bound::Unbounded))
             .next()
             .is_some_and(|(k, _)| k.starts_with(&prefix))
+    }
+}
+
+/// A node map, kept behind a lock.
+type Nodes = BTreeMap<String, Versioned>;
+
+/// The operations on a locked node map, shared by [`MemStore`] and
+/// [`FileStore`] (which persists what they change).
+impl MemStore {
+    pub(crate) fn compare_and_set_in(
+        nodes: &mut Nodes,
+        path: &str,
+        data: Vec<u8>,
+        expected: Option<Version>,
+        created: &mut Vec<String>,
+    ) -> Result<Version> {
+        validate_data_path(path)?;
+        let actual = nodes.get(path).map(|n| n.version);
+        if actual != expected {
+            return Err(Error::VersionConflict {
+                path: path.to_string(),
+                expected,
+                actual,
+            });
+        }
+        Ok(Self::write_node(nodes, path, data, created))
+    }
+
+    pub(crate) fn delete_in(nodes: &mut Nodes, path: &str, expected: Option<Version>) -> Result<bool> {
+        validate_path(path)?;
+        let Some(actual) = nodes.get(path).map(|n| n.version) else {
+            return Ok(false);
+        };
+        if expected.is_some_and(|e| e != actual) {
+            return Err(Error::VersionConflict {
+                path: path.to_string(),
+                expected,
+                actual: Some(actual),
+            });
+        }
+        if Self::has_children(nodes, path) {
+            return Err(Error::NotEmpty { path: path.to_string() });
+        }
+        nodes.remove(path);
+        Ok(true)
+    }
+
+    pub(crate) fn children_in(nodes: &Nodes, path: &str) -> Result<Vec<String>> {
+        validate_path(path)?;
+        let prefix = join(path, "");
+        let mut out: Vec<String> = nodes
+            .range::<str, _>((Bound::Excluded(prefix.as_str()), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(k, _)| {
+                let rest = &k[prefix.len()..];
+                (!rest.contains('/')).then(|| rest.to_string())
+            })
+            .collect();
+        out.sort();
+        Ok(out)
     }
 }
 
@@ -202,53 +283,15 @@ impl StateStore for MemStore {
     }
 
     async fn compare_and_set(&self, path: &str, data: Vec<u8>, expected: Option<Version>) -> Result<Version> {
-        validate_data_path(path)?;
-        let mut nodes = self.lock();
-        let actual = nodes.get(path).map(|n| n.version);
-        if actual != expected {
-            return Err(Error::VersionConflict {
-                path: path.to_string(),
-                expected,
-                actual,
-            });
-        }
-        Ok(Self::write(&mut nodes, path, data))
+        Self::compare_and_set_in(&mut self.lock(), path, data, expected, &mut Vec::new())
     }
 
     async fn delete(&self, path: &str, expected: Option<Version>) -> Result<bool> {
-        validate_path(path)?;
-        let mut nodes = self.lock();
-        let Some(actual) = nodes.get(path).map(|n| n.version) else {
-            return Ok(false);
-        };
-        if expected.is_some_and(|e| e != actual) {
-            return Err(Error::VersionConflict {
-                path: path.to_string(),
-                expected,
-                actual: Some(actual),
-            });
-        }
-        if Self::has_children(&nodes, path) {
-            return Err(Error::NotEmpty { path: path.to_string() });
-        }
-        nodes.remove(path);
-        Ok(true)
+        Self::delete_in(&mut self.lock(), path, expected)
     }
 
     async fn children(&self, path: &str) -> Result<Vec<String>> {
-        validate_path(path)?;
-        let prefix = join(path, "");
-        let nodes = self.lock();
-        let mut out: Vec<String> = nodes
-            .range::<str, _>((Bound::Excluded(prefix.as_str()), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter_map(|(k, _)| {
-                let rest = &k[prefix.len()..];
-                (!rest.contains('/')).then(|| rest.to_string())
-            })
-            .collect();
-        out.sort();
-        Ok(out)
+        Self::children_in(&self.lock(), path)
     }
 }
 
