@@ -600,3 +600,32 @@ async fn a_restarted_agent_recovers_its_running_container() {
     second.shutdown();
     let _ = std::fs::remove_dir_all(&work);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_agent_leaves_nothing_running_and_reports_every_end() {
+    let (base, agent, work) = cluster("drain").await;
+    let mut fw = Framework::subscribe(&base).await;
+    // Ignores SIGTERM: the drain's grace must end in SIGKILL.
+    fw.launch("stubborn", "trap '' TERM; echo $$ > pid; while true; do sleep 1; done").await;
+    while fw.update(true).await.state != TaskState::Running {}
+    let pid_file = find(&work, "pid").expect("the task wrote its pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+
+    assert_eq!(agent.drain(Duration::from_millis(500)).await, 1);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.contains(") Z "), "the task is gone: {stat}");
+    let mut last = fw.update(true).await;
+    while !last.state.is_terminal() {
+        last = fw.update(true).await;
+    }
+    assert_eq!(last.state, TaskState::Killed, "the master heard how it ended: {last:?}");
+    let state: Value = reqwest::get(format!("{base}/master/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["frameworks"][0]["tasks"].as_array().map(Vec::len), Some(0), "{state}");
+    assert_eq!(agent.drain(Duration::from_millis(500)).await, 0, "draining twice is harmless");
+    cleanup("drain", &work);
+}

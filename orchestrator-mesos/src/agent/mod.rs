@@ -102,6 +102,8 @@ struct Inner {
     spawned: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Set by `shutdown`; ends `run`.
     stop: tokio::sync::watch::Sender<bool>,
+    /// Set by `drain`: launches are refused.
+    draining: AtomicBool,
 }
 
 /// A running agent; cheap to clone.
@@ -143,6 +145,7 @@ impl Agent {
                 registered: AtomicBool::new(false),
                 spawned: Mutex::new(Vec::new()),
                 stop: tokio::sync::watch::channel(false).0,
+                draining: AtomicBool::new(false),
             }),
         }
     }
@@ -164,6 +167,67 @@ impl Agent {
         for h in self.inner.spawned.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             h.abort();
         }
+    }
+
+    /// Stops the agent for good, leaving nothing running: refuses new
+    /// launches, kills every task (SIGTERM, then SIGKILL after `grace`),
+    /// waits until each has ended, its container is destroyed and its end is
+    /// reported to the master, then [`shutdown`](Self::shutdown)s. What a
+    /// Mesos agent does when it is drained before maintenance, and what
+    /// stopping a whole single-machine platform needs.
+    ///
+    /// Containers still present after `grace` plus ten seconds are
+    /// destroyed directly. Returns how many tasks were running.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        self.inner.draining.store(true, Ordering::SeqCst);
+        let running: Vec<(FrameworkId, TaskId)> = self.books().tasks.keys().cloned().collect();
+        let deadline = Instant::now() + grace + Duration::from_secs(10);
+        let mut killed = std::collections::HashSet::new();
+        loop {
+            let left: Vec<(ContainerId, usize)> = {
+                let books = self.books();
+                books
+                    .tasks
+                    .values()
+                    .map(|r| (r.container.clone(), r.containerizer))
+                    .collect()
+            };
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                // The watchers did not see these end: destroy them here.
+                for (container, index) in &left {
+                    let _ = self.inner.containerizers[*index].destroy(container).await;
+                }
+                break;
+            }
+            // A task still launching has no container to kill yet: its
+            // kill fails and is tried again on the next pass.
+            let kills = left
+                .into_iter()
+                .filter(|(c, _)| !killed.contains(c))
+                .map(|(container, index)| {
+                    let c = self.inner.containerizers[index].clone();
+                    async move {
+                        let ok = c.kill(&container, grace).await.is_ok();
+                        (container, ok)
+                    }
+                });
+            for (container, ok) in futures_util::future::join_all(kills).await {
+                if ok {
+                    killed.insert(container);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Give the last status updates a moment to reach the master.
+        let flush = Instant::now() + Duration::from_secs(2);
+        while self.unacknowledged() > 0 && Instant::now() < flush {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.shutdown();
+        running.len()
     }
 
     fn books(&self) -> std::sync::MutexGuard<'_, Books> {
@@ -414,6 +478,13 @@ impl Agent {
         let task_id = task.task_id.clone();
         let failed = |msg: String| (TaskState::Failed, Some(TaskReason::ReasonContainerLaunchFailed), msg);
         let outcome = async {
+            if self.inner.draining.load(Ordering::SeqCst) {
+                return Err((
+                    TaskState::Failed,
+                    Some(TaskReason::ReasonAgentRestarted),
+                    "the agent is draining".to_string(),
+                ));
+            }
             let mut spec = ContainerSpec::from_task(&task).map_err(|e| failed(e.to_string()))?;
             spec.labels.insert(LABEL_FRAMEWORK_ID.into(), framework_id.to_string());
             if spec.user.is_none() && !framework.user.is_empty() && framework.user != "root" {
