@@ -86,6 +86,11 @@ impl DockerContainerizer {
         })
     }
 
+    /// Whether the engine has `image` locally (no pull is tried).
+    pub async fn has_image(&self, image: &str) -> bool {
+        self.docker.inspect_image(image).await.is_ok()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ContainerId, Running>> {
         self.containers.lock().unwrap_or_else(|p| p.into_inner())
     }

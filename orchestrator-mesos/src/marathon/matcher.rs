@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use orchestrator_core::{
-    AgentId, Attributes, CommandInfo, Environment, Labels, Offer, Ranges, Resource, Resources, TaskId, TaskInfo, Value,
-    Variable,
+    AgentId, Attributes, CommandInfo, ContainerInfo, ContainerType, DockerInfo, DockerNetwork, DockerPortMapping,
+    Environment, Labels, Offer, Ranges, Resource, Resources, TaskId, TaskInfo, Value, Variable, Volume, VolumeMode,
 };
 use regex::Regex;
 
@@ -192,6 +192,72 @@ fn var(name: impl Into<String>, value: String) -> Variable {
     }
 }
 
+/// The Mesos `ContainerInfo` of an app's container, host ports paired with
+/// its port mappings in order. `None` for a `MESOS` container without an
+/// image (a plain command).
+fn container_for(c: &super::app::Container, ports: &[u64]) -> Option<ContainerInfo> {
+    let volumes = c
+        .volumes
+        .iter()
+        .map(|v| Volume {
+            container_path: v.container_path.clone(),
+            host_path: v.host_path.clone(),
+            mode: if v.mode.eq_ignore_ascii_case("RO") {
+                VolumeMode::Ro
+            } else {
+                VolumeMode::Rw
+            },
+        })
+        .collect();
+    let docker = c.docker.as_ref().filter(|d| !d.image.is_empty())?;
+    let network = match docker.network.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        Some("BRIDGE") => Some(DockerNetwork::Bridge),
+        Some("USER") => Some(DockerNetwork::User),
+        Some("NONE") => Some(DockerNetwork::None),
+        Some("HOST") => Some(DockerNetwork::Host),
+        // Marathon 1.5+ puts the network in `networks`; with port mappings
+        // that is a bridge.
+        _ if !c.port_mappings.is_empty() => Some(DockerNetwork::Bridge),
+        _ => Some(DockerNetwork::Host),
+    };
+    let mappings = if c.port_mappings.is_empty() {
+        &docker.port_mappings
+    } else {
+        &c.port_mappings
+    };
+    let port_mappings = mappings
+        .iter()
+        .zip(ports)
+        .flat_map(|(m, host)| {
+            // `udp,tcp` maps both protocols.
+            m.protocol.split(',').map(move |proto| DockerPortMapping {
+                host_port: *host as u32,
+                container_port: if m.container_port == 0 { *host as u32 } else { m.container_port },
+                protocol: Some(proto.trim().to_ascii_lowercase()),
+            })
+        })
+        .collect();
+    let kind = if c.kind.eq_ignore_ascii_case("MESOS") {
+        ContainerType::Mesos
+    } else {
+        ContainerType::Docker
+    };
+    Some(ContainerInfo {
+        kind,
+        docker: Some(DockerInfo {
+            image: docker.image.clone(),
+            network,
+            port_mappings,
+            privileged: docker.privileged.then_some(true),
+            parameters: Vec::new(),
+            force_pull_image: docker.force_pull_image.then_some(true),
+        }),
+        volumes,
+        hostname: None,
+        network_infos: Vec::new(),
+    })
+}
+
 /// Builds the task of one instance.
 fn task_for(app: &AppDefinition, task_id: TaskId, agent: &AgentId, resources: Resources, ports: &[u64]) -> TaskInfo {
     let mut variables: Vec<Variable> = app
@@ -236,7 +302,7 @@ fn task_for(app: &AppDefinition, task_id: TaskId, agent: &AgentId, resources: Re
         agent_id: agent.clone(),
         resources,
         command: Some(command),
-        container: None,
+        container: app.container.as_ref().and_then(|c| container_for(c, ports)),
         kill_policy: None,
         labels,
     }
@@ -329,6 +395,37 @@ mod tests {
             n += 1;
             TaskId::new(format!("{}.{n}", a.id.trim_start_matches('/'))).unwrap()
         }
+    }
+
+    #[test]
+    fn a_docker_app_launches_its_image_with_the_offered_host_ports() {
+        let web = app(r#"{"id": "/web", "cmd": "httpd -f -p 80", "cpus": 0.1, "mem": 32,
+            "container": {"type": "DOCKER", "docker": {"image": "busybox", "network": "BRIDGE"},
+              "portMappings": [{"containerPort": 80, "hostPort": 0}, {"containerPort": 53, "protocol": "udp,tcp"}],
+              "volumes": [{"containerPath": "/data", "hostPath": "/srv", "mode": "RO"}]}}"#);
+        let o = offer("h1", "cpus:1;mem:100;ports:[31000-31005]", "");
+        let l = match_offer(&o, &[(&web, 1)], &BTreeMap::new(), ids());
+        assert_eq!(l[0].ports, vec![31000, 31001]);
+        let spec = orchestrator_core::ContainerSpec::from_task(&l[0].task).unwrap();
+        assert_eq!(spec.image.as_deref(), Some("busybox"));
+        assert_eq!(spec.network, orchestrator_core::NetworkMode::Bridge);
+        let mapped: Vec<(u16, u16, &str)> = spec
+            .port_mappings
+            .iter()
+            .map(|m| (m.host_port, m.container_port, m.protocol.as_str()))
+            .collect();
+        assert_eq!(mapped, vec![(31000, 80, "tcp"), (31001, 53, "udp"), (31001, 53, "tcp")]);
+        let docker = l[0].task.container.as_ref().unwrap();
+        assert_eq!(docker.volumes[0].mode, VolumeMode::Ro);
+
+        // Host networking (the default without mappings) takes the ports
+        // of the port definitions; a command app gets no container at all.
+        let host = app(r#"{"id": "/h", "cmd": "x", "cpus": 0.1, "mem": 32, "container": {"docker": {"image": "busybox"}}}"#);
+        let l = match_offer(&o, &[(&host, 1)], &BTreeMap::new(), ids());
+        let info = l[0].task.container.as_ref().unwrap().docker.as_ref().unwrap();
+        assert_eq!(info.network, Some(DockerNetwork::Host));
+        let plain = app(r#"{"id": "/p", "cmd": "x", "cpus": 0.1, "mem": 32}"#);
+        assert!(match_offer(&o, &[(&plain, 1)], &BTreeMap::new(), ids())[0].task.container.is_none());
     }
 
     #[test]

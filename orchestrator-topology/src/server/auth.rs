@@ -72,6 +72,11 @@ impl Tokens {
         Self(tokens)
     }
 
+    /// Adds a token (a program that starts its own probe gives it one).
+    pub fn push(&mut self, token: Token) {
+        self.0.push(token);
+    }
+
     /// None configured: the app runs open.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
