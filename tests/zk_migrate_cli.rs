@@ -11,17 +11,8 @@ use futures_util::future::join_all;
 use orchestrator_testkit::{free_port, zookeeper_pair};
 use zookeeper_client as zk;
 
-/// `target/debug/examples/zk-migrate`, built by `cargo test` with the examples.
 fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/debug");
-    let bin = dir.join("examples").join("zk-migrate");
-    assert!(
-        bin.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (it builds the examples)",
-        bin.display()
-    );
-    bin
+    orchestrator_testkit::example_binary("zk-migrate")
 }
 
 fn run(args: &[&str]) -> Output {

@@ -38,6 +38,13 @@ pub enum Helper {
 
 /// Runs a helper until it is killed.
 pub async fn run(helper: Helper) -> anyhow::Result<()> {
+    // Named after what it does in process lists and the topology, not
+    // after this binary (Linux only; elsewhere the name stays).
+    let name = match &helper {
+        Helper::DemoWeb { .. } => "demo-web",
+        Helper::DemoClient { .. } => "demo-client",
+    };
+    let _ = std::fs::write("/proc/self/comm", name);
     match helper {
         Helper::DemoWeb { ip, port } => web(SocketAddr::new(ip, port)).await,
         Helper::DemoClient {
@@ -83,7 +90,11 @@ async fn client(marathon: &str, app: &str, interval: Duration) -> anyhow::Result
         .pool_idle_timeout(None)
         .timeout(Duration::from_secs(5))
         .build()?;
-    let tasks_url = format!("{}/v2/apps/{}/tasks", marathon.trim_end_matches('/'), app.trim_start_matches('/'));
+    let tasks_url = format!(
+        "{}/v2/apps/{}/tasks",
+        marathon.trim_end_matches('/'),
+        app.trim_start_matches('/')
+    );
     let mut turn = 0usize;
     let mut tick = tokio::time::interval(interval);
     loop {

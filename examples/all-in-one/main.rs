@@ -69,7 +69,11 @@ struct Args {
     #[arg(long)]
     resources: Option<Resources>,
     /// The Docker engine; without an answer there, tasks run as processes.
-    #[arg(long = "docker-host", env = "DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
+    #[arg(
+        long = "docker-host",
+        env = "DOCKER_HOST",
+        default_value = "unix:///var/run/docker.sock"
+    )]
     docker_host: String,
     /// Do not use Docker at all.
     #[arg(long = "no-docker")]
@@ -149,7 +153,12 @@ fn random_token() -> String {
     for i in 0..4u64 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u64(i);
-        h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
         out.push_str(&format!("{:016x}", h.finish()));
     }
     out
@@ -164,6 +173,34 @@ fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<
             })
             .await;
     })
+}
+
+/// Waits (up to 30 s) until the scheduler here leads, as its own
+/// `/v2/leader` says; another process may hold the leadership for longer.
+async fn wait_for_scheduler_leadership(marathon_url: &str, me: &str) {
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let leader = match http.get(format!("{marathon_url}/v2/leader")).send().await {
+            Ok(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["leader"].as_str().map(str::to_string)),
+            Err(_) => None,
+        };
+        if leader.as_deref() == Some(me) {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            match leader {
+                Some(other) => eprintln!("the scheduler is a standby: {other} leads and gets the API calls"),
+                None => eprintln!("the scheduler has not been elected yet"),
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::main]
@@ -208,7 +245,10 @@ async fn main() -> anyhow::Result<()> {
     let allocation_interval = Duration::from_secs(1);
     let master_id = format!(
         "{:x}",
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
     );
     let master = MasterHandle::new(
         Master::new(
@@ -216,7 +256,9 @@ async fn main() -> anyhow::Result<()> {
                 master_id,
                 ..MasterConfig::default()
             },
-            DrfAllocator::builder().allocation_interval(allocation_interval).build()?,
+            DrfAllocator::builder()
+                .allocation_interval(allocation_interval)
+                .build()?,
         ),
         allocation_interval,
     );
@@ -275,7 +317,10 @@ async fn main() -> anyhow::Result<()> {
                 let dir = work.path.join("marathon");
                 (Arc::new(FileStore::open(&dir)?), format!("{}", dir.display()))
             } else {
-                (Arc::new(MemStore::new()), "memory (give --work-dir or --zk to keep it)".into())
+                (
+                    Arc::new(MemStore::new()),
+                    "memory (give --work-dir or --zk to keep it)".into(),
+                )
             };
             let (marathon, run) = Marathon::start(client, store, MarathonConfig::default()).await?;
             (http::router(marathon, info), run, state_where)
@@ -339,8 +384,14 @@ async fn main() -> anyhow::Result<()> {
     if !agent.registered() {
         eprintln!("the agent has not registered yet; it keeps trying");
     }
+    if zk.is_some() {
+        wait_for_scheduler_leadership(&marathon_url, &SocketAddr::new(ip, args.marathon_port).to_string()).await;
+    }
     let containerizers = if docker.is_some() {
-        format!("Docker at {} for tasks with an image, processes for the rest", args.docker_host)
+        format!(
+            "Docker at {} for tasks with an image, processes for the rest",
+            args.docker_host
+        )
     } else {
         "processes (no Docker)".to_string()
     };

@@ -606,7 +606,8 @@ async fn a_drained_agent_leaves_nothing_running_and_reports_every_end() {
     let (base, agent, work) = cluster("drain").await;
     let mut fw = Framework::subscribe(&base).await;
     // Ignores SIGTERM: the drain's grace must end in SIGKILL.
-    fw.launch("stubborn", "trap '' TERM; echo $$ > pid; while true; do sleep 1; done").await;
+    fw.launch("stubborn", "trap '' TERM; echo $$ > pid; while true; do sleep 1; done")
+        .await;
     while fw.update(true).await.state != TaskState::Running {}
     let pid_file = find(&work, "pid").expect("the task wrote its pid");
     let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
@@ -625,7 +626,15 @@ async fn a_drained_agent_leaves_nothing_running_and_reports_every_end() {
         .json()
         .await
         .unwrap();
-    assert_eq!(state["frameworks"][0]["tasks"].as_array().map(Vec::len), Some(0), "{state}");
-    assert_eq!(agent.drain(Duration::from_millis(500)).await, 0, "draining twice is harmless");
+    assert_eq!(
+        state["frameworks"][0]["tasks"].as_array().map(Vec::len),
+        Some(0),
+        "{state}"
+    );
+    assert_eq!(
+        agent.drain(Duration::from_millis(500)).await,
+        0,
+        "draining twice is harmless"
+    );
     cleanup("drain", &work);
 }

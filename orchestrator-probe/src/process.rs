@@ -192,7 +192,14 @@ impl ProcessCollector {
                 continue;
             }
             seen.insert(pid);
-            let fresh = self.cache.get(&pid).is_none_or(|c| c.start_time != stat.start_time);
+            // A new process under a reused pid has another start time; a
+            // process that called exec keeps its start time but not its
+            // `comm` (a fork caught before its exec showed its parent's
+            // command line until then).
+            let fresh = self
+                .cache
+                .get(&pid)
+                .is_none_or(|c| c.start_time != stat.start_time || c.name != stat.comm);
             if fresh {
                 self.cache.insert(pid, self.read_once(&dir, &stat));
             }

@@ -92,6 +92,49 @@ fn a_spawned_process_appears_with_its_command_line_and_parent() {
 }
 
 #[test]
+fn a_process_that_calls_exec_shows_its_new_command_line() {
+    let host = hostname();
+    // sh waits for a line on stdin, then becomes sleep: the same pid and
+    // start time, another program (as every task does after its fork).
+    let secs = 4000 + std::process::id() % 1000;
+    let script = format!("read go; exec sleep {secs}");
+    let mut sh = Reaped(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = sh.0.id();
+    let id = ids::process(&host, pid);
+    let mut collector = ProcessCollector::new(&host);
+    let mut collect = |now| {
+        let mut r = Report::new("p", &host, 0);
+        collector.collect_into(&mut r, now).unwrap();
+        r.topologies.process.nodes.get(&id).map(|n| {
+            (
+                n.latest("name").unwrap_or_default().to_string(),
+                n.latest("cmdline").unwrap_or_default().to_string(),
+            )
+        })
+    };
+    assert_eq!(collect(1_000), Some(("sh".into(), format!("sh -c {script}"))));
+    std::io::Write::write_all(sh.0.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut now = 2_000;
+    loop {
+        let seen = collect(now);
+        if seen == Some(("sleep".into(), format!("sleep {secs}"))) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "after exec the probe still shows {seen:?}");
+        std::thread::sleep(Duration::from_millis(50));
+        now += 1_000;
+    }
+}
+
+#[test]
 fn a_loopback_connection_between_two_processes_is_an_edge_between_them() {
     let host = hostname();
     let port = orchestrator_testkit::free_port();

@@ -119,6 +119,23 @@ pub fn python(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// `target/<profile>/examples/<name>`, which `cargo test --workspace`
+/// builds along with the tests.
+///
+/// # Panics
+/// When the binary is missing, saying how to build it.
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let bin = dir.join("examples").join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (it builds the examples) or `cargo build --example {name}`",
+        bin.display()
+    );
+    bin
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; bind promptly).
 ///
 /// # Panics

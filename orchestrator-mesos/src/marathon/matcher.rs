@@ -232,7 +232,11 @@ fn container_for(c: &super::app::Container, ports: &[u64]) -> Option<ContainerIn
             // `udp,tcp` maps both protocols.
             m.protocol.split(',').map(move |proto| DockerPortMapping {
                 host_port: *host as u32,
-                container_port: if m.container_port == 0 { *host as u32 } else { m.container_port },
+                container_port: if m.container_port == 0 {
+                    *host as u32
+                } else {
+                    m.container_port
+                },
                 protocol: Some(proto.trim().to_ascii_lowercase()),
             })
         })
@@ -420,12 +424,16 @@ mod tests {
 
         // Host networking (the default without mappings) takes the ports
         // of the port definitions; a command app gets no container at all.
-        let host = app(r#"{"id": "/h", "cmd": "x", "cpus": 0.1, "mem": 32, "container": {"docker": {"image": "busybox"}}}"#);
+        let host =
+            app(r#"{"id": "/h", "cmd": "x", "cpus": 0.1, "mem": 32, "container": {"docker": {"image": "busybox"}}}"#);
         let l = match_offer(&o, &[(&host, 1)], &BTreeMap::new(), ids());
         let info = l[0].task.container.as_ref().unwrap().docker.as_ref().unwrap();
         assert_eq!(info.network, Some(DockerNetwork::Host));
         let plain = app(r#"{"id": "/p", "cmd": "x", "cpus": 0.1, "mem": 32}"#);
-        assert!(match_offer(&o, &[(&plain, 1)], &BTreeMap::new(), ids())[0].task.container.is_none());
+        assert!(match_offer(&o, &[(&plain, 1)], &BTreeMap::new(), ids())[0]
+            .task
+            .container
+            .is_none());
     }
 
     #[test]
