@@ -318,7 +318,7 @@ async fn the_all_in_one_runs_the_tour_and_leaves_nothing_behind() {
                 }
                 let id = node["id"].as_str()?;
                 let details = get(&format!("{topology}/api/topology/processes/{}", urlencode(id))).await;
-                let text = details["metadata"].to_string();
+                let text = details["node"]["metadata"].to_string();
                 found.extend(
                     ports
                         .iter()
