@@ -76,11 +76,7 @@ impl AllInOne {
             topology: url(ports[3]),
             output,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !me.printed("all-in-one is up") {
-            assert!(Instant::now() < deadline, "not up within 60 s:\n{}", me.said());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        me.wait_printed("all-in-one is up", Duration::from_secs(60));
         me
     }
 
@@ -90,6 +86,15 @@ impl AllInOne {
 
     fn printed(&self, text: &str) -> bool {
         self.output.lock().unwrap().contains(text)
+    }
+
+    /// Waits up to `limit` until it has printed `text`.
+    fn wait_printed(&self, text: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.printed(text) {
+            assert!(Instant::now() < deadline, "never said {text:?}:\n{}", self.said());
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// SIGINT, as Ctrl-C sends, and the exit status.
@@ -257,7 +262,7 @@ async fn the_all_in_one_runs_the_tour_and_leaves_nothing_behind() {
     }
     let mut aio = AllInOne::start(&args);
     let (master, marathon, topology) = (aio.master.clone(), aio.marathon.clone(), aio.topology.clone());
-    assert!(aio.printed("demo: deployed /demo/web, /demo/client"), "{}", aio.said());
+    aio.wait_printed("demo: deployed /demo/web, /demo/client", Duration::from_secs(10));
 
     // The tour: list the apps (the demo's two).
     let apps = get(&format!("{marathon}/v2/apps")).await;
@@ -306,6 +311,11 @@ async fn the_all_in_one_runs_the_tour_and_leaves_nothing_behind() {
     assert_eq!(state["slaves"].as_array().unwrap().len(), 1);
 
     // The topology's processes view shows both, by the port in their command line.
+    let index = get(&format!("{topology}/api/topology")).await;
+    assert!(
+        index.as_array().unwrap().iter().any(|v| v["id"] == "processes"),
+        "{index}"
+    );
     until(
         "both servers in the processes view",
         Duration::from_secs(30),
@@ -410,6 +420,19 @@ async fn the_all_in_one_runs_the_tour_and_leaves_nothing_behind() {
         }
     }
 
+    // Delete the app: its servers stop.
+    let (status, body) = send(
+        reqwest::Method::DELETE,
+        &format!("{marathon}/v2/apps/tour/files"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    until("the file servers gone", Duration::from_secs(30), async || {
+        (!processes_in(&work).iter().any(|p| p.contains("http.server"))).then_some(())
+    })
+    .await;
+
     // Ctrl-C: everything stops, no task process or container is left.
     let status = aio.interrupt();
     assert!(status.success(), "{status}:\n{}", aio.said());
@@ -424,8 +447,8 @@ async fn the_all_in_one_runs_the_tour_and_leaves_nothing_behind() {
     args.retain(|a| a != "--demo");
     let mut again = AllInOne::start(&args);
     let apps = get(&format!("{}/v2/apps", again.marathon)).await;
-    assert_eq!(apps["apps"].as_array().unwrap().len(), 3, "{apps}");
-    healthy_tasks(&again.marathon, "/tour/files", 2).await;
+    assert_eq!(apps["apps"].as_array().unwrap().len(), 2, "{apps}");
+    healthy_tasks(&again.marathon, "/demo/web", 2).await;
     let status = again.interrupt();
     assert!(status.success(), "{status}:\n{}", again.said());
     assert_eq!(processes_in(&work), Vec::<String>::new());
