@@ -25,6 +25,10 @@ use orchestrator_core::report::{ids, Node, Report, TopologyKind};
 
 use crate::process::namespace_inode;
 
+mod diag;
+
+pub use diag::Diag;
+
 /// One socket from a table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Socket {
@@ -152,6 +156,14 @@ pub fn parse_conntrack(text: &str) -> Vec<Flow> {
         .collect()
 }
 
+/// What a `sock_diag` dump of a namespace covered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dumped {
+    Nothing,
+    Tcp,
+    All,
+}
+
 const TABLES: [(&str, &str); 4] = [("tcp", "tcp"), ("tcp6", "tcp"), ("udp", "udp"), ("udp6", "udp")];
 
 /// Reads a socket table in large reads. The kernel restarts its hash walk
@@ -259,6 +271,15 @@ pub struct NetworkCollector {
     pub min_walk_interval_ms: u64,
     /// Whether to read `nf_conntrack` when it exists.
     pub use_conntrack: bool,
+    /// Whether to dump the probe's own namespace over netlink `sock_diag`
+    /// (the text tables are read when it is off or fails).
+    pub use_sock_diag: bool,
+    /// The probe's own network namespace, when `root` is its `/proc`.
+    own_netns: Option<u64>,
+    diag: Option<Diag>,
+    /// `sock_diag` failed for TCP (for everything) or for UDP only.
+    diag_failed: bool,
+    diag_udp_failed: bool,
     walks: u64,
 }
 
@@ -276,7 +297,7 @@ impl NetworkCollector {
             .ok()
             .and_then(|l| namespace_inode(&l));
         NetworkCollector {
-            root,
+            root: root.clone(),
             host: host.to_string(),
             host_netns,
             netns_of: HashMap::new(),
@@ -285,6 +306,17 @@ impl NetworkCollector {
             last_walk_ms: None,
             min_walk_interval_ms: 1_000,
             use_conntrack: true,
+            use_sock_diag: true,
+            own_netns: (root == Path::new("/proc"))
+                .then(|| {
+                    std::fs::read_link("/proc/self/ns/net")
+                        .ok()
+                        .and_then(|l| namespace_inode(&l))
+                })
+                .flatten(),
+            diag: None,
+            diag_failed: false,
+            diag_udp_failed: false,
             walks: 0,
         }
     }
@@ -332,8 +364,16 @@ impl NetworkCollector {
             // table read, whichever namespace asks: namespaces with no
             // sockets of a kind, as `sockstat` counts them, are not read.
             let counts = SocketCounts::read(&dir);
+            let dumped = if Some(ns) == self.own_netns {
+                self.dump_own(scope, &mut sockets)
+            } else {
+                Dumped::Nothing
+            };
             for (file, protocol) in TABLES {
                 if scope.is_some() && !counts.has(file) {
+                    continue;
+                }
+                if dumped == Dumped::All || (dumped == Dumped::Tcp && protocol == "tcp") {
                     continue;
                 }
                 if let Some(text) = read_table(&dir.join(file), &mut buf) {
@@ -389,6 +429,47 @@ impl NetworkCollector {
             }
         }
         Ok(())
+    }
+
+    /// Dumps the probe's own namespace over `sock_diag`; says what it got.
+    fn dump_own(&mut self, scope: Option<u64>, sockets: &mut Vec<(Option<u64>, Socket)>) -> Dumped {
+        if !self.use_sock_diag || self.diag_failed {
+            return Dumped::Nothing;
+        }
+        if self.diag.is_none() {
+            match Diag::open() {
+                Ok(d) => self.diag = Some(d),
+                Err(e) => {
+                    tracing::info!(error = %e, "no netlink sock_diag: reading /proc/net tables");
+                    self.diag_failed = true;
+                    return Dumped::Nothing;
+                }
+            }
+        }
+        let Some(diag) = self.diag.as_mut() else {
+            return Dumped::Nothing;
+        };
+        let mut got = Vec::new();
+        if let Err(e) = diag.dump(diag::TCP, &mut got) {
+            tracing::info!(error = %e, "netlink sock_diag failed: reading /proc/net tables");
+            self.diag_failed = true;
+            self.diag = None;
+            return Dumped::Nothing;
+        }
+        let mut dumped = Dumped::Tcp;
+        if !self.diag_udp_failed {
+            let before = got.len();
+            match diag.dump(diag::UDP, &mut got) {
+                Ok(()) => dumped = Dumped::All,
+                Err(e) => {
+                    tracing::info!(error = %e, "no UDP over netlink sock_diag: reading /proc/net/udp*");
+                    got.truncate(before);
+                    self.diag_udp_failed = true;
+                }
+            }
+        }
+        sockets.extend(got.into_iter().map(|s| (scope, s)));
+        dumped
     }
 
     fn list_pids(&self) -> std::io::Result<Vec<u32>> {
