@@ -60,7 +60,7 @@ impl Diag {
         })
     }
 
-    /// Every socket of `protocol` ([`TCP`] or [`UDP`]) of
+    /// Every socket of `protocol` (`IPPROTO_TCP` or `IPPROTO_UDP`) of
     /// both address families, in every state, appended to `out`.
     ///
     /// # Errors
