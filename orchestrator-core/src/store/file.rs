@@ -25,7 +25,9 @@ const TMP_PREFIX: &str = "tmp.";
 /// process may open a directory at a time (nothing stops a second one, as
 /// with [`MemStore`] there is no cross-process concurrency; use the
 /// ZooKeeper store for that). Files are not fsynced: the store survives a
-/// process crash, not a power cut.
+/// process crash, not a power cut. Writes are synchronous file writes on
+/// the calling task (small, one node each), like the scheduler state they
+/// hold.
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
