@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use orchestrator_testkit::{example_binary, free_port};
+use orchestrator_testkit::{example_binary, free_port, until};
 use serde_json::{json, Value};
 
 /// A running all-in-one and what it printed.
@@ -159,18 +159,6 @@ async fn send(method: reqwest::Method, url: &str, body: Value) -> (u16, Value) {
         .unwrap_or_else(|e| panic!("{url}: {e}"));
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
-}
-
-/// Polls `check` until it returns something, failing after `limit`.
-async fn until<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// Processes working in `dir` (every task runs in its sandbox there).

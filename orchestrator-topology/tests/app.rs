@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use orchestrator_core::report::{encode, Report, CONTENT_TYPE};
+use orchestrator_testkit::until;
 use orchestrator_topology::server::{App, AppConfig, Tokens};
 use serde_json::Value;
 
@@ -82,17 +83,6 @@ impl Server {
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
-    }
-}
-
-async fn until<T>(what: &str, within: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -136,6 +136,22 @@ pub fn example_binary(name: &str) -> PathBuf {
     bin
 }
 
+/// Polls `check` until it returns something, every 200 ms, and fails the
+/// test after `within` naming `what` it waited for.
+///
+/// # Panics
+/// When `within` passes first.
+pub async fn until<T>(what: &str, within: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; bind promptly).
 ///
 /// # Panics
