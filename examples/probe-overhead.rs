@@ -31,6 +31,10 @@ struct Args {
     /// Spy and publish interval.
     #[arg(long, default_value = "1s", value_parser = support::parse_duration)]
     interval: Duration,
+    /// The probe's CPU budget in percent of one core (0: none, every
+    /// source refreshed every interval).
+    #[arg(long = "cpu-budget", default_value_t = 2.0)]
+    cpu_budget: f64,
     /// Make the host busy first (1,000 processes, 10,000 connections, 50 containers).
     #[arg(long)]
     load: bool,
@@ -71,6 +75,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(port) = args.receive {
         return receiver(port).await;
     }
+    // As the probe binary does.
+    support::no_huge_pages();
     let _load = if args.load {
         let load = orchestrator_testkit::hostload::HostLoad::spawn(1_000, 10_000)?;
         let docker = std::env::var("ORCH_TEST_DOCKER_HOST").ok();
@@ -95,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = ProbeConfig::new(&hostname);
     config.spy_interval = args.interval;
     config.publish_interval = args.interval;
+    config.cpu_budget = (args.cpu_budget > 0.0).then_some(args.cpu_budget / 100.0);
     config.apps = vec![format!("http://127.0.0.1:{port}")];
     config.docker_host = std::env::var("ORCH_TEST_DOCKER_HOST").ok();
     let probe = Probe::start(config).await;
@@ -141,6 +148,11 @@ async fn main() -> anyhow::Result<()> {
         stats.last_report_bytes.load(Ordering::Relaxed),
         sent.sent.load(Ordering::Relaxed),
         sent.dropped.load(Ordering::Relaxed),
+    );
+    println!(
+        "refreshes deferred by the budget {}, source ages at the end (ms): {:?}",
+        stats.deferred.load(Ordering::Relaxed),
+        stats.source_age_ms.lock()
     );
     println!("targets at a 1 s interval: below 2% of one core and 50 MB");
     Ok(())

@@ -33,6 +33,14 @@ struct Args {
     /// A full report every this many publishes (deltas between).
     #[arg(long = "full-every", default_value_t = 4)]
     full_every: u32,
+    /// The share of one core the probe may spend, in percent: costly
+    /// sources (sockets, processes) refresh as often as it allows, at most
+    /// every spy interval. 0 refreshes everything every interval.
+    #[arg(long = "cpu-budget", default_value_t = 2.0)]
+    cpu_budget: f64,
+    /// However tight the budget, every source refreshes at least this often.
+    #[arg(long = "max-staleness", default_value = "15s", value_parser = support::parse_duration)]
+    max_staleness: Duration,
     /// Reports kept per app while it is unreachable.
     #[arg(long = "buffer", default_value_t = 64)]
     buffer: usize,
@@ -69,6 +77,10 @@ async fn main() -> anyhow::Result<()> {
     if args.spy_interval < Duration::from_secs(1) {
         anyhow::bail!("--spy-interval must be at least 1s");
     }
+    if !(0.0..=100.0).contains(&args.cpu_budget) {
+        anyhow::bail!("--cpu-budget is a percentage of one core, 0 (no budget) to 100");
+    }
+    support::no_huge_pages();
     let hostname = match args.hostname {
         Some(h) => h,
         None => orchestrator::probe::HostInfo::collect()?.hostname,
@@ -78,6 +90,8 @@ async fn main() -> anyhow::Result<()> {
     config.spy_interval = args.spy_interval;
     config.publish_interval = args.publish_interval;
     config.full_every = args.full_every.max(1);
+    config.cpu_budget = (args.cpu_budget > 0.0).then_some(args.cpu_budget / 100.0);
+    config.max_staleness = args.max_staleness;
     config.proc_root = args.proc_root;
     config.docker_host = (!args.no_docker).then_some(args.docker_host);
     config.controls = ControlPolicy {

@@ -75,6 +75,22 @@ pub fn render(stats: &ProbeStats, publishers: &[(String, &crate::PublishStats)])
         "Time each collector took in the last cycle",
         per_collector,
     );
+    counter(
+        &mut registry,
+        "refreshes_deferred",
+        "Source refreshes the CPU budget deferred",
+        get(&stats.deferred),
+    );
+    let ages = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    for (name, ms) in stats.source_age_ms.lock().iter() {
+        ages.get_or_create(&vec![("collector".to_string(), (*name).to_string())])
+            .set(*ms as f64 / 1e3);
+    }
+    registry.register(
+        "source_age_seconds",
+        "Age of each source's data at the end of the last cycle",
+        ages,
+    );
     let family = |registry: &mut Registry, name: &str, help: &str, f: &dyn Fn(&crate::PublishStats) -> u64| {
         let fam = Family::<Labels, Counter>::default();
         for (url, s) in publishers {

@@ -1,6 +1,25 @@
 //! The probe loop: collect every spy interval, publish every publish
 //! interval (a full report every [`ProbeConfig::full_every`] publishes,
 //! deltas between), and account for its own cost.
+//!
+//! # Why sources refresh at their own pace
+//!
+//! On a busy host one source can cost more than the whole budget: ten
+//! thousand connections are a 20,000-socket netlink dump, a thousand
+//! processes a thousand `stat` reads, and nothing makes either cheaper
+//! than that floor. A probe that refreshed everything every second would
+//! cost several percent of a core whatever its code, so the probe keeps
+//! each collector's last output (its *part*) and spends a CPU budget
+//! ([`ProbeConfig::cpu_budget`], 2 % of a core by default): every spy
+//! interval it refreshes the stalest sources the budget can pay for, as a
+//! token bucket measured in the probe's own CPU time, and carries the
+//! others, with the timestamps they were seen at. Cheap sources still
+//! refresh every interval, costly ones as often as the budget allows, and
+//! none less often than [`ProbeConfig::max_staleness`]. On a small host,
+//! or at the default 15 s interval, nothing is ever deferred.
+//!
+//! A delta holds the nodes a refresh changed, so an unchanged source costs
+//! nothing to publish; a full report merges every part.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +62,12 @@ pub struct ProbeConfig {
     pub proc_root: PathBuf,
     /// Which container controls the apps may run.
     pub controls: ControlPolicy,
+    /// The share of one core the probe may spend (`0.02`: 2 %); `None`
+    /// refreshes every source every spy interval whatever it costs.
+    pub cpu_budget: Option<f64>,
+    /// However tight the budget, every source is refreshed at least this
+    /// often (15 s).
+    pub max_staleness: Duration,
 }
 
 impl ProbeConfig {
@@ -60,6 +85,8 @@ impl ProbeConfig {
             docker_host: None,
             proc_root: PathBuf::from("/proc"),
             controls: ControlPolicy::default(),
+            cpu_budget: Some(0.02),
+            max_staleness: Duration::from_secs(15),
         }
     }
 }
@@ -83,8 +110,63 @@ pub struct ProbeStats {
     pub last_report_bytes: AtomicU64,
     /// Nodes in the last report.
     pub last_report_nodes: AtomicU64,
-    /// Wall time of each collector (and `tag`) in the last cycle, µs.
+    /// Wall time of each collector refreshed (and of the join, `tag`) in
+    /// the last cycle, µs.
     pub collector_us: Mutex<Vec<(&'static str, u64)>>,
+    /// Source refreshes the CPU budget deferred to a later cycle.
+    pub deferred: AtomicU64,
+    /// Age of each source's data at the end of the last cycle, ms.
+    pub source_age_ms: Mutex<Vec<(&'static str, u64)>>,
+}
+
+/// CPU time (user and system, every thread) of this process, µs.
+fn cpu_us() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| {
+        let us = |t: nix::sys::time::TimeVal| {
+            u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec()).unwrap_or(0)
+        };
+        us(u.user_time()) + us(u.system_time())
+    })
+}
+
+/// A collector and what it last produced.
+struct Source {
+    collector: Box<dyn Collector>,
+    /// Its last output, joined; carried while a refresh is deferred.
+    part: Report,
+    /// When it last ran (ms since the epoch); 0 before its first run.
+    ran_ms: u64,
+    /// CPU its last run cost, µs.
+    cost_us: u64,
+}
+
+/// The CPU the probe may still spend: a token bucket filled at the
+/// budget's rate and drained by the probe's measured CPU time (all of
+/// it: collecting, joining, encoding, sending).
+#[derive(Debug, Default)]
+struct Budget {
+    tokens_us: f64,
+    last: Option<(Instant, u64)>,
+}
+
+impl Budget {
+    /// At most this many seconds of budget are saved up.
+    const BURST_SECS: f64 = 5.0;
+
+    /// Accounts for the time and CPU since the last call; the balance.
+    fn update(&mut self, share: f64, now: Instant, cpu_us: u64) -> f64 {
+        let cap = share * Self::BURST_SECS * 1e6;
+        self.tokens_us = match self.last {
+            None => cap,
+            Some((at, cpu)) => {
+                let earned = now.duration_since(at).as_secs_f64() * 1e6 * share;
+                (self.tokens_us + earned - cpu_us.saturating_sub(cpu) as f64).min(cap)
+            }
+        };
+        self.last = Some((now, cpu_us));
+        self.tokens_us
+    }
 }
 
 /// CPU time (µs) and RSS (bytes) of this process.
@@ -141,14 +223,25 @@ impl Collector for DockerCollector {
     }
 }
 
+/// Which sources a cycle refreshes.
+#[derive(Clone, Copy)]
+enum Refresh<'a> {
+    All,
+    Budgeted(Option<&'a str>),
+}
+
 /// A running probe.
 pub struct Probe {
     config: ProbeConfig,
-    collectors: Vec<Box<dyn Collector>>,
+    sources: Vec<Source>,
+    /// The probe's own host node when no collector reports the host.
+    own: Report,
+    /// What changed since the last publish: the next delta.
+    pending: Report,
+    budget: Budget,
     publishers: Vec<AppPublisher>,
     stats: Arc<ProbeStats>,
-    last_published: Option<Report>,
-    pending: Option<Report>,
+    published_any: bool,
     seq: u64,
     wake: Option<Arc<tokio::sync::Notify>>,
     docker: Option<bollard::Docker>,
@@ -161,7 +254,7 @@ impl std::fmt::Debug for Probe {
             .field("probe_id", &self.config.probe_id)
             .field(
                 "collectors",
-                &self.collectors.iter().map(|c| c.name()).collect::<Vec<_>>(),
+                &self.sources.iter().map(|s| s.collector.name()).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -203,13 +296,24 @@ impl Probe {
             .iter()
             .map(|a| AppPublisher::start(a, http.clone(), config.publish.clone()))
             .collect();
+        let empty = Report::new(&config.probe_id, &config.hostname, 0);
         Probe {
+            sources: collectors
+                .into_iter()
+                .map(|collector| Source {
+                    collector,
+                    part: empty.clone(),
+                    ran_ms: 0,
+                    cost_us: 0,
+                })
+                .collect(),
+            own: empty.clone(),
+            pending: empty,
+            budget: Budget::default(),
             config,
-            collectors,
             publishers,
             stats: Arc::default(),
-            last_published: None,
-            pending: None,
+            published_any: false,
             seq: 0,
             wake: None,
             docker: None,
@@ -242,29 +346,96 @@ impl Probe {
         self.last_errors.lock().clone()
     }
 
-    /// Runs every collector once and joins their facts.
+    /// Refreshes every source now, whatever the budget, and returns the
+    /// whole view (every part merged, as a full report would carry it).
     pub async fn collect(&mut self) -> Report {
+        self.refresh(Refresh::All).await;
+        self.view()
+    }
+
+    /// One cycle of the running probe: refreshes the sources the CPU
+    /// budget can pay for (stalest first; `force` names a collector to
+    /// refresh regardless) and joins them. What changed waits for
+    /// [`Probe::publish`].
+    pub async fn cycle(&mut self, force: Option<&str>) {
+        self.refresh(Refresh::Budgeted(force)).await;
+    }
+
+    async fn refresh(&mut self, how: Refresh<'_>) {
         let started = Instant::now();
         let now = crate::now_ms();
-        let mut report = Report::new(&self.config.probe_id, &self.config.hostname, now);
+        let cpu_at_start = cpu_us();
+        let budget = match how {
+            Refresh::Budgeted(_) => self.config.cpu_budget.filter(|b| *b > 0.0),
+            Refresh::All => None,
+        };
+        let mut available = budget.map_or(f64::INFINITY, |b| self.budget.update(b, started, cpu_at_start));
+        let stale_ms = u64::try_from(self.config.max_staleness.as_millis()).unwrap_or(u64::MAX);
+        // A source costing under a tenth of what the budget earns in an
+        // interval is not worth deferring.
+        let trifle_us = budget.map_or(0.0, |b| b * self.config.spy_interval.as_secs_f64() * 1e6 / 10.0);
+        // Stalest first, so a tight budget rotates through the sources.
+        let mut order: Vec<usize> = (0..self.sources.len()).collect();
+        order.sort_by_key(|&i| self.sources[i].ran_ms);
         let mut errors = Vec::new();
-        let mut timings = Vec::with_capacity(self.collectors.len() + 1);
+        let mut timings = Vec::with_capacity(self.sources.len() + 1);
         let micros = |t: Instant| u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
-        for c in &mut self.collectors {
-            let at = Instant::now();
-            let outcome = c.collect(&mut report, now).await;
-            timings.push((c.name(), micros(at)));
+        let mut fresh: Vec<(usize, Report)> = Vec::new();
+        for i in order {
+            let s = &mut self.sources[i];
+            let name = s.collector.name();
+            let cost = s.cost_us as f64;
+            let due = s.ran_ms == 0
+                || cost <= trifle_us
+                || available >= cost
+                || now.saturating_sub(s.ran_ms) >= stale_ms
+                || matches!(how, Refresh::Budgeted(Some(f)) if f == name);
+            if !due {
+                self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let (at, cpu) = (Instant::now(), cpu_us());
+            let mut part = Report::new(&self.config.probe_id, &self.config.hostname, now);
+            let outcome = s.collector.collect(&mut part, now).await;
+            s.cost_us = cpu_us().saturating_sub(cpu);
+            s.ran_ms = now;
+            available -= s.cost_us as f64;
+            timings.push((name, micros(at)));
             if let Err(e) = outcome {
                 self.stats.collector_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(collector = c.name(), error = %e, "collection failed");
-                errors.push(format!("{}: {e}", c.name()));
+                tracing::warn!(collector = name, error = %e, "collection failed");
+                errors.push(format!("{name}: {e}"));
             }
+            fresh.push((i, part));
         }
         *self.last_errors.lock() = errors;
+
+        // The join indexes every part, fresh or carried, and tags the fresh.
         let at = Instant::now();
-        tag::tag(&mut report, &self.config.hostname, now);
+        let join = {
+            let mut parts: Vec<&Report> = fresh.iter().map(|(_, p)| p).collect();
+            parts.extend(
+                self.sources
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !fresh.iter().any(|(j, _)| j == i))
+                    .map(|(_, s)| &s.part),
+            );
+            tag::Join::of(&parts)
+        };
+        for (i, mut part) in fresh {
+            join.apply(&mut part, &self.config.hostname, now);
+            self.pending.merge_changes(&part, &self.sources[i].part);
+            self.sources[i].part = part;
+        }
         timings.push(("tag", micros(at)));
         *self.stats.collector_us.lock() = timings;
+        *self.stats.source_age_ms.lock() = self
+            .sources
+            .iter()
+            .map(|s| (s.collector.name(), now.saturating_sub(s.ran_ms)))
+            .collect();
+
         let took = started.elapsed();
         let s = &self.stats;
         s.cycles.fetch_add(1, Ordering::Relaxed);
@@ -273,31 +444,49 @@ impl Probe {
         let (cpu, rss) = self_usage();
         s.cpu_us.store(cpu, Ordering::Relaxed);
         s.rss_bytes.store(rss, Ordering::Relaxed);
-        // The probe's own cost, in its host's node.
-        let host = report
-            .topologies
-            .host
-            .nodes
-            .entry(ids::host(&self.config.hostname))
-            .or_default();
-        host.set_metric("probe_cpu_seconds", now, cpu as f64 / 1e6);
-        host.set_metric("probe_rss_bytes", now, rss as f64);
-        host.set_metric("probe_cycle_seconds", now, took.as_secs_f64());
         let dropped: u64 = self
             .publishers
             .iter()
             .map(|p| p.stats().dropped.load(Ordering::Relaxed))
             .sum();
+        // The probe's own cost, in its host's node (in the part that has
+        // it, so the node published whole stays whole).
+        let host_id = ids::host(&self.config.hostname);
+        let Probe { sources, own, .. } = self;
+        let holder = sources
+            .iter_mut()
+            .map(|s| &mut s.part)
+            .find(|p| p.topologies.host.nodes.contains_key(&host_id))
+            .unwrap_or(own);
+        let host = holder.topologies.host.nodes.entry(host_id.clone()).or_default();
+        host.set_metric("probe_cpu_seconds", now, cpu as f64 / 1e6);
+        host.set_metric("probe_rss_bytes", now, rss as f64);
+        host.set_metric("probe_cycle_seconds", now, took.as_secs_f64());
         host.set_metric("probe_reports_dropped", now, dropped as f64);
-        report
+        let host = host.clone();
+        self.pending.topologies.host.insert(host_id, host);
+        self.pending.header.ts = self.pending.header.ts.max(now);
     }
 
-    /// Sends `report` to every app: full when due or when the app needs
-    /// one, otherwise the delta since the previous publish.
-    pub fn publish(&mut self, mut report: Report) {
+    /// What a full report would carry now: every part merged, with what
+    /// changed since the last publish laid over (the metric samples of
+    /// the cycles in between).
+    pub fn view(&self) -> Report {
+        let mut full = Report::new(&self.config.probe_id, &self.config.hostname, self.pending.header.ts);
+        for s in &self.sources {
+            full.topologies.merge(&s.part.topologies);
+        }
+        full.topologies.merge(&self.own.topologies);
+        full.topologies.merge(&self.pending.topologies);
+        full
+    }
+
+    /// Sends what was collected to every app: a full report when due or
+    /// when the app needs one, otherwise the delta since the previous
+    /// publish.
+    pub fn publish(&mut self) {
         self.seq += 1;
-        report.header.seq = self.seq;
-        let due_full = self.last_published.is_none() || self.seq % u64::from(self.config.full_every.max(1)) == 1;
+        let due_full = !self.published_any || self.seq % u64::from(self.config.full_every.max(1)) == 1;
         let mut full_bytes: Option<Arc<Vec<u8>>> = None;
         let mut delta_bytes: Option<Arc<Vec<u8>>> = None;
         let encode_or_log = |r: &Report| match encode(r) {
@@ -307,17 +496,22 @@ impl Probe {
                 None
             }
         };
+        let mut nodes = 0;
         for p in &self.publishers {
             let full = due_full || p.needs_full();
             let bytes = if full {
                 if full_bytes.is_none() {
+                    let mut report = self.view();
+                    report.header.seq = self.seq;
+                    nodes = report.topologies.node_count();
                     full_bytes = encode_or_log(&report);
                 }
                 full_bytes.clone()
             } else {
                 if delta_bytes.is_none() {
-                    let previous = self.last_published.as_ref().unwrap_or(&report);
-                    delta_bytes = encode_or_log(&report.delta_since(previous));
+                    self.pending.header.seq = self.seq;
+                    self.pending.header.full = false;
+                    delta_bytes = encode_or_log(&self.pending);
                 }
                 delta_bytes.clone()
             };
@@ -326,11 +520,13 @@ impl Probe {
                 p.enqueue(b, full);
             }
         }
-        self.stats
-            .last_report_nodes
-            .store(report.topologies.node_count() as u64, Ordering::Relaxed);
+        if nodes > 0 {
+            self.stats.last_report_nodes.store(nodes as u64, Ordering::Relaxed);
+        }
         self.stats.published.fetch_add(1, Ordering::Relaxed);
-        self.last_published = Some(report);
+        self.published_any = true;
+        let ts = self.pending.header.ts;
+        self.pending = Report::new(&self.config.probe_id, &self.config.hostname, ts);
     }
 
     /// Collects every spy interval and publishes every publish interval
@@ -386,18 +582,13 @@ impl Probe {
                 }
                 last_early = Instant::now();
             }
-            let report = self.collect().await;
-            match &mut self.pending {
-                Some(p) => p.merge(&report),
-                None => self.pending = Some(report),
-            }
+            // Container events refresh the containers at once.
+            self.cycle(is_early.then_some("docker")).await;
             let due = is_early
                 || last_publish.is_none_or(|t| t.elapsed() + Duration::from_millis(50) >= self.config.publish_interval);
             if due {
-                if let Some(r) = self.pending.take() {
-                    self.publish(r);
-                    last_publish = Some(Instant::now());
-                }
+                self.publish();
+                last_publish = Some(Instant::now());
             }
         }
     }

@@ -10,88 +10,114 @@ use std::collections::HashMap;
 
 use orchestrator_core::report::{ids, Node, Report, TopologyKind};
 
-/// Adds container, service and host parents across topologies.
+/// Adds container and service parents across topologies: the join of one
+/// whole report.
 pub fn tag(report: &mut Report, host: &str, now_ms: u64) {
-    let t = &mut report.topologies;
-    // Container init pids, for the ancestry fallback.
-    let init_pid: HashMap<u32, String> = t
-        .container
-        .nodes
-        .iter()
-        .filter_map(|(id, n)| Some((n.latest("docker_container_pid")?.parse().ok()?, id.clone())))
-        .collect();
-    let ppid: HashMap<u32, u32> = t
-        .process
-        .nodes
-        .values()
-        .filter_map(|n| Some((n.latest("pid")?.parse().ok()?, n.latest("ppid")?.parse().ok()?)))
-        .collect();
-    let known = |id: &str| t.container.nodes.contains_key(id);
-    let mut container_of_pid: HashMap<u32, String> = HashMap::new();
-    for n in t.process.nodes.values() {
-        let Some(pid) = n.latest("pid").and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        let by_cgroup = n.latest("cgroup_container_id").filter(|c| known(c)).map(str::to_string);
-        let found = by_cgroup.or_else(|| {
-            // Up the parent chain to a container's init process (bounded:
-            // a corrupt table must not loop).
-            let mut p = pid;
-            for _ in 0..64 {
-                if let Some(c) = init_pid.get(&p) {
-                    return Some(c.clone());
+    let join = Join::of(&[&*report]);
+    join.apply(report, host, now_ms);
+}
+
+/// Which container each process and each network namespace belongs to,
+/// indexed from the container and process nodes of one or more reports.
+///
+/// The running probe keeps each collector's last output apart and
+/// refreshes them at different rates; the index is built from all of them
+/// and applied to the ones just refreshed ([`Join::apply`]).
+#[derive(Debug, Default)]
+pub struct Join {
+    container_of_pid: HashMap<u32, String>,
+    container_of_netns: HashMap<String, String>,
+}
+
+impl Join {
+    /// The index of the containers and processes in `parts`.
+    pub fn of(parts: &[&Report]) -> Join {
+        let containers = || parts.iter().flat_map(|r| r.topologies.container.nodes.iter());
+        let processes = || parts.iter().flat_map(|r| r.topologies.process.nodes.values());
+        // Container init pids, for the ancestry fallback.
+        let init_pid: HashMap<u32, &str> = containers()
+            .filter_map(|(id, n)| Some((n.latest("docker_container_pid")?.parse().ok()?, id.as_str())))
+            .collect();
+        let ppid: HashMap<u32, u32> = processes()
+            .filter_map(|n| Some((n.latest("pid")?.parse().ok()?, n.latest("ppid")?.parse().ok()?)))
+            .collect();
+        let known = |id: &str| parts.iter().any(|r| r.topologies.container.nodes.contains_key(id));
+        let mut container_of_pid: HashMap<u32, String> = HashMap::new();
+        for n in processes() {
+            let Some(pid) = n.latest("pid").and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            let by_cgroup = n.latest("cgroup_container_id").filter(|c| known(c));
+            let found = by_cgroup.or_else(|| {
+                // Up the parent chain to a container's init process (bounded:
+                // a corrupt table must not loop).
+                let mut p = pid;
+                for _ in 0..64 {
+                    if let Some(c) = init_pid.get(&p) {
+                        return Some(*c);
+                    }
+                    p = *ppid.get(&p)?;
+                    if p <= 1 {
+                        return None;
+                    }
                 }
-                p = *ppid.get(&p)?;
-                if p <= 1 {
-                    return None;
-                }
+                None
+            });
+            if let Some(c) = found {
+                container_of_pid.insert(pid, c.to_string());
             }
-            None
-        });
-        if let Some(c) = found {
-            container_of_pid.insert(pid, c);
         }
-    }
-    // Network namespaces other than the host's that belong to one container.
-    let mut container_of_netns: HashMap<String, String> = HashMap::new();
-    for n in t.process.nodes.values() {
-        let (Some(pid), Some(ns)) = (n.latest("pid").and_then(|p| p.parse::<u32>().ok()), n.latest("netns")) else {
-            continue;
-        };
-        if let Some(c) = container_of_pid.get(&pid) {
-            container_of_netns.entry(ns.to_string()).or_insert_with(|| c.clone());
+        // Network namespaces other than the host's that belong to one container.
+        let mut container_of_netns: HashMap<String, String> = HashMap::new();
+        for n in processes() {
+            let (Some(pid), Some(ns)) = (n.latest("pid").and_then(|p| p.parse::<u32>().ok()), n.latest("netns")) else {
+                continue;
+            };
+            if let Some(c) = container_of_pid.get(&pid) {
+                container_of_netns.entry(ns.to_string()).or_insert_with(|| c.clone());
+            }
+        }
+        Join {
+            container_of_pid,
+            container_of_netns,
         }
     }
 
-    let mut services: Vec<(String, Node)> = Vec::new();
-    for n in t.process.nodes.values_mut() {
-        let pid = n.latest("pid").and_then(|p| p.parse::<u32>().ok());
-        if let Some(c) = pid.and_then(|p| container_of_pid.get(&p)) {
-            n.parents.entry(TopologyKind::Container).or_default().insert(c.clone());
+    /// Adds container parents to the processes and endpoints of `report`,
+    /// and a service node (with its parent edges) for every process of a
+    /// Marathon app.
+    pub fn apply(&self, report: &mut Report, host: &str, now_ms: u64) {
+        let t = &mut report.topologies;
+        let mut services: Vec<(String, Node)> = Vec::new();
+        for n in t.process.nodes.values_mut() {
+            let pid = n.latest("pid").and_then(|p| p.parse::<u32>().ok());
+            if let Some(c) = pid.and_then(|p| self.container_of_pid.get(&p)) {
+                n.parents.entry(TopologyKind::Container).or_default().insert(c.clone());
+            }
+            if let Some(app) = n.latest("app_id").map(str::to_string) {
+                let id = ids::service("marathon", &app);
+                n.parents.entry(TopologyKind::Service).or_default().insert(id.clone());
+                services.push((
+                    id,
+                    Node::default()
+                        .with_latest("name", app, now_ms)
+                        .with_latest("service_kind", "marathon", now_ms)
+                        .with_parent(TopologyKind::Host, ids::host(host)),
+                ));
+            }
         }
-        if let Some(app) = n.latest("app_id").map(str::to_string) {
-            let id = ids::service("marathon", &app);
-            n.parents.entry(TopologyKind::Service).or_default().insert(id.clone());
-            services.push((
-                id,
-                Node::default()
-                    .with_latest("name", app, now_ms)
-                    .with_latest("service_kind", "marathon", now_ms)
-                    .with_parent(TopologyKind::Host, ids::host(host)),
-            ));
+        for (id, n) in services {
+            t.service.insert(id, n);
         }
-    }
-    for (id, n) in services {
-        t.service.insert(id, n);
-    }
-    for n in t.endpoint.nodes.values_mut() {
-        let by_pid = n
-            .latest("pid")
-            .and_then(|p| p.parse::<u32>().ok())
-            .and_then(|p| container_of_pid.get(&p));
-        let by_ns = n.latest("netns").and_then(|ns| container_of_netns.get(ns));
-        if let Some(c) = by_pid.or(by_ns) {
-            n.parents.entry(TopologyKind::Container).or_default().insert(c.clone());
+        for n in t.endpoint.nodes.values_mut() {
+            let by_pid = n
+                .latest("pid")
+                .and_then(|p| p.parse::<u32>().ok())
+                .and_then(|p| self.container_of_pid.get(&p));
+            let by_ns = n.latest("netns").and_then(|ns| self.container_of_netns.get(ns));
+            if let Some(c) = by_pid.or(by_ns) {
+                n.parents.entry(TopologyKind::Container).or_default().insert(c.clone());
+            }
         }
     }
 }

@@ -735,3 +735,90 @@ async fn every_control_works_on_a_real_container_over_the_control_socket() {
     remove(docker, id).await;
     assert_eq!(executor.open_pipes(), 0);
 }
+
+/// A collector that burns `cpu` of CPU time per run and reports how many
+/// runs it has done on one process node.
+struct Costly {
+    name: &'static str,
+    cpu: Duration,
+    runs: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl orchestrator_core::Collector for Costly {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    async fn collect(&mut self, report: &mut Report, now_ms: u64) -> Result<(), orchestrator_core::BoxError> {
+        let runs = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let started = cpu_time();
+        let mut x = 1u64;
+        while cpu_time() - started < self.cpu {
+            for _ in 0..10_000 {
+                x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+            }
+        }
+        report.topologies.process.insert(
+            format!("h;{}", self.name),
+            orchestrator_core::report::Node::default().with_latest("runs", runs.to_string(), now_ms),
+        );
+        Ok(())
+    }
+}
+
+fn cpu_time() -> Duration {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD).unwrap();
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec().try_into().unwrap()) + Duration::from_micros(t.tv_usec().try_into().unwrap())
+    };
+    tv(u.user_time()) + tv(u.system_time())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_cpu_budget_defers_the_costly_source_and_carries_its_last_data() {
+    let runs = |name| Costly {
+        name,
+        cpu: if name == "cheap" { Duration::ZERO } else { Duration::from_millis(20) },
+        runs: Arc::default(),
+    };
+    let (cheap, costly) = (runs("cheap"), runs("costly"));
+    let (cheap_runs, costly_runs) = (cheap.runs.clone(), costly.runs.clone());
+    let mut config = ProbeConfig::new("h");
+    // 1 % of a core: 50 ms saved up at most, 10 ms earned a second.
+    config.cpu_budget = Some(0.01);
+    config.spy_interval = Duration::from_secs(1);
+    config.max_staleness = Duration::from_millis(600);
+    let mut probe = Probe::with_collectors(config, vec![Box::new(cheap), Box::new(costly)]);
+    for _ in 0..10 {
+        probe.cycle(None).await;
+    }
+    let load = |r: &Arc<std::sync::atomic::AtomicU64>| r.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&cheap_runs), 10, "a free source refreshes every cycle");
+    let deferred_runs = load(&costly_runs);
+    assert!(
+        (1..=3).contains(&deferred_runs),
+        "the budget pays for two or three 20 ms runs, not ten: {deferred_runs}"
+    );
+    assert!(probe.stats().deferred.load(std::sync::atomic::Ordering::Relaxed) >= 7);
+    // Its last data is carried, with the time it was seen.
+    let view = probe.view();
+    assert_eq!(
+        view.topologies.process.nodes["h;costly"].latest("runs"),
+        Some(deferred_runs.to_string().as_str())
+    );
+    assert!(view.topologies.process.nodes.contains_key("h;cheap"));
+    let ages = probe.stats().source_age_ms.lock().clone();
+    assert!(ages.iter().any(|(n, _)| *n == "costly"));
+
+    // However tight the budget, nothing gets older than `max_staleness`.
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    probe.cycle(None).await;
+    assert_eq!(load(&costly_runs), deferred_runs + 1);
+    // A forced refresh (a container event) runs whatever the budget.
+    probe.cycle(Some("costly")).await;
+    assert_eq!(load(&costly_runs), deferred_runs + 2);
+    // And `collect` refreshes everything.
+    let before = load(&costly_runs);
+    probe.collect().await;
+    assert_eq!(load(&costly_runs), before + 1);
+}

@@ -523,18 +523,36 @@ impl Report {
             },
             topologies: Topologies::default(),
         };
+        out.merge_changes(self, previous);
+        out
+    }
+
+    /// Merges into `self` what [`Report::delta_since`] would hold — the
+    /// nodes of `now` that are new or differ from `previous`, and control
+    /// definitions that changed — without building the delta first.
+    pub fn merge_changes(&mut self, now: &Report, previous: &Report) {
+        if now.header > self.header {
+            self.header = Header {
+                full: self.header.full,
+                ..now.header.clone()
+            };
+        }
         for kind in TopologyKind::ALL {
-            let (now, before) = (self.topologies.get(kind), previous.topologies.get(kind));
-            let target = out.topologies.get_mut(kind);
+            let (now, before) = (now.topologies.get(kind), previous.topologies.get(kind));
+            let target = self.topologies.get_mut(kind);
             for (id, node) in &now.nodes {
                 if before.nodes.get(id) != Some(node) {
-                    target.nodes.insert(id.clone(), node.clone());
+                    match target.nodes.get_mut(id) {
+                        Some(mine) => mine.merge(node),
+                        None => {
+                            target.nodes.insert(id.clone(), node.clone());
+                        }
+                    }
                 }
             }
             if now.controls != before.controls {
-                target.controls = now.controls.clone();
+                merge_max(&mut target.controls, &now.controls);
             }
         }
-        out
     }
 }
