@@ -33,7 +33,7 @@ struct Args {
     interval: Duration,
     /// The probe's CPU budget in percent of one core (0: none, every
     /// source refreshed every interval).
-    #[arg(long = "cpu-budget", default_value_t = 2.0)]
+    #[arg(long = "cpu-budget", default_value_t = 1.5)]
     cpu_budget: f64,
     /// Make the host busy first (1,000 processes, 10,000 connections, 50 containers).
     #[arg(long)]

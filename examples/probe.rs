@@ -36,7 +36,7 @@ struct Args {
     /// The share of one core the probe may spend, in percent: costly
     /// sources (sockets, processes) refresh as often as it allows, at most
     /// every spy interval. 0 refreshes everything every interval.
-    #[arg(long = "cpu-budget", default_value_t = 2.0)]
+    #[arg(long = "cpu-budget", default_value_t = 1.5)]
     cpu_budget: f64,
     /// However tight the budget, every source refreshes at least this often.
     #[arg(long = "max-staleness", default_value = "15s", value_parser = support::parse_duration)]

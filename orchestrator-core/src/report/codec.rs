@@ -79,6 +79,11 @@ pub enum ReportError {
 /// [`ReportError::Malformed`] if serialisation fails (it does not for
 /// reports built from this crate's types).
 pub fn encode(report: &Report) -> Result<Vec<u8>, ReportError> {
+    encode_value(report)
+}
+
+/// Encodes anything that serialises as a [`Report`] does.
+pub(super) fn encode_value(report: &impl serde::Serialize) -> Result<Vec<u8>, ReportError> {
     let payload = rmp_serde::to_vec_named(report).map_err(|e| ReportError::Malformed(e.to_string()))?;
     let mut out = Vec::with_capacity(payload.len() / 4 + 16);
     out.extend_from_slice(MAGIC);

@@ -42,12 +42,14 @@
 mod codec;
 pub mod control;
 pub mod ids;
+mod merged;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 pub use codec::{decode, encode, Limits, ReportError, CONTENT_TYPE, WIRE_VERSION};
+pub use merged::encode_merged;
 
 /// Samples kept per metric in a node (the newest ones); the app keeps the
 /// long history in its own time series.

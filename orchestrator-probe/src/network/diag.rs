@@ -24,6 +24,8 @@ pub const TCP: u8 = 6;
 /// `IPPROTO_UDP`.
 pub const UDP: u8 = 17;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// The older TCP-only request (answered with messages of this type).
+const TCPDIAG_GETSOCK: u16 = 18;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_ERROR: u16 = 2;
@@ -39,6 +41,7 @@ pub struct Diag {
     fd: OwnedFd,
     buf: Vec<u8>,
     seq: u32,
+    compat_failed: bool,
 }
 
 impl Diag {
@@ -55,8 +58,10 @@ impl Diag {
         )?;
         Ok(Diag {
             fd,
-            buf: vec![0; 256 << 10],
+            // The kernel fills at most 32 kB a read.
+            buf: vec![0; 64 << 10],
             seq: 0,
+            compat_failed: false,
         })
     }
 
@@ -67,11 +72,42 @@ impl Diag {
     /// When the kernel refuses the dump (no `udp_diag` module, say).
     pub fn dump(&mut self, protocol: u8, out: &mut Vec<Socket>) -> io::Result<()> {
         let name: &'static str = if protocol == TCP { "tcp" } else { "udp" };
+        if protocol == TCP && !self.compat_failed {
+            // The older TCP request dumps both families in one walk of the
+            // kernel's connection hash (the newer one walks it per family).
+            self.seq = self.seq.wrapping_add(1);
+            let before = out.len();
+            self.request_compat()?;
+            match self.receive(name, out) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no TCPDIAG_GETSOCK: dumping per family");
+                    out.truncate(before);
+                    self.compat_failed = true;
+                }
+            }
+        }
         for family in [AF_INET, AF_INET6] {
             self.seq = self.seq.wrapping_add(1);
             self.request(family, protocol)?;
             self.receive(name, out)?;
         }
+        Ok(())
+    }
+
+    /// `TCPDIAG_GETSOCK` with a `struct inet_diag_req`: family, source
+    /// and destination prefix lengths, extensions, the socket id, states,
+    /// `dbs`. The kernel answers for every family.
+    fn request_compat(&self) -> io::Result<()> {
+        let len = NLMSG_HDR + 60;
+        let mut msg = [0u8; NLMSG_HDR + 60];
+        msg[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
+        msg[4..6].copy_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
+        msg[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        msg[8..12].copy_from_slice(&self.seq.to_ne_bytes());
+        msg[16] = AF_INET;
+        msg[16 + 52..16 + 56].copy_from_slice(&u32::MAX.to_ne_bytes());
+        socket::sendto(self.fd.as_raw_fd(), &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty())?;
         Ok(())
     }
 
@@ -154,7 +190,7 @@ fn parse(mut b: &[u8], seq: u32, protocol: &'static str, out: &mut Vec<Socket>) 
                     .map_or(0, |e| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]));
                 return Err(io::Error::from_raw_os_error(-errno));
             }
-            SOCK_DIAG_BY_FAMILY if body.len() >= DIAG_MSG => {
+            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK if body.len() >= DIAG_MSG => {
                 let family = body[0];
                 let state = body[1];
                 let sport = u16::from_be_bytes([body[4], body[5]]);
@@ -184,6 +220,8 @@ mod tests {
         let client = std::net::TcpStream::connect(addr).unwrap();
         let (_server, _) = listener.accept().unwrap();
         let udp = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        let listener6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let client6 = std::net::TcpStream::connect(listener6.local_addr().unwrap()).unwrap();
         let mut diag = Diag::open().unwrap();
         let mut tcp = Vec::new();
         diag.dump(TCP, &mut tcp).unwrap();
@@ -197,6 +235,9 @@ mod tests {
             .find(|s| s.local == client.local_addr().unwrap())
             .expect("the client's socket");
         assert_eq!((conn.remote, conn.state, conn.protocol), (addr, 0x01, "tcp"));
+        // Both families, from the one request.
+        assert!(!diag.compat_failed);
+        assert!(tcp.iter().any(|s| s.local == client6.local_addr().unwrap() && s.state == 0x01));
         // The same view as the text table.
         let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
         let from_text = super::super::parse_table(&text, "tcp");
