@@ -18,8 +18,9 @@
 //! none less often than [`ProbeConfig::max_staleness`]. On a small host,
 //! or at the default 15 s interval, nothing is ever deferred.
 //!
-//! A delta holds the nodes a refresh changed, so an unchanged source costs
-//! nothing to publish; a full report merges every part.
+//! A delta holds the nodes a refresh changed — a value seen again keeps
+//! the time it was first seen, so ten thousand unchanged connections are
+//! no change — and a full report merges every part.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -351,8 +352,14 @@ impl Probe {
     /// Refreshes every source now, whatever the budget, and returns the
     /// whole view (every part merged, as a full report would carry it).
     pub async fn collect(&mut self) -> Report {
-        self.refresh(Refresh::All).await;
+        self.refresh_all().await;
         self.view()
+    }
+
+    /// Refreshes every source now, whatever the budget: one full cycle of
+    /// the running probe (what `probe/full_cycle_cpu` measures).
+    pub async fn refresh_all(&mut self) {
+        self.refresh(Refresh::All).await;
     }
 
     /// One cycle of the running probe: refreshes the sources the CPU
@@ -383,17 +390,21 @@ impl Probe {
         let mut timings = Vec::with_capacity(self.sources.len() + 1);
         let micros = |t: Instant| u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
         let mut fresh: Vec<(usize, Report)> = Vec::new();
+        // Once the stalest source waits for the budget, younger ones wait
+        // too (trifles aside): cheap sources must not starve a costly one.
+        let mut saving = false;
         for i in order {
             let s = &mut self.sources[i];
             let name = s.collector.name();
             let cost = s.cost_us as f64;
             let due = s.ran_ms == 0
                 || cost <= trifle_us
-                || available >= cost
+                || (!saving && available >= cost)
                 || now.saturating_sub(s.ran_ms) >= stale_ms
                 || matches!(how, Refresh::Budgeted(Some(f)) if f == name);
             if !due {
                 self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+                saving = true;
                 continue;
             }
             let (at, cpu) = (Instant::now(), cpu_us());
@@ -427,6 +438,9 @@ impl Probe {
         };
         for (i, mut part) in fresh {
             join.apply(&mut part, &self.config.hostname, now);
+            // A value seen again keeps the time it was first seen, so an
+            // unchanged node is no change and stays out of the delta.
+            part.keep_unchanged_since(&self.sources[i].part);
             self.pending.merge_changes(&part, &self.sources[i].part);
             self.sources[i].part = part;
         }

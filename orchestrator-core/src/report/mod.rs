@@ -316,6 +316,20 @@ impl Node {
         self.parents.get(&kind).into_iter().flatten().map(String::as_str)
     }
 
+    /// Takes the observation times of `previous` for the latest values
+    /// that have not changed since, so that an unchanged node compares
+    /// equal to its previous observation (and stays out of a delta).
+    /// A merge keeps giving the same answer: the value is the same.
+    pub fn keep_unchanged_since(&mut self, previous: &Node) {
+        for (key, now) in &mut self.latest {
+            if let Some(before) = previous.latest.get(key) {
+                if before.value == now.value && before.ts < now.ts {
+                    now.ts = before.ts;
+                }
+            }
+        }
+    }
+
     /// Merges another observation of the same node into this one.
     pub fn merge(&mut self, other: &Node) {
         merge_max(&mut self.latest, &other.latest);
@@ -527,6 +541,21 @@ impl Report {
         };
         out.merge_changes(self, previous);
         out
+    }
+
+    /// [`Node::keep_unchanged_since`] for every node `previous` also has.
+    pub fn keep_unchanged_since(&mut self, previous: &Report) {
+        for kind in TopologyKind::ALL {
+            let before = &previous.topologies.get(kind).nodes;
+            if before.is_empty() {
+                continue;
+            }
+            for (id, node) in &mut self.topologies.get_mut(kind).nodes {
+                if let Some(b) = before.get(id) {
+                    node.keep_unchanged_since(b);
+                }
+            }
+        }
     }
 
     /// Merges into `self` what [`Report::delta_since`] would hold — the
