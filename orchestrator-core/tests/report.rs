@@ -2,7 +2,7 @@
 //! wire codec's handling of bad input, checked with proptest.
 
 use orchestrator_core::report::{
-    decode, encode, Limits, Metric, Node, NodeControls, Report, ReportError, Sample, Topologies, TopologyKind,
+    decode, encode, encode_merged, Limits, Metric, Node, NodeControls, Report, ReportError, Sample, Topologies, TopologyKind,
 };
 use proptest::prelude::*;
 
@@ -117,6 +117,31 @@ proptest! {
     }
 
     #[test]
+    fn encoding_parts_is_encoding_their_merge(a in report(), b in report(), c in report()) {
+        let all = merged(&merged(&a, &b), &c);
+        let bytes = encode_merged(&all.header, &[&a.topologies, &b.topologies, &c.topologies]).unwrap();
+        prop_assert_eq!(bytes, encode(&all).unwrap());
+    }
+
+    #[test]
+    fn a_refresh_merges_what_the_delta_of_the_settled_refresh_holds(before in report(), now in report()) {
+        let mut fresh = now.clone();
+        let mut pending = Report::new("p", "h", 0);
+        pending.merge_refresh(&mut fresh, &before);
+        prop_assert_eq!(&fresh.delta_since(&before).topologies, &pending.topologies);
+        // Settling changed no value, only when unchanged ones were first seen.
+        for (kind, t) in now.topologies.iter() {
+            for (id, n) in &t.nodes {
+                let settled = &fresh.topologies.get(kind).nodes[id];
+                prop_assert_eq!(settled.latest.keys().collect::<Vec<_>>(), n.latest.keys().collect::<Vec<_>>());
+                for (k, l) in &n.latest {
+                    prop_assert_eq!(&settled.latest[k].value, &l.value);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn codec_round_trips(r in report()) {
         let bytes = encode(&r).unwrap();
         prop_assert_eq!(decode(&bytes, Limits::default()).unwrap(), r);
@@ -195,4 +220,42 @@ fn codec_refuses_oversized_bombs_and_foreign_versions() {
         Err(ReportError::Malformed(_))
     ));
     assert_eq!(Topologies::default().node_count(), 0);
+}
+
+#[test]
+fn a_refresh_merges_only_what_changed_and_keeps_first_seen_times() {
+    let mut previous = Report::new("p", "h", 1_000);
+    let same = Node::default().with_latest("state", "ESTABLISHED", 1_000);
+    previous.topologies.endpoint.insert("h;a".into(), same.clone());
+    previous
+        .topologies
+        .endpoint
+        .insert("h;b".into(), Node::default().with_latest("state", "SYN_SENT", 1_000));
+    previous.topologies.endpoint.insert("h;gone".into(), same.clone());
+
+    let mut fresh = Report::new("p", "h", 2_000);
+    fresh
+        .topologies
+        .endpoint
+        .insert("h;a".into(), Node::default().with_latest("state", "ESTABLISHED", 2_000));
+    fresh
+        .topologies
+        .endpoint
+        .insert("h;b".into(), Node::default().with_latest("state", "ESTABLISHED", 2_000));
+    fresh
+        .topologies
+        .endpoint
+        .insert("h;c".into(), Node::default().with_latest("state", "LISTEN", 2_000));
+
+    let mut pending = Report::new("p", "h", 0);
+    pending.header.full = false;
+    pending.merge_refresh(&mut fresh, &previous);
+    let changed: Vec<&String> = pending.topologies.endpoint.nodes.keys().collect();
+    assert_eq!(changed, ["h;b", "h;c"], "the unchanged node stays out");
+    // The value seen again keeps the time it was first seen.
+    assert_eq!(fresh.topologies.endpoint.nodes["h;a"], same);
+    assert_eq!(pending.topologies.endpoint.nodes["h;b"].latest["state"].ts, 2_000);
+    assert_eq!((pending.header.ts, pending.header.full), (2_000, false));
+    // The same as the delta of the settled refresh.
+    assert_eq!(fresh.delta_since(&previous).topologies, pending.topologies);
 }

@@ -440,8 +440,7 @@ impl Probe {
             join.apply(&mut part, &self.config.hostname, now);
             // A value seen again keeps the time it was first seen, so an
             // unchanged node is no change and stays out of the delta.
-            part.keep_unchanged_since(&self.sources[i].part);
-            self.pending.merge_changes(&part, &self.sources[i].part);
+            self.pending.merge_refresh(&mut part, &self.sources[i].part);
             self.sources[i].part = part;
         }
         timings.push(("tag", micros(at)));

@@ -543,17 +543,41 @@ impl Report {
         out
     }
 
-    /// [`Node::keep_unchanged_since`] for every node `previous` also has.
-    pub fn keep_unchanged_since(&mut self, previous: &Report) {
+    /// A refresh of one source, in one ordered pass over both maps:
+    /// settles `fresh` against `previous` ([`Node::keep_unchanged_since`])
+    /// and merges into `self` what [`Report::delta_since`] would then hold.
+    pub fn merge_refresh(&mut self, fresh: &mut Report, previous: &Report) {
+        if fresh.header > self.header {
+            self.header = Header {
+                full: self.header.full,
+                ..fresh.header.clone()
+            };
+        }
         for kind in TopologyKind::ALL {
-            let before = &previous.topologies.get(kind).nodes;
-            if before.is_empty() {
-                continue;
-            }
-            for (id, node) in &mut self.topologies.get_mut(kind).nodes {
-                if let Some(b) = before.get(id) {
-                    node.keep_unchanged_since(b);
+            let before = previous.topologies.get(kind);
+            let now = fresh.topologies.get_mut(kind);
+            let target = self.topologies.get_mut(kind);
+            let mut old = before.nodes.iter().peekable();
+            for (id, node) in &mut now.nodes {
+                while old.next_if(|(k, _)| *k < id).is_some() {}
+                let unchanged = match old.next_if(|(k, _)| *k == id) {
+                    Some((_, b)) => {
+                        node.keep_unchanged_since(b);
+                        b == node
+                    }
+                    None => false,
+                };
+                if !unchanged {
+                    match target.nodes.get_mut(id) {
+                        Some(mine) => mine.merge(node),
+                        None => {
+                            target.nodes.insert(id.clone(), node.clone());
+                        }
+                    }
                 }
+            }
+            if now.controls != before.controls {
+                merge_max(&mut target.controls, &now.controls);
             }
         }
     }
