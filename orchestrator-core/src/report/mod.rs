@@ -40,6 +40,7 @@
 //! ```
 
 mod codec;
+pub mod compact;
 pub mod control;
 pub mod ids;
 mod merged;
@@ -49,6 +50,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use codec::{decode, encode, Limits, ReportError, CONTENT_TYPE, WIRE_VERSION};
+pub use compact::{VecMap, VecSet};
 pub use merged::encode_merged;
 
 /// Samples kept per metric in a node (the newest ones); the app keeps the
@@ -240,24 +242,25 @@ pub struct NodeControls {
     pub ids: BTreeSet<String>,
 }
 
-/// One node of a topology.
+/// One node of a topology. Its fields are small sorted vectors
+/// ([`compact`]) that serialise as maps and sets.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     /// Latest values by key (the newest write wins).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub latest: BTreeMap<String, Latest>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub latest: VecMap<String, Latest>,
     /// Sets by key (merged by union), e.g. `ips`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub sets: BTreeMap<String, BTreeSet<String>>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub sets: VecMap<String, VecSet<String>>,
     /// Edges to nodes of the same topology.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub adjacency: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "VecSet::is_empty")]
+    pub adjacency: VecSet<String>,
     /// Parents in other topologies (a process's container and host).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub parents: BTreeMap<TopologyKind, BTreeSet<String>>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub parents: VecMap<TopologyKind, VecSet<String>>,
     /// Metrics by name (`cpu_usage_percent`, `memory_usage_bytes`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metrics: BTreeMap<String, Metric>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub metrics: VecMap<String, Metric>,
     /// Controls the owning probe offers on this node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controls: Option<NodeControls>,
@@ -332,7 +335,15 @@ impl Node {
 
     /// Merges another observation of the same node into this one.
     pub fn merge(&mut self, other: &Node) {
-        merge_max(&mut self.latest, &other.latest);
+        for (k, v) in &other.latest {
+            match self.latest.get_mut(k) {
+                Some(mine) if *mine >= *v => {}
+                Some(mine) => *mine = v.clone(),
+                None => {
+                    self.latest.insert(k.clone(), v.clone());
+                }
+            }
+        }
         for (k, v) in &other.sets {
             let set = self.sets.entry(k.clone()).or_default();
             set.extend(v.iter().cloned());
