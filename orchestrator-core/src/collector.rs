@@ -17,4 +17,12 @@ pub trait Collector: Send {
     /// Adds this collector's nodes, observed at `now_ms` (ms since the
     /// epoch), to `report`.
     async fn collect(&mut self, report: &mut Report, now_ms: u64) -> Result<(), BoxError>;
+
+    /// Whether the last [`Collector::collect`] found exactly what the one
+    /// before it did and so wrote nothing: the probe keeps the earlier
+    /// output instead of rebuilding, joining and comparing the same nodes.
+    /// A collector that cannot tell cheaply says `false`, the default.
+    fn unchanged(&self) -> bool {
+        false
+    }
 }

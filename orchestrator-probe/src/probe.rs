@@ -214,6 +214,9 @@ impl Collector for NetworkCollector {
     async fn collect(&mut self, report: &mut Report, now_ms: u64) -> Result<(), BoxError> {
         Ok(self.collect_into(report, now_ms)?)
     }
+    fn unchanged(&self) -> bool {
+        NetworkCollector::unchanged(self)
+    }
 }
 
 #[async_trait]
@@ -242,6 +245,8 @@ pub struct Probe {
     /// What changed since the last publish: the next delta.
     pending: Report,
     budget: Budget,
+    /// The join the parts were last tagged with.
+    join: tag::Join,
     publishers: Vec<AppPublisher>,
     stats: Arc<ProbeStats>,
     published_any: bool,
@@ -313,6 +318,7 @@ impl Probe {
             own: empty.clone(),
             pending: empty,
             budget: Budget::default(),
+            join: tag::Join::default(),
             config,
             publishers,
             stats: Arc::default(),
@@ -414,10 +420,15 @@ impl Probe {
             s.ran_ms = now;
             available -= s.cost_us as f64;
             timings.push((name, micros(at)));
-            if let Err(e) = outcome {
-                self.stats.collector_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(collector = name, error = %e, "collection failed");
-                errors.push(format!("{name}: {e}"));
+            match outcome {
+                // Nothing new: its last output stands.
+                Ok(()) if s.collector.unchanged() => continue,
+                Ok(()) => {}
+                Err(e) => {
+                    self.stats.collector_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(collector = name, error = %e, "collection failed");
+                    errors.push(format!("{name}: {e}"));
+                }
             }
             fresh.push((i, part));
         }
@@ -436,6 +447,19 @@ impl Probe {
             );
             tag::Join::of(&parts)
         };
+        // A join that changed (a container came or went) re-tags the
+        // carried parts too.
+        if join != self.join {
+            for (i, s) in self.sources.iter_mut().enumerate() {
+                if fresh.iter().any(|(j, _)| *j == i) {
+                    continue;
+                }
+                let mut again = s.part.clone();
+                join.apply(&mut again, &self.config.hostname, now);
+                self.pending.merge_refresh(&mut again, &s.part);
+                s.part = again;
+            }
+        }
         for (i, mut part) in fresh {
             join.apply(&mut part, &self.config.hostname, now);
             // A value seen again keeps the time it was first seen, so an
@@ -443,6 +467,7 @@ impl Probe {
             self.pending.merge_refresh(&mut part, &self.sources[i].part);
             self.sources[i].part = part;
         }
+        self.join = join;
         timings.push(("tag", micros(at)));
         *self.stats.collector_us.lock() = timings;
         *self.stats.source_age_ms.lock() = self

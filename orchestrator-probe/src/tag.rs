@@ -23,7 +23,7 @@ pub fn tag(report: &mut Report, host: &str, now_ms: u64) {
 /// The running probe keeps each collector's last output apart and
 /// refreshes them at different rates; the index is built from all of them
 /// and applied to the ones just refreshed ([`Join::apply`]).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Join {
     container_of_pid: HashMap<u32, String>,
     container_of_netns: HashMap<String, String>,

@@ -817,6 +817,31 @@ async fn a_cpu_budget_defers_the_costly_source_and_carries_its_last_data() {
     // A forced refresh (a container event) runs whatever the budget.
     probe.cycle(Some("costly")).await;
     assert_eq!(load(&costly_runs), deferred_runs + 2);
+    // A source that found nothing new keeps its last output.
+    struct Steady(u32);
+    #[async_trait::async_trait]
+    impl orchestrator_core::Collector for Steady {
+        fn name(&self) -> &'static str {
+            "steady"
+        }
+        async fn collect(&mut self, report: &mut Report, now_ms: u64) -> Result<(), orchestrator_core::BoxError> {
+            self.0 += 1;
+            if self.0 == 1 {
+                report
+                    .topologies
+                    .container
+                    .insert("c1".into(), orchestrator_core::report::Node::default().with_latest("n", "1", now_ms));
+            }
+            Ok(())
+        }
+        fn unchanged(&self) -> bool {
+            self.0 > 1
+        }
+    }
+    let mut steady = Probe::with_collectors(ProbeConfig::new("h"), vec![Box::new(Steady(0))]);
+    steady.collect().await;
+    let view = steady.collect().await;
+    assert!(view.topologies.container.nodes.contains_key("c1"));
     // And `collect` refreshes everything.
     let before = load(&costly_runs);
     probe.collect().await;

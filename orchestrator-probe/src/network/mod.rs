@@ -281,6 +281,11 @@ pub struct NetworkCollector {
     diag_failed: bool,
     diag_udp_failed: bool,
     walks: u64,
+    /// What the last cycle saw (each socket with its owner) and whether
+    /// this one saw the same.
+    last_seen: Option<Vec<(Option<u64>, Socket, u32)>>,
+    last_flows: Vec<Flow>,
+    unchanged: bool,
 }
 
 impl NetworkCollector {
@@ -318,6 +323,9 @@ impl NetworkCollector {
             diag_failed: false,
             diag_udp_failed: false,
             walks: 0,
+            last_seen: None,
+            last_flows: Vec::new(),
+            unchanged: false,
         }
     }
 
@@ -328,6 +336,7 @@ impl NetworkCollector {
 
     /// One cycle: adds endpoint nodes to `report`.
     pub fn collect_into(&mut self, report: &mut Report, now_ms: u64) -> std::io::Result<()> {
+        self.unchanged = false;
         let t0 = std::time::Instant::now();
         let pids = self.list_pids()?;
         // One reader pid per namespace; the host's own is read at /proc/net.
@@ -414,21 +423,43 @@ impl NetworkCollector {
         }
 
         let t_walk = t0.elapsed();
-        self.add_endpoints(report, &sockets, now_ms);
+        let flows = if self.use_conntrack {
+            std::fs::read_to_string(self.root.join("net/nf_conntrack"))
+                .map(|text| parse_conntrack(&text))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        // The same sockets with the same owners (in the kernel's order,
+        // which a new socket disturbs) make the same nodes: say so rather
+        // than build ten thousand of them again.
+        let seen: Vec<(Option<u64>, Socket, u32)> = sockets
+            .iter()
+            .map(|(ns, s)| (*ns, s.clone(), self.owner.get(&s.inode).copied().unwrap_or(0)))
+            .collect();
+        self.unchanged = self.last_seen.as_ref() == Some(&seen) && flows == self.last_flows;
+        if !self.unchanged {
+            self.add_endpoints(report, &sockets, now_ms);
+            self.add_flows(report, &flows, now_ms);
+        }
+        self.last_seen = Some(seen);
+        self.last_flows = flows;
         tracing::trace!(
             namespaces = namespaces.len(),
             sockets = sockets.len(),
+            unchanged = self.unchanged,
             read_us = t_read.as_micros(),
             walk_us = (t_walk - t_read).as_micros(),
             endpoints_us = (t0.elapsed() - t_walk).as_micros(),
             "network cycle"
         );
-        if self.use_conntrack {
-            if let Ok(text) = std::fs::read_to_string(self.root.join("net/nf_conntrack")) {
-                self.add_flows(report, &parse_conntrack(&text), now_ms);
-            }
-        }
         Ok(())
+    }
+
+    /// Whether the last cycle saw exactly the sockets, owners and flows of
+    /// the one before, and so added nothing (see [`Collector::unchanged`](orchestrator_core::Collector::unchanged)).
+    pub fn unchanged(&self) -> bool {
+        self.unchanged
     }
 
     /// Dumps the probe's own namespace over `sock_diag`; says what it got.
@@ -631,6 +662,28 @@ mod tests {
             Some("TCP6: inuse 1\nUDP6: inuse 0\n")
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_same_sockets_again_are_reported_as_unchanged() {
+        let root = std::env::temp_dir().join(format!("netroot-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("net")).unwrap();
+        let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+        let listen = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1\n";
+        let conn = "   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 23456 1\n";
+        std::fs::write(root.join("net/tcp"), format!("{header}{listen}")).unwrap();
+        let mut c = NetworkCollector::with_root(&root, "h");
+        c.use_conntrack = false;
+        let cycle = |c: &mut NetworkCollector| {
+            let mut r = Report::new("p", "h", 0);
+            c.collect_into(&mut r, 1_000).unwrap();
+            r.topologies.endpoint.nodes.len()
+        };
+        assert_eq!((cycle(&mut c), c.unchanged()), (1, false));
+        assert_eq!((cycle(&mut c), c.unchanged()), (0, true), "nothing rebuilt");
+        std::fs::write(root.join("net/tcp"), format!("{header}{listen}{conn}")).unwrap();
+        assert_eq!((cycle(&mut c), c.unchanged()), (2, false), "a new connection: all rebuilt");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
