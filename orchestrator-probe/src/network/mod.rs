@@ -204,8 +204,9 @@ struct SocketCounts {
 impl SocketCounts {
     fn read(net_dir: &Path) -> SocketCounts {
         let mut c = SocketCounts::default();
+        let mut buf = Vec::with_capacity(1024);
         for file in ["sockstat", "sockstat6"] {
-            let Ok(text) = std::fs::read_to_string(net_dir.join(file)) else {
+            let Some(text) = crate::process::read_line_file(&net_dir.join(file), &mut buf) else {
                 continue;
             };
             c.known = true;
