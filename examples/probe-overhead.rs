@@ -121,9 +121,6 @@ async fn main() -> anyhow::Result<()> {
     while started.elapsed() < args.duration {
         tokio::time::sleep(Duration::from_millis(500)).await;
         rss_max = rss_max.max(self_usage().1);
-        if std::env::var("DEBUG_RSS").is_ok() {
-            eprintln!("{} MB {:?}", self_usage().1 >> 20, stats.collector_us.lock());
-        }
     }
     let (cpu1, rss_end) = self_usage();
     let wall = started.elapsed().as_secs_f64();

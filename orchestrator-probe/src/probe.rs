@@ -124,8 +124,15 @@ pub struct ProbeStats {
 
 /// CPU time (user and system, every thread) of this process, µs.
 fn cpu_us() -> u64 {
-    use nix::sys::resource::{getrusage, UsageWho};
-    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| {
+    cpu_us_of(nix::sys::resource::UsageWho::RUSAGE_SELF)
+}
+
+const THREAD: nix::sys::resource::UsageWho = nix::sys::resource::UsageWho::RUSAGE_THREAD;
+
+/// CPU time of this process or thread, µs.
+fn cpu_us_of(who: nix::sys::resource::UsageWho) -> u64 {
+    use nix::sys::resource::getrusage;
+    getrusage(who).map_or(0, |u| {
         let us = |t: nix::sys::time::TimeVal| {
             u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec()).unwrap_or(0)
         };
@@ -413,10 +420,19 @@ impl Probe {
                 saving = true;
                 continue;
             }
-            let (at, cpu) = (Instant::now(), cpu_us());
+            let (at, thread) = (Instant::now(), std::thread::current().id());
+            let (cpu_thread, cpu_all) = (cpu_us_of(THREAD), cpu_us());
             let mut part = Report::new(&self.config.probe_id, &self.config.hostname, now);
             let outcome = s.collector.collect(&mut part, now).await;
-            s.cost_us = cpu_us().saturating_sub(cpu);
+            // This thread's CPU: what the rest of the process does
+            // meanwhile is not this source's cost (the budget still pays
+            // for it). A collector resumed on another thread is charged
+            // the whole process's.
+            s.cost_us = if std::thread::current().id() == thread {
+                cpu_us_of(THREAD).saturating_sub(cpu_thread)
+            } else {
+                cpu_us().saturating_sub(cpu_all)
+            };
             s.ran_ms = now;
             available -= s.cost_us as f64;
             timings.push((name, micros(at)));
@@ -454,10 +470,10 @@ impl Probe {
                 if fresh.iter().any(|(j, _)| *j == i) {
                     continue;
                 }
-                let mut again = s.part.clone();
-                join.apply(&mut again, &self.config.hostname, now);
-                self.pending.merge_refresh(&mut again, &s.part);
-                s.part = again;
+                let pending = &mut self.pending;
+                join.apply_with(&mut s.part, &self.config.hostname, now, |kind, id, node| {
+                    pending.topologies.get_mut(kind).insert(id.to_string(), node.clone());
+                });
             }
         }
         for (i, mut part) in fresh {

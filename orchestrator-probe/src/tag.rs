@@ -87,36 +87,57 @@ impl Join {
     /// and a service node (with its parent edges) for every process of a
     /// Marathon app.
     pub fn apply(&self, report: &mut Report, host: &str, now_ms: u64) {
+        self.apply_with(report, host, now_ms, |_, _, _| {});
+    }
+
+    /// [`Join::apply`], calling `changed` with every node it changed or
+    /// added (what a part carried under an older join must publish).
+    pub fn apply_with(
+        &self,
+        report: &mut Report,
+        host: &str,
+        now_ms: u64,
+        mut changed: impl FnMut(TopologyKind, &str, &Node),
+    ) {
         let t = &mut report.topologies;
         let mut services: Vec<(String, Node)> = Vec::new();
-        for n in t.process.nodes.values_mut() {
+        for (id, n) in &mut t.process.nodes {
+            let mut touched = false;
             let pid = n.latest("pid").and_then(|p| p.parse::<u32>().ok());
             if let Some(c) = pid.and_then(|p| self.container_of_pid.get(&p)) {
-                n.parents.entry(TopologyKind::Container).or_default().insert(c.clone());
+                touched |= n.parents.entry(TopologyKind::Container).or_default().insert(c.clone());
             }
             if let Some(app) = n.latest("app_id").map(str::to_string) {
-                let id = ids::service("marathon", &app);
-                n.parents.entry(TopologyKind::Service).or_default().insert(id.clone());
+                let service = ids::service("marathon", &app);
+                touched |= n.parents.entry(TopologyKind::Service).or_default().insert(service.clone());
                 services.push((
-                    id,
+                    service,
                     Node::default()
                         .with_latest("name", app, now_ms)
                         .with_latest("service_kind", "marathon", now_ms)
                         .with_parent(TopologyKind::Host, ids::host(host)),
                 ));
             }
+            if touched {
+                changed(TopologyKind::Process, id, n);
+            }
         }
         for (id, n) in services {
+            if !t.service.nodes.contains_key(&id) {
+                changed(TopologyKind::Service, &id, &n);
+            }
             t.service.insert(id, n);
         }
-        for n in t.endpoint.nodes.values_mut() {
+        for (id, n) in &mut t.endpoint.nodes {
             let by_pid = n
                 .latest("pid")
                 .and_then(|p| p.parse::<u32>().ok())
                 .and_then(|p| self.container_of_pid.get(&p));
             let by_ns = n.latest("netns").and_then(|ns| self.container_of_netns.get(ns));
             if let Some(c) = by_pid.or(by_ns) {
-                n.parents.entry(TopologyKind::Container).or_default().insert(c.clone());
+                if n.parents.entry(TopologyKind::Container).or_default().insert(c.clone()) {
+                    changed(TopologyKind::Endpoint, id, n);
+                }
             }
         }
     }
@@ -181,5 +202,23 @@ mod tests {
             vec!["marathon;/web"]
         );
         assert_eq!(r.topologies.service.nodes["marathon;/web"].latest("name"), Some("/web"));
+
+        // Tagging again changes nothing; a part tagged before a container
+        // was known reports exactly the nodes the new join changes.
+        let join = Join::of(&[&r]);
+        let mut changed = Vec::new();
+        join.apply_with(&mut r, "h", 0, |k, id, _| changed.push((k, id.to_string())));
+        assert!(changed.is_empty(), "{changed:?}");
+        let mut carried = Report::new("p", "h", 0);
+        carried
+            .topologies
+            .endpoint
+            .insert(";10.0.0.1;80".into(), Node::default().with_latest("pid", "101", 0));
+        carried
+            .topologies
+            .endpoint
+            .insert(";10.0.0.9;80".into(), Node::default().with_latest("pid", "999", 0));
+        join.apply_with(&mut carried, "h", 0, |k, id, _| changed.push((k, id.to_string())));
+        assert_eq!(changed, [(TopologyKind::Endpoint, ";10.0.0.1;80".to_string())]);
     }
 }
