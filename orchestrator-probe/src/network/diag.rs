@@ -70,19 +70,18 @@ impl Diag {
     ///
     /// # Errors
     /// When the kernel refuses the dump (no `udp_diag` module, say).
-    pub fn dump(&mut self, protocol: u8, out: &mut Vec<Socket>) -> io::Result<()> {
+    pub fn dump(&mut self, protocol: u8, out: &mut dyn FnMut(Socket)) -> io::Result<()> {
         let name: &'static str = if protocol == TCP { "tcp" } else { "udp" };
         if protocol == TCP && !self.compat_failed {
             // The older TCP request dumps both families in one walk of the
             // kernel's connection hash (the newer one walks it per family).
             self.seq = self.seq.wrapping_add(1);
-            let before = out.len();
+            // The kernel refuses such a request before it sends anything.
             self.request_compat()?;
             match self.receive(name, out) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::debug!(error = %e, "no TCPDIAG_GETSOCK: dumping per family");
-                    out.truncate(before);
                     self.compat_failed = true;
                 }
             }
@@ -126,7 +125,7 @@ impl Diag {
         Ok(())
     }
 
-    fn receive(&mut self, protocol: &'static str, out: &mut Vec<Socket>) -> io::Result<()> {
+    fn receive(&mut self, protocol: &'static str, out: &mut dyn FnMut(Socket)) -> io::Result<()> {
         loop {
             let n = match socket::recv(self.fd.as_raw_fd(), &mut self.buf, MsgFlags::empty()) {
                 Ok(n) => n,
@@ -168,7 +167,7 @@ fn addr(family: u8, raw: &[u8], port: u16) -> SocketAddr {
 }
 
 /// Parses one datagram of a dump answering `seq`.
-fn parse(mut b: &[u8], seq: u32, protocol: &'static str, out: &mut Vec<Socket>) -> io::Result<Step> {
+fn parse(mut b: &[u8], seq: u32, protocol: &'static str, out: &mut dyn FnMut(Socket)) -> io::Result<Step> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("sock_diag: {what}"));
     while b.len() >= NLMSG_HDR {
         let len = u32_ne(b, 0) as usize;
@@ -195,7 +194,7 @@ fn parse(mut b: &[u8], seq: u32, protocol: &'static str, out: &mut Vec<Socket>) 
                 let state = body[1];
                 let sport = u16::from_be_bytes([body[4], body[5]]);
                 let dport = u16::from_be_bytes([body[6], body[7]]);
-                out.push(Socket {
+                out(Socket {
                     protocol,
                     local: addr(family, &body[8..24], sport),
                     remote: addr(family, &body[24..40], dport),
@@ -224,7 +223,7 @@ mod tests {
         let client6 = std::net::TcpStream::connect(listener6.local_addr().unwrap()).unwrap();
         let mut diag = Diag::open().unwrap();
         let mut tcp = Vec::new();
-        diag.dump(TCP, &mut tcp).unwrap();
+        diag.dump(TCP, &mut |s| tcp.push(s)).unwrap();
         let listen = tcp
             .iter()
             .find(|s| s.local == addr && s.state == 0x0A)
@@ -244,7 +243,7 @@ mod tests {
         let from_text = super::super::parse_table(&text, "tcp");
         assert!(from_text.iter().any(|s| s.inode == conn.inode && s.local == conn.local));
         let mut udps = Vec::new();
-        match diag.dump(UDP, &mut udps) {
+        match diag.dump(UDP, &mut |s| udps.push(s)) {
             Ok(()) => assert!(udps.iter().any(|s| s.local == udp.local_addr().unwrap())),
             // A kernel without udp_diag: the collector reads the text table.
             Err(e) => eprintln!("no udp_diag here: {e}"),
@@ -254,13 +253,14 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let mut out = Vec::new();
-        assert!(parse(&[0xff; 20], 1, "tcp", &mut out).is_err());
-        assert!(matches!(parse(&[1, 2, 3], 1, "tcp", &mut out), Ok(Step::More)));
+        let mut push = |s| out.push(s);
+        assert!(parse(&[0xff; 20], 1, "tcp", &mut push).is_err());
+        assert!(matches!(parse(&[1, 2, 3], 1, "tcp", &mut push), Ok(Step::More)));
         let mut short = [0u8; 16];
         short[0..4].copy_from_slice(&16u32.to_ne_bytes());
         short[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
         short[8..12].copy_from_slice(&1u32.to_ne_bytes());
-        assert!(matches!(parse(&short, 1, "tcp", &mut out), Ok(Step::More)));
+        assert!(matches!(parse(&short, 1, "tcp", &mut push), Ok(Step::More)));
         assert!(out.is_empty());
     }
 }

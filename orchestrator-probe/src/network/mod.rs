@@ -30,7 +30,7 @@ mod diag;
 pub use diag::Diag;
 
 /// One socket from a table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Socket {
     /// `tcp` or `udp`.
     pub protocol: &'static str,
@@ -113,7 +113,7 @@ pub fn parse_table(text: &str, protocol: &'static str) -> Vec<Socket> {
 }
 
 /// One flow from `nf_conntrack`, in its original direction.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Flow {
     /// `tcp` or `udp`.
     pub protocol: &'static str,
@@ -282,10 +282,9 @@ pub struct NetworkCollector {
     diag_failed: bool,
     diag_udp_failed: bool,
     walks: u64,
-    /// What the last cycle saw (each socket with its owner) and whether
-    /// this one saw the same.
-    last_seen: Option<Vec<(Option<u64>, Socket, u32)>>,
-    last_flows: Vec<Flow>,
+    /// A hash of what the last cycle saw (each socket with its owner, the
+    /// flows) and whether this one saw the same.
+    last_seen: Option<u64>,
     unchanged: bool,
 }
 
@@ -325,7 +324,6 @@ impl NetworkCollector {
             diag_udp_failed: false,
             walks: 0,
             last_seen: None,
-            last_flows: Vec::new(),
             unchanged: false,
         }
     }
@@ -433,18 +431,23 @@ impl NetworkCollector {
         };
         // The same sockets with the same owners (in the kernel's order,
         // which a new socket disturbs) make the same nodes: say so rather
-        // than build ten thousand of them again.
-        let seen: Vec<(Option<u64>, Socket, u32)> = sockets
-            .iter()
-            .map(|(ns, s)| (*ns, s.clone(), self.owner.get(&s.inode).copied().unwrap_or(0)))
-            .collect();
-        self.unchanged = self.last_seen.as_ref() == Some(&seen) && flows == self.last_flows;
+        // than build ten thousand of them again. A 64-bit hash stands for
+        // the list (a collision, at 2⁻⁶⁴, would skip one rebuild).
+        let seen = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for (ns, s) in &sockets {
+                (ns, s, self.owner.get(&s.inode)).hash(&mut h);
+            }
+            flows.hash(&mut h);
+            h.finish()
+        };
+        self.unchanged = self.last_seen == Some(seen);
         if !self.unchanged {
             self.add_endpoints(report, &sockets, now_ms);
             self.add_flows(report, &flows, now_ms);
         }
         self.last_seen = Some(seen);
-        self.last_flows = flows;
         tracing::trace!(
             namespaces = namespaces.len(),
             sockets = sockets.len(),
@@ -481,26 +484,26 @@ impl NetworkCollector {
         let Some(diag) = self.diag.as_mut() else {
             return Dumped::Nothing;
         };
-        let mut got = Vec::new();
-        if let Err(e) = diag.dump(diag::TCP, &mut got) {
+        let before = sockets.len();
+        if let Err(e) = diag.dump(diag::TCP, &mut |s| sockets.push((scope, s))) {
             tracing::info!(error = %e, "netlink sock_diag failed: reading /proc/net tables");
+            sockets.truncate(before);
             self.diag_failed = true;
             self.diag = None;
             return Dumped::Nothing;
         }
         let mut dumped = Dumped::Tcp;
         if !self.diag_udp_failed {
-            let before = got.len();
-            match diag.dump(diag::UDP, &mut got) {
+            let before = sockets.len();
+            match diag.dump(diag::UDP, &mut |s| sockets.push((scope, s))) {
                 Ok(()) => dumped = Dumped::All,
                 Err(e) => {
                     tracing::info!(error = %e, "no UDP over netlink sock_diag: reading /proc/net/udp*");
-                    got.truncate(before);
+                    sockets.truncate(before);
                     self.diag_udp_failed = true;
                 }
             }
         }
-        sockets.extend(got.into_iter().map(|s| (scope, s)));
         dumped
     }
 
