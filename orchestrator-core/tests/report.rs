@@ -2,7 +2,8 @@
 //! wire codec's handling of bad input, checked with proptest.
 
 use orchestrator_core::report::{
-    decode, encode, encode_merged, Limits, Metric, Node, NodeControls, Report, ReportError, Sample, Topologies, TopologyKind,
+    decode, encode, encode_merged, Limits, Metric, Node, NodeControls, Report, ReportError, Sample, Topologies,
+    TopologyKind,
 };
 use proptest::prelude::*;
 

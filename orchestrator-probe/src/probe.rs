@@ -164,9 +164,14 @@ impl Budget {
     /// At most this many seconds of budget are saved up.
     const BURST_SECS: f64 = 5.0;
 
+    /// The most CPU saved up, µs.
+    fn cap_us(share: f64) -> f64 {
+        share * Self::BURST_SECS * 1e6
+    }
+
     /// Accounts for the time and CPU since the last call; the balance.
     fn update(&mut self, share: f64, now: Instant, cpu_us: u64) -> f64 {
-        let cap = share * Self::BURST_SECS * 1e6;
+        let cap = Self::cap_us(share);
         self.tokens_us = match self.last {
             None => cap,
             Some((at, cpu)) => {
@@ -396,6 +401,7 @@ impl Probe {
         // A source costing under a tenth of what the budget earns in an
         // interval is not worth deferring.
         let trifle_us = budget.map_or(0.0, |b| b * self.config.spy_interval.as_secs_f64() * 1e6 / 10.0);
+        let burst_us = budget.map_or(f64::INFINITY, Budget::cap_us);
         // Stalest first, so a tight budget rotates through the sources.
         let mut order: Vec<usize> = (0..self.sources.len()).collect();
         order.sort_by_key(|&i| self.sources[i].ran_ms);
@@ -409,7 +415,8 @@ impl Probe {
         for i in order {
             let s = &mut self.sources[i];
             let name = s.collector.name();
-            let cost = s.cost_us as f64;
+            // A source costing more than the bucket holds runs when it is full.
+            let cost = (s.cost_us as f64).min(burst_us);
             let due = s.ran_ms == 0
                 || cost <= trifle_us
                 || (!saving && available >= cost)

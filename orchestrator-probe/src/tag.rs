@@ -109,7 +109,11 @@ impl Join {
             }
             if let Some(app) = n.latest("app_id").map(str::to_string) {
                 let service = ids::service("marathon", &app);
-                touched |= n.parents.entry(TopologyKind::Service).or_default().insert(service.clone());
+                touched |= n
+                    .parents
+                    .entry(TopologyKind::Service)
+                    .or_default()
+                    .insert(service.clone());
                 services.push((
                     service,
                     Node::default()

@@ -778,7 +778,11 @@ fn cpu_time() -> Duration {
 async fn a_cpu_budget_defers_the_costly_source_and_carries_its_last_data() {
     let runs = |name| Costly {
         name,
-        cpu: if name == "cheap" { Duration::ZERO } else { Duration::from_millis(20) },
+        cpu: if name == "cheap" {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(20)
+        },
         runs: Arc::default(),
     };
     let (cheap, costly) = (runs("cheap"), runs("costly"));
@@ -827,10 +831,10 @@ async fn a_cpu_budget_defers_the_costly_source_and_carries_its_last_data() {
         async fn collect(&mut self, report: &mut Report, now_ms: u64) -> Result<(), orchestrator_core::BoxError> {
             self.0 += 1;
             if self.0 == 1 {
-                report
-                    .topologies
-                    .container
-                    .insert("c1".into(), orchestrator_core::report::Node::default().with_latest("n", "1", now_ms));
+                report.topologies.container.insert(
+                    "c1".into(),
+                    orchestrator_core::report::Node::default().with_latest("n", "1", now_ms),
+                );
             }
             Ok(())
         }

@@ -45,8 +45,7 @@ fn pair_mut<K, V>(e: &mut (K, V)) -> (&K, &mut V) {
 /// Iterator over `(&K, &V)` in key order.
 pub type Iter<'a, K, V> = std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
 /// Iterator over `(&K, &mut V)` in key order.
-pub type IterMut<'a, K, V> =
-    std::iter::Map<std::slice::IterMut<'a, (K, V)>, fn(&'a mut (K, V)) -> (&'a K, &'a mut V)>;
+pub type IterMut<'a, K, V> = std::iter::Map<std::slice::IterMut<'a, (K, V)>, fn(&'a mut (K, V)) -> (&'a K, &'a mut V)>;
 
 impl<K: Ord, V> VecMap<K, V> {
     /// An empty map.

@@ -117,10 +117,18 @@ mod tests {
         assert_eq!(parse_endpoint("h/9;127.0.0.1;80"), Some(("h/9", lo, 80)));
         assert_eq!(parse_endpoint(";fe80::1;80"), Some(("", v6, 80)));
         // What the hand-written formatting must agree with.
-        for (addr, port) in [("0.0.0.0", 0), ("10.200.3.255", 65535), ("::1", 7), ("2001:db8::ff00:42:8329", 443)] {
+        for (addr, port) in [
+            ("0.0.0.0", 0),
+            ("10.200.3.255", 65535),
+            ("::1", 7),
+            ("2001:db8::ff00:42:8329", 443),
+        ] {
             let ip: IpAddr = addr.parse().unwrap();
             let scope = if ip.is_loopback() { "h/12345678901" } else { "" };
-            assert_eq!(endpoint("h", Some(12_345_678_901), ip, port), format!("{scope};{ip};{port}"));
+            assert_eq!(
+                endpoint("h", Some(12_345_678_901), ip, port),
+                format!("{scope};{ip};{port}")
+            );
         }
     }
 }

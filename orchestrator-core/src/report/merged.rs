@@ -146,11 +146,19 @@ mod tests {
     #[test]
     fn encodes_the_same_bytes_as_the_merged_report() {
         let mut a = Report::new("p", "h", 5);
-        a.topologies.process.insert("h;1".into(), Node::default().with_latest("pid", "1", 1));
-        a.topologies.process.insert("h;3".into(), Node::default().with_latest("pid", "3", 1));
-        a.topologies.host.insert("h".into(), Node::default().with_latest("os", "linux", 1));
+        a.topologies
+            .process
+            .insert("h;1".into(), Node::default().with_latest("pid", "1", 1));
+        a.topologies
+            .process
+            .insert("h;3".into(), Node::default().with_latest("pid", "3", 1));
+        a.topologies
+            .host
+            .insert("h".into(), Node::default().with_latest("os", "linux", 1));
         let mut b = Report::new("p", "h", 6);
-        b.topologies.process.insert("h;2".into(), Node::default().with_latest("pid", "2", 2));
+        b.topologies
+            .process
+            .insert("h;2".into(), Node::default().with_latest("pid", "2", 2));
         let mut host = Node::default();
         host.set_metric("probe_cpu_seconds", 2, 0.5);
         b.topologies.host.insert("h".into(), host);

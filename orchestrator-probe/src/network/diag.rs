@@ -237,7 +237,9 @@ mod tests {
         assert_eq!((conn.remote, conn.state, conn.protocol), (addr, 0x01, "tcp"));
         // Both families, from the one request.
         assert!(!diag.compat_failed);
-        assert!(tcp.iter().any(|s| s.local == client6.local_addr().unwrap() && s.state == 0x01));
+        assert!(tcp
+            .iter()
+            .any(|s| s.local == client6.local_addr().unwrap() && s.state == 0x01));
         // The same view as the text table.
         let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
         let from_text = super::super::parse_table(&text, "tcp");

@@ -672,9 +672,12 @@ mod tests {
     fn the_same_sockets_again_are_reported_as_unchanged() {
         let root = std::env::temp_dir().join(format!("netroot-{}", std::process::id()));
         std::fs::create_dir_all(root.join("net")).unwrap();
-        let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
-        let listen = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1\n";
-        let conn = "   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 23456 1\n";
+        let header =
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+        let listen =
+            "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1\n";
+        let conn =
+            "   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 23456 1\n";
         std::fs::write(root.join("net/tcp"), format!("{header}{listen}")).unwrap();
         let mut c = NetworkCollector::with_root(&root, "h");
         c.use_conntrack = false;
@@ -686,7 +689,11 @@ mod tests {
         assert_eq!((cycle(&mut c), c.unchanged()), (1, false));
         assert_eq!((cycle(&mut c), c.unchanged()), (0, true), "nothing rebuilt");
         std::fs::write(root.join("net/tcp"), format!("{header}{listen}{conn}")).unwrap();
-        assert_eq!((cycle(&mut c), c.unchanged()), (2, false), "a new connection: all rebuilt");
+        assert_eq!(
+            (cycle(&mut c), c.unchanged()),
+            (2, false),
+            "a new connection: all rebuilt"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 
