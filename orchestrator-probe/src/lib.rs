@@ -15,11 +15,15 @@
 //! # Shape
 //!
 //! Each source is a [`Collector`](orchestrator_core::Collector) writing
-//! nodes into one [`Report`](orchestrator_core::report::Report); a pure
+//! nodes into its own [`Report`](orchestrator_core::report::Report); a pure
 //! [`tag`] pass joins them (process → container by cgroup or ancestry,
 //! endpoint → process by socket inode, process → Marathon app by its task
 //! environment). [`Probe`] runs the cycle and hands reports to one
 //! [`AppPublisher`] per app, each with its own bounded queue and backoff.
+//! It keeps each collector's last output and refreshes the sources a CPU
+//! budget can pay for ([`ProbeConfig::cpu_budget`]): on a host where one
+//! socket dump costs more than the whole budget, connections refresh every
+//! few seconds instead of the probe costing several percent of a core.
 //!
 //! ```
 //! let host = orchestrator_probe::HostInfo::collect()?;
