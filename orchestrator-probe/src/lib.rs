@@ -32,6 +32,7 @@
 //! # Ok::<(), orchestrator_probe::Error>(())
 //! ```
 
+mod budget;
 pub mod controls;
 pub mod docker;
 mod host;

@@ -32,6 +32,7 @@ use orchestrator_core::report::{encode, encode_merged, ids, Header, Report, Topo
 use orchestrator_core::{BoxError, Collector};
 use parking_lot::Mutex;
 
+use crate::budget::{cpu_us, cpu_us_of, Budget, THREAD};
 use crate::controls::{ControlPolicy, Executor};
 use crate::docker::DockerCollector;
 use crate::host::HostCollector;
@@ -122,24 +123,6 @@ pub struct ProbeStats {
     pub source_age_ms: Mutex<Vec<(&'static str, u64)>>,
 }
 
-/// CPU time (user and system, every thread) of this process, µs.
-fn cpu_us() -> u64 {
-    cpu_us_of(nix::sys::resource::UsageWho::RUSAGE_SELF)
-}
-
-const THREAD: nix::sys::resource::UsageWho = nix::sys::resource::UsageWho::RUSAGE_THREAD;
-
-/// CPU time of this process or thread, µs.
-fn cpu_us_of(who: nix::sys::resource::UsageWho) -> u64 {
-    use nix::sys::resource::getrusage;
-    getrusage(who).map_or(0, |u| {
-        let us = |t: nix::sys::time::TimeVal| {
-            u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec()).unwrap_or(0)
-        };
-        us(u.user_time()) + us(u.system_time())
-    })
-}
-
 /// A collector and what it last produced.
 struct Source {
     collector: Box<dyn Collector>,
@@ -149,39 +132,6 @@ struct Source {
     ran_ms: u64,
     /// CPU its last run cost, µs.
     cost_us: u64,
-}
-
-/// The CPU the probe may still spend: a token bucket filled at the
-/// budget's rate and drained by the probe's measured CPU time (all of
-/// it: collecting, joining, encoding, sending).
-#[derive(Debug, Default)]
-struct Budget {
-    tokens_us: f64,
-    last: Option<(Instant, u64)>,
-}
-
-impl Budget {
-    /// At most this many seconds of budget are saved up.
-    const BURST_SECS: f64 = 5.0;
-
-    /// The most CPU saved up, µs.
-    fn cap_us(share: f64) -> f64 {
-        share * Self::BURST_SECS * 1e6
-    }
-
-    /// Accounts for the time and CPU since the last call; the balance.
-    fn update(&mut self, share: f64, now: Instant, cpu_us: u64) -> f64 {
-        let cap = Self::cap_us(share);
-        self.tokens_us = match self.last {
-            None => cap,
-            Some((at, cpu)) => {
-                let earned = now.duration_since(at).as_secs_f64() * 1e6 * share;
-                (self.tokens_us + earned - cpu_us.saturating_sub(cpu) as f64).min(cap)
-            }
-        };
-        self.last = Some((now, cpu_us));
-        self.tokens_us
-    }
 }
 
 /// CPU time (µs) and RSS (bytes) of this process.
