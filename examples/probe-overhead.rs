@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
         rss_end as f64 / 1e6,
     );
     println!(
-        "cycles {}, last cycle {:.1} ms, last report {} nodes / {} bytes, reports accepted {}, dropped {}",
+        "cycles {}, last cycle {:.1} ms, last full report {} nodes, last report {} bytes, reports accepted {}, dropped {}",
         stats.cycles.load(Ordering::Relaxed),
         stats.last_cycle_us.load(Ordering::Relaxed) as f64 / 1000.0,
         stats.last_report_nodes.load(Ordering::Relaxed),

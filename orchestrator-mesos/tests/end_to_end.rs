@@ -609,8 +609,18 @@ async fn a_drained_agent_leaves_nothing_running_and_reports_every_end() {
     fw.launch("stubborn", "trap '' TERM; echo $$ > pid; while true; do sleep 1; done")
         .await;
     while fw.update(true).await.state != TaskState::Running {}
-    let pid_file = find(&work, "pid").expect("the task wrote its pid");
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    // Running means started: the shell writes its pid a moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let pid: i32 = loop {
+        let written = find(&work, "pid")
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .filter(|t| t.ends_with('\n'));
+        if let Some(pid) = written.and_then(|t| t.trim().parse().ok()) {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "the task wrote its pid");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
 
     assert_eq!(agent.drain(Duration::from_millis(500)).await, 1);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

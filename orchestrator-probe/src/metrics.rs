@@ -61,7 +61,7 @@ pub fn render(stats: &ProbeStats, publishers: &[(String, &crate::PublishStats)])
     gauge(
         &mut registry,
         "report_nodes",
-        "Nodes in the last report",
+        "Nodes in the last full report",
         get(&stats.last_report_nodes) as f64,
     );
     let per_collector = Family::<Labels, Gauge<f64, AtomicU64>>::default();

@@ -112,7 +112,7 @@ pub struct ProbeStats {
     pub published: AtomicU64,
     /// Size of the last encoded report, bytes.
     pub last_report_bytes: AtomicU64,
-    /// Nodes in the last report.
+    /// Nodes in the last full report.
     pub last_report_nodes: AtomicU64,
     /// Wall time of each collector refreshed (and of the join, `tag`) in
     /// the last cycle, µs.
