@@ -401,15 +401,20 @@ impl Topology {
         }
     }
 
+    /// Merges a node into the one of the same id, or adds a copy.
+    pub fn absorb(&mut self, id: &str, node: &Node) {
+        match self.nodes.get_mut(id) {
+            Some(mine) => mine.merge(node),
+            None => {
+                self.nodes.insert(id.to_string(), node.clone());
+            }
+        }
+    }
+
     /// Merges another topology into this one.
     pub fn merge(&mut self, other: &Topology) {
         for (id, n) in &other.nodes {
-            match self.nodes.get_mut(id) {
-                Some(mine) => mine.merge(n),
-                None => {
-                    self.nodes.insert(id.clone(), n.clone());
-                }
-            }
+            self.absorb(id, n);
         }
         merge_max(&mut self.controls, &other.controls);
     }
@@ -554,16 +559,21 @@ impl Report {
         out
     }
 
+    /// A newer header's time and sequence, keeping whether this one is full.
+    fn take_newer_header(&mut self, other: &Header) {
+        if *other > self.header {
+            self.header = Header {
+                full: self.header.full,
+                ..other.clone()
+            };
+        }
+    }
+
     /// A refresh of one source, in one ordered pass over both maps:
     /// settles `fresh` against `previous` ([`Node::keep_unchanged_since`])
     /// and merges into `self` what [`Report::delta_since`] would then hold.
     pub fn merge_refresh(&mut self, fresh: &mut Report, previous: &Report) {
-        if fresh.header > self.header {
-            self.header = Header {
-                full: self.header.full,
-                ..fresh.header.clone()
-            };
-        }
+        self.take_newer_header(&fresh.header);
         for kind in TopologyKind::ALL {
             let before = previous.topologies.get(kind);
             let now = fresh.topologies.get_mut(kind);
@@ -579,12 +589,7 @@ impl Report {
                     None => false,
                 };
                 if !unchanged {
-                    match target.nodes.get_mut(id) {
-                        Some(mine) => mine.merge(node),
-                        None => {
-                            target.nodes.insert(id.clone(), node.clone());
-                        }
-                    }
+                    target.absorb(id, node);
                 }
             }
             if now.controls != before.controls {
@@ -597,23 +602,13 @@ impl Report {
     /// nodes of `now` that are new or differ from `previous`, and control
     /// definitions that changed — without building the delta first.
     pub fn merge_changes(&mut self, now: &Report, previous: &Report) {
-        if now.header > self.header {
-            self.header = Header {
-                full: self.header.full,
-                ..now.header.clone()
-            };
-        }
+        self.take_newer_header(&now.header);
         for kind in TopologyKind::ALL {
             let (now, before) = (now.topologies.get(kind), previous.topologies.get(kind));
             let target = self.topologies.get_mut(kind);
             for (id, node) in &now.nodes {
                 if before.nodes.get(id) != Some(node) {
-                    match target.nodes.get_mut(id) {
-                        Some(mine) => mine.merge(node),
-                        None => {
-                            target.nodes.insert(id.clone(), node.clone());
-                        }
-                    }
+                    target.absorb(id, node);
                 }
             }
             if now.controls != before.controls {

@@ -98,29 +98,31 @@ impl Diag {
     /// and destination prefix lengths, extensions, the socket id, states,
     /// `dbs`. The kernel answers for every family.
     fn request_compat(&self) -> io::Result<()> {
-        let len = NLMSG_HDR + 60;
-        let mut msg = [0u8; NLMSG_HDR + 60];
-        msg[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
-        msg[4..6].copy_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
-        msg[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-        msg[8..12].copy_from_slice(&self.seq.to_ne_bytes());
-        msg[16] = AF_INET;
-        msg[16 + 52..16 + 56].copy_from_slice(&u32::MAX.to_ne_bytes());
-        socket::sendto(self.fd.as_raw_fd(), &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty())?;
-        Ok(())
+        let mut req = [0u8; 60];
+        req[0] = AF_INET;
+        req[52..56].copy_from_slice(&u32::MAX.to_ne_bytes());
+        self.send(TCPDIAG_GETSOCK, &req)
     }
 
+    /// `SOCK_DIAG_BY_FAMILY` with a `struct inet_diag_req_v2`: family,
+    /// protocol, extensions, pad, states, the socket id.
     fn request(&self, family: u8, protocol: u8) -> io::Result<()> {
-        let len = NLMSG_HDR + 56;
-        let mut msg = [0u8; NLMSG_HDR + 56];
-        msg[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
-        msg[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        let mut req = [0u8; 56];
+        req[0] = family;
+        req[1] = protocol;
+        req[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
+        self.send(SOCK_DIAG_BY_FAMILY, &req)
+    }
+
+    /// Sends a dump request of type `kind` with body `req`.
+    fn send(&self, kind: u16, req: &[u8]) -> io::Result<()> {
+        let mut msg = vec![0u8; NLMSG_HDR + req.len()];
+        let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
+        msg[0..4].copy_from_slice(&len.to_ne_bytes());
+        msg[4..6].copy_from_slice(&kind.to_ne_bytes());
         msg[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
         msg[8..12].copy_from_slice(&self.seq.to_ne_bytes());
-        // struct inet_diag_req_v2: family, protocol, ext, pad, states, id.
-        msg[16] = family;
-        msg[17] = protocol;
-        msg[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
+        msg[NLMSG_HDR..].copy_from_slice(req);
         socket::sendto(self.fd.as_raw_fd(), &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty())?;
         Ok(())
     }
