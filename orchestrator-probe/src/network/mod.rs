@@ -65,6 +65,17 @@ fn tcp_state_name(state: u8) -> &'static str {
     }
 }
 
+/// How alive a TCP state is, for an endpoint that several sockets share:
+/// listening beats connected beats closing beats gone.
+fn liveliness(state: &str) -> u8 {
+    match state {
+        "LISTEN" => 4,
+        "ESTABLISHED" => 3,
+        "TIME_WAIT" | "CLOSE" | "UNKNOWN" => 1,
+        _ => 2,
+    }
+}
+
 fn parse_hex_addr(s: &str) -> Option<SocketAddr> {
     let (ip, port) = s.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
@@ -552,8 +563,17 @@ impl NetworkCollector {
                 .nodes
                 .entry(local_id.clone())
                 .or_insert_with(|| self.endpoint_node(*ns, s.local, s.protocol, now_ms));
-            if s.protocol == "tcp" && (listen || local.latest("state").is_none()) {
-                local.set_latest("state", tcp_state_name(s.state), now_ms);
+            // Sockets sharing a local port can be in different states
+            // (a port reused while its last connection lingers in
+            // TIME_WAIT): the endpoint shows the liveliest.
+            if s.protocol == "tcp" {
+                let name = tcp_state_name(s.state);
+                if local
+                    .latest("state")
+                    .is_none_or(|was| liveliness(name) > liveliness(was))
+                {
+                    local.set_latest("state", name, now_ms);
+                }
             }
             if let Some(pid) = self.owner.get(&s.inode) {
                 if local.latest("pid").is_none() {
@@ -694,6 +714,33 @@ mod tests {
             (2, false),
             "a new connection: all rebuilt"
         );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_reused_port_shows_its_live_connection_not_the_lingering_one() {
+        let root = std::env::temp_dir().join(format!("netroot-reuse-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("net")).unwrap();
+        // Port 50000 lingers in TIME_WAIT towards :8081 and is connected
+        // again towards :8080; the kernel lists them in either order.
+        let header =
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+        let lingering =
+            "   0: 0100007F:C350 0100007F:1F91 06 00000000:00000000 00:00000000 00000000     0        0 0 1\n";
+        let live =
+            "   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 23456 1\n";
+        for table in [
+            format!("{header}{lingering}{live}"),
+            format!("{header}{live}{lingering}"),
+        ] {
+            std::fs::write(root.join("net/tcp"), table).unwrap();
+            let mut c = NetworkCollector::with_root(&root, "h");
+            c.use_conntrack = false;
+            let mut r = Report::new("p", "h", 0);
+            c.collect_into(&mut r, 1_000).unwrap();
+            let id = ids::endpoint("h", None, "127.0.0.1".parse().unwrap(), 50_000);
+            assert_eq!(r.topologies.endpoint.nodes[&id].latest("state"), Some("ESTABLISHED"));
+        }
         std::fs::remove_dir_all(&root).unwrap();
     }
 
