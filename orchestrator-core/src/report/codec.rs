@@ -84,15 +84,21 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, ReportError> {
 
 /// Encodes anything that serialises as a [`Report`] does.
 pub(super) fn encode_value(report: &impl serde::Serialize) -> Result<Vec<u8>, ReportError> {
-    let payload = rmp_serde::to_vec_named(report).map_err(|e| ReportError::Malformed(e.to_string()))?;
-    let mut out = Vec::with_capacity(payload.len() / 4 + 16);
+    let malformed = |e: &dyn std::fmt::Display| ReportError::Malformed(e.to_string());
+    let mut out = Vec::with_capacity(64 << 10);
     out.extend_from_slice(MAGIC);
     out.push(WIRE_VERSION);
     out.push(CODEC_MSGPACK_GZIP);
-    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
-    gz.write_all(&payload)
-        .map_err(|e| ReportError::Malformed(e.to_string()))?;
-    gz.finish().map_err(|e| ReportError::Malformed(e.to_string()))
+    // Serialised straight into the compressor, through a buffer that
+    // batches MessagePack's many small writes: the uncompressed payload,
+    // several times the size of what is sent, is never held whole.
+    let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+    let mut w = std::io::BufWriter::with_capacity(32 << 10, gz);
+    rmp_serde::encode::write_named(&mut w, report).map_err(|e| malformed(&e))?;
+    w.into_inner()
+        .map_err(|e| malformed(e.error()))?
+        .finish()
+        .map_err(|e| malformed(&e))
 }
 
 /// Decodes a report within the limits.

@@ -297,6 +297,8 @@ pub struct NetworkCollector {
     /// flows) and whether this one saw the same.
     last_seen: Option<u64>,
     unchanged: bool,
+    /// Sockets the last cycle saw.
+    last_count: usize,
 }
 
 impl NetworkCollector {
@@ -336,6 +338,7 @@ impl NetworkCollector {
             walks: 0,
             last_seen: None,
             unchanged: false,
+            last_count: 0,
         }
     }
 
@@ -370,7 +373,9 @@ impl NetworkCollector {
         let alive: HashSet<u32> = pids.iter().copied().collect();
         self.netns_of.retain(|pid, _| alive.contains(pid));
 
-        let mut sockets: Vec<(Option<u64>, Socket)> = Vec::new();
+        // Sized from the last cycle: growing by doubling would hold the
+        // old and the new list at once, and a third of it unused.
+        let mut sockets: Vec<(Option<u64>, Socket)> = Vec::with_capacity(self.last_count + self.last_count / 16);
         let mut buf = Vec::new();
         for (&ns, &pid) in &namespaces {
             let dir = if Some(ns) == self.host_netns {
@@ -459,6 +464,7 @@ impl NetworkCollector {
             self.add_flows(report, &flows, now_ms);
         }
         self.last_seen = Some(seen);
+        self.last_count = sockets.len();
         tracing::trace!(
             namespaces = namespaces.len(),
             sockets = sockets.len(),
