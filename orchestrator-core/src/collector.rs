@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::report::Report;
+use crate::report::{Report, TopologyKind};
 use crate::BoxError;
 
 /// One source of a host report (host facts, processes, connections,
@@ -18,11 +18,32 @@ pub trait Collector: Send {
     /// epoch), to `report`.
     async fn collect(&mut self, report: &mut Report, now_ms: u64) -> Result<(), BoxError>;
 
-    /// Whether the last [`Collector::collect`] found exactly what the one
-    /// before it did and so wrote nothing: the probe keeps the earlier
-    /// output instead of rebuilding, joining and comparing the same nodes.
-    /// A collector that cannot tell cheaply says `false`, the default.
-    fn unchanged(&self) -> bool {
-        false
+    /// What the last [`Collector::collect`] wrote, taken (a second call
+    /// says [`Written::All`] again). The default, for collectors that
+    /// always write everything they see.
+    fn written(&mut self) -> Written {
+        Written::All
     }
+}
+
+/// What a collector wrote into the report of its last cycle, relative to
+/// what it wrote the cycle before. Collectors that keep state between
+/// cycles can say more than "everything", and a probe that keeps each
+/// collector's last output then neither rebuilds nor compares what did
+/// not change — nor holds two copies of a ten-thousand-node topology.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Written {
+    /// Every node it found: the report replaces its earlier output.
+    #[default]
+    All,
+    /// Nothing: it found exactly what it found before, and its earlier
+    /// output stands.
+    Nothing,
+    /// Only the nodes that are new or differ from its earlier output
+    /// (each whole, as it would be in a full output); `gone` names the
+    /// nodes of that output it no longer sees.
+    Changes {
+        /// Nodes of the earlier output that are no more.
+        gone: Vec<(TopologyKind, String)>,
+    },
 }

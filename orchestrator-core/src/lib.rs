@@ -59,7 +59,7 @@ mod store;
 mod task;
 
 pub use allocator::{Allocation, Allocator, Quota};
-pub use collector::Collector;
+pub use collector::{Collector, Written};
 pub use container::{
     Command, ContainerSpec, Containerizer, NetworkMode, PortMapping, ResourceLimits, ResourceStatistics, Termination,
     VolumeMount, LABEL_APP_ID, LABEL_FRAMEWORK_ID, LABEL_TASK_ID,

@@ -143,6 +143,33 @@ proptest! {
     }
 
     #[test]
+    fn a_patch_of_the_changes_is_a_refresh(before in report(), now in report()) {
+        // What a collector that keeps state writes: the nodes that differ,
+        // and the ids that are gone.
+        let mut patch = Report::new("p", "h", now.header.ts);
+        patch.header = now.header.clone();
+        let mut gone = Vec::new();
+        for (kind, t) in now.topologies.iter() {
+            let was = before.topologies.get(kind);
+            for (id, n) in &t.nodes {
+                if was.nodes.get(id) != Some(n) {
+                    patch.topologies.get_mut(kind).insert(id.clone(), n.clone());
+                }
+            }
+            gone.extend(was.nodes.keys().filter(|id| !t.nodes.contains_key(*id)).map(|id| (kind, id.clone())));
+        }
+        let (mut fresh, mut refreshed) = (now.clone(), Report::new("p", "h", 0));
+        refreshed.merge_refresh(&mut fresh, &before);
+        let (mut part, mut patched) = (before.clone(), Report::new("p", "h", 0));
+        patched.merge_patch(&mut part, patch, &gone);
+        prop_assert_eq!(&part.header, &fresh.header);
+        for (kind, t) in fresh.topologies.iter() {
+            prop_assert_eq!(&part.topologies.get(kind).nodes, &t.nodes);
+            prop_assert_eq!(&patched.topologies.get(kind).nodes, &refreshed.topologies.get(kind).nodes);
+        }
+    }
+
+    #[test]
     fn codec_round_trips(r in report()) {
         let bytes = encode(&r).unwrap();
         prop_assert_eq!(decode(&bytes, Limits::default()).unwrap(), r);

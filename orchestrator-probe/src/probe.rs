@@ -28,8 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use orchestrator_core::report::{encode, encode_merged, ids, Header, Report, Topologies};
-use orchestrator_core::{BoxError, Collector};
+use orchestrator_core::report::{encode, encode_merged, ids, Header, Report, Topologies, TopologyKind};
+use orchestrator_core::{BoxError, Collector, Written};
 use parking_lot::Mutex;
 
 use crate::budget::{cpu_us, cpu_us_of, Budget, THREAD};
@@ -174,10 +174,10 @@ impl Collector for NetworkCollector {
         "network"
     }
     async fn collect(&mut self, report: &mut Report, now_ms: u64) -> Result<(), BoxError> {
-        Ok(self.collect_into(report, now_ms)?)
+        Ok(self.collect_changes(report, now_ms)?)
     }
-    fn unchanged(&self) -> bool {
-        NetworkCollector::unchanged(self)
+    fn written(&mut self) -> Written {
+        NetworkCollector::written(self)
     }
 }
 
@@ -359,6 +359,8 @@ impl Probe {
         let mut timings = Vec::with_capacity(self.sources.len() + 1);
         let micros = |t: Instant| u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
         let mut fresh: Vec<(usize, Report)> = Vec::new();
+        // Sources that wrote only what changed, and what they no longer see.
+        let mut patches: Vec<(usize, Report, Vec<(TopologyKind, String)>)> = Vec::new();
         // Once the stalest source waits for the budget, younger ones wait
         // too (trifles aside): cheap sources must not starve a costly one.
         let mut saving = false;
@@ -393,24 +395,27 @@ impl Probe {
             s.ran_ms = now;
             available -= s.cost_us as f64;
             timings.push((name, micros(at)));
-            match outcome {
-                // Nothing new: its last output stands.
-                Ok(()) if s.collector.unchanged() => continue,
-                Ok(()) => {}
-                Err(e) => {
-                    self.stats.collector_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(collector = name, error = %e, "collection failed");
-                    errors.push(format!("{name}: {e}"));
-                }
+            if let Err(e) = outcome {
+                self.stats.collector_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(collector = name, error = %e, "collection failed");
+                errors.push(format!("{name}: {e}"));
             }
-            fresh.push((i, part));
+            match s.collector.written() {
+                // Nothing new: its last output stands.
+                Written::Nothing => {}
+                Written::All => fresh.push((i, part)),
+                Written::Changes { gone } => patches.push((i, part, gone)),
+            }
         }
         *self.last_errors.lock() = errors;
 
         // The join indexes every part, fresh or carried, and tags the fresh.
         let at = Instant::now();
         let join = {
+            // A patched source's part is indexed as it was, with its
+            // changes: a node it no longer sees may still be joined once.
             let mut parts: Vec<&Report> = fresh.iter().map(|(_, p)| p).collect();
+            parts.extend(patches.iter().map(|(_, p, _)| p));
             parts.extend(
                 self.sources
                     .iter()
@@ -439,6 +444,10 @@ impl Probe {
             // unchanged node is no change and stays out of the delta.
             self.pending.merge_refresh(&mut part, &self.sources[i].part);
             self.sources[i].part = part;
+        }
+        for (i, mut patch, gone) in patches {
+            join.apply(&mut patch, &self.config.hostname, now);
+            self.pending.merge_patch(&mut self.sources[i].part, patch, &gone);
         }
         self.join = join;
         timings.push(("tag", micros(at)));

@@ -838,14 +838,65 @@ async fn a_cpu_budget_defers_the_costly_source_and_carries_its_last_data() {
             }
             Ok(())
         }
-        fn unchanged(&self) -> bool {
-            self.0 > 1
+        fn written(&mut self) -> orchestrator_core::Written {
+            if self.0 > 1 {
+                orchestrator_core::Written::Nothing
+            } else {
+                orchestrator_core::Written::All
+            }
         }
     }
     let mut steady = Probe::with_collectors(ProbeConfig::new("h"), vec![Box::new(Steady(0))]);
     steady.collect().await;
     let view = steady.collect().await;
     assert!(view.topologies.container.nodes.contains_key("c1"));
+    // A source that writes only its changes: they are laid over its
+    // last output, and what it no longer sees goes.
+    struct Patching(u32);
+    #[async_trait::async_trait]
+    impl orchestrator_core::Collector for Patching {
+        fn name(&self) -> &'static str {
+            "patching"
+        }
+        async fn collect(&mut self, report: &mut Report, now_ms: u64) -> Result<(), orchestrator_core::BoxError> {
+            self.0 += 1;
+            let node = |v: &str| orchestrator_core::report::Node::default().with_latest("v", v, now_ms);
+            let t = &mut report.topologies.process;
+            if self.0 == 1 {
+                t.insert("h;a".into(), node("a1"));
+                t.insert("h;b".into(), node("b1"));
+                t.insert("h;c".into(), node("c1"));
+            } else {
+                t.insert("h;b".into(), node("b2"));
+                t.insert("h;d".into(), node("d1"));
+            }
+            Ok(())
+        }
+        fn written(&mut self) -> orchestrator_core::Written {
+            if self.0 == 1 {
+                orchestrator_core::Written::All
+            } else {
+                orchestrator_core::Written::Changes {
+                    gone: vec![(TopologyKind::Process, "h;a".into())],
+                }
+            }
+        }
+    }
+    let mut patching = Probe::with_collectors(ProbeConfig::new("h"), vec![Box::new(Patching(0))]);
+    patching.collect().await;
+    patching.publish();
+    let view = patching.collect().await;
+    let seen: Vec<(&str, Option<&str>)> = view
+        .topologies
+        .process
+        .nodes
+        .iter()
+        .map(|(id, n)| (id.as_str(), n.latest("v")))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![("h;b", Some("b2")), ("h;c", Some("c1")), ("h;d", Some("d1"))]
+    );
     // And `collect` refreshes everything.
     let before = load(&costly_runs);
     probe.collect().await;

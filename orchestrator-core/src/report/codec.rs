@@ -11,7 +11,7 @@
 //! decoded sizes are both capped before anything is allocated for them,
 //! so a compression bomb costs at most [`Limits::max_decoded`] bytes.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use super::Report;
 

@@ -598,6 +598,44 @@ impl Report {
         }
     }
 
+    /// A refresh that wrote only changes
+    /// ([`Written::Changes`](crate::Written::Changes)): lays `patch` over
+    /// `part`, the source's whole last output — each node settled against
+    /// the one it replaces ([`Node::keep_unchanged_since`]) — drops the
+    /// `gone` nodes, and merges into `self` the nodes that differ. Only
+    /// the changes are ever held twice.
+    pub fn merge_patch(&mut self, part: &mut Report, mut patch: Report, gone: &[(TopologyKind, String)]) {
+        self.take_newer_header(&patch.header);
+        for (kind, id) in gone {
+            part.topologies.get_mut(*kind).nodes.remove(id);
+        }
+        for kind in TopologyKind::ALL {
+            let changes = std::mem::take(patch.topologies.get_mut(kind));
+            let target = self.topologies.get_mut(kind);
+            let whole = part.topologies.get_mut(kind);
+            for (id, mut node) in changes.nodes {
+                match whole.nodes.get_mut(&id) {
+                    Some(old) => {
+                        node.keep_unchanged_since(old);
+                        if *old != node {
+                            target.absorb(&id, &node);
+                            *old = node;
+                        }
+                    }
+                    None => {
+                        target.absorb(&id, &node);
+                        whole.nodes.insert(id, node);
+                    }
+                }
+            }
+            if !changes.controls.is_empty() && changes.controls != whole.controls {
+                merge_max(&mut target.controls, &changes.controls);
+                whole.controls = changes.controls;
+            }
+        }
+        part.header = patch.header;
+    }
+
     /// Merges into `self` what [`Report::delta_since`] would hold — the
     /// nodes of `now` that are new or differ from `previous`, and control
     /// definitions that changed — without building the delta first.

@@ -21,11 +21,15 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use orchestrator_core::report::{ids, Node, Report, TopologyKind};
+use orchestrator_core::report::{Report, TopologyKind};
+use orchestrator_core::Written;
 
 use crate::process::namespace_inode;
 
 mod diag;
+mod endpoints;
+
+use endpoints::Endpoints;
 
 pub use diag::Diag;
 
@@ -62,17 +66,6 @@ fn tcp_state_name(state: u8) -> &'static str {
         0x0A => "LISTEN",
         0x0B => "CLOSING",
         _ => "UNKNOWN",
-    }
-}
-
-/// How alive a TCP state is, for an endpoint that several sockets share:
-/// listening beats connected beats closing beats gone.
-fn liveliness(state: &str) -> u8 {
-    match state {
-        "LISTEN" => 4,
-        "ESTABLISHED" => 3,
-        "TIME_WAIT" | "CLOSE" | "UNKNOWN" => 1,
-        _ => 2,
     }
 }
 
@@ -293,10 +286,12 @@ pub struct NetworkCollector {
     diag_failed: bool,
     diag_udp_failed: bool,
     walks: u64,
-    /// A hash of what the last cycle saw (each socket with its owner, the
-    /// flows) and whether this one saw the same.
+    /// For [`NetworkCollector::collect_changes`]: a hash of what the last
+    /// cycle saw (each socket with its owner, the flows), the hash of each
+    /// endpoint's part of it, and what this cycle wrote.
     last_seen: Option<u64>,
-    unchanged: bool,
+    sums: Option<endpoints::Sums>,
+    written: Written,
     /// Sockets the last cycle saw.
     last_count: usize,
 }
@@ -337,7 +332,8 @@ impl NetworkCollector {
             diag_udp_failed: false,
             walks: 0,
             last_seen: None,
-            unchanged: false,
+            sums: None,
+            written: Written::All,
             last_count: 0,
         }
     }
@@ -347,9 +343,89 @@ impl NetworkCollector {
         self.walks
     }
 
-    /// One cycle: adds endpoint nodes to `report`.
+    /// One cycle: adds every endpoint node to `report`.
     pub fn collect_into(&mut self, report: &mut Report, now_ms: u64) -> std::io::Result<()> {
-        self.unchanged = false;
+        let (sockets, flows) = self.read(now_ms)?;
+        Endpoints::new(&self.host, &self.owner, &sockets, &flows).build(report, now_ms, |_| true);
+        Ok(())
+    }
+
+    /// One cycle that adds to `report` only the endpoint nodes that
+    /// changed since the last call ([`NetworkCollector::written`] says
+    /// what it wrote): the probe's way, which never builds a second copy
+    /// of ten thousand unchanged endpoints (see the `endpoints` module).
+    pub fn collect_changes(&mut self, report: &mut Report, now_ms: u64) -> std::io::Result<()> {
+        // Whatever fails, the next cycle starts afresh.
+        self.written = Written::All;
+        let (sockets, flows) = match self.read(now_ms) {
+            Ok(read) => read,
+            Err(e) => {
+                (self.last_seen, self.sums) = (None, None);
+                return Err(e);
+            }
+        };
+        let t0 = std::time::Instant::now();
+        // The same sockets with the same owners (in the kernel's order,
+        // which a new socket disturbs) make the same nodes: one 64-bit
+        // hash of the list says so for the common, quiet cycle (a
+        // collision, at 2⁻⁶⁴, would skip one refresh).
+        let seen = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for (ns, s) in &sockets {
+                (ns, s, self.owner.get(&s.inode)).hash(&mut h);
+            }
+            flows.hash(&mut h);
+            h.finish()
+        };
+        if self.last_seen == Some(seen) {
+            self.written = Written::Nothing;
+        } else {
+            let endpoints = Endpoints::new(&self.host, &self.owner, &sockets, &flows);
+            let sums = endpoints.sums();
+            self.written = match self.sums.take() {
+                Some(old) => {
+                    endpoints.build(report, now_ms, |k| old.get(k) != sums.get(k));
+                    let gone = old
+                        .keys()
+                        .filter(|k| !sums.contains_key(*k))
+                        .map(|k| (TopologyKind::Endpoint, Endpoints::id(&self.host, k)))
+                        .collect();
+                    Written::Changes { gone }
+                }
+                None => {
+                    endpoints.build(report, now_ms, |_| true);
+                    Written::All
+                }
+            };
+            self.sums = Some(sums);
+        }
+        self.last_seen = Some(seen);
+        tracing::trace!(
+            sockets = sockets.len(),
+            written = ?self.written_summary(),
+            endpoints_us = t0.elapsed().as_micros(),
+            "network cycle"
+        );
+        Ok(())
+    }
+
+    /// What the last [`NetworkCollector::collect_changes`] wrote, taken.
+    pub fn written(&mut self) -> Written {
+        std::mem::take(&mut self.written)
+    }
+
+    fn written_summary(&self) -> (&'static str, usize) {
+        match &self.written {
+            Written::All => ("all", 0),
+            Written::Nothing => ("nothing", 0),
+            Written::Changes { gone } => ("changes", gone.len()),
+        }
+    }
+
+    /// Reads every namespace's sockets (walking descriptors for owners
+    /// when needed) and the conntrack flows.
+    fn read(&mut self, now_ms: u64) -> std::io::Result<(Vec<(Option<u64>, Socket)>, Vec<Flow>)> {
         let t0 = std::time::Instant::now();
         let pids = self.list_pids()?;
         // One reader pid per namespace; the host's own is read at /proc/net.
@@ -445,42 +521,16 @@ impl NetworkCollector {
         } else {
             Vec::new()
         };
-        // The same sockets with the same owners (in the kernel's order,
-        // which a new socket disturbs) make the same nodes: say so rather
-        // than build ten thousand of them again. A 64-bit hash stands for
-        // the list (a collision, at 2⁻⁶⁴, would skip one rebuild).
-        let seen = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            for (ns, s) in &sockets {
-                (ns, s, self.owner.get(&s.inode)).hash(&mut h);
-            }
-            flows.hash(&mut h);
-            h.finish()
-        };
-        self.unchanged = self.last_seen == Some(seen);
-        if !self.unchanged {
-            self.add_endpoints(report, &sockets, now_ms);
-            self.add_flows(report, &flows, now_ms);
-        }
-        self.last_seen = Some(seen);
         self.last_count = sockets.len();
         tracing::trace!(
             namespaces = namespaces.len(),
             sockets = sockets.len(),
-            unchanged = self.unchanged,
             read_us = t_read.as_micros(),
             walk_us = (t_walk - t_read).as_micros(),
-            endpoints_us = (t0.elapsed() - t_walk).as_micros(),
-            "network cycle"
+            flows_us = (t0.elapsed() - t_walk).as_micros(),
+            "network read"
         );
-        Ok(())
-    }
-
-    /// Whether the last cycle saw exactly the sockets, owners and flows of
-    /// the one before, and so added nothing (see [`Collector::unchanged`](orchestrator_core::Collector::unchanged)).
-    pub fn unchanged(&self) -> bool {
-        self.unchanged
+        Ok((sockets, flows))
     }
 
     /// Dumps the probe's own namespace over `sock_diag`; says what it got.
@@ -546,108 +596,12 @@ impl NetworkCollector {
             }
         }
     }
-
-    fn add_endpoints(&self, report: &mut Report, sockets: &[(Option<u64>, Socket)], now_ms: u64) {
-        // Who listens where, per namespace: a connection to a listening
-        // port is incoming, and its edge runs from the remote client to us.
-        let listening: HashSet<(Option<u64>, u16)> = sockets
-            .iter()
-            .filter(|(_, s)| s.protocol == "tcp" && s.state == TCP_LISTEN)
-            .map(|(ns, s)| (*ns, s.local.port()))
-            .collect();
-        let topology = report.topologies.get_mut(TopologyKind::Endpoint);
-        for (ns, s) in sockets {
-            let listen = s.protocol == "tcp" && s.state == TCP_LISTEN;
-            let unconnected = s.remote.ip().is_unspecified();
-            if !listen && unconnected && s.protocol == "tcp" {
-                continue;
-            }
-            let local_id = ids::endpoint(&self.host, *ns, s.local.ip(), s.local.port());
-            // Many sockets share an endpoint (a server's port): the node
-            // is built once and then only touched.
-            let local = topology
-                .nodes
-                .entry(local_id.clone())
-                .or_insert_with(|| self.endpoint_node(*ns, s.local, s.protocol, now_ms));
-            // Sockets sharing a local port can be in different states
-            // (a port reused while its last connection lingers in
-            // TIME_WAIT): the endpoint shows the liveliest.
-            if s.protocol == "tcp" {
-                let name = tcp_state_name(s.state);
-                if local
-                    .latest("state")
-                    .is_none_or(|was| liveliness(name) > liveliness(was))
-                {
-                    local.set_latest("state", name, now_ms);
-                }
-            }
-            if let Some(pid) = self.owner.get(&s.inode) {
-                if local.latest("pid").is_none() {
-                    local.set_latest("pid", pid.to_string(), now_ms);
-                    local
-                        .parents
-                        .entry(TopologyKind::Process)
-                        .or_default()
-                        .insert(ids::process(&self.host, *pid));
-                }
-            }
-            if listen {
-                local.set_latest("listening", "true", now_ms);
-            }
-            if !unconnected && (s.protocol == "udp" || s.state == TCP_ESTABLISHED || s.state == TCP_TIME_WAIT) {
-                let remote_id = ids::endpoint(&self.host, *ns, s.remote.ip(), s.remote.port());
-                let incoming = listening.contains(&(*ns, s.local.port()));
-                if !incoming {
-                    local.adjacency.insert(remote_id.clone());
-                }
-                let remote = topology
-                    .nodes
-                    .entry(remote_id)
-                    .or_insert_with(|| self.endpoint_node(*ns, s.remote, s.protocol, now_ms));
-                if incoming {
-                    remote.adjacency.insert(local_id);
-                }
-            }
-        }
-    }
-
-    /// An endpoint's node. Address and port are in its id
-    /// ([`ids::parse_endpoint`]); the protocol is written only for UDP
-    /// (TCP is the default): ten thousand endpoints a cycle make every
-    /// allocation count.
-    fn endpoint_node(&self, ns: Option<u64>, addr: SocketAddr, protocol: &str, now_ms: u64) -> Node {
-        let mut n = Node::default();
-        if protocol != "tcp" {
-            n.set_latest("protocol", protocol, now_ms);
-        }
-        if let Some(ns) = ns {
-            n.set_latest("netns", ns.to_string(), now_ms);
-        }
-        if addr.ip().is_loopback() {
-            n = n.with_parent(TopologyKind::Host, ids::host(&self.host));
-        }
-        n
-    }
-
-    fn add_flows(&self, report: &mut Report, flows: &[Flow], now_ms: u64) {
-        let topology = report.topologies.get_mut(TopologyKind::Endpoint);
-        for f in flows {
-            let client_id = ids::endpoint(&self.host, None, f.client.ip(), f.client.port());
-            let server_id = ids::endpoint(&self.host, None, f.server.ip(), f.server.port());
-            let mut client = self.endpoint_node(None, f.client, f.protocol, now_ms);
-            client.set_latest("conntracked", "true", now_ms);
-            client.adjacency.insert(server_id.clone());
-            let mut server = self.endpoint_node(None, f.server, f.protocol, now_ms);
-            server.set_latest("conntracked", "true", now_ms);
-            topology.insert(client_id, client);
-            topology.insert(server_id, server);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use orchestrator_core::report::ids;
 
     #[test]
     fn parses_tcp_tables() {
@@ -695,31 +649,61 @@ mod tests {
     }
 
     #[test]
-    fn the_same_sockets_again_are_reported_as_unchanged() {
+    fn a_cycle_writes_only_the_endpoints_that_changed() {
         let root = std::env::temp_dir().join(format!("netroot-{}", std::process::id()));
         std::fs::create_dir_all(root.join("net")).unwrap();
         let header =
             "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+        // A server on :8080, a client on :50000 connected to it, and an
+        // unrelated listener on :9090.
         let listen =
             "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1\n";
         let conn =
             "   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 23456 1\n";
-        std::fs::write(root.join("net/tcp"), format!("{header}{listen}")).unwrap();
+        let other =
+            "   2: 0100007F:2382 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 34567 1\n";
         let mut c = NetworkCollector::with_root(&root, "h");
         c.use_conntrack = false;
-        let cycle = |c: &mut NetworkCollector| {
+        let cycle = |c: &mut NetworkCollector, table: String| {
+            std::fs::write(root.join("net/tcp"), table).unwrap();
             let mut r = Report::new("p", "h", 0);
-            c.collect_into(&mut r, 1_000).unwrap();
-            r.topologies.endpoint.nodes.len()
+            c.collect_changes(&mut r, 1_000).unwrap();
+            let mut ids: Vec<String> = r.topologies.endpoint.nodes.keys().cloned().collect();
+            ids.sort();
+            (ids, c.written())
         };
-        assert_eq!((cycle(&mut c), c.unchanged()), (1, false));
-        assert_eq!((cycle(&mut c), c.unchanged()), (0, true), "nothing rebuilt");
-        std::fs::write(root.join("net/tcp"), format!("{header}{listen}{conn}")).unwrap();
+        let ep = |port: u16| ids::endpoint("h", None, "127.0.0.1".parse().unwrap(), port);
+        // The first cycle writes everything.
+        let (first, written) = cycle(&mut c, format!("{header}{listen}{other}"));
+        assert_eq!((first, written), (vec![ep(8080), ep(9090)], Written::All));
+        // The same again: nothing.
         assert_eq!(
-            (cycle(&mut c), c.unchanged()),
-            (2, false),
-            "a new connection: all rebuilt"
+            cycle(&mut c, format!("{header}{listen}{other}")),
+            (vec![], Written::Nothing)
         );
+        // A connection: the server's endpoint (a new incoming edge) and
+        // the client's; the other listener is not rebuilt.
+        let (changed, written) = cycle(&mut c, format!("{header}{listen}{conn}{other}"));
+        assert_eq!(changed, vec![ep(50000), ep(8080)]);
+        assert_eq!(written, Written::Changes { gone: vec![] });
+        // It closes: the server changes back and the client is gone.
+        let (changed, written) = cycle(&mut c, format!("{header}{listen}{other}"));
+        assert_eq!(changed, vec![ep(8080)]);
+        assert_eq!(
+            written,
+            Written::Changes {
+                gone: vec![(TopologyKind::Endpoint, ep(50000))]
+            }
+        );
+        // What changes write is what a whole cycle builds.
+        std::fs::write(root.join("net/tcp"), format!("{header}{listen}{conn}{other}")).unwrap();
+        let mut whole = Report::new("p", "h", 0);
+        c.collect_into(&mut whole, 1_000).unwrap();
+        let mut patch = Report::new("p", "h", 0);
+        c.collect_changes(&mut patch, 1_000).unwrap();
+        for (id, node) in &patch.topologies.endpoint.nodes {
+            assert_eq!(&whole.topologies.endpoint.nodes[id], node);
+        }
         std::fs::remove_dir_all(&root).unwrap();
     }
 
