@@ -129,6 +129,16 @@ impl HostLoad {
 
 impl Drop for HostLoad {
     fn drop(&mut self) {
+        // Reset rather than close: ten thousand closed connections would
+        // linger in TIME_WAIT for a minute and burden the next run's
+        // socket dumps (a benchmark run straight after would measure them).
+        let reset = nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        for c in &self.clients {
+            let _ = nix::sys::socket::setsockopt(c, nix::sys::socket::sockopt::Linger, &reset);
+        }
         self.clients.clear();
         for c in self.sleepers.iter_mut().chain(self.server.iter_mut()) {
             let _ = c.kill();

@@ -5,9 +5,9 @@
 //! A node holds a handful of latest values, a parent or two and one edge,
 //! and a busy host reports tens of thousands of nodes every cycle. A
 //! `BTreeMap` allocates a whole leaf (eleven slots, some 600 bytes for
-//! `String` keys) for its first entry; a sorted `Vec` allocates exactly
-//! what it holds (it grows one slot at a time while small), compares and clones as one block, and looks up by
-//! binary search. That halved the probe's memory and most of the cost of
+//! `String` keys) for its first entry; a sorted `Vec` allocates what it
+//! holds (exactly, once shrunk: [`Node::shrink_to_fit`](super::Node::shrink_to_fit)),
+//! compares and clones as one block, and looks up by binary search. That halved the probe's memory and most of the cost of
 //! building, comparing and dropping reports. Both serialise as `BTreeMap`
 //! and `BTreeSet` do — a map or a sequence in key order — so the wire
 //! format is unchanged; decoding sorts and deduplicates what it is given
@@ -32,16 +32,6 @@ impl<K, V> Default for VecMap<K, V> {
     fn default() -> Self {
         VecMap(Vec::new())
     }
-}
-
-/// Inserts `value` at `i`, growing `v` by exactly one slot while it is
-/// small: a node's fields mostly hold one or two entries, and `Vec`'s
-/// first growth would make room for four. Larger vectors double as usual.
-fn insert_at<T>(v: &mut Vec<T>, i: usize, value: T) {
-    if v.len() == v.capacity() && v.len() < 8 {
-        v.reserve_exact(1);
-    }
-    v.insert(i, value);
 }
 
 fn pair<K, V>(e: &(K, V)) -> (&K, &V) {
@@ -99,7 +89,7 @@ impl<K: Ord, V> VecMap<K, V> {
         match self.find(&key) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
-                insert_at(&mut self.0, i, (key, value));
+                self.0.insert(i, (key, value));
                 None
             }
         }
@@ -146,6 +136,11 @@ impl<K: Ord, V> VecMap<K, V> {
 }
 
 impl<K, V> VecMap<K, V> {
+    /// Frees the room kept for more entries.
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+
     /// Entries.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -195,7 +190,7 @@ impl<'a, K, V> Entry<'a, K, V> {
         let i = match self.at {
             Ok(i) => i,
             Err(i) => {
-                insert_at(self.entries, i, (self.key, make()));
+                self.entries.insert(i, (self.key, make()));
                 i
             }
         };
@@ -321,7 +316,7 @@ impl<T: Ord> VecSet<T> {
         match self.0.binary_search(&value) {
             Ok(_) => false,
             Err(i) => {
-                insert_at(&mut self.0, i, value);
+                self.0.insert(i, value);
                 true
             }
         }
@@ -359,6 +354,11 @@ impl<T: Ord> VecSet<T> {
 }
 
 impl<T> VecSet<T> {
+    /// Frees the room kept for more members.
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+
     /// Members.
     pub fn len(&self) -> usize {
         self.0.len()

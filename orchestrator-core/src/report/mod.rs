@@ -333,6 +333,23 @@ impl Node {
         }
     }
 
+    /// Frees the room its fields keep for more entries (a growing
+    /// `Vec` makes room for four): for nodes a probe keeps between cycles,
+    /// ten thousand of which mostly hold one or two entries per field.
+    pub fn shrink_to_fit(&mut self) {
+        self.latest.shrink_to_fit();
+        self.sets.shrink_to_fit();
+        for set in self.sets.values_mut() {
+            set.shrink_to_fit();
+        }
+        self.adjacency.shrink_to_fit();
+        self.parents.shrink_to_fit();
+        for set in self.parents.values_mut() {
+            set.shrink_to_fit();
+        }
+        self.metrics.shrink_to_fit();
+    }
+
     /// Merges another observation of the same node into this one.
     pub fn merge(&mut self, other: &Node) {
         for (k, v) in &other.latest {

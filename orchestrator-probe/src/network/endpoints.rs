@@ -14,7 +14,7 @@
 //! endpoints that are gone.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 
 use orchestrator_core::report::{ids, Node, Report, TopologyKind};
@@ -26,7 +26,17 @@ use super::{tcp_state_name, Flow, Socket, TCP_ESTABLISHED, TCP_LISTEN, TCP_TIME_
 pub(super) type Key = (Option<u64>, IpAddr, u16);
 
 /// Per endpoint, the hash of what its node is built from.
-pub(super) type Sums = HashMap<Key, u64>;
+pub(super) type Sums = HashMap<Key, u64, foldhash::fast::RandomState>;
+
+/// Hashes sockets: fast and well mixed (a change detector, no secret to
+/// keep), and the same in every cycle.
+const HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5EED);
+const SEED: u64 = 0x243F_6A88_85A3_08D3;
+
+/// Mixes `part` into `sum`, order-sensitively.
+fn mix(sum: u64, part: u64) -> u64 {
+    (sum.rotate_left(29) ^ part).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
 
 /// What one socket adds to the endpoint topology.
 struct Touch {
@@ -92,33 +102,46 @@ impl<'a> Endpoints<'a> {
         })
     }
 
-    /// Per endpoint, a hash of the sockets and flows that touch it, in
-    /// order, with their owners: equal hashes build equal nodes.
-    pub(super) fn sums(&self) -> Sums {
-        fn hash(v: impl Hash) -> u64 {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            v.hash(&mut h);
-            h.finish()
-        }
-        let mut sums = Sums::with_capacity(self.sockets.len() / 2);
+    /// One hash per socket of everything it adds to the endpoint
+    /// topology (itself, its owner, whether it is incoming), or none for a
+    /// socket that adds nothing; then one per flow.
+    pub(super) fn parts(&self) -> Vec<Option<u64>> {
+        let sockets = self.sockets.iter().map(|(ns, s)| {
+            let t = self.touch(*ns, s)?;
+            Some(HASH.hash_one((ns, s, self.owner.get(&s.inode), t.listen, t.remote)))
+        });
+        let flows = self.flows.iter().map(|f| Some(HASH.hash_one(f)));
+        sockets.chain(flows).collect()
+    }
+
+    /// The hash of the whole cycle from [`Endpoints::parts`]: equal
+    /// hashes, equal topologies.
+    pub(super) fn whole(parts: &[Option<u64>]) -> u64 {
+        parts.iter().flatten().fold(SEED, |sum, part| mix(sum, *part))
+    }
+
+    /// Per endpoint, the hashes of the sockets and flows that touch it
+    /// ([`Endpoints::parts`]), mixed in order: equal sums build equal
+    /// nodes.
+    pub(super) fn sums(&self, parts: &[Option<u64>]) -> Sums {
+        let mut sums = Sums::with_capacity_and_hasher(self.sockets.len() / 2, Default::default());
         // Order matters (the first owned socket names the pid): each
         // contribution is mixed into what came before.
         let mut add = |key: Key, part: u64| {
-            let sum = sums.entry(key).or_insert(0x243F_6A88_85A3_08D3);
-            *sum = (sum.rotate_left(29) ^ part).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let sum = sums.entry(key).or_insert(SEED);
+            *sum = mix(*sum, part);
         };
-        for (ns, s) in self.sockets {
-            let Some(t) = self.touch(*ns, s) else {
+        let (socket_parts, flow_parts) = parts.split_at(self.sockets.len());
+        for ((ns, s), part) in self.sockets.iter().zip(socket_parts) {
+            let Some(part) = *part else {
                 continue;
             };
-            let part = hash((ns, s, self.owner.get(&s.inode), t.listen, t.remote));
             add((*ns, s.local.ip(), s.local.port()), part);
-            if t.remote.is_some() {
+            if self.touch(*ns, s).is_some_and(|t| t.remote.is_some()) {
                 add((*ns, s.remote.ip(), s.remote.port()), part ^ 1);
             }
         }
-        for f in self.flows {
-            let part = hash(f);
+        for (f, part) in self.flows.iter().zip(flow_parts.iter().flatten()) {
             add((None, f.client.ip(), f.client.port()), part ^ 2);
             add((None, f.server.ip(), f.server.port()), part ^ 3);
         }
@@ -207,6 +230,10 @@ impl<'a> Endpoints<'a> {
                 server.set_latest("conntracked", "true", now_ms);
                 topology.insert(server_id, server);
             }
+        }
+        // Kept until they change, by the ten thousand: no room to spare.
+        for node in topology.nodes.values_mut() {
+            node.shrink_to_fit();
         }
     }
 

@@ -369,20 +369,13 @@ impl NetworkCollector {
         // which a new socket disturbs) make the same nodes: one 64-bit
         // hash of the list says so for the common, quiet cycle (a
         // collision, at 2⁻⁶⁴, would skip one refresh).
-        let seen = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            for (ns, s) in &sockets {
-                (ns, s, self.owner.get(&s.inode)).hash(&mut h);
-            }
-            flows.hash(&mut h);
-            h.finish()
-        };
+        let endpoints = Endpoints::new(&self.host, &self.owner, &sockets, &flows);
+        let parts = endpoints.parts();
+        let seen = Endpoints::whole(&parts);
         if self.last_seen == Some(seen) {
             self.written = Written::Nothing;
         } else {
-            let endpoints = Endpoints::new(&self.host, &self.owner, &sockets, &flows);
-            let sums = endpoints.sums();
+            let sums = endpoints.sums(&parts);
             self.written = match self.sums.take() {
                 Some(old) => {
                     endpoints.build(report, now_ms, |k| old.get(k) != sums.get(k));
