@@ -198,6 +198,9 @@ impl Collector for DockerCollector {
     }
 }
 
+/// The nodes a source no longer sees ([`Written::Changes`]).
+type Gone = Vec<(TopologyKind, String)>;
+
 /// Which sources a cycle refreshes.
 #[derive(Clone, Copy)]
 enum Refresh<'a> {
@@ -367,7 +370,7 @@ impl Probe {
         let micros = |t: Instant| u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
         let mut fresh: Vec<(usize, Report)> = Vec::new();
         // Sources that wrote only what changed, and what they no longer see.
-        let mut patches: Vec<(usize, Report, Vec<(TopologyKind, String)>)> = Vec::new();
+        let mut patches: Vec<(usize, Report, Gone)> = Vec::new();
         // Once the stalest source waits for the budget, younger ones wait
         // too (trifles aside): cheap sources must not starve a costly one.
         let mut saving = false;

@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use orchestrator_core::report::{ids, Node, Report, TopologyKind};
 
-use super::{tcp_state_name, Flow, Socket, TCP_ESTABLISHED, TCP_LISTEN, TCP_TIME_WAIT};
+use super::{tcp_state_name, Flow, Scoped, Socket, TCP_ESTABLISHED, TCP_LISTEN, TCP_TIME_WAIT};
 
 /// An endpoint: network namespace (none for the host's), address, port.
 /// Its node id is [`ids::endpoint`] of the same.
@@ -61,7 +61,7 @@ fn liveliness(state: &str) -> u8 {
 pub(super) struct Endpoints<'a> {
     host: &'a str,
     owner: &'a HashMap<u64, u32>,
-    sockets: &'a [(Option<u64>, Socket)],
+    sockets: &'a [Scoped],
     flows: &'a [Flow],
     /// Who listens where, per namespace: a connection to a listening port
     /// is incoming, and its edge runs from the remote client to us.
@@ -69,12 +69,7 @@ pub(super) struct Endpoints<'a> {
 }
 
 impl<'a> Endpoints<'a> {
-    pub(super) fn new(
-        host: &'a str,
-        owner: &'a HashMap<u64, u32>,
-        sockets: &'a [(Option<u64>, Socket)],
-        flows: &'a [Flow],
-    ) -> Self {
+    pub(super) fn new(host: &'a str, owner: &'a HashMap<u64, u32>, sockets: &'a [Scoped], flows: &'a [Flow]) -> Self {
         let listening = sockets
             .iter()
             .filter(|(_, s)| s.protocol == "tcp" && s.state == TCP_LISTEN)

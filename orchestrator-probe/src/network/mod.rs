@@ -33,6 +33,9 @@ use endpoints::Endpoints;
 
 pub use diag::Diag;
 
+/// A socket with its network namespace (none for the host's).
+pub(crate) type Scoped = (Option<u64>, Socket);
+
 /// One socket from a table.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Socket {
@@ -418,7 +421,7 @@ impl NetworkCollector {
 
     /// Reads every namespace's sockets (walking descriptors for owners
     /// when needed) and the conntrack flows.
-    fn read(&mut self, now_ms: u64) -> std::io::Result<(Vec<(Option<u64>, Socket)>, Vec<Flow>)> {
+    fn read(&mut self, now_ms: u64) -> std::io::Result<(Vec<Scoped>, Vec<Flow>)> {
         let t0 = std::time::Instant::now();
         let pids = self.list_pids()?;
         // One reader pid per namespace; the host's own is read at /proc/net.
@@ -444,7 +447,7 @@ impl NetworkCollector {
 
         // Sized from the last cycle: growing by doubling would hold the
         // old and the new list at once, and a third of it unused.
-        let mut sockets: Vec<(Option<u64>, Socket)> = Vec::with_capacity(self.last_count + self.last_count / 16);
+        let mut sockets: Vec<Scoped> = Vec::with_capacity(self.last_count + self.last_count / 16);
         let mut buf = Vec::new();
         for (&ns, &pid) in &namespaces {
             let dir = if Some(ns) == self.host_netns {
@@ -527,7 +530,7 @@ impl NetworkCollector {
     }
 
     /// Dumps the probe's own namespace over `sock_diag`; says what it got.
-    fn dump_own(&mut self, scope: Option<u64>, sockets: &mut Vec<(Option<u64>, Socket)>) -> Dumped {
+    fn dump_own(&mut self, scope: Option<u64>, sockets: &mut Vec<Scoped>) -> Dumped {
         if !self.use_sock_diag || self.diag_failed {
             return Dumped::Nothing;
         }
