@@ -38,6 +38,22 @@ fn mix(sum: u64, part: u64) -> u64 {
     (sum.rotate_left(29) ^ part).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// The hashes of one cycle's sockets and flows ([`Endpoints::parts`]).
+pub(super) struct Parts {
+    /// Per socket, its hash and whether it touches its remote endpoint
+    /// too; none for a socket that adds nothing.
+    sockets: Vec<Option<(u64, bool)>>,
+    flows: Vec<u64>,
+}
+
+impl Parts {
+    /// The hash of the whole cycle: equal hashes, equal topologies.
+    pub(super) fn whole(&self) -> u64 {
+        let sockets = self.sockets.iter().flatten().map(|(hash, _)| *hash);
+        sockets.chain(self.flows.iter().copied()).fold(SEED, mix)
+    }
+}
+
 /// What one socket adds to the endpoint topology.
 struct Touch {
     listen: bool,
@@ -98,27 +114,27 @@ impl<'a> Endpoints<'a> {
     }
 
     /// One hash per socket of everything it adds to the endpoint
-    /// topology (itself, its owner, whether it is incoming), or none for a
-    /// socket that adds nothing; then one per flow.
-    pub(super) fn parts(&self) -> Vec<Option<u64>> {
-        let sockets = self.sockets.iter().map(|(ns, s)| {
-            let t = self.touch(*ns, s)?;
-            Some(HASH.hash_one((ns, s, self.owner.get(&s.inode), t.listen, t.remote)))
-        });
-        let flows = self.flows.iter().map(|f| Some(HASH.hash_one(f)));
-        sockets.chain(flows).collect()
-    }
-
-    /// The hash of the whole cycle from [`Endpoints::parts`]: equal
-    /// hashes, equal topologies.
-    pub(super) fn whole(parts: &[Option<u64>]) -> u64 {
-        parts.iter().flatten().fold(SEED, |sum, part| mix(sum, *part))
+    /// topology (itself, its owner, whether it is incoming), and one per
+    /// flow.
+    pub(super) fn parts(&self) -> Parts {
+        Parts {
+            sockets: self
+                .sockets
+                .iter()
+                .map(|(ns, s)| {
+                    let t = self.touch(*ns, s)?;
+                    let hash = HASH.hash_one((ns, s, self.owner.get(&s.inode), t.listen, t.remote));
+                    Some((hash, t.remote.is_some()))
+                })
+                .collect(),
+            flows: self.flows.iter().map(|f| HASH.hash_one(f)).collect(),
+        }
     }
 
     /// Per endpoint, the hashes of the sockets and flows that touch it
     /// ([`Endpoints::parts`]), mixed in order: equal sums build equal
     /// nodes.
-    pub(super) fn sums(&self, parts: &[Option<u64>]) -> Sums {
+    pub(super) fn sums(&self, parts: &Parts) -> Sums {
         let mut sums = Sums::with_capacity_and_hasher(self.sockets.len() / 2, Default::default());
         // Order matters (the first owned socket names the pid): each
         // contribution is mixed into what came before.
@@ -126,19 +142,18 @@ impl<'a> Endpoints<'a> {
             let sum = sums.entry(key).or_insert(SEED);
             *sum = mix(*sum, part);
         };
-        let (socket_parts, flow_parts) = parts.split_at(self.sockets.len());
-        for ((ns, s), part) in self.sockets.iter().zip(socket_parts) {
-            let Some(part) = *part else {
+        for ((ns, s), part) in self.sockets.iter().zip(&parts.sockets) {
+            let Some((hash, remote)) = *part else {
                 continue;
             };
-            add((*ns, s.local.ip(), s.local.port()), part);
-            if self.touch(*ns, s).is_some_and(|t| t.remote.is_some()) {
-                add((*ns, s.remote.ip(), s.remote.port()), part ^ 1);
+            add((*ns, s.local.ip(), s.local.port()), hash);
+            if remote {
+                add((*ns, s.remote.ip(), s.remote.port()), hash ^ 1);
             }
         }
-        for (f, part) in self.flows.iter().zip(flow_parts.iter().flatten()) {
-            add((None, f.client.ip(), f.client.port()), part ^ 2);
-            add((None, f.server.ip(), f.server.port()), part ^ 3);
+        for (f, hash) in self.flows.iter().zip(&parts.flows) {
+            add((None, f.client.ip(), f.client.port()), hash ^ 2);
+            add((None, f.server.ip(), f.server.port()), hash ^ 3);
         }
         sums
     }

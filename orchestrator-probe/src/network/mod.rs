@@ -374,7 +374,7 @@ impl NetworkCollector {
         // collision, at 2⁻⁶⁴, would skip one refresh).
         let endpoints = Endpoints::new(&self.host, &self.owner, &sockets, &flows);
         let parts = endpoints.parts();
-        let seen = Endpoints::whole(&parts);
+        let seen = parts.whole();
         if self.last_seen == Some(seen) {
             self.written = Written::Nothing;
         } else {
