@@ -599,6 +599,16 @@ mod tests {
     use super::*;
     use orchestrator_core::report::ids;
 
+    const HEADER: &str =
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+    /// A procfs stand-in with an empty `net/`.
+    fn proc_root(name: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("netroot-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("net")).unwrap();
+        root
+    }
+
     #[test]
     fn parses_tcp_tables() {
         let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000 100 0 0 10 0\n   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 23456 1\n";
@@ -646,10 +656,7 @@ mod tests {
 
     #[test]
     fn a_cycle_writes_only_the_endpoints_that_changed() {
-        let root = std::env::temp_dir().join(format!("netroot-{}", std::process::id()));
-        std::fs::create_dir_all(root.join("net")).unwrap();
-        let header =
-            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+        let root = proc_root("changes");
         // A server on :8080, a client on :50000 connected to it, and an
         // unrelated listener on :9090.
         let listen =
@@ -670,20 +677,20 @@ mod tests {
         };
         let ep = |port: u16| ids::endpoint("h", None, "127.0.0.1".parse().unwrap(), port);
         // The first cycle writes everything.
-        let (first, written) = cycle(&mut c, format!("{header}{listen}{other}"));
+        let (first, written) = cycle(&mut c, format!("{HEADER}{listen}{other}"));
         assert_eq!((first, written), (vec![ep(8080), ep(9090)], Written::All));
         // The same again: nothing.
         assert_eq!(
-            cycle(&mut c, format!("{header}{listen}{other}")),
+            cycle(&mut c, format!("{HEADER}{listen}{other}")),
             (vec![], Written::Nothing)
         );
         // A connection: the server's endpoint (a new incoming edge) and
         // the client's; the other listener is not rebuilt.
-        let (changed, written) = cycle(&mut c, format!("{header}{listen}{conn}{other}"));
+        let (changed, written) = cycle(&mut c, format!("{HEADER}{listen}{conn}{other}"));
         assert_eq!(changed, vec![ep(50000), ep(8080)]);
         assert_eq!(written, Written::Changes { gone: vec![] });
         // It closes: the server changes back and the client is gone.
-        let (changed, written) = cycle(&mut c, format!("{header}{listen}{other}"));
+        let (changed, written) = cycle(&mut c, format!("{HEADER}{listen}{other}"));
         assert_eq!(changed, vec![ep(8080)]);
         assert_eq!(
             written,
@@ -692,7 +699,7 @@ mod tests {
             }
         );
         // What changes write is what a whole cycle builds.
-        std::fs::write(root.join("net/tcp"), format!("{header}{listen}{conn}{other}")).unwrap();
+        std::fs::write(root.join("net/tcp"), format!("{HEADER}{listen}{conn}{other}")).unwrap();
         let mut whole = Report::new("p", "h", 0);
         c.collect_into(&mut whole, 1_000).unwrap();
         let mut patch = Report::new("p", "h", 0);
@@ -705,19 +712,16 @@ mod tests {
 
     #[test]
     fn a_reused_port_shows_its_live_connection_not_the_lingering_one() {
-        let root = std::env::temp_dir().join(format!("netroot-reuse-{}", std::process::id()));
-        std::fs::create_dir_all(root.join("net")).unwrap();
+        let root = proc_root("reuse");
         // Port 50000 lingers in TIME_WAIT towards :8081 and is connected
         // again towards :8080; the kernel lists them in either order.
-        let header =
-            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
         let lingering =
             "   0: 0100007F:C350 0100007F:1F91 06 00000000:00000000 00:00000000 00000000     0        0 0 1\n";
         let live =
             "   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 23456 1\n";
         for table in [
-            format!("{header}{lingering}{live}"),
-            format!("{header}{live}{lingering}"),
+            format!("{HEADER}{lingering}{live}"),
+            format!("{HEADER}{live}{lingering}"),
         ] {
             std::fs::write(root.join("net/tcp"), table).unwrap();
             let mut c = NetworkCollector::with_root(&root, "h");
