@@ -288,18 +288,35 @@ impl MasterHandle {
         sink: Sink,
     ) -> Result<(FrameworkId, String), Error> {
         let id = stream_id();
-        let effects = lock(&self.shared.master).call(framework_id, call, Instant::now())?;
-        let Some(fw) = effects.iter().find_map(|e| match e {
-            Effect::ToFramework { framework_id, event } if event.subscribed.is_some() => Some(framework_id.clone()),
-            _ => None,
-        }) else {
+        // Registered, given its stream and told SUBSCRIBED under the
+        // master's lock: an allocation round on another thread cannot
+        // slip an offer in before SUBSCRIBED, which a scheduler must see
+        // first (an in-process Marathon gave up on such a stream and
+        // subscribed again as a new framework).
+        let mut master = lock(&self.shared.master);
+        let mut effects = master.call(framework_id, call, Instant::now())?;
+        let subscribed = effects
+            .iter()
+            .position(|e| matches!(e, Effect::ToFramework { event, .. } if event.subscribed.is_some()));
+        let Some(Effect::ToFramework {
+            framework_id: fw,
+            event,
+        }) = subscribed.map(|at| effects.remove(at))
+        else {
             return Err(Error::bad_request("subscription produced no SUBSCRIBED event"));
         };
+        let told = sink.send(&event);
         // A failover replaces the old stream, which is told and ends.
         let old = lock(&self.shared.streams).insert(fw.clone(), FrameworkStream { id: id.clone(), sink });
         if let Some(old) = old {
             old.sink.send(&Event::error("Framework failed over"));
         }
+        if !told {
+            lock(&self.shared.streams).remove(&fw);
+            master.disconnect(&fw, Instant::now());
+            return Err(Error::bad_request("the subscriber went away before SUBSCRIBED"));
+        }
+        drop(master);
         self.dispatch(effects);
         self.shared.allocate_soon.notify_one();
         Ok((fw, id))
