@@ -143,11 +143,23 @@ impl Drop for AllInOne {
 }
 
 async fn get(url: &str) -> Value {
+    get_once_led(url)
+        .await
+        .unwrap_or_else(|| panic!("GET {url}: 503 Service Unavailable (no leader yet)"))
+}
+
+/// [`get`], or none while Marathon answers 503 for want of a leader (a
+/// new process on a ZooKeeper path waits for the last one's leadership
+/// to lapse).
+async fn get_once_led(url: &str) -> Option<Value> {
     let r = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        return None;
+    }
     let status = r.status();
     let body = r.text().await.unwrap();
     assert!(status.is_success(), "GET {url}: {status} {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+    Some(serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}")))
 }
 
 async fn send(method: reqwest::Method, url: &str, body: Value) -> (u16, Value) {
@@ -484,7 +496,7 @@ async fn with_zookeeper_the_apps_and_leaders_live_there() {
     .await;
     assert_eq!(status, 201, "{body}");
     until("the sleeper running", Duration::from_secs(30), async || {
-        let app = get(&format!("{}/v2/apps/zk/sleeper", aio.marathon)).await;
+        let app = get_once_led(&format!("{}/v2/apps/zk/sleeper", aio.marathon)).await?;
         (app["app"]["tasksRunning"] == 1).then_some(())
     })
     .await;
@@ -501,7 +513,7 @@ async fn with_zookeeper_the_apps_and_leaders_live_there() {
     // A new process on the same ZooKeeper path has the app and runs it.
     let mut again = AllInOne::start(&args);
     until("the sleeper running again", Duration::from_secs(60), async || {
-        let app = get(&format!("{}/v2/apps/zk/sleeper", again.marathon)).await;
+        let app = get_once_led(&format!("{}/v2/apps/zk/sleeper", again.marathon)).await?;
         (app["app"]["tasksRunning"] == 1).then_some(())
     })
     .await;
