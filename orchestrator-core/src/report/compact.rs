@@ -21,7 +21,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{MapAccess, SeqAccess, Visitor};
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A map kept as a `Vec` sorted by key.
@@ -429,23 +429,8 @@ impl<T: Serialize> Serialize for VecSet<T> {
 
 impl<'de, T: Deserialize<'de> + Ord> Deserialize<'de> for VecSet<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de> + Ord> Visitor<'de> for Visit<T> {
-            type Value = VecSet<T>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a sequence")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                let mut values = Vec::with_capacity(a.size_hint().unwrap_or(0).min(64));
-                while let Some(v) = a.next_element()? {
-                    values.push(v);
-                }
-                Ok(VecSet::from_unsorted(values))
-            }
-        }
-        d.deserialize_seq(Visit(PhantomData))
+        // serde's `Vec` trusts the input's length hint only so far.
+        Vec::deserialize(d).map(VecSet::from_unsorted)
     }
 }
 
