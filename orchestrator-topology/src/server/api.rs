@@ -104,6 +104,24 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 253 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }
 
+/// `GET /api/whoami`: the caller's name and role, and what the app lets
+/// anyone do (the UI hides what the caller may not use). 401 without a
+/// token when the app has tokens, so a client knows to ask for one.
+pub(super) async fn whoami(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {
+    let Some(role) = caller.role else {
+        return error(StatusCode::UNAUTHORIZED, "a bearer token is required");
+    };
+    let c = app.config();
+    Json(json!({
+        "name": caller.name,
+        "role": role.as_str(),
+        "open": c.tokens.is_empty(),
+        "read_only": c.read_only,
+        "allowed_controls": c.allowed_controls,
+    }))
+    .into_response()
+}
+
 /// `POST /api/v1/agents/register`.
 pub(super) async fn register(State(app): State<App>, body: Bytes) -> Response {
     let r: Register = match serde_json::from_slice(&body) {

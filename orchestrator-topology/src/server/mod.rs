@@ -16,6 +16,7 @@ mod live;
 mod metrics;
 mod openapi;
 mod tls;
+mod ui;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -37,6 +38,7 @@ use tokio::sync::watch;
 pub use auth::{Role, Token, Tokens};
 pub use controls::AuditEntry;
 pub use tls::TlsListener;
+pub use ui::built as ui_built;
 
 use crate::error::{Result, TopologyError};
 use crate::search::FilterStore;
@@ -341,6 +343,9 @@ impl App {
             .route("/api/audit", get(controls::audit))
             .route_layer(axum::middleware::from_fn(auth::require_admin));
         let mut router = Router::new()
+            .route("/", get(ui::index))
+            .route("/ui/{file}", get(ui::file))
+            .route("/api/whoami", get(api::whoami))
             .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
             .route(
                 "/api/v1/ping",

@@ -7,6 +7,14 @@ use serde_json::{json, Map, Value};
 
 /// Method, path, who may call it, what it does.
 pub(crate) const ENDPOINTS: &[(&str, &str, &str, &str)] = &[
+    ("get", "/", "anyone", "The web UI (its files under /ui/{file})"),
+    ("get", "/ui/{file}", "anyone", "A file of the web UI"),
+    (
+        "get",
+        "/api/whoami",
+        "viewer",
+        "The caller's name and role, whether the app is open or read-only, the allowed controls",
+    ),
     ("get", "/health", "anyone", "Liveness"),
     ("get", "/api/v1/ping", "anyone", "Ping with the server time"),
     (

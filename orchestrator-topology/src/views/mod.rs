@@ -145,6 +145,9 @@ pub struct NodeSummary {
     pub pseudo: bool,
     /// Its probe went silent past the window.
     pub stale: bool,
+    /// `running`, `paused`, `restarting`, `stopped` or `unhealthy`
+    /// (containers; other nodes are `running`).
+    pub state: &'static str,
     /// The probe that reported it (controls go there).
     pub probe: Option<Arc<str>>,
     /// How many nodes of the underlying kind it stands for (image → containers).
@@ -220,6 +223,23 @@ pub fn is_system_container(n: &Node) -> bool {
         || n.latest("label_io.kubernetes.container.name") == Some("POD")
         || n.latest("docker_container_name")
             .is_some_and(|c| c.trim_start_matches('/').starts_with("k8s_POD"))
+}
+
+/// A node's state as the UI colours it: a container's Docker state (with a
+/// failing health check as `unhealthy`); every other node is running.
+fn state_of(kind: TopologyKind, n: &Node) -> &'static str {
+    if kind != TopologyKind::Container {
+        return "running";
+    }
+    if n.latest("docker_container_status").is_some_and(|s| s.contains("(unhealthy)")) {
+        return "unhealthy";
+    }
+    match n.latest("docker_container_state") {
+        Some("running") | None => "running",
+        Some("paused") => "paused",
+        Some("restarting") => "restarting",
+        Some(_) => "stopped",
+    }
 }
 
 fn container_running(n: &Node) -> bool {
@@ -313,6 +333,7 @@ fn summarise(
         shape: shape_of(view),
         pseudo: false,
         stale,
+        state: state_of(kind, node),
         probe: Some(probe.clone()),
         count: 1,
         metrics: metric_values(node),
@@ -389,6 +410,7 @@ impl Builder<'_> {
             shape: "cloud",
             pseudo: true,
             stale: false,
+            state: "running",
             probe: None,
             count: 1,
             metrics: Vec::new(),
@@ -816,13 +838,14 @@ impl Serialize for Metrics<'_> {
 impl Serialize for NodeJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let n = self.summary;
-        let mut st = s.serialize_struct("NodeSummary", 10)?;
+        let mut st = s.serialize_struct("NodeSummary", 11)?;
         st.serialize_field("id", &n.id)?;
         st.serialize_field("label", &n.label)?;
         st.serialize_field("labelMinor", &n.label_minor)?;
         st.serialize_field("shape", n.shape)?;
         st.serialize_field("pseudo", &n.pseudo)?;
         st.serialize_field("stale", &n.stale)?;
+        st.serialize_field("state", n.state)?;
         st.serialize_field("probe", &n.probe.as_deref())?;
         st.serialize_field("count", &n.count)?;
         st.serialize_field("metrics", &Metrics(&n.metrics))?;

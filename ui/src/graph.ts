@@ -1,0 +1,417 @@
+// The graph on a 2D canvas: nodes batched by shape and colour into one
+// path each, edges into one path, labels only where they are readable, and
+// only what is on screen. A frame is drawn only when something changed
+// (positions, data, hover, zoom), so an idle page costs nothing.
+
+import type { NodeJson } from './api';
+
+export const STATE_COLOURS: Record<string, string> = {
+  running: '#4f8fe8',
+  paused: '#9b7be0',
+  restarting: '#f0a030',
+  stopped: '#9aa3ad',
+  unhealthy: '#e5484d',
+  stale: '#d9b44a',
+  pseudo: '#c4cad1',
+};
+
+export function colourOf(n: NodeJson): string {
+  if (n.pseudo) return STATE_COLOURS.pseudo;
+  if (n.stale) return STATE_COLOURS.stale;
+  return STATE_COLOURS[n.state] ?? STATE_COLOURS.running;
+}
+
+const BASE_R = 14;
+
+export interface GraphEvents {
+  select(id: string | null, shift: boolean): void;
+  hover(id: string | null, x: number, y: number): void;
+}
+
+export class GraphView {
+  private ctx: CanvasRenderingContext2D;
+  private ids: string[] = [];
+  private index = new Map<string, number>();
+  private xy: Float32Array = new Float32Array(0);
+  private k = 1;
+  private tx = 0;
+  private ty = 0;
+  private dirty = true;
+  private userMoved = false;
+  private hovered: string | null = null;
+  private neighbours = new Set<string>();
+  private dragging: { x: number; y: number; tx: number; ty: number; moved: boolean } | null = null;
+  private width = 0;
+  private height = 0;
+  private dpr = 1;
+  /** Frames drawn and how long the last took (the benchmark reads these). */
+  stats = { frames: 0, lastFrameMs: 0, nodesDrawn: 0, firstFrameAt: 0 };
+  nodes: Map<string, NodeJson> = new Map();
+  selected: string | null = null;
+  multi = new Set<string>();
+  matches: Set<string> | null = null;
+  metric: 'none' | 'cpu' | 'memory' = 'cpu';
+  private maxMetric = 1;
+  active = true;
+
+  constructor(private canvas: HTMLCanvasElement, private events: GraphEvents) {
+    this.ctx = canvas.getContext('2d', { alpha: false }) as CanvasRenderingContext2D;
+    new ResizeObserver(() => this.resize()).observe(canvas);
+    this.resize();
+    canvas.addEventListener('wheel', (e) => this.onWheel(e), { passive: false });
+    canvas.addEventListener('pointerdown', (e) => this.onDown(e));
+    canvas.addEventListener('pointermove', (e) => this.onMove(e));
+    canvas.addEventListener('pointerup', (e) => this.onUp(e));
+    canvas.addEventListener('pointerleave', () => this.setHover(null, 0, 0));
+    const loop = () => {
+      if (this.dirty && this.active) this.draw();
+      requestAnimationFrame(loop);
+    };
+    requestAnimationFrame(loop);
+  }
+
+  /** Node positions from the layout worker. */
+  setPositions(ids: string[] | null, xy: Float32Array): void {
+    if (ids) {
+      this.ids = ids;
+      this.index.clear();
+      ids.forEach((id, i) => this.index.set(id, i));
+    }
+    this.xy = xy;
+    if (!this.userMoved) this.fit(false);
+    this.invalidate();
+  }
+
+  /** The node data changed (a diff was applied). */
+  dataChanged(): void {
+    let max = 0;
+    const key = this.metricKey();
+    if (key) for (const n of this.nodes.values()) max = Math.max(max, n.metrics[key] ?? 0);
+    this.maxMetric = max || 1;
+    this.invalidate();
+  }
+
+  clear(): void {
+    this.ids = [];
+    this.index.clear();
+    this.xy = new Float32Array(0);
+    this.userMoved = false;
+    this.hovered = null;
+    this.neighbours.clear();
+    this.invalidate();
+  }
+
+  invalidate(): void {
+    this.dirty = true;
+  }
+
+  /** Where a node is on screen (CSS pixels), if it is laid out. */
+  screenOf(id: string): { x: number; y: number } | null {
+    const i = this.index.get(id);
+    if (i === undefined) return null;
+    return { x: this.xy[2 * i] * this.k + this.tx, y: this.xy[2 * i + 1] * this.k + this.ty };
+  }
+
+  fit(byUser = true): void {
+    if (byUser) this.userMoved = false;
+    const n = this.ids.length;
+    if (!n || !this.width) return;
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const x = this.xy[2 * i], y = this.xy[2 * i + 1];
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+    }
+    const pad = 40;
+    const w = x1 - x0 + BASE_R * 4, h = y1 - y0 + BASE_R * 4;
+    this.k = Math.min(2, Math.max(0.02, Math.min((this.width - pad * 2) / w, (this.height - pad * 2) / h)));
+    this.tx = this.width / 2 - ((x0 + x1) / 2) * this.k;
+    this.ty = this.height / 2 - ((y0 + y1) / 2) * this.k;
+    this.invalidate();
+  }
+
+  zoomBy(f: number, cx = this.width / 2, cy = this.height / 2): void {
+    const k = Math.min(8, Math.max(0.01, this.k * f));
+    this.tx = cx - ((cx - this.tx) * k) / this.k;
+    this.ty = cy - ((cy - this.ty) * k) / this.k;
+    this.k = k;
+    this.userMoved = true;
+    this.invalidate();
+  }
+
+  panBy(dx: number, dy: number): void {
+    this.tx += dx;
+    this.ty += dy;
+    this.userMoved = true;
+    this.invalidate();
+  }
+
+  private metricKey(): string | null {
+    return this.metric === 'cpu' ? 'cpu_usage_percent' : this.metric === 'memory' ? 'memory_usage_bytes' : null;
+  }
+
+  private radius(n: NodeJson): number {
+    const key = this.metricKey();
+    if (!key || n.pseudo) return BASE_R;
+    const v = n.metrics[key] ?? 0;
+    return BASE_R * (0.7 + 0.9 * Math.sqrt(Math.max(0, v) / this.maxMetric));
+  }
+
+  private resize(): void {
+    const r = this.canvas.getBoundingClientRect();
+    this.dpr = window.devicePixelRatio || 1;
+    this.width = r.width;
+    this.height = r.height;
+    this.canvas.width = Math.max(1, Math.round(r.width * this.dpr));
+    this.canvas.height = Math.max(1, Math.round(r.height * this.dpr));
+    if (!this.userMoved) this.fit(false);
+    this.invalidate();
+  }
+
+  private hit(sx: number, sy: number): string | null {
+    const wx = (sx - this.tx) / this.k, wy = (sy - this.ty) / this.k;
+    let best: string | null = null;
+    let bestD = Infinity;
+    for (let i = 0; i < this.ids.length; i++) {
+      const dx = this.xy[2 * i] - wx, dy = this.xy[2 * i + 1] - wy;
+      const d = dx * dx + dy * dy;
+      if (d < bestD) {
+        bestD = d;
+        best = this.ids[i];
+      }
+    }
+    if (best === null) return null;
+    const n = this.nodes.get(best);
+    const r = (n ? this.radius(n) : BASE_R) + 4 / this.k;
+    return bestD <= r * r ? best : null;
+  }
+
+  private setHover(id: string | null, x: number, y: number): void {
+    if (id === this.hovered) {
+      if (id) this.events.hover(id, x, y);
+      return;
+    }
+    this.hovered = id;
+    this.neighbours.clear();
+    if (id) {
+      const n = this.nodes.get(id);
+      if (n) for (const t of n.adjacency) this.neighbours.add(t);
+      for (const o of this.nodes.values()) if (o.adjacency.includes(id)) this.neighbours.add(o.id);
+    }
+    this.events.hover(id, x, y);
+    this.invalidate();
+  }
+
+  private onWheel(e: WheelEvent): void {
+    e.preventDefault();
+    const r = this.canvas.getBoundingClientRect();
+    this.zoomBy(Math.exp(-e.deltaY * 0.0015), e.clientX - r.left, e.clientY - r.top);
+  }
+
+  private onDown(e: PointerEvent): void {
+    this.canvas.setPointerCapture(e.pointerId);
+    this.dragging = { x: e.clientX, y: e.clientY, tx: this.tx, ty: this.ty, moved: false };
+  }
+
+  private onMove(e: PointerEvent): void {
+    const r = this.canvas.getBoundingClientRect();
+    if (this.dragging) {
+      const dx = e.clientX - this.dragging.x, dy = e.clientY - this.dragging.y;
+      if (Math.abs(dx) + Math.abs(dy) > 3) this.dragging.moved = true;
+      if (this.dragging.moved) {
+        this.tx = this.dragging.tx + dx;
+        this.ty = this.dragging.ty + dy;
+        this.userMoved = true;
+        this.invalidate();
+        return;
+      }
+    }
+    this.setHover(this.hit(e.clientX - r.left, e.clientY - r.top), e.clientX - r.left, e.clientY - r.top);
+  }
+
+  private onUp(e: PointerEvent): void {
+    const d = this.dragging;
+    this.dragging = null;
+    if (d && d.moved) return;
+    const r = this.canvas.getBoundingClientRect();
+    this.events.select(this.hit(e.clientX - r.left, e.clientY - r.top), e.shiftKey);
+  }
+
+  private draw(): void {
+    const t0 = performance.now();
+    this.dirty = false;
+    const ctx = this.ctx;
+    const { k, tx, ty } = this;
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    ctx.fillStyle = '#f7f8fa';
+    ctx.fillRect(0, 0, this.width, this.height);
+    const n = this.ids.length;
+    if (!n) {
+      this.stats.frames++;
+      return;
+    }
+    const margin = BASE_R * 3 * k;
+    const visible = new Uint8Array(n);
+    const sx = new Float32Array(n), sy = new Float32Array(n);
+    let onScreen = 0;
+    for (let i = 0; i < n; i++) {
+      sx[i] = this.xy[2 * i] * k + tx;
+      sy[i] = this.xy[2 * i + 1] * k + ty;
+      if (sx[i] > -margin && sx[i] < this.width + margin && sy[i] > -margin && sy[i] < this.height + margin) {
+        visible[i] = 1;
+        onScreen++;
+      }
+    }
+    const focus = this.hovered;
+    const dimmed = (id: string) =>
+      (focus !== null && id !== focus && !this.neighbours.has(id)) || (this.matches !== null && !this.matches.has(id));
+
+    // Edges: one path for the ordinary ones, one for the highlighted.
+    const plain = new Path2D(), lit = new Path2D(), heads = new Path2D();
+    const arrows = k > 0.5;
+    for (let i = 0; i < n; i++) {
+      const node = this.nodes.get(this.ids[i]);
+      if (!node) continue;
+      for (const t of node.adjacency) {
+        const j = this.index.get(t);
+        if (j === undefined || j === i || (!visible[i] && !visible[j])) continue;
+        const hl = focus !== null && (this.ids[i] === focus || t === focus);
+        const p = hl ? lit : plain;
+        p.moveTo(sx[i], sy[i]);
+        p.lineTo(sx[j], sy[j]);
+        if (arrows) {
+          const dx = sx[j] - sx[i], dy = sy[j] - sy[i];
+          const len = Math.hypot(dx, dy) || 1;
+          const target = this.nodes.get(t);
+          const r = (target ? this.radius(target) : BASE_R) * k + 2;
+          const ex = sx[j] - (dx / len) * r, ey = sy[j] - (dy / len) * r;
+          const ux = dx / len, uy = dy / len, s = 6;
+          heads.moveTo(ex, ey);
+          heads.lineTo(ex - ux * s - uy * s * 0.5, ey - uy * s + ux * s * 0.5);
+          heads.lineTo(ex - ux * s + uy * s * 0.5, ey - uy * s - ux * s * 0.5);
+          heads.closePath();
+        }
+      }
+    }
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = focus ? 'rgba(120,130,145,0.15)' : 'rgba(120,130,145,0.45)';
+    ctx.stroke(plain);
+    ctx.fillStyle = ctx.strokeStyle;
+    if (arrows && !focus) ctx.fill(heads);
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = '#2a6fdb';
+    ctx.stroke(lit);
+
+    // Nodes, batched by shape, colour and dimming.
+    const batches = new Map<string, Path2D>();
+    const rings = new Path2D(), matchRings = new Path2D(), multiRings = new Path2D(), pseudoOutline = new Path2D();
+    for (let i = 0; i < n; i++) {
+      if (!visible[i]) continue;
+      const node = this.nodes.get(this.ids[i]);
+      if (!node) continue;
+      const r = Math.max(1.5, this.radius(node) * k);
+      const key = `${colourOf(node)}|${dimmed(node.id) ? 1 : 0}`;
+      let p = batches.get(key);
+      if (!p) batches.set(key, (p = new Path2D()));
+      shape(p, node.pseudo ? 'cloud' : node.shape, sx[i], sy[i], r);
+      if (node.pseudo) shape(pseudoOutline, 'cloud', sx[i], sy[i], r);
+      if (node.id === this.selected) shape(rings, node.shape, sx[i], sy[i], r + 4);
+      if (this.multi.has(node.id)) shape(multiRings, node.shape, sx[i], sy[i], r + 6);
+      if (this.matches?.has(node.id)) shape(matchRings, node.shape, sx[i], sy[i], r + 3);
+    }
+    for (const [key, p] of batches) {
+      const [colour, dim] = key.split('|');
+      ctx.globalAlpha = dim === '1' ? 0.18 : 1;
+      ctx.fillStyle = colour;
+      ctx.fill(p);
+    }
+    ctx.globalAlpha = 1;
+    ctx.setLineDash([3, 3]);
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = '#8a929c';
+    ctx.stroke(pseudoOutline);
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = '#2a6fdb';
+    ctx.stroke(multiRings);
+    ctx.setLineDash([]);
+    ctx.strokeStyle = '#f2b705';
+    ctx.lineWidth = 3;
+    ctx.stroke(matchRings);
+    ctx.strokeStyle = '#1d2733';
+    ctx.lineWidth = 2.5;
+    ctx.stroke(rings);
+
+    // Labels where they can be read.
+    if (BASE_R * k >= 7 && onScreen <= 1500) {
+      ctx.textAlign = 'center';
+      ctx.textBaseline = 'top';
+      for (let i = 0; i < n; i++) {
+        if (!visible[i]) continue;
+        const node = this.nodes.get(this.ids[i]);
+        if (!node) continue;
+        const r = this.radius(node) * k;
+        ctx.globalAlpha = dimmed(node.id) ? 0.25 : 1;
+        ctx.font = '600 12px system-ui, sans-serif';
+        ctx.fillStyle = '#1d2733';
+        ctx.fillText(clip(node.label, 28), sx[i], sy[i] + r + 4);
+        if (node.labelMinor && BASE_R * k >= 10) {
+          ctx.font = '11px system-ui, sans-serif';
+          ctx.fillStyle = '#6b7580';
+          ctx.fillText(clip(node.labelMinor, 32), sx[i], sy[i] + r + 18);
+        }
+      }
+      ctx.globalAlpha = 1;
+    }
+    this.stats.frames++;
+    this.stats.nodesDrawn = n;
+    this.stats.lastFrameMs = performance.now() - t0;
+    if (!this.stats.firstFrameAt) this.stats.firstFrameAt = performance.now();
+    this.canvas.dataset.nodes = String(n);
+  }
+}
+
+function clip(s: string, max: number): string {
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+/** Adds a node outline to `p`: Scope's shapes (process square, container
+ * hexagon, host circle, pod heptagon, service and pseudo cloud). */
+function shape(p: Path2D, kind: string, x: number, y: number, r: number): void {
+  switch (kind) {
+    case 'square': {
+      const s = r * 0.85;
+      p.moveTo(x - s, y - s);
+      p.rect(x - s, y - s, 2 * s, 2 * s);
+      return;
+    }
+    case 'hexagon':
+      polygon(p, x, y, r, 6, 0);
+      return;
+    case 'heptagon':
+      polygon(p, x, y, r, 7, -Math.PI / 2);
+      return;
+    case 'cloud':
+      p.moveTo(x + r * 0.55 + r * 0.5, y + r * 0.1);
+      p.arc(x + r * 0.55, y + r * 0.1, r * 0.5, 0, Math.PI * 2);
+      p.moveTo(x - r * 0.55 + r * 0.5, y + r * 0.1);
+      p.arc(x - r * 0.55, y + r * 0.1, r * 0.5, 0, Math.PI * 2);
+      p.moveTo(x + r * 0.65, y - r * 0.15);
+      p.arc(x, y - r * 0.15, r * 0.65, 0, Math.PI * 2);
+      return;
+    default:
+      p.moveTo(x + r, y);
+      p.arc(x, y, r, 0, Math.PI * 2);
+  }
+}
+
+function polygon(p: Path2D, x: number, y: number, r: number, sides: number, start: number): void {
+  for (let i = 0; i <= sides; i++) {
+    const a = start + (i * 2 * Math.PI) / sides;
+    const px = x + r * Math.cos(a), py = y + r * Math.sin(a);
+    if (i === 0) p.moveTo(px, py);
+    else p.lineTo(px, py);
+  }
+  p.closePath();
+}
