@@ -31,7 +31,8 @@ export interface Diff {
 
 export interface Whoami {
   name: string;
-  role: 'viewer' | 'operator' | 'admin' | 'probe';
+  role: 'viewer' | 'operator' | 'admin' | 'probe' | null;
+  token_required: boolean;
   open: boolean;
   read_only: boolean;
   allowed_controls: string[] | null;

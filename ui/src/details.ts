@@ -83,6 +83,10 @@ export class DetailsPanel {
   private pipe: WebSocket | null = null;
   private term: Terminal | null = null;
   private generation = 0;
+  /** The last control's outcome, kept across refreshes of the panel. */
+  private outcome: { text: string; cls: string } | null = null;
+  private controlsKey = '';
+  private controlsEl: HTMLElement | null = null;
 
   constructor(private root: HTMLElement, private host: PanelHost) {}
 
@@ -99,10 +103,14 @@ export class DetailsPanel {
 
   hide(): void {
     window.clearInterval(this.timer);
+    window.clearTimeout(this.refreshSoon);
+    this.refreshSoon = undefined;
     this.closePipe();
     this.root.hidden = true;
     this.root.innerHTML = '';
     this.id = '';
+    this.outcome = null;
+    this.controlsEl = null;
     this.generation++;
   }
 
@@ -112,9 +120,11 @@ export class DetailsPanel {
 
   /** The node changed in a diff: refresh (at most every 2 s). */
   touched(): void {
-    if (!this.id || this.pipe) return;
-    window.clearTimeout(this.refreshSoon);
-    this.refreshSoon = window.setTimeout(() => void this.load(false), 2000);
+    if (!this.id || this.pipe || this.refreshSoon !== undefined) return;
+    this.refreshSoon = window.setTimeout(() => {
+      this.refreshSoon = undefined;
+      void this.load(false);
+    }, 2000);
   }
   private refreshSoon: number | undefined;
 
@@ -166,7 +176,15 @@ export class DetailsPanel {
     r.append(this.header(d.label, d.labelMinor));
     if (d.pseudo) r.append(para('muted', 'A pseudo node: addresses no probe owns.'));
     const controls = d.controls.filter((c) => this.host.canControl(c.id));
-    if (controls.length) r.append(this.controls(d, controls));
+    if (controls.length) {
+      // The same controls keep their buttons (and a pending confirmation).
+      const key = controls.map((c) => `${c.probe}/${c.id}`).join(',');
+      if (key !== this.controlsKey || !this.controlsEl) {
+        this.controlsKey = key;
+        this.controlsEl = this.controls(d, controls);
+      }
+      r.append(this.controlsEl);
+    }
     const metrics = Object.entries(d.metrics);
     if (metrics.length) {
       const box = section('Metrics');
@@ -217,7 +235,7 @@ export class DetailsPanel {
   private controls(d: NodeDetails, list: ControlView[]): HTMLElement {
     const box = section('Controls');
     box.classList.add('controls');
-    const result = para('result', '');
+    const result = para(`result ${this.outcome?.cls ?? ''}`, this.outcome?.text ?? '');
     const row = document.createElement('div');
     row.className = 'buttons';
     for (const c of list) {
@@ -247,8 +265,12 @@ export class DetailsPanel {
         b.dataset.confirm = '';
         b.textContent = c.human;
         b.classList.remove('danger');
-        result.textContent = res.ok ? `${c.human}: done` : `${c.human} failed: ${res.error ?? 'unknown error'}`;
-        result.className = `result ${res.ok ? 'ok' : 'error'}`;
+        this.outcome = {
+          text: res.ok ? `${c.human}: done` : `${c.human} failed: ${res.error ?? 'unknown error'}`,
+          cls: res.ok ? 'ok' : 'error',
+        };
+        result.textContent = this.outcome.text;
+        result.className = `result ${this.outcome.cls}`;
         void this.load(false);
       });
       row.append(b);

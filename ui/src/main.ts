@@ -64,6 +64,8 @@ function toWorker(m: ToWorker): void {
   graph: graph.stats,
   perf,
   mode: () => effectiveMode(),
+  screenOf: (id: string) => graph.screenOf(id),
+  fitNow: () => graph.fit(),
   state: () => ({ ...state }),
 };
 
@@ -79,6 +81,8 @@ function effectiveMode(): 'graph' | 'table' {
 
 // ------------------------------------------------------------------ boot
 
+let booted = false;
+
 async function boot(): Promise<void> {
   try {
     me = await api<Whoami>('/api/whoami');
@@ -92,6 +96,14 @@ async function boot(): Promise<void> {
     return;
   }
   banner(null);
+  if (me.token_required) {
+    showLogin('');
+    return;
+  }
+  if (me.role === 'probe') {
+    showLogin('A probe token cannot read the views; sign in with a viewer, operator or admin token.');
+    return;
+  }
   $('login').hidden = true;
   $('who').textContent = me.open ? '' : `${me.name} (${me.role})`;
   if (!me.open) {
@@ -104,9 +116,11 @@ async function boot(): Promise<void> {
     });
     $('who').append(' ', out);
   }
-  document.body.dataset.role = me.role;
+  document.body.dataset.role = me.role ?? '';
   $('save-filter').hidden = !(me.role === 'operator' || me.role === 'admin');
   table.checkable = canControl('docker_stop_container');
+  if (booted) return;
+  booted = true;
   bindControls();
   await refreshViews();
   await loadFilters();

@@ -105,16 +105,15 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// `GET /api/whoami`: the caller's name and role, and what the app lets
-/// anyone do (the UI hides what the caller may not use). 401 without a
-/// token when the app has tokens, so a client knows to ask for one.
+/// anyone do (the UI hides what the caller may not use). Without a token,
+/// on an app that has tokens, `role` is null and `token_required` true, so
+/// a client knows to ask for one; an unknown token is a 401.
 pub(super) async fn whoami(State(app): State<App>, Extension(caller): Extension<Caller>) -> Response {
-    let Some(role) = caller.role else {
-        return error(StatusCode::UNAUTHORIZED, "a bearer token is required");
-    };
     let c = app.config();
     Json(json!({
         "name": caller.name,
-        "role": role.as_str(),
+        "role": caller.role.map(super::Role::as_str),
+        "token_required": caller.role.is_none(),
         "open": c.tokens.is_empty(),
         "read_only": c.read_only,
         "allowed_controls": c.allowed_controls,

@@ -12,8 +12,8 @@ pub(crate) const ENDPOINTS: &[(&str, &str, &str, &str)] = &[
     (
         "get",
         "/api/whoami",
-        "viewer",
-        "The caller's name and role, whether the app is open or read-only, the allowed controls",
+        "anyone",
+        "The caller's name and role (null, with token_required, when no token was given), whether the app is open or read-only, the allowed controls",
     ),
     ("get", "/health", "anyone", "Liveness"),
     ("get", "/api/v1/ping", "anyone", "Ping with the server time"),
