@@ -38,7 +38,10 @@ fn main() {
             .current_dir(&ui)
             .status()
             .expect("node ran a moment ago");
-        assert!(status.success(), "the web UI did not build (ui/build.mjs): see the errors above");
+        assert!(
+            status.success(),
+            "the web UI did not build (ui/build.mjs): see the errors above"
+        );
         true
     };
     write_assets(&out, &dist, built);
@@ -72,7 +75,11 @@ fn npm_ci(ui: &Path) -> Result<(), String> {
         Err(format!(
             "npm ci failed in {}: {}",
             ui.display(),
-            String::from_utf8_lossy(&out.stderr).lines().take(5).collect::<Vec<_>>().join(" / ")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" / ")
         ))
     }
 }
@@ -111,7 +118,10 @@ fn write_assets(out: &Path, dist: &Path, built: bool) {
             Some("map") | Some("json") => "application/json",
             _ => "application/octet-stream",
         };
-        code.push_str(&format!("    ({name:?}, {content_type:?}, include_bytes!({:?})),\n", f.display().to_string()));
+        code.push_str(&format!(
+            "    ({name:?}, {content_type:?}, include_bytes!({:?})),\n",
+            f.display().to_string()
+        ));
     }
     code.push_str("];\n");
     std::fs::write(out.join("ui_assets.rs"), code).expect("writing ui_assets.rs");

@@ -742,3 +742,68 @@ async fn the_app_serves_tls_with_a_certificate() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The app serves its web UI at `/` to anyone (the page must load to ask
+/// for a token), and `/api/whoami` tells the page who is calling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_ui_is_served_and_whoami_names_the_caller() {
+    let server = Server::start("ui").await;
+    let page = server.http.get(format!("{}/", server.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.headers().contains_key("content-security-policy"));
+    let html = page.text().await.unwrap();
+    if orchestrator_topology::server::ui_built() {
+        assert!(html.contains("/ui/app.js"), "{html}");
+        for (file, ct) in [
+            ("app.js", "text/javascript"),
+            ("layout.js", "text/javascript"),
+            ("style.css", "text/css"),
+        ] {
+            let r = server
+                .http
+                .get(format!("{}/ui/{file}", server.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{file}");
+            assert!(r.headers()["content-type"].to_str().unwrap().starts_with(ct), "{file}");
+        }
+    } else {
+        // Built without Node.js: the page says how to get the UI.
+        assert!(html.contains("npm"), "{html}");
+    }
+    assert_eq!(
+        server
+            .http
+            .get(format!("{}/ui/nothing.js", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let anonymous: Value = server
+        .http
+        .get(format!("{}/api/whoami", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(anonymous["token_required"], true, "{anonymous}");
+    assert_eq!(anonymous["role"], Value::Null);
+    let (status, viewer) = server.get(VIEWER, "/api/whoami").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (viewer["name"].as_str(), viewer["role"].as_str()),
+        (Some("vera"), Some("viewer"))
+    );
+    assert_eq!(viewer["open"], false);
+    assert_eq!(server.get("no-such-token", "/api/whoami").await.0, 401);
+}

@@ -107,6 +107,35 @@ pub fn docker(test: &str) -> Option<DockerEnv> {
     }
 }
 
+/// What the browser tests need: Node.js, the UI's npm packages (with
+/// `playwright-core`) and Chromium.
+#[derive(Clone, Debug)]
+pub struct BrowserEnv {
+    /// The workspace's `ui/` folder (its `node_modules` installed).
+    pub ui_dir: PathBuf,
+    /// The Chromium executable (`ORCH_CHROMIUM`, default `/usr/bin/chromium`).
+    pub chromium: PathBuf,
+}
+
+/// Node.js with the UI's packages and Chromium, or `None` (after saying so)
+/// when one is missing.
+pub fn browser(test: &str) -> Option<BrowserEnv> {
+    let ui_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ui");
+    let chromium = PathBuf::from(std::env::var("ORCH_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node || !ui_dir.join("node_modules/playwright-core").exists() || !chromium.exists() {
+        missing(
+            "a browser (node, ui/node_modules with playwright-core: `npm ci` in ui/; Chromium: apt-get install chromium)",
+            test,
+        );
+        return None;
+    }
+    Some(BrowserEnv { ui_dir, chromium })
+}
+
 /// A Python interpreter with the `mesoshttp` framework library, or `None`
 /// (after saying so) when there is none.
 pub fn python(test: &str) -> Option<PathBuf> {

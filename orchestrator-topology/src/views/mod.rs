@@ -231,7 +231,9 @@ fn state_of(kind: TopologyKind, n: &Node) -> &'static str {
     if kind != TopologyKind::Container {
         return "running";
     }
-    if n.latest("docker_container_status").is_some_and(|s| s.contains("(unhealthy)")) {
+    if n.latest("docker_container_status")
+        .is_some_and(|s| s.contains("(unhealthy)"))
+    {
         return "unhealthy";
     }
     match n.latest("docker_container_state") {
