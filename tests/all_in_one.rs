@@ -310,6 +310,15 @@ async fn the_all_in_one_runs_the_tour_and_leaves_nothing_behind() {
     assert_eq!(running.len(), 2, "{state}");
     assert_eq!(state["slaves"].as_array().unwrap().len(), 1);
 
+    // The web UI is served where the API is.
+    let page = reqwest::get(format!("{topology}/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("/ui/app.js") || !orchestrator::topology::server::ui_built(),
+        "{html}"
+    );
+
     // The topology's processes view shows both, by the port in their command line.
     let index = get(&format!("{topology}/api/topology")).await;
     assert!(

@@ -12,6 +12,9 @@ await build({
   bundle: true,
   minify: true,
   format: 'esm',
+  // The terminal emulator is a chunk of its own, loaded when first used.
+  splitting: true,
+  chunkNames: 'chunk-[hash]',
   target: ['chrome100', 'firefox100', 'safari15'],
   outdir: out,
   logLevel: 'warning',

@@ -396,6 +396,11 @@ async fn main() -> anyhow::Result<()> {
         "processes (no Docker)".to_string()
     };
     println!("orchestrator all-in-one is up");
+    if orchestrator::topology::server::ui_built() {
+        println!("  web UI    {app_url}/    the topology: processes, containers, hosts, services");
+    } else {
+        println!("  web UI    not built (install Node.js and npm, then rebuild); the API is at {app_url}/api/topology");
+    }
     println!("  master    {master_url}    /master/state, /api/v1/scheduler");
     println!("  agent     {agent_url}    /state  offering {resources}");
     println!("  marathon  {marathon_url}    /v2/apps, /v2/tasks");

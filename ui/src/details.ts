@@ -3,8 +3,7 @@
 // node), the controls its probe offers, and logs and a terminal attached
 // through /api/pipe/{id}.
 
-import { Terminal } from '@xterm/xterm';
-import { FitAddon } from '@xterm/addon-fit';
+import type { Terminal } from '@xterm/xterm';
 import { api, ApiError, viewOfTopology, wsUrl } from './api';
 import { formatBytes } from './table';
 
@@ -333,6 +332,8 @@ export class DetailsPanel {
       const holder = document.createElement('div');
       holder.className = 'xterm-holder';
       box.append(holder);
+      // The terminal emulator loads when a terminal is first opened.
+      const [{ Terminal }, { FitAddon }] = await Promise.all([import('@xterm/xterm'), import('@xterm/addon-fit')]);
       const term = new Terminal({ cursorBlink: true, fontSize: 13, convertEol: false, scrollback: 2000 });
       const fit = new FitAddon();
       term.loadAddon(fit);

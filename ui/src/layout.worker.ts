@@ -25,7 +25,9 @@ interface N extends SimulationNodeDatum {
   slot: number; // grid slot when unconnected, -1 otherwise
 }
 
-const GRID = 70;
+// Grid cells leave room for a node's two label lines.
+const GRID_X = 120;
+const GRID_Y = 80;
 const nodes = new Map<string, N>();
 let order: string[] = [];
 let orderChanged = true;
@@ -64,8 +66,8 @@ function takeSlot(): number {
 function placeInGrid(n: N): void {
   const col = n.slot % gridCols;
   const row = Math.floor(n.slot / gridCols);
-  n.x = (col - (gridCols - 1) / 2) * GRID;
-  n.y = gridTop + row * GRID;
+  n.x = (col - (gridCols - 1) / 2) * GRID_X;
+  n.y = gridTop + row * GRID_Y;
   n.fx = n.x;
   n.fy = n.y;
 }
@@ -77,9 +79,9 @@ function rebuild(fresh: Set<string>, reset: boolean): void {
   let unconnected = 0;
   for (const n of nodes.values()) if (!connected.has(n.id)) unconnected++;
   if (reset || gridCols === 0) {
-    gridCols = Math.max(8, Math.ceil(Math.sqrt(unconnected * 1.6)));
+    gridCols = Math.max(8, Math.ceil(Math.sqrt(unconnected * 1.2)));
     const c = connected.size;
-    gridTop = c ? Math.sqrt(c) * 45 + GRID * 2 : 0;
+    gridTop = c ? Math.sqrt(c) * 45 + GRID_Y * 2 : 0;
     freeSlots = [];
     nextSlot = 0;
     for (const n of nodes.values()) n.slot = -1;

@@ -7,7 +7,7 @@ import { api, ApiError, Diff, hasToken, NodeJson, setToken, ViewInfo, Whoami } f
 import { DetailsPanel, DESTRUCTIVE, runControl } from './details';
 import { GraphView } from './graph';
 import type { FromWorker, ToWorker } from './layout.worker';
-import { ConnState, Live } from './live';
+import { ConnState, Live, liveStats } from './live';
 import { filterQuery, readUrl, UiState, writeUrl } from './state';
 import { formatBytes, TableView } from './table';
 
@@ -51,6 +51,7 @@ const details = new DetailsPanel($('details'), {
 const live = new Live(onDiff, onConn);
 
 worker.onmessage = (ev: MessageEvent<FromWorker>) => {
+  graph.layoutRunning = !ev.data.settled;
   graph.setPositions(ev.data.ids, ev.data.xy);
   document.body.dataset.layout = ev.data.settled ? 'settled' : 'running';
 };
@@ -63,9 +64,12 @@ function toWorker(m: ToWorker): void {
   model,
   graph: graph.stats,
   perf,
+  live: liveStats,
   mode: () => effectiveMode(),
   screenOf: (id: string) => graph.screenOf(id),
   fitNow: () => graph.fit(),
+  panBy: (dx: number, dy: number) => graph.panBy(dx, dy),
+  zoomBy: (f: number) => graph.zoomBy(f),
   state: () => ({ ...state }),
 };
 
@@ -122,10 +126,10 @@ async function boot(): Promise<void> {
   if (booted) return;
   booted = true;
   bindControls();
-  await refreshViews();
-  await loadFilters();
-  window.setInterval(() => void refreshViews(), 5000);
+  // The view's socket opens first; the counts and filters load meanwhile.
   apply(false);
+  await Promise.all([refreshViews(), loadFilters()]);
+  window.setInterval(() => void refreshViews(), 5000);
 }
 
 function showLogin(error: string): void {
@@ -415,14 +419,19 @@ function applyDiff(d: Diff): void {
     model.delete(id);
     graph.multi.delete(id);
   }
+  let edges = add.length > 0 || remove.length > 0;
   for (const n of add) model.set(n.id, n);
-  for (const n of update) model.set(n.id, n);
+  for (const n of update) {
+    const old = model.get(n.id);
+    if (!edges && (!old || !sameList(old.adjacency, n.adjacency))) edges = true;
+    model.set(n.id, n);
+  }
   received = true;
   if (!perf.firstDataAt) perf.firstDataAt = performance.now();
   const mode = effectiveMode();
   if (mode === 'graph') {
     if (!graph.active) feedWorkerAll();
-    else
+    else if (edges)
       toWorker({
         type: 'diff',
         add: add.map((n) => ({ id: n.id, adj: n.adjacency })),
@@ -430,6 +439,7 @@ function applyDiff(d: Diff): void {
         remove,
       });
     graph.dataChanged();
+    if (edges) graph.edgesChanged();
   } else {
     layoutStale = true;
   }
@@ -442,6 +452,10 @@ function applyDiff(d: Diff): void {
   perf.applies++;
 }
 let layoutStale = false;
+
+function sameList(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
 
 function feedWorkerAll(): void {
   toWorker({ type: 'reset' });
