@@ -11,7 +11,9 @@
 //! - [`diff`]: what changed between two renders, for WebSocket clients;
 //! - [`search`]: the query language and saved filters;
 //! - [`TimeSeries`]: fixed-bound per-metric history;
-//! - [`server`]: the axum app (API, auth, audit, controls, metrics);
+//! - [`server`]: the axum app (API, auth, audit, controls, metrics) and
+//!   the web UI it serves at `/`, built from the workspace's `ui/` by this
+//!   crate's build script and embedded in the binary;
 //! - [`synthetic`]: a cluster generator for benchmarks and load tests.
 //!
 //! # Why fixed-memory time series

@@ -24,6 +24,10 @@ export interface ViewInfo {
 
 export interface Diff {
   reset?: boolean;
+  /** The nodes in the view, on the first message of a reset. */
+  total?: number;
+  /** More messages of this diff follow. */
+  more?: boolean;
   add?: NodeJson[];
   update?: NodeJson[];
   remove?: string[];

@@ -68,6 +68,7 @@ function toWorker(m: ToWorker): void {
   mode: () => effectiveMode(),
   screenOf: (id: string) => graph.screenOf(id),
   fitNow: () => graph.fit(),
+  positions: () => graph.positions(),
   panBy: (dx: number, dy: number) => graph.panBy(dx, dy),
   zoomBy: (f: number) => graph.zoomBy(f),
   state: () => ({ ...state }),
@@ -80,7 +81,7 @@ function canControl(control: string): boolean {
 
 function effectiveMode(): 'graph' | 'table' {
   if (state.mode !== 'auto') return state.mode;
-  return model.size > state.threshold ? 'table' : 'graph';
+  return Math.max(model.size, expectedTotal) > state.threshold ? 'table' : 'graph';
 }
 
 // ------------------------------------------------------------------ boot
@@ -324,6 +325,9 @@ function apply(push: boolean): void {
     bulkBar();
     toWorker({ type: 'reset' });
     received = false;
+    unseen = null;
+    expectedTotal = 0;
+    pending = { add: [], update: [], remove: [] };
     perf.resetAt = performance.now();
     perf.firstDataAt = 0;
     queued = [];
@@ -398,20 +402,35 @@ function onDiff(d: Diff): void {
   applyDiff(d);
 }
 
+/** During a reset (which may come in several messages): the nodes shown
+ * before it that it has not named yet; they go when its last message has come. */
+let unseen: Set<string> | null = null;
+/** The view's size as the reset announced it, until the reset is complete. */
+let expectedTotal = 0;
+/** Layout work held back until a reset is complete, so it is laid out as one. */
+let pending: { add: NodeJson[]; update: NodeJson[]; remove: string[] } = { add: [], update: [], remove: [] };
+
 function applyDiff(d: Diff): void {
   const t0 = performance.now();
   const add: NodeJson[] = [];
-  const update: NodeJson[] = d.update ?? [];
-  const remove: string[] = d.remove ?? [];
+  const update: NodeJson[] = [...(d.update ?? [])];
+  const remove: string[] = [...(d.remove ?? [])];
   if (d.reset) {
-    // A reset after a reconnect: compared with what is shown, so nothing
-    // that stayed moves.
-    const seen = new Set<string>();
+    unseen = new Set(model.keys());
+    expectedTotal = d.total ?? 0;
+  }
+  if (unseen) {
+    // Compared with what is shown, so nothing that stayed moves.
     for (const n of d.add ?? []) {
-      seen.add(n.id);
+      unseen.delete(n.id);
       (model.has(n.id) ? update : add).push(n);
     }
-    for (const id of model.keys()) if (!seen.has(id)) remove.push(id);
+    for (const n of update) unseen.delete(n.id);
+    if (!d.more) {
+      remove.push(...unseen);
+      unseen = null;
+      expectedTotal = 0;
+    }
   } else {
     add.push(...(d.add ?? []));
   }
@@ -430,14 +449,22 @@ function applyDiff(d: Diff): void {
   if (!perf.firstDataAt) perf.firstDataAt = performance.now();
   const mode = effectiveMode();
   if (mode === 'graph') {
-    if (!graph.active) feedWorkerAll();
-    else if (edges)
-      toWorker({
-        type: 'diff',
-        add: add.map((n) => ({ id: n.id, adj: n.adjacency })),
-        update: update.map((n) => ({ id: n.id, adj: n.adjacency })),
-        remove,
-      });
+    if (edges) {
+      pending.add.push(...add);
+      pending.update.push(...update);
+      pending.remove.push(...remove);
+    }
+    if (!unseen) {
+      if (!graph.active) feedWorkerAll();
+      else if (pending.add.length + pending.update.length + pending.remove.length > 0)
+        toWorker({
+          type: 'diff',
+          add: pending.add.map((n) => ({ id: n.id, adj: n.adjacency })),
+          update: pending.update.map((n) => ({ id: n.id, adj: n.adjacency })),
+          remove: pending.remove,
+        });
+      pending = { add: [], update: [], remove: [] };
+    }
     graph.dataChanged();
     if (edges) graph.edgesChanged();
   } else {
@@ -458,6 +485,7 @@ function sameList(a: string[], b: string[]): boolean {
 }
 
 function feedWorkerAll(): void {
+  pending = { add: [], update: [], remove: [] };
   toWorker({ type: 'reset' });
   toWorker({ type: 'diff', add: [...model.values()].map((n) => ({ id: n.id, adj: n.adjacency })), update: [], remove: [] });
   layoutStale = false;

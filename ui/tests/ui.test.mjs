@@ -227,9 +227,18 @@ test('every view draws as many nodes as its API answer has, with no console erro
 
 test('a new container appears live; its panel has sparklines; stopping it with the button removes it and is audited', async () => {
   const p = await page();
+  await nodeId(p, `ui-shell-${tag}`);
+  await p.waitForFunction(() => document.body.dataset.layout === 'settled', null, { timeout: 30_000 });
+  const before = await p.evaluate(() => window.__orch.positions());
   const name = `ui-late-${tag}`;
   runContainer(name, 'sleep', '3600');
   const id = await nodeId(p, name);
+  // Nothing jumps on a diff: what was placed stays where it was.
+  await p.waitForFunction((id) => document.body.dataset.layout === 'settled' && window.__orch.screenOf(id) !== null, id, { timeout: 30_000 });
+  const afterAdd = await p.evaluate(() => window.__orch.positions());
+  for (const [k, [x, y]] of Object.entries(before)) {
+    if (afterAdd[k]) assert.ok(Math.hypot(afterAdd[k][0] - x, afterAdd[k][1] - y) < 0.5, `${k} moved from ${[x, y]} to ${afterAdd[k]}`);
+  }
   await clickNode(p, id);
   await p.waitForSelector('#details .spark svg');
   await until('a sparkline with points', 30_000, async () => {

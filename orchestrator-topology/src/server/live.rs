@@ -18,6 +18,10 @@ use crate::views::{Filters, Rendered, View};
 /// Views rendered for a socket wait at least this long apart by default.
 const MIN_INTERVAL: Duration = Duration::from_millis(20);
 
+/// Nodes per message: a browser parses and applies one in a few
+/// milliseconds (see [`crate::diff::Diff::chunks`]).
+const CHUNK: usize = 2_000;
+
 pub(super) async fn view_socket(
     State(app): State<App>,
     Path(view): Path<String>,
@@ -52,13 +56,19 @@ async fn run(app: App, view: View, filters: Filters, interval: Duration, mut soc
         if prev.as_ref().is_none_or(|p| p.generation != next.generation) {
             let before = prev.clone();
             let after = next.clone();
-            let text = tokio::task::spawn_blocking(move || {
+            let texts = tokio::task::spawn_blocking(move || {
                 let d = crate::diff::diff(before.as_deref(), &after);
-                (!d.is_empty()).then(|| serde_json::to_string(&d).unwrap_or_default())
+                if d.is_empty() {
+                    return Vec::new();
+                }
+                d.chunks(CHUNK)
+                    .iter()
+                    .map(|c| serde_json::to_string(c).unwrap_or_default())
+                    .collect()
             })
             .await
             .unwrap_or_default();
-            if let Some(text) = text {
+            for text in texts {
                 if socket.send(Message::Text(text.into())).await.is_err() {
                     return;
                 }
