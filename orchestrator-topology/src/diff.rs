@@ -138,7 +138,10 @@ mod tests {
         assert!(chunks[1..].iter().all(|c| !c.reset && c.total.is_none()));
         assert!(chunks[..chunks.len() - 1].iter().all(|c| c.more && c.add.len() == 7));
         assert!(!chunks.last().unwrap().more);
-        let ids: Vec<&str> = chunks.iter().flat_map(|c| c.add.iter().map(|a| a.summary.id.as_str())).collect();
+        let ids: Vec<&str> = chunks
+            .iter()
+            .flat_map(|c| c.add.iter().map(|a| a.summary.id.as_str()))
+            .collect();
         let want: Vec<&str> = whole.add.iter().map(|a| a.summary.id.as_str()).collect();
         assert_eq!(ids, want);
         // A small diff stays whole.
