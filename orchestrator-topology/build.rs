@@ -2,6 +2,10 @@
 //! esbuild after `npm ci`) into `OUT_DIR/ui`, and writes `ui_assets.rs`,
 //! which the server embeds with `include_bytes!`.
 //!
+//! A packaged crate has no `ui/` beside it: it carries the built UI in
+//! `ui-dist/` instead (`scripts/package-ui` puts it there before
+//! `cargo package`), and this script embeds that.
+//!
 //! Cargo reruns this only when the UI's sources or lockfile change. Without
 //! Node.js and npm the crate still builds: it warns and embeds a page that
 //! says how to get the UI. A broken UI source fails the build, as a broken
@@ -15,7 +19,9 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let ui = manifest.join("../ui");
     let dist = out.join("ui");
+    let prebuilt = manifest.join("ui-dist");
     println!("cargo:rerun-if-env-changed=ORCH_UI_SKIP");
+    println!("cargo:rerun-if-changed={}", prebuilt.display());
     for watched in ["src", "index.html", "build.mjs", "package.json", "package-lock.json"] {
         println!("cargo:rerun-if-changed={}", ui.join(watched).display());
     }
@@ -25,6 +31,11 @@ fn main() {
     let built = if std::env::var_os("ORCH_UI_SKIP").is_some_and(|v| v == "1") {
         fallback(&dist, "the UI build was skipped (ORCH_UI_SKIP=1)");
         false
+    } else if !ui.join("package.json").exists() && prebuilt.join("index.html").exists() {
+        for f in std::fs::read_dir(&prebuilt).expect("reading ui-dist").flatten() {
+            std::fs::copy(f.path(), dist.join(f.file_name())).expect("copying ui-dist");
+        }
+        true
     } else if !ui.join("package.json").exists() {
         fallback(&dist, "the UI sources (ui/) are not beside this crate");
         false

@@ -4,6 +4,16 @@
 // through /api/pipe/{id}.
 
 import type { Terminal } from '@xterm/xterm';
+
+interface XtermModules {
+  Terminal: typeof import('@xterm/xterm').Terminal;
+  FitAddon: typeof import('@xterm/addon-fit').FitAddon;
+}
+
+async function loadXterm(): Promise<XtermModules> {
+  const [{ Terminal }, { FitAddon }] = await Promise.all([import('@xterm/xterm'), import('@xterm/addon-fit')]);
+  return { Terminal, FitAddon };
+}
 import { api, ApiError, viewOfTopology, wsUrl } from './api';
 import { formatBytes } from './table';
 
@@ -301,6 +311,18 @@ export class DetailsPanel {
     box.append(close, status);
     this.root.append(box);
     box.scrollIntoView({ block: 'nearest' });
+    // The terminal emulator loads when a terminal is first opened, before
+    // the socket opens (its first bytes must find the terminal there).
+    let xterm: XtermModules | null = null;
+    if (!logs) {
+      try {
+        xterm = await loadXterm();
+      } catch (e) {
+        status.textContent = `the terminal did not load: ${(e as Error).message}`;
+        status.className = 'error';
+        return;
+      }
+    }
     const res = await runControl(c.probe, d.id, c.id, logs ? { tail: '200', follow: 'true' } : { cmd: '/bin/sh', tty: 'true' });
     if (!res.ok || !res.pipe_url) {
       status.textContent = `${c.human} failed: ${res.error ?? 'no pipe'}`;
@@ -332,8 +354,7 @@ export class DetailsPanel {
       const holder = document.createElement('div');
       holder.className = 'xterm-holder';
       box.append(holder);
-      // The terminal emulator loads when a terminal is first opened.
-      const [{ Terminal }, { FitAddon }] = await Promise.all([import('@xterm/xterm'), import('@xterm/addon-fit')]);
+      const { Terminal, FitAddon } = xterm as XtermModules;
       const term = new Terminal({ cursorBlink: true, fontSize: 13, convertEol: false, scrollback: 2000 });
       const fit = new FitAddon();
       term.loadAddon(fit);

@@ -176,7 +176,10 @@ async function clickNode(p, id) {
   const at = await p.evaluate((id) => window.__orch.screenOf(id), id);
   const box = await p.locator('#graph').boundingBox();
   await p.mouse.click(box.x + at.x, box.y + at.y);
-  await p.waitForSelector('#details .dhead h2');
+  // The panel shows this node (not the one it showed before).
+  const label = await p.evaluate((id) => window.__orch.model.get(id).label, id);
+  await p.waitForFunction((label) => document.querySelector('#details .dhead h2')?.textContent === label, label);
+  await p.waitForSelector('#details section');
 }
 
 test('the login form refuses a wrong token and a viewer sees no controls', async () => {
@@ -293,7 +296,11 @@ test('logs follow in the panel and a shell in a busybox container echoes what is
   await clickNode(p, await nodeId(p, `ui-shell-${tag}`));
   await p.click('#details [data-control="docker_exec_container"]');
   await p.waitForSelector('#details .xterm-holder .xterm');
-  await p.waitForFunction(() => document.querySelector('#details .pipe .muted')?.textContent === 'attached', null, { timeout: 20_000 });
+  await until('the terminal attached', 20_000, async () => {
+    const status = await p.evaluate(() => document.querySelector('#details .pipe p')?.textContent ?? '');
+    if (status && status !== 'attaching…' && status !== 'attached') throw new Error(`terminal: ${status}`);
+    return status === 'attached';
+  });
   const word = `hello-${Math.random().toString(36).slice(2, 9)}`;
   await p.click('#details .xterm-holder');
   await p.keyboard.type(`echo ${word}\n`, { delay: 10 });
