@@ -130,7 +130,7 @@ async function boot(): Promise<void> {
   // The view's socket opens first; the counts and filters load meanwhile.
   apply(false);
   await Promise.all([refreshViews(), loadFilters()]);
-  window.setInterval(() => void refreshViews(), 5000);
+  window.setInterval(() => void refreshViews(), 10_000);
 }
 
 function showLogin(error: string): void {
