@@ -189,9 +189,10 @@ if (!QUICK) {
   }
   report('large/containers_graph_first_complete_frame', summary(times), 'ms', '≤ 3000 ms');
   await page.waitForFunction(() => document.body.dataset.layout === 'settled', null, { timeout: 120_000 });
-  const fps = [];
-  for (let i = 0; i < 5; i++) {
-    fps.push(
+  const fps = [[], [], [], []];
+  // One pan and one zoom to warm up (as criterion warms up), then three of each.
+  for (let i = 0; i < 8; i++) {
+    fps[i < 2 ? 2 + i : i % 2].push(
       await page.evaluate(async (i) => {
         const frames = 60;
         const g = window.__orch;
@@ -210,7 +211,8 @@ if (!QUICK) {
       }, i),
     );
   }
-  report('large/containers_graph_pan_zoom_fps', summary(fps), 'frames/s', '≥ 30');
+  report('large/containers_graph_pan_fps', summary(fps[0]), 'frames/s', '≥ 30');
+  report('large/containers_graph_zoom_fps', summary(fps[1]), 'frames/s', '≥ 30');
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('HeapProfiler.collectGarbage');
   await cdp.send('Performance.enable');

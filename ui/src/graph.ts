@@ -380,6 +380,9 @@ export class GraphView {
       ctx.save();
       ctx.setTransform(s, 0, 0, s, (tx - this.edgeAt.tx * s) * this.dpr, (ty - this.edgeAt.ty * s) * this.dpr);
       ctx.globalAlpha = focus ? 0.3 : 1;
+      // Scaled only for the moment of a zoom (redrawn sharp after it):
+      // nearest-neighbour scaling is several times cheaper in software.
+      ctx.imageSmoothingEnabled = s === 1;
       ctx.drawImage(this.edgeLayer, 0, 0);
       ctx.restore();
     }

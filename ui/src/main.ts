@@ -470,6 +470,7 @@ function applyDiff(d: Diff): void {
   } else {
     layoutStale = true;
   }
+  table.loading = unseen !== null;
   table.refresh();
   if (details.current && (update.some((n) => n.id === details.current) || remove.includes(details.current))) details.touched();
   if (remove.length) bulkBar();

@@ -77,6 +77,9 @@ export class TableView {
     root.append(this.head, this.body);
   }
 
+  /** A reset is arriving in parts: sorted once it is complete. */
+  loading = false;
+
   /** The data changed: re-sort at the next frame. */
   refresh(): void {
     this.stale = true;
@@ -116,6 +119,7 @@ export class TableView {
   }
 
   paint(): void {
+    if (this.loading && this.rows.length > 0) return;
     if (this.stale) this.resort();
     this.spacer.style.height = `${this.rows.length * ROW}px`;
     const first = Math.max(0, Math.floor(this.body.scrollTop / ROW) - 5);
