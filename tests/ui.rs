@@ -4,7 +4,8 @@
 //! containers on the harness's dockerd, and checks login and roles, every
 //! view against its API answer, live updates, the details panel with
 //! sparklines and controls, search and shareable URLs, logs, a terminal,
-//! bulk controls and a dead app server. Screenshots of each view go to
+//! bulk controls, a dead app server, and the page over TLS (wss) on an app
+//! without probes. Screenshots of each view go to
 //! `target/ui-screenshots/`.
 
 use std::process::Command;

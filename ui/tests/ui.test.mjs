@@ -346,3 +346,29 @@ test('a dead app server shows the disconnected state and the page recovers when 
   await p.waitForSelector('#banner', { state: 'hidden', timeout: 20_000 });
   await p.context().close();
 });
+
+test('over TLS the page signs in and follows the view over wss, and an app without probes says so', async () => {
+  const tls = join(dir, 'tls');
+  mkdirSync(tls, { recursive: true });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(tls, 'key.pem'), '-out', join(tls, 'cert.pem')], { stdio: 'ignore' });
+  const tlsPort = await freePort();
+  start(APP_BIN, ['--host', '127.0.0.1', '--port', String(tlsPort), '--tokens', join(dir, 'tokens'), '--tls-cert', join(tls, 'cert.pem'), '--tls-key', join(tls, 'key.pem')], 'tls app-server');
+  const url = `https://127.0.0.1:${tlsPort}`;
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+  const p = await ctx.newPage();
+  await until('the TLS app server', 20_000, async () => {
+    try {
+      await p.goto(url);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  await p.fill('#token', TOKENS.viewer);
+  await p.click('#login-form button[type=submit]');
+  await p.waitForFunction(() => document.querySelector('#conn')?.dataset.state === 'live', null, { timeout: 20_000 });
+  await p.waitForSelector('#empty:not([hidden])');
+  assert.equal(await p.getAttribute('#empty', 'data-reason'), 'no-probes');
+  await ctx.close();
+});
+
