@@ -70,6 +70,15 @@ struct Args {
     /// Largest encoded report accepted, in bytes.
     #[arg(long = "max-report-bytes", default_value_t = Limits::default().max_encoded)]
     max_report_bytes: usize,
+    /// Largest report accepted decompressed, in bytes (decoding stops there).
+    #[arg(long = "max-decoded-bytes", default_value_t = Limits::default().max_decoded)]
+    max_decoded_bytes: usize,
+    /// Reports decoded at once; more wait with their bodies unread (default: twice the cores).
+    #[arg(long = "max-concurrent-reports")]
+    max_concurrent_reports: Option<usize>,
+    /// A live view's client that takes no message for this long is disconnected.
+    #[arg(long = "ws-send-timeout", default_value = "10s", value_parser = support::parse_duration)]
+    ws_send_timeout: Duration,
 }
 
 #[tokio::main]
@@ -105,9 +114,14 @@ async fn main() -> anyhow::Result<()> {
         cors_origins: args.cors_origins.clone(),
         limits: Limits {
             max_encoded: args.max_report_bytes,
-            ..Limits::default()
+            max_decoded: args.max_decoded_bytes,
         },
+        ws_send_timeout: args.ws_send_timeout,
         ..AppConfig::default()
+    };
+    let config = AppConfig {
+        max_concurrent_reports: args.max_concurrent_reports.unwrap_or(config.max_concurrent_reports),
+        ..config
     };
     let addr = SocketAddr::new(args.host, args.port);
     check_exposure(&config, addr)?;

@@ -250,6 +250,46 @@ fn codec_refuses_oversized_bombs_and_foreign_versions() {
     assert_eq!(Topologies::default().node_count(), 0);
 }
 
+/// Issue 18: a gzip bomb was decompressed whole (256 MiB, buffered twice
+/// over) before it was refused. Now it is decoded as it decompresses.
+#[test]
+fn gzip_bombs_are_refused_as_they_decompress() {
+    use std::io::Write;
+    let bomb = |prefix: &[u8], zeros: usize| {
+        let mut out = b"ORPT\x01\x01".to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(prefix).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..zeros >> 20 {
+            gz.write_all(&chunk).unwrap();
+        }
+        out.extend(gz.finish().unwrap());
+        out
+    };
+    let limits = Limits {
+        max_encoded: 16 << 20,
+        max_decoded: 1 << 20,
+    };
+    // 256 MiB of zeros in ~250 KB: not MessagePack from the first byte.
+    let zeros = bomb(b"", 256 << 20);
+    assert!(zeros.len() < 400_000, "{}", zeros.len());
+    assert!(matches!(decode(&zeros, limits), Err(ReportError::Malformed(_))));
+    // A map whose first key claims 2 GiB: read up to the limit, no further.
+    let string = bomb(&[0x81, 0xdb, 0x7f, 0xff, 0xff, 0xff], 64 << 20);
+    assert!(matches!(
+        decode(&string, limits),
+        Err(ReportError::TooLarge { what: "decoded", .. })
+    ));
+    // A whole report with bytes after it is not a report.
+    let mut r = Report::new("p", "h", 1);
+    r.header.seq = 3;
+    let mut plain = Vec::new();
+    rmp_serde::encode::write_named(&mut plain, &r).unwrap();
+    plain.push(0);
+    let trailing = bomb(&plain, 0);
+    assert!(matches!(decode(&trailing, limits), Err(ReportError::Malformed(_))));
+}
+
 #[test]
 fn a_refresh_merges_only_what_changed_and_keeps_first_seen_times() {
     let mut previous = Report::new("p", "h", 1_000);

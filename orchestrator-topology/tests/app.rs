@@ -31,6 +31,11 @@ struct Server {
 
 impl Server {
     async fn start(tag: &str) -> Server {
+        Self::start_with(tag, |_| {}).await
+    }
+
+    /// [`Server::start`] with changes to its configuration.
+    async fn start_with(tag: &str, change: impl FnOnce(&mut AppConfig)) -> Server {
         let dir = std::env::temp_dir().join(format!("orch-topology-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -39,14 +44,15 @@ impl Server {
             "{PROBE} probe\n{VIEWER} viewer vera\n{OPERATOR} operator otto\n{ADMIN} admin ada\n"
         ))
         .unwrap();
-        let app = App::new(AppConfig {
+        let mut config = AppConfig {
             tokens,
             audit_log: Some(audit.clone()),
             data_dir: Some(dir),
             control_timeout: Duration::from_secs(20),
             ..AppConfig::default()
-        })
-        .unwrap();
+        };
+        change(&mut config);
+        let app = App::new(config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = app.router();
@@ -806,4 +812,75 @@ async fn the_web_ui_is_served_and_whoami_names_the_caller() {
     );
     assert_eq!(viewer["open"], false);
     assert_eq!(server.get("no-such-token", "/api/whoami").await.0, 401);
+}
+
+/// Issue 18: clients that opened a live view and never read made the app
+/// hold a render and an unsent diff each, growing without bound. Now a
+/// client that takes no message within `ws_send_timeout` is disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_view_clients_that_never_read_are_disconnected() {
+    use orchestrator_topology::synthetic::{Cluster, ClusterSpec};
+    let server = Server::start_with("unread", |c| c.ws_send_timeout = Duration::from_secs(1)).await;
+    let cluster = Cluster::new(ClusterSpec {
+        hosts: 10,
+        containers: 100,
+        processes: 3_000,
+        connections: 3_000,
+    });
+    let now = orchestrator_topology::now_ms();
+    for round in 0..2 {
+        for r in cluster.round(now, round) {
+            server.app.ingest_bytes(&encode(&r).unwrap()).unwrap();
+        }
+    }
+    // Rounds in which every process's metrics move: a diff for every client.
+    let rounds: Vec<Vec<Vec<u8>>> = (2..42)
+        .map(|round| {
+            (0..cluster.hosts())
+                .map(|h| {
+                    encode(
+                        &cluster
+                            .report(h, now, round)
+                            .delta_since(&cluster.report(h, now, round - 1)),
+                    )
+                    .unwrap()
+                })
+                .collect()
+        })
+        .collect();
+    let rss_before = rss_bytes();
+    let addr = server.base.trim_start_matches("http://").parse().unwrap();
+    let url = format!("ws://{addr}/api/topology/processes/ws?token={VIEWER}");
+    let mut unread = Vec::new();
+    for _ in 0..50 {
+        // A small receive window, so the app's sends back up soon.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        unread.push(tokio_tungstenite::client_async(&url, stream).await.unwrap().0);
+    }
+    for round in &rounds {
+        for report in round {
+            server.app.ingest_bytes(report).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Past the send timeout with nothing read.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let grown = rss_bytes().saturating_sub(rss_before);
+    // The app still answers, and each unread client was let go: what it
+    // reads now ends (the messages buffered before, then the close).
+    assert_eq!(server.get(VIEWER, "/health").await.0, 200);
+    for (i, ws) in unread.iter_mut().enumerate() {
+        let ended = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(Ok(m)) = ws.next().await {
+                if m.is_close() {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "client {i} is still connected");
+    }
+    assert!(grown < 400 << 20, "RSS grew by {} MB", grown >> 20);
 }

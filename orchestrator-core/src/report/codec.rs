@@ -7,9 +7,12 @@
 //! MessagePack with field names keeps old readers working when fields are
 //! added (unknown names are skipped, missing ones default); gzip at its
 //! fastest level shrinks the repetitive ids and keys several times over for
-//! little CPU. A decoder never trusts the sender: the encoded and the
-//! decoded sizes are both capped before anything is allocated for them,
-//! so a compression bomb costs at most [`Limits::max_decoded`] bytes.
+//! little CPU. A decoder never trusts the sender: the encoded size is
+//! capped before anything is read, and the payload is decoded as it
+//! decompresses, counting bytes as they come, so the decompressed payload
+//! is never held whole and a compression bomb stops at
+//! [`Limits::max_decoded`] bytes read (most stop at their first bytes,
+//! which are not MessagePack).
 
 use std::io::Read;
 
@@ -124,17 +127,55 @@ pub fn decode(bytes: &[u8], limits: Limits) -> Result<Report, ReportError> {
     if *codec != CODEC_MSGPACK_GZIP {
         return Err(ReportError::Codec(*codec));
     }
-    let cap = u64::try_from(limits.max_decoded).unwrap_or(u64::MAX).saturating_add(1);
-    let mut plain = Vec::with_capacity(payload.len().saturating_mul(4).min(limits.max_decoded));
-    flate2::read::GzDecoder::new(payload)
-        .take(cap)
-        .read_to_end(&mut plain)
-        .map_err(|e| ReportError::Malformed(format!("gzip: {e}")))?;
-    if plain.len() > limits.max_decoded {
+    let mut capped = Capped {
+        inner: std::io::BufReader::with_capacity(64 << 10, flate2::read::GzDecoder::new(payload)),
+        left: limits.max_decoded,
+        exceeded: false,
+    };
+    let decoded = rmp_serde::from_read(&mut capped);
+    if capped.exceeded {
         return Err(ReportError::TooLarge {
             what: "decoded",
             limit: limits.max_decoded,
         });
     }
-    rmp_serde::from_slice(&plain).map_err(|e| ReportError::Malformed(e.to_string()))
+    let report: Report = decoded.map_err(|e| ReportError::Malformed(e.to_string()))?;
+    // Bytes after the report (or a bad gzip trailer) make it malformed.
+    let mut rest = [0u8; 1];
+    match capped.read(&mut rest) {
+        Ok(0) => Ok(report),
+        Ok(_) => Err(ReportError::Malformed("bytes after the report".into())),
+        Err(_) if capped.exceeded => Err(ReportError::TooLarge {
+            what: "decoded",
+            limit: limits.max_decoded,
+        }),
+        Err(e) => Err(ReportError::Malformed(format!("gzip: {e}"))),
+    }
+}
+
+/// A reader that fails once more than `left` bytes have come through, and
+/// says so (`exceeded`), so a decoder reading from it stops at the limit.
+struct Capped<R> {
+    inner: R,
+    left: usize,
+    exceeded: bool,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            // At the limit: only the end of the stream is still welcome.
+            let one = buf.len().min(1);
+            let n = self.inner.read(&mut buf[..one])?;
+            if n > 0 {
+                self.exceeded = true;
+                return Err(std::io::Error::other("decoded size limit"));
+            }
+            return Ok(0);
+        }
+        let want = buf.len().min(self.left);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n;
+        Ok(n)
+    }
 }

@@ -2,6 +2,12 @@
 //! The first message is a reset with every node; after each store change
 //! the client gets `{add, update, remove}` (nothing when nothing in its
 //! view changed). `t=` (ms) sets the least time between two messages.
+//!
+//! A client that does not take a message within
+//! [`AppConfig::ws_send_timeout`](super::AppConfig::ws_send_timeout) is
+//! disconnected: a client that stops reading would otherwise hold its last
+//! render and an unsent diff for as long as it stays connected. It gets a
+//! reset when it comes back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,9 +74,15 @@ async fn run(app: App, view: View, filters: Filters, interval: Duration, mut soc
             })
             .await
             .unwrap_or_default();
+            let limit = app.inner.config.ws_send_timeout;
             for text in texts {
-                if socket.send(Message::Text(text.into())).await.is_err() {
-                    return;
+                match tokio::time::timeout(limit, socket.send(Message::Text(text.into()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        tracing::info!(view = view.id(), "a live view's client fell behind; disconnected");
+                        return;
+                    }
                 }
             }
             prev = Some(next);

@@ -70,6 +70,13 @@ pub struct AppConfig {
     pub publish_interval: Duration,
     /// How long a control waits for its probe's answer.
     pub control_timeout: Duration,
+    /// Reports decoded at once (`--max-concurrent-reports`); more wait,
+    /// their bodies unread, so memory for reports stays bounded.
+    pub max_concurrent_reports: usize,
+    /// A live view's client that takes longer than this to take one
+    /// message is disconnected (it reconnects to a reset), so a client
+    /// that never reads holds no renders.
+    pub ws_send_timeout: Duration,
 }
 
 impl Default for AppConfig {
@@ -86,6 +93,8 @@ impl Default for AppConfig {
             limits: Limits::default(),
             publish_interval: Duration::from_secs(15),
             control_timeout: Duration::from_secs(30),
+            max_concurrent_reports: 2 * std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            ws_send_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -135,6 +144,8 @@ pub(crate) struct Inner {
     pub(crate) controls: controls::Controls,
     pub(crate) counters: Counters,
     pub(crate) latencies: Mutex<Latencies>,
+    /// Permits to decode a report (`max_concurrent_reports`).
+    ingest_permits: Arc<tokio::sync::Semaphore>,
     /// Replaced reports and renders, freed on a thread of their own.
     garbage: std::sync::mpsc::Sender<Garbage>,
 }
@@ -182,6 +193,7 @@ impl App {
         Ok(App {
             inner: Arc::new(Inner {
                 store: RwLock::new(ReportStore::new(config.store)),
+                ingest_permits: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_reports.max(1))),
                 config,
                 cache: Mutex::new(FxHashMap::default()),
                 generation: watch::channel(0).0,
@@ -310,7 +322,10 @@ impl App {
     pub fn router(&self) -> Router {
         let app = self.clone();
         let probe = Router::new()
-            .route("/api/v1/reports", post(api::post_report))
+            .route(
+                "/api/v1/reports",
+                post(api::post_report).layer(axum::middleware::from_fn_with_state(app.clone(), limit_ingest)),
+            )
             .route("/api/v1/agents/register", post(api::register))
             .route("/api/v1/agents/heartbeat/{agent_id}", post(api::heartbeat))
             .route("/api/v1/agents/config/{agent_id}", get(api::agent_config))
@@ -378,6 +393,19 @@ impl App {
         }
         router
     }
+}
+
+/// Lets a report's body be read only with a permit: at most
+/// `max_concurrent_reports` are buffered and decoded at once.
+async fn limit_ingest(
+    axum::extract::State(app): axum::extract::State<App>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(_permit) = app.inner.ingest_permits.clone().acquire_owned().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    next.run(req).await
 }
 
 /// Checks that the app may listen on `addr`: without tokens it runs open,
