@@ -889,3 +889,41 @@ async fn live_view_clients_that_never_read_are_disconnected() {
         assert!(ended.is_ok(), "client {i} is still connected");
     }
 }
+
+/// Issue 18: `?token=` was honoured on plain HTTP (tokens end up in URLs
+/// and logs) and `Authorization: bearer` (lower case) was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_go_in_the_authorization_header_with_any_case_scheme() {
+    let server = Server::start("scheme").await;
+    let get = |auth: Option<&str>, path: &str| {
+        let mut req = server.http.get(format!("{}{path}", server.base));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send()
+    };
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let r = get(Some(&format!("{scheme} {VIEWER}")), "/api/topology").await.unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
+    assert_eq!(
+        get(Some(&format!("Basic {VIEWER}")), "/api/topology")
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let r = get(None, &format!("/api/topology?token={VIEWER}")).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("Authorization header"),
+        "{body}"
+    );
+    // A WebSocket upgrade may carry it (browsers cannot set headers there).
+    let ws = format!(
+        "{}/api/topology/hosts/ws?token={VIEWER}",
+        server.base.replace("http", "ws")
+    );
+    assert!(tokio_tungstenite::connect_async(&ws).await.is_ok());
+}

@@ -7,8 +7,10 @@
 //!
 //! Tokens come from a file, one per line as `TOKEN ROLE [NAME]` (`#`
 //! comments), or as a JSON list of `{"token", "role", "name"}`. A token
-//! goes in `Authorization: Bearer …`, or in `?token=` where a browser
-//! cannot set headers (WebSockets). Without tokens the app runs open: every
+//! goes in `Authorization: Bearer …` (the scheme in any case, as RFC 7235
+//! says), or in `?token=` on a WebSocket upgrade only, where a browser
+//! cannot set headers; elsewhere `?token=` is refused, since URLs end up
+//! in logs. Without tokens the app runs open: every
 //! caller is an admin, and [`check_exposure`](super::check_exposure) keeps
 //! it on loopback.
 
@@ -153,15 +155,43 @@ pub struct Caller {
     pub role: Option<Role>,
 }
 
-fn token_of(req: &Request) -> Option<String> {
-    if let Some(h) = req.headers().get(axum::http::header::AUTHORIZATION) {
-        let h = h.to_str().ok()?;
-        return h.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+/// Where a request's token is, if anywhere.
+enum Presented {
+    Token(String),
+    None,
+    /// `?token=` on a plain HTTP request: refused, as tokens in URLs end up
+    /// in logs and histories.
+    InQuery,
+}
+
+fn token_of(req: &Request) -> Presented {
+    use axum::http::header::{AUTHORIZATION, UPGRADE};
+    if let Some(h) = req.headers().get(AUTHORIZATION) {
+        // The scheme is case-insensitive (RFC 7235).
+        let token = h
+            .to_str()
+            .ok()
+            .and_then(|h| h.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim().to_string());
+        return token.map_or(Presented::None, Presented::Token);
     }
-    req.uri()
-        .query()?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("token=").map(|t| t.to_string()))
+    let in_query = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+        .map(str::to_string);
+    let upgrade = req
+        .headers()
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    match in_query {
+        // Browsers cannot set headers on a WebSocket.
+        Some(t) if upgrade => Presented::Token(t),
+        Some(_) => Presented::InQuery,
+        None => Presented::None,
+    }
 }
 
 /// Names the caller; a token that is not known is refused here.
@@ -174,11 +204,17 @@ pub(super) async fn identify(State(app): State<App>, mut req: Request, next: Nex
         }
     } else {
         match token_of(&req) {
-            None => Caller {
+            Presented::None => Caller {
                 name: String::new(),
                 role: None,
             },
-            Some(secret) => match tokens.find(&secret) {
+            Presented::InQuery => {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "send the token in the Authorization header (?token= is only for WebSocket upgrades)",
+                )
+            }
+            Presented::Token(secret) => match tokens.find(&secret) {
                 Some(t) => Caller {
                     name: if t.name.is_empty() {
                         t.role.as_str().to_string()
