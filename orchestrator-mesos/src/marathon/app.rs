@@ -425,12 +425,21 @@ impl Checker {
         }
     }
 
+    fn port(&mut self, path: &str, port: u32) {
+        if port > u32::from(u16::MAX) {
+            self.fail(path, format!("got {port}, expected between 0 and 65535"));
+        }
+    }
+
     fn between(&mut self, path: &str, value: f64, lo: f64, hi: f64) {
         if !(lo..=hi).contains(&value) {
             self.fail(path, format!("got {value:?}, expected between {lo:?} and {hi:?}"));
         }
     }
 }
+
+/// The longest backoff or launch delay accepted: a day.
+const MAX_DELAY_SECONDS: f64 = 86_400.0;
 
 const ID_SEGMENT: &str = r"^(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])$";
 
@@ -543,9 +552,40 @@ impl AppDefinition {
         c.at_least("/cpus", self.cpus, 0.0);
         c.at_least("/mem", self.mem, 0.0);
         c.at_least("/disk", self.disk, 0.0);
-        c.at_least("/backoffSeconds", self.backoff_seconds, 0.0);
-        c.at_least("/backoffFactor", self.backoff_factor, 1.0);
-        c.at_least("/maxLaunchDelaySeconds", self.max_launch_delay_seconds, 0.0);
+        // Issue 18: 4e9 instances of nothing made one offer place launches
+        // until memory ran out. Marathon's instances are an int32, and an
+        // instance must take something from an offer.
+        if self.instances > i32::MAX as u32 {
+            c.fail(
+                "/instances",
+                format!("got {}, expected at most {}", self.instances, i32::MAX),
+            );
+        }
+        if self.cpus == 0.0 && self.mem == 0.0 && self.disk == 0.0 && self.port_count() == 0 {
+            c.fail("/", "an instance needs some resource: cpus, mem, disk or a port");
+        }
+        // Bounded so the delay stays a delay (1e308 overflowed to none).
+        c.between("/backoffSeconds", self.backoff_seconds, 0.0, MAX_DELAY_SECONDS);
+        c.between("/backoffFactor", self.backoff_factor, 1.0, 100.0);
+        c.between(
+            "/maxLaunchDelaySeconds",
+            self.max_launch_delay_seconds,
+            0.0,
+            MAX_DELAY_SECONDS,
+        );
+        for (i, p) in self.port_definitions.iter().enumerate() {
+            c.port(&format!("/portDefinitions({i})/port"), p.port);
+        }
+        if let Some(container) = &self.container {
+            let docker = container.docker.iter().flat_map(|d| &d.port_mappings);
+            for (i, m) in container.port_mappings.iter().chain(docker).enumerate() {
+                c.port(&format!("/container/portMappings({i})/containerPort"), m.container_port);
+                c.port(&format!("/container/portMappings({i})/servicePort"), m.service_port);
+                if let Some(h) = m.host_port {
+                    c.port(&format!("/container/portMappings({i})/hostPort"), h);
+                }
+            }
+        }
         c.between(
             "/upgradeStrategy/minimumHealthCapacity",
             self.upgrade_strategy.minimum_health_capacity,
@@ -615,6 +655,11 @@ impl AppDefinition {
                         c.fail(path, "MAX_PER needs a number");
                     } else if op == "GROUP_BY" && rule[2].parse::<u32>().is_err() {
                         c.fail(path, "GROUP_BY needs a number of groups");
+                    } else if (op == "LIKE" || op == "UNLIKE")
+                        && regex::RegexBuilder::new(&rule[2]).size_limit(1 << 20).build().is_err()
+                    {
+                        // Issue 18: an app whose regex does not compile waited forever.
+                        c.fail(path, format!("{op} needs a regular expression that compiles: {:?}", rule[2]));
                     }
                 }
                 _ => c.fail(
@@ -743,6 +788,58 @@ mod tests {
         assert!(e.message.starts_with("Invalid JSON"), "{e}");
         let e = AppDefinition::from_json(br#"{"id": "x", "cmd": "y", "instances": "many"}"#).unwrap_err();
         assert!(e.details[0].errors[0].contains("invalid type"), "{e}");
+    }
+
+    /// Issue 18: definitions Marathon refuses were accepted, and one of them
+    /// took the scheduler down.
+    #[test]
+    fn impossible_definitions_are_refused_with_the_field_named() {
+        let paths = |body: &str| -> Vec<String> {
+            AppDefinition::from_json(body.as_bytes())
+                .unwrap_err()
+                .details
+                .into_iter()
+                .map(|v| v.path)
+                .collect()
+        };
+        assert_eq!(
+            paths(
+                r#"{"id": "/huge", "cmd": "sleep 1", "instances": 4000000000, "cpus": 0, "mem": 0,
+                    "disk": 0, "portDefinitions": []}"#
+            ),
+            vec!["/instances", "/"]
+        );
+        assert_eq!(
+            paths(r#"{"id": "/p", "cmd": "x", "portDefinitions": [{"port": 99999}]}"#),
+            vec!["/portDefinitions(0)/port"]
+        );
+        assert_eq!(
+            paths(
+                r#"{"id": "/p", "cmd": "x", "container": {"type": "DOCKER", "docker": {"image": "b"},
+                "portMappings": [{"containerPort": 70000, "hostPort": 65536}]}}"#
+            ),
+            vec![
+                "/container/portMappings(0)/containerPort",
+                "/container/portMappings(0)/hostPort"
+            ]
+        );
+        assert_eq!(
+            paths(r#"{"id": "/r", "cmd": "x", "constraints": [["hostname", "LIKE", "a[b"]]}"#),
+            vec!["/constraints(0)"]
+        );
+        assert_eq!(
+            paths(
+                r#"{"id": "/b", "cmd": "x", "backoffSeconds": 1e308, "backoffFactor": 1e9,
+                "maxLaunchDelaySeconds": 1e300}"#
+            ),
+            vec!["/backoffSeconds", "/backoffFactor", "/maxLaunchDelaySeconds"]
+        );
+        // What Marathon accepts still is.
+        AppDefinition::from_json(
+            br#"{"id": "/ok", "cmd": "x", "instances": 2147483647, "cpus": 0, "mem": 1,
+                "constraints": [["hostname", "LIKE", "web-[0-9]+"]], "backoffSeconds": 3600}"#,
+        )
+        .unwrap();
     }
 
     #[test]

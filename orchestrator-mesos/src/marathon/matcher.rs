@@ -312,8 +312,13 @@ fn task_for(app: &AppDefinition, task_id: TaskId, agent: &AgentId, resources: Re
     }
 }
 
+/// Launches one offer may hold, whatever the apps ask: bounds the work and
+/// memory of one match (the rest waits for the next offer).
+pub const MAX_LAUNCHES_PER_OFFER: usize = 1_000;
+
 /// Fits as many of the `wanted` instances (app, how many) into `offer` as
-/// its resources, ports and each app's constraints allow, in order.
+/// its resources, ports, each app's constraints and
+/// [`MAX_LAUNCHES_PER_OFFER`] allow, in order.
 /// `placed` holds where each app's instances already run; `next_id` makes
 /// task ids. Returns the launches; what is left of the offer is the rest.
 pub fn match_offer(
@@ -336,6 +341,9 @@ pub fn match_offer(
             placed.get(&app.id).cloned().unwrap_or_default()
         };
         for _ in 0..*count {
+            if launches.len() >= MAX_LAUNCHES_PER_OFFER {
+                return launches;
+            }
             if !rules
                 .iter()
                 .all(|c| c.accepts(&offer.hostname, &offer.attributes, &here))
@@ -434,6 +442,21 @@ mod tests {
             .task
             .container
             .is_none());
+    }
+
+    /// Issue 18: one offer placed launches towards 4e9 instances until the
+    /// scheduler ran out of memory.
+    #[test]
+    fn one_offer_places_at_most_the_cap() {
+        let tiny = app(
+            r#"{"id": "/tiny", "cmd": "x", "cpus": 0.001, "mem": 1, "instances": 2000000000, "portDefinitions": []}"#,
+        );
+        let other =
+            app(r#"{"id": "/other", "cmd": "x", "cpus": 0.001, "mem": 1, "instances": 10, "portDefinitions": []}"#);
+        // Room for 10,000 of them.
+        let o = offer("h1", "cpus:10;mem:10000", "");
+        let l = match_offer(&o, &[(&tiny, 2_000_000_000), (&other, 10)], &BTreeMap::new(), ids());
+        assert_eq!(l.len(), MAX_LAUNCHES_PER_OFFER);
     }
 
     #[test]
