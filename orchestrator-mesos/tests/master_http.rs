@@ -304,6 +304,39 @@ async fn operator_endpoints_for_weights_quota_roles_and_metrics() {
         .unwrap();
     assert_eq!(w.as_array().unwrap().len(), 1, "{w}");
 
+    // Mesos's weight rules (issue 18): normal and positive, each role once.
+    for bad in [
+        r#"[{"role":"ops","weight":1e-320}]"#,
+        r#"[{"role":"ops","weight":1},{"role":"ops","weight":2}]"#,
+    ] {
+        assert_eq!(send(Method::PUT, "/weights", bad).await.unwrap().status(), 400, "{bad}");
+    }
+
+    // Mesos's quota rules (issue 18): not for `*`, each resource once, and
+    // within the cluster's capacity unless forced.
+    let cpus = |n: u32| format!(r#"{{"name":"cpus","type":"SCALAR","scalar":{{"value":{n}}}}}"#);
+    let star = format!(r#"{{"role":"*","guarantee":[{}]}}"#, cpus(1));
+    assert_eq!(send(Method::POST, "/quota", &star).await.unwrap().status(), 400);
+    let twice = format!(r#"{{"role":"dev","guarantee":[{},{}]}}"#, cpus(1), cpus(1));
+    assert_eq!(send(Method::POST, "/quota", &twice).await.unwrap().status(), 400);
+    let huge = format!(r#"{{"role":"dev","guarantee":[{}]}}"#, cpus(1_000_000));
+    let r = send(Method::POST, "/quota", &huge).await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("force"));
+    let forced = format!(r#"{{"role":"big","force":true,"guarantee":[{}]}}"#, cpus(1_000_000));
+    assert_eq!(send(Method::POST, "/quota", &forced).await.unwrap().status(), 200);
+    assert_eq!(
+        http.delete(format!("{base}/quota/big")).send().await.unwrap().status(),
+        200
+    );
+    // An agent brings the capacity the next guarantee needs.
+    http.post(format!("{base}/api/v1/agents/register"))
+        .json(&json!({"agent_info": {"hostname": "node1", "port": 5051,
+            "resources": [{"name":"cpus","type":"SCALAR","scalar":{"value":2}}]}}))
+        .send()
+        .await
+        .unwrap();
+
     let quota = r#"{"role":"dev","guarantee":[{"name":"cpus","type":"SCALAR","scalar":{"value":1}}],
                     "limit":[{"name":"cpus","type":"SCALAR","scalar":{"value":2}}]}"#;
     assert_eq!(send(Method::POST, "/quota", quota).await.unwrap().status(), 200);

@@ -138,8 +138,9 @@ async fn put_weights(State(h): State<MasterHandle>, body: Bytes) -> Response {
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("Failed to parse weights: {e}")),
     };
     // All or nothing: check every entry before changing any.
-    for w in &weights {
-        if !(w.weight.is_finite() && w.weight > 0.0) {
+    for (i, w) in weights.iter().enumerate() {
+        // Mesos's rule: finite, normal, positive (1e-320 is not normal).
+        if !(w.weight.is_normal() && w.weight > 0.0) {
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("Invalid weight {} for role '{}'", w.weight, w.role),
@@ -147,6 +148,9 @@ async fn put_weights(State(h): State<MasterHandle>, body: Bytes) -> Response {
         }
         if let Err(e) = crate::allocator::validate_role(&w.role) {
             return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+        if weights[..i].iter().any(|o| o.role == w.role) {
+            return error(StatusCode::BAD_REQUEST, format!("Role '{}' is given twice", w.role));
         }
     }
     h.with_master(|m| {
@@ -165,6 +169,9 @@ struct QuotaRequest {
     guarantee: Resources,
     #[serde(default, alias = "limits")]
     limit: Option<Resources>,
+    /// Set the guarantee even where the cluster cannot satisfy it.
+    #[serde(default)]
+    force: bool,
 }
 
 async fn get_quota(State(h): State<MasterHandle>) -> Response {
@@ -184,13 +191,79 @@ async fn set_quota(State(h): State<MasterHandle>, body: Bytes) -> Response {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("Failed to parse quota request: {e}")),
     };
+    // Mesos's rules (issue 18): no quota for `*`, each resource once, and
+    // a guarantee the cluster can hold unless `force` says otherwise.
+    if req.role == "*" {
+        return error(StatusCode::BAD_REQUEST, "Quota cannot be set for role '*'");
+    }
+    // Resources merge same-named entries when parsed: look at the request.
+    let raw: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let entries = raw.get("guarantee").or_else(|| raw.get("guarantees"));
+    let names: Vec<&str> = entries
+        .and_then(serde_json::Value::as_array)
+        .map(|a| a.iter().filter_map(|r| r.get("name")?.as_str()).collect())
+        .unwrap_or_default();
+    if let Some(dup) = names
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("Quota guarantee names resource '{dup}' more than once"),
+        );
+    }
     let quota = Quota {
         guarantees: req.guarantee,
         limits: req.limit,
     };
-    match h.with_master(|m| m.allocator_mut().set_quota(&req.role, quota)) {
+    let force = req.force;
+    let outcome = h.with_master(|m| {
+        let previous = m
+            .allocator()
+            .roles()
+            .into_iter()
+            .find(|r| r.name == req.role)
+            .map(|r| Quota {
+                guarantees: r.guarantees,
+                limits: r.limits,
+            });
+        // The quota's own checks (a guarantee within its limit) come first.
+        m.allocator_mut()
+            .set_quota(&req.role, quota.clone())
+            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        if force {
+            return Ok(());
+        }
+        let mut capacity = Resources::new();
+        for a in m.agents().values() {
+            capacity += &a.info.resources;
+        }
+        let mut guaranteed = Resources::new();
+        for r in m.allocator().roles() {
+            guaranteed += &r.guarantees;
+        }
+        let short = quota.guarantees.iter().find_map(|r| {
+            let name = r.name.as_str();
+            let want = guaranteed.scalar(name)?;
+            let have = capacity.scalar(name).unwrap_or(0.0);
+            (want > have).then(|| format!("{name}: {want} guaranteed in all, {have} in the cluster"))
+        });
+        let Some(short) = short else { return Ok(()) };
+        match previous {
+            Some(q) if !q.guarantees.is_empty() || q.limits.is_some() => {
+                let _ = m.allocator_mut().set_quota(&req.role, q);
+            }
+            _ => m.allocator_mut().remove_quota(&req.role),
+        }
+        Err((
+            StatusCode::CONFLICT,
+            format!("Not enough available cluster capacity to reasonably satisfy quota request ({short}); the force flag can be used to override this check"),
+        ))
+    });
+    match outcome {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err((status, why)) => error(status, why),
     }
 }
 
