@@ -29,17 +29,24 @@ struct Reaped(Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
+        // The whole group: a shell's children too (issue 18 found a
+        // `sleep` grandchild running an hour after the suite ended).
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
 fn spawn(cmd: &str, args: &[&str]) -> Reaped {
+    use std::os::unix::process::CommandExt;
     Reaped(
         Command::new(cmd)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .process_group(0)
             .spawn()
             .unwrap(),
     )
