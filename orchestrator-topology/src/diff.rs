@@ -112,22 +112,11 @@ pub fn diff<'a>(prev: Option<&Rendered>, next: &'a Rendered) -> Diff<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ReportStore, StoreConfig};
-    use crate::synthetic::{Cluster, ClusterSpec};
     use crate::views::{render, Filters, View};
 
     #[test]
     fn a_reset_in_chunks_carries_every_node_once_and_says_what_follows() {
-        let cluster = Cluster::new(ClusterSpec {
-            hosts: 3,
-            containers: 12,
-            processes: 40,
-            connections: 60,
-        });
-        let mut store = ReportStore::new(StoreConfig::default());
-        for r in cluster.round(1_000, 0) {
-            store.ingest(r, 1_000).unwrap();
-        }
+        let store = crate::views::tests::store();
         let view = render(&store, View::Processes, &Filters::default(), 1_000);
         let whole = diff(None, &view);
         let n = whole.add.len();

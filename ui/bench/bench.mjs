@@ -135,6 +135,21 @@ async function firstComplete(base, query, size) {
   return { page, at };
 }
 
+/** The containers view's size, then `runs` fresh pages timed to their first
+ * complete frame; the last page stays open for what comes next. */
+async function containersFirstFrames(base, runs) {
+  const size = Object.keys((await (await fetch(`${base}/api/topology/containers`)).json()).nodes).length;
+  const times = [];
+  let page;
+  for (let i = 0; i < runs; i++) {
+    const r = await firstComplete(base, 'view=containers&mode=graph', size);
+    times.push(r.at);
+    if (i < runs - 1) await r.page.context().close();
+    else page = r.page;
+  }
+  return { size, times, page };
+}
+
 const results = {};
 const report = (name, value, unit, targetText) => {
   results[name] = { ...value, unit, target: targetText };
@@ -144,16 +159,8 @@ const report = (name, value, unit, targetText) => {
 // ------------------------------------------------------------- medium
 {
   const { base, probes } = await cluster({ hosts: 100, containers: 1000, processes: 10000, connections: 20000 });
-  const size = Object.keys((await (await fetch(`${base}/api/topology/containers`)).json()).nodes).length;
+  const { size, times, page } = await containersFirstFrames(base, RUNS);
   console.log(`medium cluster: containers view has ${size} nodes`);
-  const times = [];
-  let page;
-  for (let i = 0; i < RUNS; i++) {
-    const r = await firstComplete(base, 'view=containers&mode=graph', size);
-    times.push(r.at);
-    if (i < RUNS - 1) await r.page.context().close();
-    else page = r.page;
-  }
   report('medium/containers_graph_first_complete_frame', summary(times), 'ms', '≤ 1000 ms');
   await page.waitForFunction(() => document.body.dataset.layout === 'settled', null, { timeout: 60_000 });
   const diffs = [];
@@ -176,17 +183,8 @@ const report = (name, value, unit, targetText) => {
 // ------------------------------------------------------------- large
 if (!QUICK) {
   const { base } = await cluster({ hosts: 1000, containers: 10000, processes: 100000, connections: 200000 });
-  const size = Object.keys((await (await fetch(`${base}/api/topology/containers`)).json()).nodes).length;
+  const { size, times, page } = await containersFirstFrames(base, Math.max(3, Math.ceil(RUNS / 2)));
   console.log(`large cluster: containers view has ${size} nodes`);
-  const times = [];
-  let page;
-  const runs = Math.max(3, Math.ceil(RUNS / 2));
-  for (let i = 0; i < runs; i++) {
-    const r = await firstComplete(base, 'view=containers&mode=graph', size);
-    times.push(r.at);
-    if (i < runs - 1) await r.page.context().close();
-    else page = r.page;
-  }
   report('large/containers_graph_first_complete_frame', summary(times), 'ms', '≤ 3000 ms');
   await page.waitForFunction(() => document.body.dataset.layout === 'settled', null, { timeout: 120_000 });
   const fps = [[], [], [], []];

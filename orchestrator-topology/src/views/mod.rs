@@ -865,12 +865,13 @@ pub fn render_all(store: &ReportStore, now_ms: u64) -> Vec<Rendered> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::StoreConfig;
     use crate::synthetic::{Cluster, ClusterSpec};
 
-    fn store() -> ReportStore {
+    /// A small synthetic cluster's first round (other modules' tests use it too).
+    pub(crate) fn store() -> ReportStore {
         let cluster = Cluster::new(ClusterSpec {
             hosts: 4,
             containers: 8,
