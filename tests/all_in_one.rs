@@ -497,6 +497,12 @@ async fn with_zookeeper_the_apps_and_leaders_live_there() {
         "{}",
         aio.said()
     );
+    // The scheduler answers 503 until it has won its election on ZooKeeper and
+    // subscribed to the master; a client waits for that before it writes.
+    until("a leading scheduler", Duration::from_secs(30), async || {
+        get_once_led(&format!("{}/v2/apps", aio.marathon)).await.map(|_| ())
+    })
+    .await;
     let (status, body) = send(
         reqwest::Method::POST,
         &format!("{}/v2/apps", aio.marathon),
