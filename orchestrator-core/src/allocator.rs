@@ -28,6 +28,22 @@ pub struct Quota {
     pub limits: Option<Resources>,
 }
 
+/// A role as an allocator sees it: what the operator endpoints (`/roles`,
+/// `/weights`, `/quota`) show.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleInfo {
+    /// The role's name.
+    pub name: String,
+    /// Its weight (1 unless set).
+    pub weight: f64,
+    /// Its quota guarantees (empty without quota).
+    pub guarantees: Resources,
+    /// Its quota limits, when it has any.
+    pub limits: Option<Resources>,
+    /// Scalars held by the role and its descendants, offers included.
+    pub allocated: Resources,
+}
+
 /// Decides which framework is offered which agent's free resources.
 ///
 /// Implementations are synchronous and pure: the master feeds them events
@@ -138,6 +154,10 @@ pub trait Allocator: Send {
 
     /// Removes a role's quota.
     fn remove_quota(&mut self, role: &str);
+
+    /// Every role the allocator knows (each role a framework is in, or with
+    /// a weight or quota set), with its weight, quota and what it holds.
+    fn roles(&self) -> Vec<RoleInfo>;
 
     /// Runs one allocation round at time `now` and returns the new offers.
     fn allocate(&mut self, now: Instant) -> Vec<Allocation>;

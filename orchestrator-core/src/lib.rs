@@ -58,7 +58,7 @@ mod resources;
 mod store;
 mod task;
 
-pub use allocator::{Allocation, Allocator, Quota};
+pub use allocator::{Allocation, Allocator, Quota, RoleInfo};
 pub use collector::{Collector, Written};
 pub use container::{
     Command, ContainerSpec, Containerizer, NetworkMode, PortMapping, ResourceLimits, ResourceStatistics, Termination,

@@ -79,8 +79,10 @@ mod master;
 mod zk;
 
 pub use agent::{Agent, AgentConfig};
-pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter, RoleInfo};
+pub use allocator::{AllocatorBuilder, AllocatorConfig, DrfAllocator, DrfSorter, FirstFitAllocator, RoleInfo};
+pub use api::agent::{AgentCommand, AgentUpdate, RegisterAgent, ReregisterAgent, ReregisteredTask};
 pub use api::client::{HttpMasterClient, MasterClient, Subscription};
+pub use api::json::resources_json;
 #[cfg(feature = "test-util")]
 pub use containerizer::RecordingContainerizer;
 pub use containerizer::{
@@ -89,7 +91,6 @@ pub use containerizer::{
 };
 pub use error::{Error, Result};
 pub use master::{
-    resources_json, AgentCommand, AgentEntry, AgentState, AgentUpdate, Effect, FrameworkEntry, Master, MasterConfig,
-    MasterHandle, ReregisterAgent, ReregisteredTask, TaskEntry, MAX_BODY,
+    AgentEntry, AgentState, Effect, FrameworkEntry, Master, MasterConfig, MasterHandle, TaskEntry, MAX_BODY,
 };
 pub use zk::{LeaderElection, Leadership, ZkStore};

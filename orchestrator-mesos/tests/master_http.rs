@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use orchestrator_core::Allocator;
 use orchestrator_mesos::api::recordio::Decoder;
 use orchestrator_mesos::api::scheduler::{Event, EventType};
-use orchestrator_mesos::{AgentCommand, DrfAllocator, Master, MasterConfig, MasterHandle};
+use orchestrator_mesos::{AgentCommand, DrfAllocator, FirstFitAllocator, Master, MasterConfig, MasterHandle};
 use serde_json::{json, Value};
 
 /// Records from a streaming response.
@@ -55,11 +56,16 @@ async fn start() -> String {
 }
 
 async fn start_with(allocation_interval: Duration) -> String {
+    serve(DrfAllocator::default(), allocation_interval).await
+}
+
+/// A master on loopback around any allocator.
+async fn serve<A: Allocator + 'static>(allocator: A, allocation_interval: Duration) -> String {
     let config = MasterConfig {
         heartbeat_interval: Duration::from_millis(200),
         ..MasterConfig::default()
     };
-    let handle = MasterHandle::new(Master::new(config, DrfAllocator::default()), allocation_interval);
+    let handle = MasterHandle::new(Master::new(config, allocator), allocation_interval);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = handle.router();
@@ -70,7 +76,69 @@ async fn start_with(allocation_interval: Duration) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_v1_framework_launches_a_task_end_to_end() {
-    let base = start().await;
+    launch_end_to_end(&start().await).await;
+}
+
+/// The allocator is a seam: the same master, API and operator endpoints run
+/// on a second, unrelated allocator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_runs_on_another_allocator_through_the_seam() {
+    let base = serve(
+        FirstFitAllocator::new(Duration::from_millis(50)),
+        Duration::from_millis(50),
+    )
+    .await;
+    launch_end_to_end(&base).await;
+    let http = reqwest::Client::new();
+    let put = http
+        .put(format!("{base}/weights"))
+        .json(&json!([{"role": "web", "weight": 2.5}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+    let roles: Value = http
+        .get(format!("{base}/roles"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<_> = roles["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert!(names.contains(&json!("*")) && names.contains(&json!("web")), "{roles}");
+    let weights: Value = http
+        .get(format!("{base}/weights"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        weights
+            .as_array()
+            .unwrap()
+            .contains(&json!({"role": "web", "weight": 2.5})),
+        "{weights}"
+    );
+    // It cannot guarantee quota, and says so rather than pretending.
+    let quota = http
+        .post(format!("{base}/quota"))
+        .json(&json!({"role": "web", "guarantee": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(quota.status().is_client_error(), "{}", quota.status());
+    assert!(quota.text().await.unwrap().contains("first-fit"));
+}
+
+async fn launch_end_to_end(base: &str) {
     let http = reqwest::Client::new();
 
     // The agent registers and opens its command stream.

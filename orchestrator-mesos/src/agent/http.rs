@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Agent;
-use crate::master::resources_json;
+use crate::api::json::resources_json;
 
 /// The most `/files/read` returns at once (Mesos's default page size).
 const MAX_READ: u64 = 1 << 20;

@@ -16,13 +16,12 @@ use orchestrator_core::{
     AgentId, AgentInfo, Attributes, ContainerId, ContainerSpec, Containerizer, FrameworkId, FrameworkInfo, Resources,
     TaskId, TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, LABEL_FRAMEWORK_ID,
 };
-use serde_json::json;
 
 mod http;
 mod recovery;
 
+use crate::api::agent::{AgentCommand, AgentUpdate, RegisterAgent};
 use crate::api::recordio::Decoder;
-use crate::master::{AgentCommand, AgentUpdate};
 use crate::{Error, Result};
 
 /// Settings of an [`Agent`].
@@ -264,7 +263,7 @@ impl Agent {
             .inner
             .http
             .post(&url)
-            .json(&json!({ "agent_info": info }))
+            .json(&RegisterAgent { agent_info: info })
             .send()
             .await
             .map_err(|e| http_err("registering with the master", e))?;

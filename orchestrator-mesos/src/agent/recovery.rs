@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Agent, Running};
-use crate::master::{ReregisterAgent, ReregisteredTask};
+use crate::api::agent::{ReregisterAgent, ReregisteredTask};
 use crate::{Error, Result};
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -9,28 +9,15 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 
 use orchestrator_core::{
-    AgentId, AgentInfo, Allocation, Allocator, Error, FrameworkId, FrameworkInfo, Quota, Resources, Result, Value,
+    AgentId, AgentInfo, Allocation, Allocator, Error, FrameworkId, FrameworkInfo, Quota, Resources, Result, RoleInfo,
+    Value,
 };
 
 use super::bitset::BitSet;
+use super::stripped;
 use super::holdings::Holdings;
 use super::quantities::{Names, Quantities};
 use super::roles::Roles;
-
-/// A role as the allocator sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RoleInfo {
-    /// The role's name.
-    pub name: String,
-    /// Its weight (1 unless set).
-    pub weight: f64,
-    /// Its quota guarantees (empty without quota).
-    pub guarantees: Resources,
-    /// Its quota limits, when it has any.
-    pub limits: Option<Resources>,
-    /// Scalars held by the role and its descendants, offers included.
-    pub allocated: Resources,
-}
 
 /// Settings of the [`DrfAllocator`], built with [`DrfAllocator::builder`].
 #[derive(Clone, Debug)]
@@ -240,13 +227,6 @@ fn insert_slot<T>(slots: &mut Vec<Option<T>>, free: &mut Vec<usize>, value: T) -
             slots.len() - 1
         }
     }
-}
-
-/// Resources with every allocation role removed.
-fn stripped(resources: &Resources) -> Resources {
-    let mut r = resources.clone();
-    r.set_allocation_role(None);
-    r
 }
 
 impl DrfAllocator {
@@ -1095,6 +1075,10 @@ impl Allocator for DrfAllocator {
             self.roles.roles[r].guarantee = Quantities::default();
             self.roles.roles[r].limit.clear();
         }
+    }
+
+    fn roles(&self) -> Vec<RoleInfo> {
+        DrfAllocator::roles(self)
     }
 
     fn allocate(&mut self, now: Instant) -> Vec<Allocation> {

@@ -11,7 +11,6 @@ use tokio::sync::mpsc;
 
 use super::recordio::Decoder;
 use super::scheduler::{Call, Event, Subscribed};
-use crate::master::MasterHandle;
 use crate::{Error, Result};
 
 /// Events buffered between the master and a slow framework.
@@ -46,7 +45,7 @@ pub trait MasterClient: Send + Sync {
     async fn call(&self, call: Call) -> Result<()>;
 }
 
-async fn first_subscribed(events: &mut mpsc::Receiver<Event>) -> Result<Subscribed> {
+pub(crate) async fn first_subscribed(events: &mut mpsc::Receiver<Event>) -> Result<Subscribed> {
     match events.recv().await {
         Some(Event {
             subscribed: Some(s), ..
@@ -57,24 +56,6 @@ async fn first_subscribed(events: &mut mpsc::Receiver<Event>) -> Result<Subscrib
         None => Err(Error::Transport {
             message: "the subscription ended before SUBSCRIBED".into(),
         }),
-    }
-}
-
-/// The in-process client: calls go straight to the master's state machine.
-#[async_trait]
-impl MasterClient for MasterHandle {
-    async fn subscribe(&self, call: Call) -> Result<Subscription> {
-        let (framework_id, mut events) = self.subscribe_local(call)?;
-        let subscribed = first_subscribed(&mut events).await?;
-        Ok(Subscription {
-            framework_id,
-            subscribed,
-            events,
-        })
-    }
-
-    async fn call(&self, call: Call) -> Result<()> {
-        self.call_local(call)
     }
 }
 

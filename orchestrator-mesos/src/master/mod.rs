@@ -1,8 +1,13 @@
 //! The master: agents, frameworks, offers and tasks.
+//!
+//! `state.rs` is the pure state machine, `handle.rs` runs it (locks, streams,
+//! timers), `http.rs` and `operator.rs` serve it.
 
+mod handle;
 mod http;
 mod operator;
 mod state;
 
-pub use http::{resources_json, AgentCommand, AgentUpdate, MasterHandle, ReregisterAgent, ReregisteredTask, MAX_BODY};
+pub use handle::MasterHandle;
+pub use http::MAX_BODY;
 pub use state::{AgentEntry, AgentState, Effect, FrameworkEntry, Master, MasterConfig, TaskEntry};

@@ -14,20 +14,17 @@ use orchestrator_core::{Allocator, Quota, Resources, TaskState};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{resources_json, MasterHandle};
+use super::handle::MasterHandle;
 use super::state::AgentState;
+use crate::api::json::{error, resources_json};
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "message": message.into() }))).into_response()
-}
-
-pub(super) fn routes() -> Router<MasterHandle> {
+pub(super) fn routes<A: Allocator + 'static>() -> Router<MasterHandle<A>> {
     Router::new()
-        .route("/metrics/snapshot", get(metrics))
-        .route("/weights", get(get_weights).put(put_weights))
-        .route("/quota", get(get_quota).post(set_quota))
-        .route("/quota/{role}", delete(remove_quota))
-        .route("/roles", get(roles))
+        .route("/metrics/snapshot", get(metrics::<A>))
+        .route("/weights", get(get_weights::<A>).put(put_weights::<A>))
+        .route("/quota", get(get_quota::<A>).post(set_quota::<A>))
+        .route("/quota/{role}", delete(remove_quota::<A>))
+        .route("/roles", get(roles::<A>))
 }
 
 /// `TASK_RUNNING` → `master/tasks_running`, as Mesos names its gauges.
@@ -38,7 +35,7 @@ fn metric_name(state: TaskState) -> String {
     )
 }
 
-async fn metrics(State(h): State<MasterHandle>) -> Response {
+async fn metrics<A: Allocator + 'static>(State(h): State<MasterHandle<A>>) -> Response {
     h.with_master(|m| {
         let mut out: BTreeMap<String, f64> = BTreeMap::new();
         let active = m.agents().values().filter(|a| a.state == AgentState::Active).count();
@@ -120,7 +117,7 @@ struct Weight {
     weight: f64,
 }
 
-async fn get_weights(State(h): State<MasterHandle>) -> Response {
+async fn get_weights<A: Allocator + 'static>(State(h): State<MasterHandle<A>>) -> Response {
     let weights: Vec<_> = h.with_master(|m| {
         m.allocator()
             .roles()
@@ -132,7 +129,7 @@ async fn get_weights(State(h): State<MasterHandle>) -> Response {
     Json(weights).into_response()
 }
 
-async fn put_weights(State(h): State<MasterHandle>, body: Bytes) -> Response {
+async fn put_weights<A: Allocator + 'static>(State(h): State<MasterHandle<A>>, body: Bytes) -> Response {
     let weights: Vec<Weight> = match serde_json::from_slice(&body) {
         Ok(w) => w,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("Failed to parse weights: {e}")),
@@ -174,7 +171,7 @@ struct QuotaRequest {
     force: bool,
 }
 
-async fn get_quota(State(h): State<MasterHandle>) -> Response {
+async fn get_quota<A: Allocator + 'static>(State(h): State<MasterHandle<A>>) -> Response {
     let infos: Vec<_> = h.with_master(|m| {
         m.allocator()
             .roles()
@@ -186,7 +183,7 @@ async fn get_quota(State(h): State<MasterHandle>) -> Response {
     Json(json!({ "infos": infos })).into_response()
 }
 
-async fn set_quota(State(h): State<MasterHandle>, body: Bytes) -> Response {
+async fn set_quota<A: Allocator + 'static>(State(h): State<MasterHandle<A>>, body: Bytes) -> Response {
     let req: QuotaRequest = match serde_json::from_slice(&body) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("Failed to parse quota request: {e}")),
@@ -267,7 +264,7 @@ async fn set_quota(State(h): State<MasterHandle>, body: Bytes) -> Response {
     }
 }
 
-async fn remove_quota(State(h): State<MasterHandle>, Path(role): Path<String>) -> Response {
+async fn remove_quota<A: Allocator + 'static>(State(h): State<MasterHandle<A>>, Path(role): Path<String>) -> Response {
     let had = h.with_master(|m| {
         let had = m
             .allocator()
@@ -286,7 +283,7 @@ async fn remove_quota(State(h): State<MasterHandle>, Path(role): Path<String>) -
     }
 }
 
-async fn roles(State(h): State<MasterHandle>) -> Response {
+async fn roles<A: Allocator + 'static>(State(h): State<MasterHandle<A>>) -> Response {
     let roles: Vec<_> = h.with_master(|m| {
         m.allocator()
             .roles()

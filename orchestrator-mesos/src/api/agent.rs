@@ -1,0 +1,78 @@
+//! The agents' channel to the master, under `/api/v1/agents`: what an
+//! agent sends (registration, re-registration, status updates) and what the
+//! master tells it on its RecordIO command stream. Both sides use these
+//! types, so they live in the API layer and neither imports the other.
+
+use orchestrator_core::{AgentId, AgentInfo, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskState, TaskStatus};
+use serde::{Deserialize, Serialize};
+
+/// What the master tells an agent, RecordIO-framed JSON on its command stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AgentCommand {
+    /// Run a task.
+    Launch {
+        /// The framework.
+        framework: Box<FrameworkInfo>,
+        /// The task.
+        task: Box<TaskInfo>,
+    },
+    /// Kill a task.
+    Kill {
+        /// The framework.
+        framework_id: FrameworkId,
+        /// The task.
+        task_id: TaskId,
+        /// Grace period override.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grace_seconds: Option<f64>,
+    },
+    /// An update was acknowledged: stop retrying it.
+    Acknowledged {
+        /// The framework.
+        framework_id: FrameworkId,
+        /// The task.
+        task_id: TaskId,
+        /// The update.
+        uuid: String,
+    },
+}
+
+/// An agent's status update.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentUpdate {
+    /// The task's framework.
+    pub framework_id: FrameworkId,
+    /// The status.
+    pub status: TaskStatus,
+}
+
+/// An agent's first registration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegisterAgent {
+    /// What the agent is and offers.
+    pub agent_info: AgentInfo,
+}
+
+/// A restarted agent's re-registration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReregisterAgent {
+    /// Its id from before.
+    pub agent_id: AgentId,
+    /// What it is now.
+    pub agent_info: AgentInfo,
+    /// The tasks it still runs.
+    #[serde(default)]
+    pub tasks: Vec<ReregisteredTask>,
+}
+
+/// A task a re-registering agent still runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReregisteredTask {
+    /// Its framework.
+    pub framework_id: FrameworkId,
+    /// The task.
+    pub task: TaskInfo,
+    /// Its state on the agent.
+    pub state: TaskState,
+}

@@ -1,0 +1,33 @@
+//! JSON shapes both the master's and the agent's endpoints write.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use orchestrator_core::{Resources, Value};
+use serde_json::json;
+
+/// A JSON error `{"message": ...}` with a status, as Mesos answers.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "message": message.into() }))).into_response()
+}
+
+/// Resources as `/master/state` shows them: `{"cpus": 4, "ports": "[31000-32000]"}`.
+pub fn resources_json(resources: &Resources) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for r in resources {
+        let entry = map.entry(r.name.to_string());
+        match &r.value {
+            Value::Scalar(s) => {
+                let prev = match &entry {
+                    serde_json::map::Entry::Occupied(o) => o.get().as_f64().unwrap_or(0.0),
+                    serde_json::map::Entry::Vacant(_) => 0.0,
+                };
+                *entry.or_insert(json!(0)) = json!(prev + s.value());
+            }
+            other => {
+                entry.or_insert(json!(other.to_string()));
+            }
+        }
+    }
+    serde_json::Value::Object(map)
+}
