@@ -6,7 +6,6 @@ mod first_fit;
 mod holdings;
 mod quantities;
 mod roles;
-mod round;
 mod sorter;
 
 pub use drf::{AllocatorBuilder, AllocatorConfig, DrfAllocator};

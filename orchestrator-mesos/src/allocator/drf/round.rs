@@ -11,8 +11,8 @@ use std::collections::BinaryHeap;
 
 use orchestrator_core::{Allocation, Resource, Resources, Scalar, Value};
 
-use super::drf::DrfAllocator;
-use super::quantities::Quantities;
+use super::DrfAllocator;
+use crate::allocator::quantities::Quantities;
 
 #[derive(Clone, Copy, Debug)]
 struct Key {

@@ -1,0 +1,93 @@
+//! Which agents have something worth offering: unreserved, and per role
+//! reserved; recomputed lazily for agents marked dirty.
+
+use orchestrator_core::Value;
+
+use super::DrfAllocator;
+use crate::allocator::bitset::BitSet;
+use crate::allocator::quantities::Quantities;
+
+impl DrfAllocator {
+    pub(crate) fn meets_min(&self, q: &Quantities) -> bool {
+        self.min_allocatable.is_empty() || self.min_allocatable.iter().any(|m| q.contains(m))
+    }
+
+    pub(super) fn reserved_bits(&mut self, role: usize) -> &mut BitSet {
+        if self.avail_reserved.len() <= role {
+            self.avail_reserved.resize_with(role + 1, BitSet::default);
+        }
+        &mut self.avail_reserved[role]
+    }
+
+    /// Recomputes an agent's availability bits from its `available`.
+    pub(crate) fn refresh_agent(&mut self, a: usize) {
+        let Some(agent) = self.agents[a].as_mut() else { return };
+        if agent.available.is_empty() {
+            // The common case after an offer took everything.
+            agent.avail_unreserved = Quantities::default();
+            agent.avail_all = Quantities::default();
+            self.avail_unreserved.clear(a);
+            for role in std::mem::take(&mut agent.reserved_roles) {
+                self.reserved_bits(role).clear(a);
+            }
+            return;
+        }
+        let mut unreserved = Quantities::default();
+        let mut all = Quantities::default();
+        let mut roles_now: Vec<(usize, Quantities)> = Vec::new();
+        for r in &agent.available {
+            let (Value::Scalar(s), Some(i)) = (&r.value, self.names.get(&r.name)) else {
+                continue;
+            };
+            all.add_at(i, s.millis());
+            if !r.is_reserved() {
+                unreserved.add_at(i, s.millis());
+            } else if let Some(role) = self.roles.get(r.role()) {
+                match roles_now.iter_mut().find(|(x, _)| *x == role) {
+                    Some((_, acc)) => acc.add_at(i, s.millis()),
+                    None => {
+                        let mut q = Quantities::default();
+                        q.add_at(i, s.millis());
+                        roles_now.push((role, q));
+                    }
+                }
+            }
+        }
+        agent.avail_unreserved = unreserved;
+        agent.avail_all = all;
+        let active = agent.active;
+        let unreserved_ok = active && !agent.avail_unreserved.is_zero();
+        let previous = std::mem::take(&mut agent.reserved_roles);
+        let unreserved_meets = unreserved_ok && {
+            let q = &agent.avail_unreserved;
+            self.min_allocatable.is_empty() || self.min_allocatable.iter().any(|m| q.contains(m))
+        };
+        if unreserved_meets {
+            self.avail_unreserved.set(a);
+        } else {
+            self.avail_unreserved.clear(a);
+        }
+        for role in previous {
+            self.reserved_bits(role).clear(a);
+        }
+        let mut kept = Vec::new();
+        for (role, q) in roles_now {
+            if active && self.meets_min(&q) {
+                self.reserved_bits(role).set(a);
+                kept.push(role);
+            }
+        }
+        if let Some(agent) = self.agents[a].as_mut() {
+            agent.reserved_roles = kept;
+        }
+    }
+
+    pub(crate) fn mark_dirty(&mut self, a: usize) {
+        if let Some(agent) = self.agents[a].as_mut() {
+            if !agent.dirty {
+                agent.dirty = true;
+                self.dirty_agents.push(a);
+            }
+        }
+    }
+}
