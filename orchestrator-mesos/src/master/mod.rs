@@ -1,8 +1,9 @@
 //! The master: agents, frameworks, offers and tasks.
 //!
-//! `state.rs` is the pure state machine, `handle.rs` runs it (locks, streams,
+//! `state.rs` is the pure state machine (its `ACCEPT` path in `accept.rs`), `handle.rs` runs it (locks, streams,
 //! timers), `http.rs` and `operator.rs` serve it.
 
+mod accept;
 mod handle;
 mod http;
 mod operator;
