@@ -78,7 +78,7 @@ fn settle(s: &mut Scheduler) -> usize {
         for l in &launches {
             s.update(&TaskStatus::new(l.task.task_id.clone(), TaskState::Running), now);
         }
-        let kills = s.kills_wanted();
+        let kills = s.kills_wanted(now);
         for (t, _) in &kills {
             s.update(&TaskStatus::new(t.clone(), TaskState::Killed), now);
         }

@@ -766,3 +766,125 @@ async fn two_schedulers_elect_a_leader_and_fail_over() {
     }
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// A stored app that is no longer valid (the 4e9-instance app that once
+/// took the scheduler down, or bytes that do not parse) is kept apart: not
+/// run, shown in the queue with the reason, and removable with DELETE. The
+/// valid apps next to it run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
+    use serde_json::{json, Value};
+    let (handle, addr) = master().await;
+    let work = std::env::temp_dir().join(format!("orch-marathon-unreadable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let _agent = agent(&addr, &work);
+    let store: Arc<dyn StateStore> = Arc::new(MemStore::new());
+    let huge = json!({"id": "/huge", "cmd": "sleep 1", "instances": 4_000_000_000u64, "cpus": 0, "mem": 0, "disk": 0, "portDefinitions": []});
+    store
+        .put("/apps/huge", serde_json::to_vec(&huge).unwrap())
+        .await
+        .unwrap();
+    store.put("/apps/garbled", b"{not json".to_vec()).await.unwrap();
+    let ok = json!({"id": "/ok", "cmd": "exec sleep 600", "instances": 1, "cpus": 0.1, "mem": 16});
+    store.put("/apps/ok", serde_json::to_vec(&ok).unwrap()).await.unwrap();
+
+    let client: Arc<dyn MasterClient> = Arc::new(handle.clone());
+    let config = MarathonConfig {
+        tick: Duration::from_millis(100),
+        ..MarathonConfig::default()
+    };
+    let (m, _run) = Marathon::start(client, store.clone(), config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    let info = orchestrator_mesos::marathon::http::ApiInfo {
+        master: addr.clone(),
+        http_address: api.clone(),
+    };
+    let router = orchestrator_mesos::marathon::http::router(m.clone(), info);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let base = format!("http://{api}");
+    let http = reqwest::Client::new();
+
+    until("the valid app running", Duration::from_secs(20), || {
+        running(&m, "/ok") == 1
+    })
+    .await;
+    let apps: Value = http
+        .get(format!("{base}/v2/apps"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<_> = apps["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("/ok")], "{apps}");
+
+    let queue: Value = http
+        .get(format!("{base}/v2/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let apart: Vec<&Value> = queue["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["unreadable"] == true)
+        .collect();
+    assert_eq!(apart.len(), 2, "{queue}");
+    let huge_item = apart
+        .iter()
+        .find(|q| q["app"]["id"] == "/huge")
+        .expect("/huge in the queue");
+    assert!(
+        huge_item["lastFailure"].as_str().unwrap().contains("instances"),
+        "{huge_item}"
+    );
+    let garbled = apart
+        .iter()
+        .find(|q| q["app"]["id"] == "/garbled")
+        .expect("/garbled in the queue");
+    assert!(
+        garbled["lastFailure"].as_str().unwrap().contains("does not parse"),
+        "{garbled}"
+    );
+
+    for id in ["huge", "garbled"] {
+        let del = http.delete(format!("{base}/v2/apps/{id}")).send().await.unwrap();
+        assert_eq!(del.status(), 200, "{}", del.text().await.unwrap());
+        assert!(store.get(&format!("/apps/{id}")).await.unwrap().is_none());
+    }
+    assert_eq!(
+        http.delete(format!("{base}/v2/apps/huge"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let queue: Value = http
+        .get(format!("{base}/v2/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        queue["queue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|q| q["unreadable"] != true),
+        "{queue}"
+    );
+    assert!(store.get("/apps/ok").await.unwrap().is_some());
+}

@@ -1,8 +1,8 @@
 //! The framework loop: subscribes through a [`MasterClient`], turns offers
 //! into launches and status updates into instance changes with the
 //! [`Scheduler`], kills what the scheduler wants killed, suppresses offers
-//! when nothing waits and revives them when work appears, and keeps apps
-//! and the framework id in a [`StateStore`].
+//! when nothing waits and revives them when work appears, and keeps apps,
+//! instances and the framework id in a [`StateStore`] (through `persist.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,10 +15,11 @@ use tokio::task::JoinHandle;
 
 use super::app::AppDefinition;
 use super::matcher::match_offer;
+use super::persist::{Persistence, Unreadable};
 use super::scheduler::{Deployment, Locked, Scheduler};
 use crate::api::client::{MasterClient, Subscription};
 use crate::api::scheduler::{Call, Event};
-use crate::{Error, Result};
+use crate::Result;
 
 /// How the framework runs.
 #[derive(Clone, Debug)]
@@ -54,7 +55,9 @@ struct Inner {
     sched: Mutex<Scheduler>,
     health: Mutex<super::health::Checks>,
     client: Arc<dyn MasterClient>,
-    store: Arc<dyn StateStore>,
+    store: Persistence,
+    /// Stored apps that did not load, by id: shown in the queue, removable.
+    unreadable: Mutex<std::collections::BTreeMap<String, Unreadable>>,
     config: MarathonConfig,
     framework_id: Mutex<Option<FrameworkId>>,
     wake: Notify,
@@ -105,25 +108,12 @@ pub fn version_now() -> String {
     )
 }
 
-fn store_path(app_id: &str) -> String {
-    // App ids cannot contain '_', so this is reversible and flat.
-    format!("/apps/{}", app_id.trim_start_matches('/').replace('/', "_"))
-}
-
 struct AbortOnDrop(JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-fn version_dir(app_id: &str) -> String {
-    format!("/versions/{}", app_id.trim_start_matches('/').replace('/', "_"))
-}
-
-fn instance_path(task: &orchestrator_core::TaskId) -> String {
-    format!("/instances/{task}")
 }
 
 fn call(v: Value) -> Call {
@@ -140,36 +130,27 @@ impl Marathon {
         store: Arc<dyn StateStore>,
         config: MarathonConfig,
     ) -> Result<(Self, JoinHandle<()>)> {
+        let store = Persistence::new(store);
+        let loaded = store.load().await?;
         let mut sched = Scheduler::new();
-        for name in store.children("/apps").await.unwrap_or_default() {
-            let Some(v) = store.get(&format!("/apps/{name}")).await? else {
-                continue;
-            };
-            let Ok(def) = serde_json::from_slice::<AppDefinition>(&v.data) else {
-                continue;
-            };
+        for def in loaded.apps {
             let version = def.version.clone().unwrap_or_else(version_now);
             let id = format!("recover-{}", def.id.trim_start_matches('/'));
             let _ = sched.put_app(def, &version, &id, true);
         }
-        for name in store.children("/instances").await.unwrap_or_default() {
-            let Some(v) = store.get(&format!("/instances/{name}")).await? else {
-                continue;
-            };
-            if let Ok(instance) = serde_json::from_slice(&v.data) {
-                sched.restore(instance);
-            }
+        for u in &loaded.unreadable {
+            tracing::warn!(app = %u.id, reason = %u.reason, "a stored app is not valid: it is not run; DELETE it or PUT a valid definition");
         }
-        let framework_id = store
-            .get("/framework-id")
-            .await?
-            .and_then(|v| String::from_utf8(v.data).ok())
-            .and_then(|s| FrameworkId::new(s).ok());
+        for instance in loaded.instances {
+            sched.restore(instance);
+        }
+        let framework_id = loaded.framework_id;
         let inner = Arc::new(Inner {
             sched: Mutex::new(sched),
             health: Mutex::new(super::health::Checks::default()),
             client,
             store,
+            unreadable: Mutex::new(loaded.unreadable.into_iter().map(|u| (u.id.clone(), u)).collect()),
             config,
             framework_id: Mutex::new(framework_id),
             wake: Notify::new(),
@@ -251,13 +232,9 @@ impl Marathon {
         let Some(app) = self.with(|s| s.app(app_id).map(|a| a.def.clone())) else {
             return Ok(());
         };
-        let bytes = serde_json::to_vec(&app).map_err(|e| Error::bad_request(e.to_string()))?;
-        self.inner.store.put(&store_path(&app.id), bytes.clone()).await?;
-        let version = app.version.clone().unwrap_or_default();
-        self.inner
-            .store
-            .put(&format!("{}/{version}", version_dir(&app.id)), bytes)
-            .await?;
+        self.inner.store.save_app(&app).await?;
+        // A valid definition replaces one that did not load.
+        lock(&self.inner.unreadable).remove(&app.id);
         Ok(())
     }
 
@@ -266,14 +243,7 @@ impl Marathon {
     /// # Errors
     /// When the store fails.
     pub async fn versions(&self, app_id: &str) -> Result<Vec<String>> {
-        let mut v = self
-            .inner
-            .store
-            .children(&version_dir(app_id))
-            .await
-            .unwrap_or_default();
-        v.sort_unstable_by(|a, b| b.cmp(a));
-        Ok(v)
+        self.inner.store.versions(app_id).await
     }
 
     /// One recorded version of an app.
@@ -281,15 +251,27 @@ impl Marathon {
     /// # Errors
     /// When the store fails.
     pub async fn version(&self, app_id: &str, version: &str) -> Result<Option<AppDefinition>> {
-        let Some(v) = self
-            .inner
-            .store
-            .get(&format!("{}/{version}", version_dir(app_id)))
-            .await?
-        else {
-            return Ok(None);
-        };
-        Ok(serde_json::from_slice(&v.data).ok())
+        self.inner.store.version(app_id, version).await
+    }
+
+    /// Stored apps that did not load (invalid or unparsable), which are not
+    /// run until they are replaced or deleted.
+    pub fn unreadable(&self) -> Vec<Unreadable> {
+        lock(&self.inner.unreadable).values().cloned().collect()
+    }
+
+    /// Deletes a stored app that did not load; `false` when there is none
+    /// by that id.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn delete_unreadable(&self, id: &str) -> Result<bool> {
+        if !lock(&self.inner.unreadable).contains_key(id) {
+            return Ok(false);
+        }
+        self.inner.store.delete_app(id).await?;
+        lock(&self.inner.unreadable).remove(id);
+        Ok(true)
     }
 
     /// Restarts every instance of an app as a new version.
@@ -349,7 +331,7 @@ impl Marathon {
                     }
                 }
             }
-            let kills = s.kill_instances(tasks, scale);
+            let kills = s.kill_instances(tasks, scale, Instant::now());
             let mut deployments = Vec::new();
             if scale {
                 for original in originals {
@@ -391,8 +373,7 @@ impl Marathon {
     pub async fn delete_app(&self, id: &str, force: bool) -> Result<Result<Option<Deployment>, Locked>> {
         let outcome = lock(&self.inner.sched).delete_app(id, &version_now(), &self.next_deployment_id(), force);
         if let Ok(Some(_)) = &outcome {
-            self.inner.store.delete(&store_path(id), None).await?;
-            let _ = self.inner.store.delete_recursive(&version_dir(id)).await;
+            self.inner.store.delete_app(id).await?;
         }
         self.inner.wake.notify_one();
         Ok(outcome)
@@ -510,10 +491,7 @@ impl Marathon {
         }
         let sub = self.inner.client.subscribe(call(body)).await?;
         *lock(&self.inner.framework_id) = Some(sub.framework_id.clone());
-        self.inner
-            .store
-            .put("/framework-id", sub.framework_id.to_string().into_bytes())
-            .await?;
+        self.inner.store.save_framework_id(&sub.framework_id).await?;
         self.inner.suppressed.store(false, Ordering::SeqCst);
         // Ask after every instance this scheduler knows (the lost come back
         // LOST and are replaced), then after every task the master knows
@@ -558,15 +536,6 @@ impl Marathon {
                     pending = false;
                 }
             }
-        }
-    }
-
-    async fn persist(&self, instance: &super::scheduler::Instance) {
-        let Ok(bytes) = serde_json::to_vec(instance) else {
-            return;
-        };
-        if let Err(e) = self.inner.store.put(&instance_path(&instance.task_id), bytes).await {
-            tracing::warn!(error = %e, task = %instance.task_id, "cannot record an instance");
         }
     }
 
@@ -622,7 +591,7 @@ impl Marathon {
             }
             // Recorded before the launch, so a restart never forgets a task.
             for i in &records {
-                self.persist(i).await;
+                self.inner.store.save_instance(i).await;
             }
             for (offer_id, tasks) in accepts {
                 self.send(json!({"framework_id": fw, "type": "ACCEPT", "accept": {
@@ -643,9 +612,9 @@ impl Marathon {
             let known = lock(&self.inner.sched).update(&status, now);
             if let Some(i) = &known {
                 if status.state.is_terminal() {
-                    let _ = self.inner.store.delete(&instance_path(&i.task_id), None).await;
+                    self.inner.store.delete_instance(&i.task_id).await;
                 } else {
-                    self.persist(i).await;
+                    self.inner.store.save_instance(i).await;
                 }
             }
             match &known {
@@ -679,7 +648,7 @@ impl Marathon {
         let now = Instant::now();
         let (kills, finished, wanting, waiting) = {
             let mut s = lock(&self.inner.sched);
-            let kills = s.kills_wanted();
+            let kills = s.kills_wanted(now);
             let finished = s.finish_deployments();
             let wanting = !s.launches_wanted(now).is_empty();
             // Delayed launches need offers again once their delay passes.

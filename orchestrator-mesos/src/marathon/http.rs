@@ -444,6 +444,13 @@ async fn app_route(
                 Ok(Ok(None)) => Json(json!({"deploymentId": null, "version": version_now()})).into_response(),
             }
         }
+        (Method::DELETE, "") if api.marathon.with(|s| s.app(&id).is_none()) => {
+            match api.marathon.delete_unreadable(&id).await {
+                Err(e) => storage(&e),
+                Ok(true) => Json(json!({"deploymentId": null, "version": version_now()})).into_response(),
+                Ok(false) => missing(),
+            }
+        }
         (Method::DELETE, "") => match api.marathon.delete_app(&id, force).await {
             Err(e) => storage(&e),
             Ok(Err(l)) => locked(&l),
@@ -590,6 +597,17 @@ async fn queue(State(api): State<Api>) -> Response {
             })
             .collect()
     });
+    // Stored apps that no longer load wait here for an operator, never run.
+    let unreadable = api.marathon.unreadable().into_iter().map(|u| {
+        json!({
+            "app": {"id": u.id},
+            "count": 0,
+            "delay": {"overdue": false, "timeLeftSeconds": 0},
+            "unreadable": true,
+            "lastFailure": u.reason,
+        })
+    });
+    let items: Vec<Value> = items.into_iter().chain(unreadable).collect();
     Json(json!({ "queue": items })).into_response()
 }
 

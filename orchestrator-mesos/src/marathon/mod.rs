@@ -13,8 +13,9 @@
 //! - [`scheduler`]: the state machine of apps, instances and deployments
 //!   (scaling, kill selection, auto-healing with backoff, rolling restarts);
 //! - [`framework`]: the loop that runs it against a master through a
-//!   [`MasterClient`](crate::MasterClient), with apps in a `StateStore`.
-//!
+//!   [`MasterClient`](crate::MasterClient);
+//! - [`persist`]: what it keeps in a `StateStore`, and how stored apps that
+//!   are no longer valid are kept apart instead of run;
 //! - [`health`]: HTTP, HTTPS, TCP and command health checks;
 //! - [`http`]: Marathon's `/v2` REST API over the framework;
 //! - [`ha`]: several schedulers, one elected leader on ZooKeeper, standbys
@@ -27,11 +28,13 @@ pub mod ha;
 pub mod health;
 pub mod http;
 pub mod matcher;
+pub mod persist;
 pub mod plan;
 pub mod scheduler;
 
 pub use app::{AppDefinition, Invalid, Violation};
 pub use backoff::LaunchDelay;
 pub use framework::{Marathon, MarathonConfig};
+pub use persist::{Persistence, Unreadable};
 pub use plan::{plan, replace_step, Bounds, ReplaceActions, ReplaceState, Step};
-pub use scheduler::{Deployment, Instance, Locked, Scheduler};
+pub use scheduler::{Deployment, Instance, Locked, Scheduler, WallClock};

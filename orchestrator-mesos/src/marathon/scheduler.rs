@@ -1,6 +1,9 @@
 //! The scheduler's state machine: apps, their instances and deployments.
-//! Pure and synchronous — the framework loop feeds it offers, status
-//! updates and API changes, and carries out what it decides.
+//! Pure and synchronous: the framework loop feeds it offers, status
+//! updates and API changes with the current [`Instant`], and carries out
+//! what it decides. It never reads a clock: wall-clock timestamps (when a
+//! task started, when a kill was sent) are derived from the `Instant`s it is
+//! given and a [`WallClock`] anchor fixed when it was made.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -92,9 +95,48 @@ pub struct Locked {
     pub deployments: Vec<String>,
 }
 
+/// Where the wall clock stood at one [`Instant`]: turns the `Instant`s the
+/// scheduler is given into milliseconds since the epoch.
+#[derive(Clone, Copy, Debug)]
+pub struct WallClock {
+    /// The instant of the anchor.
+    pub at: Instant,
+    /// Milliseconds since the Unix epoch at `at`.
+    pub epoch_ms: u64,
+}
+
+impl WallClock {
+    /// The system clock, read once now.
+    pub fn system() -> Self {
+        let epoch_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Self {
+            at: Instant::now(),
+            epoch_ms,
+        }
+    }
+
+    /// Milliseconds since the epoch at `now`.
+    pub fn ms_at(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.at).as_millis();
+        let before = self.at.saturating_duration_since(now).as_millis();
+        let since = u64::try_from(since).unwrap_or(u64::MAX);
+        let before = u64::try_from(before).unwrap_or(u64::MAX);
+        self.epoch_ms.saturating_add(since).saturating_sub(before)
+    }
+}
+
+impl Default for WallClock {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
 /// The scheduler's state.
 #[derive(Debug, Default)]
 pub struct Scheduler {
+    clock: WallClock,
     apps: BTreeMap<String, AppState>,
     instances: BTreeMap<TaskId, Instance>,
     /// The instances of each app (so per-app questions do not scan all).
@@ -152,20 +194,23 @@ impl Deployments {
 /// How long a kill may go unanswered before it is sent again.
 const KILL_RETRY_MS: u64 = 5_000;
 
-fn epoch_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn ready(app: &AppDefinition, i: &Instance) -> bool {
     i.state == TaskState::Running && (app.health_checks.is_empty() || i.healthy == Some(true))
 }
 
 impl Scheduler {
-    /// An empty scheduler.
+    /// An empty scheduler on the system clock (read once, here).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty scheduler whose wall-clock times are derived from `clock`
+    /// (tests pass a fixed one).
+    pub fn with_clock(clock: WallClock) -> Self {
+        Self {
+            clock,
+            ..Self::default()
+        }
     }
 
     /// The apps.
@@ -403,8 +448,9 @@ impl Scheduler {
     }
 
     /// Orders the kills the apps need now (scale-down, stop, rolling
-    /// restart) and marks those instances as killing.
-    pub fn kills_wanted(&mut self) -> Vec<(TaskId, AgentId)> {
+    /// restart) and marks those instances as killing; kills sent more than
+    /// five seconds before `now` and not answered go again.
+    pub fn kills_wanted(&mut self, now: Instant) -> Vec<(TaskId, AgentId)> {
         let mut victims: Vec<TaskId> = Vec::new();
         for (id, app) in &self.apps {
             let version = app.def.version.as_deref().unwrap_or("");
@@ -440,7 +486,7 @@ impl Scheduler {
                 victims.extend(active.iter().take(excess).map(|i| i.task_id.clone()));
             }
         }
-        let now = epoch_ms();
+        let now = self.clock.ms_at(now);
         // Kills not answered by a terminal update within the retry time go again.
         victims.extend(
             self.instances
@@ -523,7 +569,7 @@ impl Scheduler {
             inst.state = status.state;
         }
         if status.state == TaskState::Running && inst.started_at_ms.is_none() {
-            inst.started_at_ms = Some(epoch_ms());
+            inst.started_at_ms = Some(self.clock.ms_at(now));
         }
         if let Some(h) = status.healthy {
             inst.healthy = Some(h);
@@ -546,7 +592,8 @@ impl Scheduler {
 
     /// Kills the given instances (they are replaced unless `scale`, which
     /// lowers their apps' instance counts instead). Returns what to kill.
-    pub fn kill_instances(&mut self, tasks: &[TaskId], scale: bool) -> Vec<(TaskId, AgentId)> {
+    pub fn kill_instances(&mut self, tasks: &[TaskId], scale: bool, now: Instant) -> Vec<(TaskId, AgentId)> {
+        let sent = self.clock.ms_at(now);
         let mut out = Vec::new();
         for t in tasks {
             let Some(i) = self.instances.get_mut(t) else { continue };
@@ -554,7 +601,7 @@ impl Scheduler {
                 continue;
             }
             i.killing = true;
-            i.kill_sent_ms = Some(epoch_ms());
+            i.kill_sent_ms = Some(sent);
             out.push((t.clone(), i.agent_id.clone()));
             if scale {
                 if let Some(app) = self.apps.get_mut(&i.app_id) {
@@ -683,7 +730,7 @@ mod tests {
         for l in &launches {
             s.update(&TaskStatus::new(l.task.task_id.clone(), TaskState::Running), now);
         }
-        let kills = s.kills_wanted();
+        let kills = s.kills_wanted(now);
         for (t, _) in &kills {
             s.update(&TaskStatus::new(t.clone(), TaskState::Killed), now);
         }
