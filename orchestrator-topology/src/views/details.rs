@@ -86,7 +86,7 @@ pub struct NodeDetails {
 }
 
 fn label(kind: TopologyKind, id: &str, node: Option<&Node>) -> String {
-    node.map_or_else(|| id.to_string(), |n| super::label_of(kind, id, n).0)
+    node.map_or_else(|| id.to_string(), |n| super::summary::label_of(kind, id, n).0)
 }
 
 /// The details of `id` in a rendered view; `None` when the view lacks it.
@@ -190,7 +190,7 @@ fn collect_children(view: View, id: &str, p: &crate::store::ProbeState, out: &mu
         out.push(Relative {
             topology: kind,
             id: cid.to_string(),
-            label: super::label_of(kind, cid, n).0,
+            label: super::summary::label_of(kind, cid, n).0,
         });
     };
     let has_parent = |n: &Node, kind: TopologyKind| n.parents_of(kind).any(|x| x == id);
