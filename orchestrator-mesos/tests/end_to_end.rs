@@ -212,6 +212,41 @@ async fn a_framework_runs_a_real_process_to_completion() {
     cleanup("finish", &work);
 }
 
+/// Mesos's task id rules: up to 255 bytes runs (sandbox, container,
+/// checkpoint and cgroup names all fit), longer or with a `/` is refused
+/// with TASK_ERROR naming the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_task_id_mesos_allows_runs_and_a_longer_one_is_refused() {
+    let (base, _agent, work) = cluster("long-ids").await;
+    let mut fw = Framework::subscribe(&base).await;
+    for bad in ["a/b".to_string(), "x".repeat(256)] {
+        fw.launch(&bad, "true").await;
+        let status = fw.update(true).await;
+        assert_eq!(status.state, TaskState::Error, "{status:?}");
+        let message = status.message.unwrap_or_default();
+        assert!(message.contains("Task ID is invalid"), "{message}");
+    }
+    let longest = "t".repeat(255);
+    fw.launch(&longest, "exec sleep 30").await;
+    assert_eq!(fw.update(true).await.state, TaskState::Starting);
+    let running = fw.update(true).await;
+    assert_eq!(
+        (running.state, running.task_id.as_str().len()),
+        (TaskState::Running, 255),
+        "{running:?}"
+    );
+    let code = fw
+        .call(json!({"framework_id": {"value": fw.id}, "type": "KILL", "kill": {"task_id": {"value": longest}}}))
+        .await;
+    assert_eq!(code, 202);
+    let mut end = fw.update(true).await.state;
+    if end == TaskState::Killing {
+        end = fw.update(true).await.state;
+    }
+    assert_eq!(end, TaskState::Killed);
+    cleanup("long-ids", &work);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_through_the_api_and_unacknowledged_updates_are_retried() {
     let (base, _agent, work) = cluster("kill").await;

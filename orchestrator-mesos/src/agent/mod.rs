@@ -126,6 +126,25 @@ fn new_uuid() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// `name` when it is at most `max` bytes; else its first bytes and a hash
+/// of all of it, `max` bytes in all. Task ids may be 255 bytes (Mesos's
+/// limit), and names made from them (container ids, checkpoint files,
+/// cgroups) add to that, so those take a bounded form.
+pub(crate) fn bounded_name(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_string();
+    }
+    // FNV-1a: the same name must map to the same file after an upgrade.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut keep = max.saturating_sub(17);
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}-{hash:016x}", &name[..keep])
+}
+
 fn http_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::bad_request(format!("{what}: {e}"))
 }
@@ -495,8 +514,12 @@ impl Agent {
                 .iter()
                 .position(|c| c.supports(&spec))
                 .ok_or_else(|| failed("no containerizer of this agent can run the task".into()))?;
-            let container = ContainerId::new(format!("{}-{}", task_id, &new_uuid()[..8].replace(['/', '+'], "x")))
-                .map_err(|e| failed(e.to_string()))?;
+            let container = ContainerId::new(format!(
+                "{}-{}",
+                bounded_name(task_id.as_str(), 200),
+                &new_uuid()[..8].replace(['/', '+'], "x")
+            ))
+            .map_err(|e| failed(e.to_string()))?;
             let sandbox = self
                 .inner
                 .config
@@ -588,5 +611,22 @@ impl Agent {
         let grace = grace.or(task_grace).unwrap_or(self.inner.config.default_kill_grace);
         // The launch flow reports the terminal state when the container ends.
         let _ = self.inner.containerizers[index].kill(&container, grace).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded_name;
+
+    #[test]
+    fn long_names_are_bounded_and_stay_apart() {
+        assert_eq!(bounded_name("web.1", 200), "web.1");
+        let a = bounded_name(&"a".repeat(255), 200);
+        let b = bounded_name(&format!("{}b", "a".repeat(254)), 200);
+        assert_eq!(a.len(), 200);
+        assert_ne!(a, b);
+        assert_eq!(a, bounded_name(&"a".repeat(255), 200));
+        // Never split inside a character.
+        assert!(bounded_name(&"é".repeat(200), 100).len() <= 100);
     }
 }

@@ -58,7 +58,7 @@ impl Agent {
             .work_dir
             .join("tasks")
             .join(framework_id.as_str())
-            .join(format!("{task_id}.json"))
+            .join(format!("{}.json", super::bounded_name(task_id.as_str(), 250)))
     }
 
     /// Writes the agent's id, atomically (a crash mid-write leaves the

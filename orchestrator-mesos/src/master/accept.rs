@@ -10,6 +10,28 @@ use orchestrator_core::{AgentId, Allocator, FrameworkId, OfferId, Resources, Tas
 use super::state::{master_update, partition_aware, without_roles, Effect, Master, TaskEntry};
 use crate::api::scheduler::OfferOperation;
 
+/// The longest id Mesos accepts where it names a file or directory.
+const NAME_MAX: usize = 255;
+
+/// Mesos's rules for an id that becomes a path component on the agent
+/// (`common/validation.cpp`, `validateID`): not empty, at most `NAME_MAX`
+/// bytes, not `.` or `..`, no control characters and no path separator.
+fn validate_id(id: &str) -> std::result::Result<(), String> {
+    if id.is_empty() {
+        return Err("ID must not be empty".into());
+    }
+    if id.len() > NAME_MAX {
+        return Err(format!("ID must not be greater than {NAME_MAX} characters"));
+    }
+    if id == "." || id == ".." {
+        return Err(format!("'{id}' is disallowed"));
+    }
+    if id.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
+        return Err(format!("'{id}' contains invalid characters"));
+    }
+    Ok(())
+}
+
 impl<A: Allocator> Master<A> {
     /// Takes the offers out; `Err` with the reason when any is unusable
     /// (unknown, someone else's, or on different agents).
@@ -189,6 +211,7 @@ impl<A: Allocator> Master<A> {
         {
             return Err(format!("Task ID '{}' is already in use", task.task_id));
         }
+        validate_id(task.task_id.as_str()).map_err(|e| format!("Task ID is invalid: {e}"))?;
         if task.resources.is_empty() {
             return Err("Task uses no resources".into());
         }
@@ -208,5 +231,21 @@ impl<A: Allocator> Master<A> {
         let mut used = want;
         used.set_allocation_role(role.as_deref());
         Ok(used)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_id;
+
+    #[test]
+    fn task_ids_follow_mesos_rules_for_path_components() {
+        assert!(validate_id("web.00000001").is_ok());
+        assert!(validate_id("with space").is_ok());
+        assert!(validate_id(&"a".repeat(255)).is_ok());
+        for bad in ["", ".", "..", "a/b", "a\\b", "tab\t"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_id(&"a".repeat(256)).unwrap_err().contains("255"));
     }
 }
