@@ -16,6 +16,13 @@ use super::backoff::LaunchDelay;
 use super::matcher::{Launch, Placement};
 use super::plan::{plan, replace_step, Bounds, ReplaceState, Step};
 
+mod clock;
+mod deployments;
+
+pub use clock::WallClock;
+use deployments::Deployments;
+pub use deployments::{Deployment, Locked};
+
 /// One instance (a task) of an app.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -52,33 +59,6 @@ pub struct Instance {
     pub started_at_ms: Option<u64>,
 }
 
-/// A deployment in progress.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Deployment {
-    /// Its id.
-    pub id: String,
-    /// The version it deploys.
-    pub version: String,
-    /// The app it changes.
-    pub app_id: String,
-    /// Its steps.
-    pub steps: Vec<Step>,
-    /// The app as it was before (for a rollback); `None` for a new app.
-    #[serde(skip)]
-    pub original: Option<AppDefinition>,
-}
-
-impl Deployment {
-    fn restarts(&self) -> bool {
-        self.steps.iter().any(|s| matches!(s, Step::RestartApplication { .. }))
-    }
-
-    fn stops(&self) -> bool {
-        self.steps.iter().any(|s| matches!(s, Step::StopApplication { .. }))
-    }
-}
-
 /// An app with what the scheduler keeps beside its definition.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AppState {
@@ -86,51 +66,6 @@ pub struct AppState {
     pub def: AppDefinition,
     /// Its launch delay.
     pub delay: LaunchDelay,
-}
-
-/// A change refused because a deployment holds the app.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Locked {
-    /// The deployments holding it.
-    pub deployments: Vec<String>,
-}
-
-/// Where the wall clock stood at one [`Instant`]: turns the `Instant`s the
-/// scheduler is given into milliseconds since the epoch.
-#[derive(Clone, Copy, Debug)]
-pub struct WallClock {
-    /// The instant of the anchor.
-    pub at: Instant,
-    /// Milliseconds since the Unix epoch at `at`.
-    pub epoch_ms: u64,
-}
-
-impl WallClock {
-    /// The system clock, read once now.
-    pub fn system() -> Self {
-        let epoch_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        Self {
-            at: Instant::now(),
-            epoch_ms,
-        }
-    }
-
-    /// Milliseconds since the epoch at `now`.
-    pub fn ms_at(&self, now: Instant) -> u64 {
-        let since = now.saturating_duration_since(self.at).as_millis();
-        let before = self.at.saturating_duration_since(now).as_millis();
-        let since = u64::try_from(since).unwrap_or(u64::MAX);
-        let before = u64::try_from(before).unwrap_or(u64::MAX);
-        self.epoch_ms.saturating_add(since).saturating_sub(before)
-    }
-}
-
-impl Default for WallClock {
-    fn default() -> Self {
-        Self::system()
-    }
 }
 
 /// The scheduler's state.
@@ -143,52 +78,6 @@ pub struct Scheduler {
     by_app: BTreeMap<String, std::collections::BTreeSet<TaskId>>,
     deployments: Deployments,
     seq: u64,
-}
-
-/// Deployments by id, indexed by app: with 10,000 apps, "is this app
-/// restarting?" must not scan every deployment.
-#[derive(Debug, Default)]
-struct Deployments {
-    by_id: BTreeMap<String, Deployment>,
-    by_app: std::collections::HashMap<String, Vec<String>>,
-}
-
-impl Deployments {
-    fn insert(&mut self, id: String, d: Deployment) {
-        self.by_app.entry(d.app_id.clone()).or_default().push(id.clone());
-        if let Some(old) = self.by_id.insert(id.clone(), d) {
-            self.unindex(&old.app_id, &id);
-        }
-    }
-
-    fn remove(&mut self, id: &str) -> Option<Deployment> {
-        let d = self.by_id.remove(id)?;
-        self.unindex(&d.app_id, id);
-        Some(d)
-    }
-
-    fn unindex(&mut self, app_id: &str, id: &str) {
-        if let Some(ids) = self.by_app.get_mut(app_id) {
-            if let Some(at) = ids.iter().position(|x| x == id) {
-                ids.remove(at);
-            }
-            if ids.is_empty() {
-                self.by_app.remove(app_id);
-            }
-        }
-    }
-
-    fn values(&self) -> impl Iterator<Item = &Deployment> {
-        self.by_id.values()
-    }
-
-    fn of_app<'a>(&'a self, app_id: &str) -> impl Iterator<Item = &'a Deployment> + 'a {
-        self.by_app
-            .get(app_id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.by_id.get(id))
-    }
 }
 
 /// How long a kill may go unanswered before it is sent again.
