@@ -14,6 +14,7 @@
 //! | `probe` | `orchestrator-probe` | per-host agent that reports hosts, processes, connections and containers |
 //! | `topology` | `orchestrator-topology` | the monitoring app that merges reports into views |
 //! | `zkmigrate` | `orchestrator-zkmigrate` | live ZooKeeper-to-ZooKeeper migration |
+//! | `platform` | this crate | master, agent, scheduler, probe and topology app in one process (the all-in-one) |
 //!
 //! ```
 //! let offer: orchestrator::core::Resources = "cpus:2;mem:1024".parse()?;
@@ -22,6 +23,8 @@
 //! ```
 
 pub use orchestrator_core as core;
+#[cfg(feature = "platform")]
+pub mod platform;
 #[cfg(feature = "mesos")]
 pub use orchestrator_mesos as mesos;
 #[cfg(feature = "probe")]
