@@ -1,4 +1,9 @@
 //! The probe's seam: one [`Collector`] per part of a host report.
+//!
+//! Only the probe runs collectors, yet the trait lives here, next to the
+//! [`Report`] it writes: a collector written elsewhere (for a runtime the
+//! probe does not know) then depends on the report model alone, not on the
+//! probe's runtime (tokio, the Docker client, procfs).
 
 use async_trait::async_trait;
 

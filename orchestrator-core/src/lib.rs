@@ -12,8 +12,13 @@
 //! A master, an agent, a Marathon-style scheduler and a monitoring probe must
 //! agree on what a task or a resource is without depending on each other, and
 //! a user embedding only one of them should not compile the rest. So this
-//! crate holds plain data and traits and depends on nothing but `serde`,
+//! crate holds plain data and traits and depends on nothing but `serde`
+//! (with `serde_json` for the JSON forms of resources and the file store),
 //! `thiserror` and `async-trait`: no runtime, no HTTP, no Docker client.
+//!
+//! The probes' report wire model ([`report`]) and the [`Collector`] seam
+//! that writes it sit behind the `report` feature (on by default), which
+//! adds `flate2` and `rmp-serde`; `orchestrator-mesos` builds without it.
 //!
 //! # Why the Mesos wire shapes
 //!
@@ -47,18 +52,21 @@
 //! ```
 
 mod allocator;
+#[cfg(feature = "report")]
 mod collector;
 mod container;
 mod error;
 mod ids;
 mod labels;
 mod name;
+#[cfg(feature = "report")]
 pub mod report;
 mod resources;
 mod store;
 mod task;
 
 pub use allocator::{Allocation, Allocator, Quota, RoleInfo};
+#[cfg(feature = "report")]
 pub use collector::{Collector, Written};
 pub use container::{
     Command, ContainerSpec, Containerizer, NetworkMode, PortMapping, ResourceLimits, ResourceStatistics, Termination,
