@@ -188,7 +188,7 @@ impl SyncHandle {
     /// once fully; from then on every change on either side is carried over.
     ///
     /// # Errors
-    /// [`Error::Zk`] when a side cannot be reached.
+    /// [`Error::Zk`](crate::Error::Zk) when a side cannot be reached.
     pub async fn start(source: Endpoint, target: Endpoint, opts: SyncOptions) -> Result<Self> {
         let (s, t) = tokio::join!(source.connect(CONNECT_TIMEOUT), target.connect(CONNECT_TIMEOUT));
         let (s, t) = (s?, t?);
