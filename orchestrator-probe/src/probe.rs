@@ -155,13 +155,24 @@ pub fn self_usage() -> (u64, u64) {
     (ticks * 1_000_000 / hz, rss_pages * procfs::page_size())
 }
 
+/// Runs a `/proc` walk where it does not stall other tasks: on a
+/// multi-threaded runtime the worker hands its other tasks off first
+/// (`block_in_place`); on a single-threaded one (tests, small embeddings)
+/// there is no other worker to hand them to, and it runs in place.
+fn off_the_reactor<R>(walk: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(walk),
+        _ => walk(),
+    }
+}
+
 #[async_trait]
 impl Collector for HostCollector {
     fn name(&self) -> &'static str {
         "host"
     }
     async fn collect(&mut self, report: &mut Report, now_ms: u64) -> Result<(), BoxError> {
-        Ok(self.collect_into(report, now_ms)?)
+        Ok(off_the_reactor(|| self.collect_into(report, now_ms))?)
     }
 }
 
@@ -171,7 +182,7 @@ impl Collector for ProcessCollector {
         "process"
     }
     async fn collect(&mut self, report: &mut Report, now_ms: u64) -> Result<(), BoxError> {
-        Ok(self.collect_into(report, now_ms)?)
+        Ok(off_the_reactor(|| self.collect_into(report, now_ms))?)
     }
 }
 
@@ -181,7 +192,7 @@ impl Collector for NetworkCollector {
         "network"
     }
     async fn collect(&mut self, report: &mut Report, now_ms: u64) -> Result<(), BoxError> {
-        Ok(self.collect_changes(report, now_ms)?)
+        Ok(off_the_reactor(|| self.collect_changes(report, now_ms))?)
     }
     fn written(&mut self) -> Written {
         NetworkCollector::written(self)

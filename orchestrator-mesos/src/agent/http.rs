@@ -118,7 +118,19 @@ struct BrowseQuery {
     path: String,
 }
 
+/// Runs file-system work off the runtime's threads (a slow disk or a big
+/// directory must not stall the agent's other requests).
+async fn blocking(work: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("file access failed: {e}")))
+}
+
 async fn browse(State(agent): State<Agent>, Query(q): Query<BrowseQuery>) -> Response {
+    blocking(move || browse_blocking(&agent, &q)).await
+}
+
+fn browse_blocking(agent: &Agent, q: &BrowseQuery) -> Response {
     let dir = match agent.confined(&q.path) {
         Ok(d) => d,
         Err((status, message)) => return error(status, message),
@@ -157,6 +169,10 @@ struct ReadQuery {
 }
 
 async fn read(State(agent): State<Agent>, Query(q): Query<ReadQuery>) -> Response {
+    blocking(move || read_blocking(&agent, &q)).await
+}
+
+fn read_blocking(agent: &Agent, q: &ReadQuery) -> Response {
     let file = match agent.confined(&q.path) {
         Ok(f) => f,
         Err((status, message)) => return error(status, message),

@@ -38,12 +38,18 @@ struct CheckpointedTask {
 /// Writes JSON to `path` through a temporary file and a rename; best
 /// effort (a failed write keeps the older file, and recovery reports the
 /// tasks it cannot find as failed).
+/// Writes a checkpoint through a temporary file and a rename. A failure is
+/// logged, not returned: the task runs on, but a restarted agent will not
+/// recover it, and the operator should know why.
 fn write_atomically(path: &std::path::Path, value: &impl Serialize) {
     let tmp = path.with_extension("json.tmp");
-    if let Ok(bytes) = serde_json::to_vec(value) {
-        if std::fs::write(&tmp, bytes).is_ok() {
-            let _ = std::fs::rename(&tmp, path);
-        }
+    let written = serde_json::to_vec(value)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::warn!(path = %path.display(), error = %e, "cannot write a checkpoint: a restarted agent will not recover this");
     }
 }
 
@@ -95,7 +101,12 @@ impl Agent {
 
     /// Forgets a task that ended.
     pub(super) fn forget_task(&self, framework_id: &FrameworkId, task_id: &TaskId) {
-        let _ = std::fs::remove_file(self.task_path(framework_id, task_id));
+        let path = self.task_path(framework_id, task_id);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove an ended task's checkpoint");
+            }
+        }
     }
 
     /// Every task record on disk (and those of the older single-file format).

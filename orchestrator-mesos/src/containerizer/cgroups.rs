@@ -367,8 +367,21 @@ impl ContainerCgroup {
         }
     }
 
+    /// [`remove`](Self::remove) on a blocking thread, for async callers:
+    /// it may wait up to 5 s for the kernel.
+    ///
+    /// # Errors
+    /// As [`remove`](Self::remove).
+    pub async fn remove_async(&self) -> Result<()> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.remove())
+            .await
+            .unwrap_or_else(|e| Err(io_err(&self.memory, "remove", io::Error::other(e))))
+    }
+
     /// Kills what is left and removes the cgroups (waiting up to 5 s for
-    /// the kernel to release them).
+    /// the kernel to release them). Blocking: async code calls
+    /// [`remove_async`](Self::remove_async).
     pub fn remove(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(5);
         for dir in self.dirs() {

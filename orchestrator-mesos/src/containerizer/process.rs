@@ -315,7 +315,7 @@ impl Containerizer for ProcessContainerizer {
             Ok(child) => child,
             Err(e) => {
                 if let Some(cg) = &cgroup {
-                    let _ = cg.remove();
+                    let _ = cg.remove_async().await;
                 }
                 return Err(container_err(id, format!("cannot start `{program}`"), e));
             }
@@ -435,7 +435,7 @@ impl Containerizer for ProcessContainerizer {
             self.kill(id, Duration::ZERO).await?;
         }
         if let Some(cg) = &c.cgroup {
-            cg.remove()?;
+            cg.remove_async().await?;
         }
         let _ = fs::remove_file(self.checkpoint_path(id.as_str()));
         self.lock().remove(id);
@@ -502,7 +502,7 @@ impl Containerizer for ProcessContainerizer {
                     }
                     if let Some(cg) = &cgroup {
                         cg.kill_all();
-                        let _ = cg.remove();
+                        let _ = cg.remove_async().await;
                     }
                     let _ = fs::remove_file(&path);
                 }
@@ -514,7 +514,7 @@ impl Containerizer for ProcessContainerizer {
                 if !checkpointed.contains(&name) {
                     let cg = cgroups.container(&name);
                     cg.kill_all();
-                    let _ = cg.remove();
+                    let _ = cg.remove_async().await;
                 }
             }
         }
