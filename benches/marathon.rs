@@ -24,9 +24,8 @@ use orchestrator::core::{
 };
 use orchestrator::mesos::marathon::matcher::match_offer;
 use orchestrator::mesos::marathon::{http, AppDefinition, Marathon, MarathonConfig, Scheduler};
-use orchestrator::mesos::{
-    Agent, AgentConfig, DrfAllocator, Master, MasterClient, MasterConfig, MasterHandle, RecordingContainerizer,
-};
+use orchestrator::mesos::testing::LoopbackMaster;
+use orchestrator::mesos::{Agent, AgentConfig, MasterClient, MasterConfig, RecordingContainerizer};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -113,20 +112,14 @@ struct Platform {
     marathon: Marathon,
     api: String,
     _agents: Vec<Agent>,
+    _master: LoopbackMaster,
 }
 
 /// A master on loopback, `agents` agents with a recording containerizer,
 /// and the framework (in-process client) with its API on loopback.
 async fn platform(agents: usize, resources: &str) -> Platform {
-    let handle = MasterHandle::new(
-        Master::new(MasterConfig::default(), DrfAllocator::default()),
-        Duration::from_millis(50),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let router = handle.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    tokio::spawn(handle.clone().run_loops());
+    let master = LoopbackMaster::start(Duration::from_millis(50), MasterConfig::default().heartbeat_interval).await;
+    let (handle, addr) = (master.handle.clone(), master.addr.clone());
     let work = std::env::temp_dir().join(format!("orch-marathon-bench-{}", std::process::id()));
     let mut all = Vec::new();
     for i in 0..agents {
@@ -167,6 +160,7 @@ async fn platform(agents: usize, resources: &str) -> Platform {
         marathon,
         api,
         _agents: all,
+        _master: master,
     }
 }
 

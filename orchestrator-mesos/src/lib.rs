@@ -76,6 +76,8 @@ mod containerizer;
 mod error;
 pub mod marathon;
 mod master;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod zk;
 
 pub use agent::{Agent, AgentConfig};

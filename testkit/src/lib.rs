@@ -165,7 +165,7 @@ pub fn example_binary(name: &str) -> PathBuf {
     bin
 }
 
-/// Polls `check` until it returns something, every 200 ms, and fails the
+/// Polls `check` until it returns something, every 50 ms, and fails the
 /// test after `within` naming `what` it waited for.
 ///
 /// # Panics
@@ -177,8 +177,16 @@ pub async fn until<T>(what: &str, within: Duration, mut check: impl AsyncFnMut()
             return v;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// [`until`] for a plain condition: waits until `check` holds.
+///
+/// # Panics
+/// When `within` passes first, naming `what`.
+pub async fn until_true(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    until(what, within, async || check().then_some(())).await;
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; bind promptly).

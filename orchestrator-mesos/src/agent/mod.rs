@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use futures_util::StreamExt;
 use orchestrator_core::{
     AgentId, AgentInfo, Attributes, ContainerId, ContainerSpec, Containerizer, FrameworkId, FrameworkInfo, Resources,
     TaskId, TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, LABEL_FRAMEWORK_ID,
@@ -21,7 +20,7 @@ mod http;
 mod recovery;
 
 use crate::api::agent::{AgentCommand, AgentUpdate, RegisterAgent};
-use crate::api::recordio::Decoder;
+use crate::api::recordio::Records;
 use crate::{Error, Result};
 
 /// Settings of an [`Agent`].
@@ -374,14 +373,11 @@ impl Agent {
         if !resp.status().is_success() {
             return Err(false);
         }
-        let mut stream = resp.bytes_stream();
-        let mut decoder = Decoder::new(16 << 20);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|_| false)?;
-            for record in decoder.push(&chunk).map_err(|_| false)? {
-                if let Ok(command) = serde_json::from_slice::<AgentCommand>(&record) {
-                    self.handle(command);
-                }
+        let mut records = Records::new(resp.bytes_stream(), 16 << 20);
+        while let Some(record) = records.next().await {
+            match serde_json::from_slice::<AgentCommand>(&record.map_err(|_| false)?) {
+                Ok(command) => self.handle(command),
+                Err(e) => tracing::warn!(error = %e, "a command from the master does not parse; ignored"),
             }
         }
         Ok(())

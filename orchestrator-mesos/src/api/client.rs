@@ -5,11 +5,10 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use orchestrator_core::FrameworkId;
 use tokio::sync::mpsc;
 
-use super::recordio::Decoder;
+use super::recordio::Records;
 use super::scheduler::{Call, Event, Subscribed};
 use crate::{Error, Result};
 
@@ -116,17 +115,13 @@ impl MasterClient for HttpMasterClient {
         *self.stream_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = stream_id;
         let (tx, mut events) = mpsc::channel(EVENTS);
         tokio::spawn(async move {
-            let mut body = response.bytes_stream();
-            let mut decoder = Decoder::new(MAX_EVENT);
-            while let Some(Ok(chunk)) = body.next().await {
-                let Ok(records) = decoder.push(&chunk) else { return };
-                for record in records {
-                    let Ok(event) = serde_json::from_slice::<Event>(&record) else {
-                        return;
-                    };
-                    if tx.send(event).await.is_err() {
-                        return;
-                    }
+            let mut records = Records::new(response.bytes_stream(), MAX_EVENT);
+            while let Some(Ok(record)) = records.next().await {
+                let Ok(event) = serde_json::from_slice::<Event>(&record) else {
+                    return;
+                };
+                if tx.send(event).await.is_err() {
+                    return;
                 }
             }
         });

@@ -1,6 +1,10 @@
 //! RecordIO, the framing of Mesos's streaming HTTP responses: each record
 //! is its length in decimal, a newline, then that many bytes.
 
+use std::collections::VecDeque;
+
+use futures_util::{Stream, StreamExt};
+
 use crate::{Error, Result};
 
 /// One record, framed.
@@ -82,6 +86,63 @@ impl Decoder {
     }
 }
 
+/// The records of a streaming HTTP body (a subscription's events, an
+/// agent's commands), one at a time, however the body is chunked.
+pub struct Records<S> {
+    body: S,
+    decoder: Decoder,
+    ready: VecDeque<Vec<u8>>,
+}
+
+impl<S> std::fmt::Debug for Records<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records")
+            .field("ready", &self.ready.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B, E> Records<S>
+where
+    S: Stream<Item = std::result::Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    /// Records of `body`, each at most `max_record` bytes.
+    pub fn new(body: S, max_record: usize) -> Self {
+        Self {
+            body,
+            decoder: Decoder::new(max_record),
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// The next record; `None` when the body ends.
+    ///
+    /// # Errors
+    /// [`Error::Transport`] when the body fails, [`Error::RecordIo`] when
+    /// it is not RecordIO (the stream should then be dropped).
+    pub async fn next(&mut self) -> Option<Result<Vec<u8>>> {
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return Some(Ok(r));
+            }
+            let chunk = match self.body.next().await? {
+                Ok(c) => c,
+                Err(e) => {
+                    return Some(Err(Error::Transport {
+                        message: format!("the stream broke: {e}"),
+                    }))
+                }
+            };
+            match self.decoder.push(chunk.as_ref()) {
+                Ok(records) => self.ready.extend(records),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +181,19 @@ mod tests {
             .to_string()
             .contains("20 digits"));
         assert!(Decoder::new(usize::MAX).push(b"99999999999999999999999\n").is_err());
+    }
+
+    #[tokio::test]
+    async fn records_come_one_at_a_time_from_any_chunking() {
+        let mut bytes = encode(b"one");
+        bytes.extend(encode(b"two"));
+        let chunks: Vec<std::result::Result<Vec<u8>, String>> = bytes.chunks(3).map(|c| Ok(c.to_vec())).collect();
+        let mut records = Records::new(futures_util::stream::iter(chunks), 16);
+        assert_eq!(records.next().await.unwrap().unwrap(), b"one");
+        assert_eq!(records.next().await.unwrap().unwrap(), b"two");
+        assert!(records.next().await.is_none());
+        let broken = futures_util::stream::iter(vec![Err::<Vec<u8>, _>("reset")]);
+        assert!(Records::new(broken, 16).next().await.unwrap().is_err());
     }
 
     proptest! {

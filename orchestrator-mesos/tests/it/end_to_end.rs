@@ -5,13 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use orchestrator_core::{Containerizer, TaskState};
-use orchestrator_mesos::api::recordio::Decoder;
 use orchestrator_mesos::api::scheduler::{Event, EventType};
-use orchestrator_mesos::{
-    Agent, AgentConfig, Cgroups, DrfAllocator, Master, MasterConfig, MasterHandle, ProcessContainerizer,
-};
+use orchestrator_mesos::testing::{process_agent, EventStream, LoopbackMaster};
+use orchestrator_mesos::{Agent, AgentConfig, Cgroups, ProcessContainerizer};
 use serde_json::{json, Value};
 
 struct Framework {
@@ -19,9 +16,7 @@ struct Framework {
     http: reqwest::Client,
     stream_id: String,
     id: String,
-    events: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    decoder: Decoder,
-    ready: std::collections::VecDeque<Event>,
+    events: EventStream,
 }
 
 impl Framework {
@@ -40,9 +35,7 @@ impl Framework {
             http,
             stream_id,
             id: String::new(),
-            events: Box::pin(resp.bytes_stream()),
-            decoder: Decoder::new(1 << 20),
-            ready: Default::default(),
+            events: EventStream::new(resp),
         };
         let sub = f.next(EventType::Subscribed).await;
         f.id = sub.subscribed.unwrap().framework_id.to_string();
@@ -51,21 +44,7 @@ impl Framework {
 
     /// The next event of `kind`, skipping heartbeats and others.
     async fn next(&mut self, kind: EventType) -> Event {
-        loop {
-            while let Some(e) = self.ready.pop_front() {
-                if e.kind == kind {
-                    return e;
-                }
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(20), self.events.next())
-                .await
-                .expect("an event within 20 s")
-                .expect("stream open")
-                .expect("chunk");
-            for r in self.decoder.push(&chunk).unwrap() {
-                self.ready.push_back(serde_json::from_slice(&r).unwrap());
-            }
-        }
+        self.events.next_of(kind).await
     }
 
     async fn call(&self, body: Value) -> u16 {
@@ -127,19 +106,12 @@ impl Framework {
 
 /// An agent on `work` (fresh or left by an earlier agent), and its run task.
 fn start_agent(base: &str, work: &std::path::Path, test: &str) -> (Agent, tokio::task::JoinHandle<()>) {
-    let cgroups = Cgroups::detect(&format!("orch-e2e-{}-{test}", std::process::id()), false);
-    let containerizer: Arc<dyn Containerizer> = Arc::new(ProcessContainerizer::with_cgroups(work, cgroups).unwrap());
-    let mut config = AgentConfig::new(base, "cpus:2;mem:512".parse().unwrap(), work);
-    config.update_retry = Duration::from_millis(300);
-    config.heartbeat_interval = Duration::from_millis(500);
-    let agent = Agent::new(config, vec![containerizer]);
-    let run = tokio::spawn({
-        let agent = agent.clone();
-        async move {
-            let _ = agent.run().await;
-        }
-    });
-    (agent, run)
+    process_agent(
+        base,
+        work,
+        "cpus:2;mem:512",
+        &format!("orch-e2e-{}-{test}", std::process::id()),
+    )
 }
 
 /// Removes the test's work dir and (empty) cgroup root.
@@ -150,37 +122,23 @@ fn cleanup(test: &str, work: &std::path::Path) {
     let _ = std::fs::remove_dir_all(work);
 }
 
-/// A master on a free loopback port; its base URL.
-async fn master() -> String {
-    let handle = MasterHandle::new(
-        Master::new(
-            MasterConfig {
-                heartbeat_interval: Duration::from_secs(1),
-                ..MasterConfig::default()
-            },
-            DrfAllocator::default(),
-        ),
-        Duration::from_millis(100),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = handle.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    tokio::spawn(handle.run_loops());
-    base
+/// A master on a free loopback port.
+async fn master() -> LoopbackMaster {
+    LoopbackMaster::start(Duration::from_millis(100), Duration::from_secs(1)).await
 }
 
-async fn cluster(test: &str) -> (String, Agent, std::path::PathBuf) {
-    let base = master().await;
+async fn cluster(test: &str) -> (LoopbackMaster, Agent, std::path::PathBuf) {
+    let master = master().await;
     let work = std::env::temp_dir().join(format!("orch-e2e-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
-    let (agent, _run) = start_agent(&base, &work, test);
-    (base, agent, work)
+    let (agent, _run) = start_agent(&master.base, &work, test);
+    (master, agent, work)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_framework_runs_a_real_process_to_completion() {
-    let (base, agent, work) = cluster("finish").await;
+    let (loopback, agent, work) = cluster("finish").await;
+    let base = loopback.base.clone();
     let mut fw = Framework::subscribe(&base).await;
     fw.launch("hello", "echo hello from $MESOS_TASK_ID; exit 0").await;
     let states: Vec<TaskState> = vec![
@@ -217,7 +175,8 @@ async fn a_framework_runs_a_real_process_to_completion() {
 /// with TASK_ERROR naming the rule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_longest_task_id_mesos_allows_runs_and_a_longer_one_is_refused() {
-    let (base, _agent, work) = cluster("long-ids").await;
+    let (loopback, _agent, work) = cluster("long-ids").await;
+    let base = loopback.base.clone();
     let mut fw = Framework::subscribe(&base).await;
     for bad in ["a/b".to_string(), "x".repeat(256)] {
         fw.launch(&bad, "true").await;
@@ -249,7 +208,8 @@ async fn the_longest_task_id_mesos_allows_runs_and_a_longer_one_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_through_the_api_and_unacknowledged_updates_are_retried() {
-    let (base, _agent, work) = cluster("kill").await;
+    let (loopback, _agent, work) = cluster("kill").await;
+    let base = loopback.base.clone();
     let mut fw = Framework::subscribe(&base).await;
     fw.launch("sleeper", "exec sleep 60").await;
     assert_eq!(fw.update(true).await.state, TaskState::Starting);
@@ -285,7 +245,8 @@ async fn a_task_over_its_memory_is_failed_with_the_memory_reason() {
         orchestrator_testkit::missing("writable cgroups (memory, cpu)", test);
         return;
     }
-    let (base, _agent, work) = cluster("oom").await;
+    let (loopback, _agent, work) = cluster("oom").await;
+    let base = loopback.base.clone();
     let mut fw = Framework::subscribe(&base).await;
     // The task has mem:32 and touches 300 MB.
     fw.launch("hog", "python3 -c \"x = b'x' * (300 * 1024 * 1024)\"").await;
@@ -308,7 +269,8 @@ async fn an_existing_mesos_http_framework_library_runs_a_task() {
     let Some(python) = orchestrator_testkit::python(test) else {
         return;
     };
-    let (base, _agent, work) = cluster("mesoshttp").await;
+    let (loopback, _agent, work) = cluster("mesoshttp").await;
+    let base = loopback.base.clone();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/frameworks/mesoshttp_hello.py");
     let run = tokio::process::Command::new(&python)
         .arg(script)
@@ -351,7 +313,8 @@ fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_shows_its_tasks_and_serves_their_sandboxes() {
-    let (base, agent, work) = cluster("files").await;
+    let (loopback, agent, work) = cluster("files").await;
+    let base = loopback.base.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let agent_base = format!("http://{}", listener.local_addr().unwrap());
     let router = agent.router();
@@ -436,7 +399,8 @@ async fn the_agent_shows_its_tasks_and_serves_their_sandboxes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_agent_recovers_its_running_task() {
     let work = std::env::temp_dir().join(format!("orch-e2e-{}-restart", std::process::id()));
-    let (base, first, _) = cluster("restart").await;
+    let (loopback, first, _) = cluster("restart").await;
+    let base = loopback.base.clone();
     let mut fw = Framework::subscribe(&base).await;
     fw.launch("survivor", "echo $$ > pid; exec sleep 60").await;
     while fw.update(true).await.state != TaskState::Running {}
@@ -501,7 +465,8 @@ async fn a_docker_task_runs_through_master_and_agent() {
     let Some(env) = orchestrator_testkit::docker(test) else {
         return;
     };
-    let base = master().await;
+    let loopback = master().await;
+    let base = loopback.base.clone();
     let work = std::env::temp_dir().join(format!("orch-e2e-{}-docker-agent", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let port = orchestrator_testkit::free_port();
@@ -589,7 +554,8 @@ async fn a_restarted_agent_recovers_its_running_container() {
     let Some(env) = orchestrator_testkit::docker(test) else {
         return;
     };
-    let base = master().await;
+    let loopback = master().await;
+    let base = loopback.base.clone();
     let work = std::env::temp_dir().join(format!("orch-e2e-{}-docker-restart", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let first = docker_agent(&base, &work, &env.host, "cpus:2;mem:512").await;
@@ -638,7 +604,8 @@ async fn a_restarted_agent_recovers_its_running_container() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_agent_leaves_nothing_running_and_reports_every_end() {
-    let (base, agent, work) = cluster("drain").await;
+    let (loopback, agent, work) = cluster("drain").await;
+    let base = loopback.base.clone();
     let mut fw = Framework::subscribe(&base).await;
     // Ignores SIGTERM: the drain's grace must end in SIGKILL.
     fw.launch("stubborn", "trap '' TERM; echo $$ > pid; while true; do sleep 1; done")

@@ -4,90 +4,40 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use orchestrator_core::Allocator;
-use orchestrator_mesos::api::recordio::Decoder;
-use orchestrator_mesos::api::scheduler::{Event, EventType};
-use orchestrator_mesos::{AgentCommand, DrfAllocator, FirstFitAllocator, Master, MasterConfig, MasterHandle};
+use orchestrator_mesos::api::scheduler::EventType;
+use orchestrator_mesos::testing::{EventStream, LoopbackMaster};
+use orchestrator_mesos::{AgentCommand, DrfAllocator, FirstFitAllocator};
 use serde_json::{json, Value};
 
-/// Records from a streaming response.
-struct Records<S> {
-    stream: S,
-    decoder: Decoder,
-    ready: std::collections::VecDeque<Vec<u8>>,
-}
-
-impl<S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin> Records<S> {
-    fn new(stream: S) -> Self {
-        Records {
-            stream,
-            decoder: Decoder::new(1 << 20),
-            ready: Default::default(),
-        }
-    }
-
-    async fn next(&mut self) -> Vec<u8> {
-        loop {
-            if let Some(r) = self.ready.pop_front() {
-                return r;
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
-                .await
-                .expect("a record within 10 s")
-                .expect("stream open")
-                .expect("chunk");
-            self.ready.extend(self.decoder.push(&chunk).expect("valid RecordIO"));
-        }
-    }
-
-    async fn event(&mut self) -> Event {
-        loop {
-            let e: Event = serde_json::from_slice(&self.next().await).expect("event JSON");
-            if e.kind != EventType::Heartbeat {
-                return e;
-            }
-        }
-    }
-}
-
-async fn start() -> String {
+async fn start() -> LoopbackMaster {
     start_with(Duration::from_millis(50)).await
 }
 
-async fn start_with(allocation_interval: Duration) -> String {
+async fn start_with(allocation_interval: Duration) -> LoopbackMaster {
     serve(DrfAllocator::default(), allocation_interval).await
 }
 
 /// A master on loopback around any allocator.
-async fn serve<A: Allocator + 'static>(allocator: A, allocation_interval: Duration) -> String {
-    let config = MasterConfig {
-        heartbeat_interval: Duration::from_millis(200),
-        ..MasterConfig::default()
-    };
-    let handle = MasterHandle::new(Master::new(config, allocator), allocation_interval);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = handle.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    tokio::spawn(handle.run_loops());
-    format!("http://{addr}")
+async fn serve<A: Allocator + 'static>(allocator: A, allocation_interval: Duration) -> LoopbackMaster<A> {
+    LoopbackMaster::with_allocator(allocator, allocation_interval, Duration::from_millis(200)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_v1_framework_launches_a_task_end_to_end() {
-    launch_end_to_end(&start().await).await;
+    launch_end_to_end(&start().await.base).await;
 }
 
 /// The allocator is a seam: the same master, API and operator endpoints run
 /// on a second, unrelated allocator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_master_runs_on_another_allocator_through_the_seam() {
-    let base = serve(
+    let master = serve(
         FirstFitAllocator::new(Duration::from_millis(50)),
         Duration::from_millis(50),
     )
     .await;
+    let base = master.base.clone();
     launch_end_to_end(&base).await;
     let http = reqwest::Client::new();
     let put = http
@@ -160,7 +110,7 @@ async fn launch_end_to_end(base: &str) {
         .await
         .unwrap();
     assert_eq!(commands.status(), 200);
-    let mut commands = Records::new(commands.bytes_stream());
+    let mut commands = EventStream::new(commands);
 
     // The framework subscribes, as a Mesos HTTP framework does.
     let sub = http
@@ -172,7 +122,7 @@ async fn launch_end_to_end(base: &str) {
         .unwrap();
     assert_eq!(sub.status(), 200);
     let stream_id = sub.headers()["Mesos-Stream-Id"].to_str().unwrap().to_string();
-    let mut events = Records::new(sub.bytes_stream());
+    let mut events = EventStream::new(sub);
     let subscribed = events.event().await;
     let fw = subscribed.subscribed.unwrap().framework_id;
     let offers = events.event().await.offers.expect("OFFERS").offers;
@@ -199,7 +149,7 @@ async fn launch_end_to_end(base: &str) {
     .unwrap();
     assert_eq!(accept.status(), 202);
 
-    let launch: AgentCommand = serde_json::from_slice(&commands.next().await).unwrap();
+    let launch: AgentCommand = serde_json::from_slice(&commands.record().await).unwrap();
     let AgentCommand::Launch { task, .. } = launch else {
         panic!("{launch:?}")
     };
@@ -223,7 +173,7 @@ async fn launch_end_to_end(base: &str) {
         .await
         .unwrap();
         assert_eq!(ack.status(), 202);
-        let acked: AgentCommand = serde_json::from_slice(&commands.next().await).unwrap();
+        let acked: AgentCommand = serde_json::from_slice(&commands.record().await).unwrap();
         assert!(
             matches!(acked, AgentCommand::Acknowledged { uuid: ref u, .. } if u == uuid),
             "{acked:?}"
@@ -246,7 +196,8 @@ async fn launch_end_to_end(base: &str) {
 
 #[tokio::test]
 async fn bad_requests_get_clear_answers_and_the_master_keeps_serving() {
-    let base = start().await;
+    let master = start().await;
+    let base = master.base.clone();
     let http = reqwest::Client::new();
     let post = |path: &str, ctype: &str, body: &str| {
         http.post(format!("{base}{path}"))
@@ -306,7 +257,7 @@ async fn bad_requests_get_clear_answers_and_the_master_keeps_serving() {
     )
     .await
     .unwrap();
-    let mut events = Records::new(sub.bytes_stream());
+    let mut events = EventStream::new(sub);
     let fw = events.event().await.subscribed.unwrap().framework_id;
     let body = format!(r#"{{"framework_id":{{"value":"{fw}"}},"type":"REVIVE"}}"#);
     let r = post("/api/v1/scheduler", "application/json", &body).await.unwrap();
@@ -323,7 +274,8 @@ async fn bad_requests_get_clear_answers_and_the_master_keeps_serving() {
 
 #[tokio::test]
 async fn operator_endpoints_for_weights_quota_roles_and_metrics() {
-    let base = start().await;
+    let master = start().await;
+    let base = master.base.clone();
     let http = reqwest::Client::new();
     let send = |method: reqwest::Method, path: &str, body: &str| {
         http.request(method, format!("{base}{path}"))
@@ -471,7 +423,8 @@ async fn operator_endpoints_for_weights_quota_roles_and_metrics() {
 #[tokio::test]
 async fn new_agents_trigger_an_allocation_and_a_failover_ends_the_old_stream() {
     // A long interval: offers must come from the event, not the tick.
-    let base = start_with(Duration::from_secs(60)).await;
+    let master = start_with(Duration::from_secs(60)).await;
+    let base = master.base.clone();
     let http = reqwest::Client::new();
     let subscribe = |id: Option<String>| {
         let info = match id {
@@ -486,7 +439,7 @@ async fn new_agents_trigger_an_allocation_and_a_failover_ends_the_old_stream() {
             .send()
     };
     let first = subscribe(None).await.unwrap();
-    let mut old = Records::new(first.bytes_stream());
+    let mut old = EventStream::new(first);
     let fw = old.event().await.subscribed.unwrap().framework_id;
     // Let the first tick pass, then register an agent.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -507,7 +460,7 @@ async fn new_agents_trigger_an_allocation_and_a_failover_ends_the_old_stream() {
     // Another scheduler instance takes over the framework id.
     let second = subscribe(Some(fw.to_string())).await.unwrap();
     assert_eq!(second.status(), 200);
-    let mut new = Records::new(second.bytes_stream());
+    let mut new = EventStream::new(second);
     assert_eq!(new.event().await.subscribed.unwrap().framework_id, fw);
     let mut last = old.event().await;
     while last.kind == EventType::Rescind {
@@ -523,7 +476,8 @@ async fn new_agents_trigger_an_allocation_and_a_failover_ends_the_old_stream() {
 async fn commands_for_a_disconnected_agent_wait_for_it() {
     // Regression: a KILL sent while the agent's command stream was closed
     // (the agent restarting) was dropped, and the task ran on.
-    let base = start().await;
+    let master = start().await;
+    let base = master.base.clone();
     let http = reqwest::Client::new();
     let reg: Value = http
         .post(format!("{base}/api/v1/agents/register"))
@@ -539,7 +493,7 @@ async fn commands_for_a_disconnected_agent_wait_for_it() {
         .await
         .unwrap();
     let stream_id = sub.headers()["Mesos-Stream-Id"].to_str().unwrap().to_string();
-    let mut events = Records::new(sub.bytes_stream());
+    let mut events = EventStream::new(sub);
     let fw = events.event().await.subscribed.unwrap().framework_id;
     let offer = events.event().await.offers.unwrap().offers.remove(0);
     let call = |body: Value| {
@@ -568,9 +522,9 @@ async fn commands_for_a_disconnected_agent_wait_for_it() {
         .send()
         .await
         .unwrap();
-    let mut commands = Records::new(commands.bytes_stream());
-    let first: AgentCommand = serde_json::from_slice(&commands.next().await).unwrap();
-    let second: AgentCommand = serde_json::from_slice(&commands.next().await).unwrap();
+    let mut commands = EventStream::new(commands);
+    let first: AgentCommand = serde_json::from_slice(&commands.record().await).unwrap();
+    let second: AgentCommand = serde_json::from_slice(&commands.record().await).unwrap();
     assert!(matches!(first, AgentCommand::Launch { .. }), "{first:?}");
     assert!(
         matches!(second, AgentCommand::Kill { ref task_id, .. } if task_id.as_str() == "t"),
@@ -619,16 +573,8 @@ async fn drive_client(client: &dyn orchestrator_mesos::MasterClient, name: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frameworks_use_the_master_in_process_or_over_http_through_one_client_trait() {
-    let config = MasterConfig {
-        heartbeat_interval: Duration::from_millis(200),
-        ..MasterConfig::default()
-    };
-    let handle = MasterHandle::new(Master::new(config, DrfAllocator::default()), Duration::from_millis(50));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = handle.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    tokio::spawn(handle.clone().run_loops());
+    let master = start().await;
+    let (handle, addr) = (master.handle.clone(), master.addr.clone());
     reqwest::Client::new()
         .post(format!("http://{addr}/api/v1/agents/register"))
         .json(&json!({"agent_info": {"hostname": "node1", "resources": [

@@ -7,30 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orchestrator_core::{Containerizer, MemStore, StateStore, TaskState};
+use orchestrator_core::{MemStore, StateStore, TaskState};
 use orchestrator_mesos::marathon::{AppDefinition, Marathon, MarathonConfig};
-use orchestrator_mesos::{
-    Agent, AgentConfig, Cgroups, DrfAllocator, HttpMasterClient, Master, MasterClient, MasterConfig, MasterHandle,
-    ProcessContainerizer,
-};
+use orchestrator_mesos::testing::{process_agent, LoopbackMaster};
+use orchestrator_mesos::{Agent, HttpMasterClient, MasterClient, MasterHandle};
+use orchestrator_testkit::until_true as until;
 
-async fn master() -> (MasterHandle, String) {
-    let handle = MasterHandle::new(
-        Master::new(
-            MasterConfig {
-                heartbeat_interval: Duration::from_secs(1),
-                ..MasterConfig::default()
-            },
-            DrfAllocator::default(),
-        ),
-        Duration::from_millis(100),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let router = handle.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    tokio::spawn(handle.clone().run_loops());
-    (handle, addr)
+/// A master on loopback; the caller keeps it alive.
+async fn master() -> LoopbackMaster {
+    LoopbackMaster::start(Duration::from_millis(100), Duration::from_secs(1)).await
 }
 
 fn agent(addr: &str, work: &Path) -> Agent {
@@ -42,19 +27,8 @@ fn agent_with(addr: &str, work: &Path, resources: &str) -> Agent {
     let name = work
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let cgroups = Cgroups::detect(&format!("orch-marathon-{}-{name}", std::process::id()), false);
-    let containerizer: Arc<dyn Containerizer> = Arc::new(ProcessContainerizer::with_cgroups(work, cgroups).unwrap());
-    let mut config = AgentConfig::new(format!("http://{addr}"), resources.parse().unwrap(), work);
-    config.update_retry = Duration::from_millis(300);
-    config.heartbeat_interval = Duration::from_millis(500);
-    let agent = Agent::new(config, vec![containerizer]);
-    tokio::spawn({
-        let agent = agent.clone();
-        async move {
-            let _ = agent.run().await;
-        }
-    });
-    agent
+    let cgroup_root = format!("orch-marathon-{}-{name}", std::process::id());
+    process_agent(&format!("http://{addr}"), work, resources, &cgroup_root).0
 }
 
 fn running(m: &Marathon, app: &str) -> usize {
@@ -63,14 +37,6 @@ fn running(m: &Marathon, app: &str) -> usize {
             .filter(|i| i.app_id == app && i.state == TaskState::Running && !i.killing)
             .count()
     })
-}
-
-async fn until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// What the scheduler and the master hold, for a timeout's message.
@@ -112,7 +78,8 @@ fn app(json: &str) -> AppDefinition {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apps_deploy_scale_heal_and_survive_a_scheduler_restart() {
-    let (handle, addr) = master().await;
+    let loopback = master().await;
+    let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
     let work = std::env::temp_dir().join(format!("orch-marathon-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
@@ -219,7 +186,8 @@ async fn apps_deploy_scale_heal_and_survive_a_scheduler_restart() {
 async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
     use futures_util::StreamExt;
     use serde_json::{json, Value};
-    let (handle, addr) = master().await;
+    let loopback = master().await;
+    let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
     let work = std::env::temp_dir().join(format!("orch-marathon-api-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let _agent = agent(&addr, &work);
@@ -472,7 +440,8 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
 /// waits for health; a failing check gets its instance replaced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_gate_deployments_and_replace_failing_instances() {
-    let (handle, addr) = master().await;
+    let loopback = master().await;
+    let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
     let work = std::env::temp_dir().join(format!("orch-marathon-health-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     // The servers really bind their ports: offer ports that are free now.
@@ -593,7 +562,8 @@ async fn state_in_zookeeper_survives_a_scheduler_restart() {
         return;
     };
     let root = format!("/marathon-test-{}", std::process::id());
-    let (handle, addr) = master().await;
+    let loopback = master().await;
+    let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
     let work = std::env::temp_dir().join(format!("orch-marathon-zk-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let _agent = agent(&addr, &work);
@@ -679,7 +649,8 @@ async fn two_schedulers_elect_a_leader_and_fail_over() {
         return;
     };
     let root = format!("/marathon-ha-{}", std::process::id());
-    let (handle, addr) = master().await;
+    let loopback = master().await;
+    let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
     let work = std::env::temp_dir().join(format!("orch-marathon-ha-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let _agent = agent(&addr, &work);
@@ -774,7 +745,8 @@ async fn two_schedulers_elect_a_leader_and_fail_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
     use serde_json::{json, Value};
-    let (handle, addr) = master().await;
+    let loopback = master().await;
+    let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
     let work = std::env::temp_dir().join(format!("orch-marathon-unreadable-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let _agent = agent(&addr, &work);
