@@ -19,6 +19,7 @@
 //! Tests that must stop and restart a server (or need several ensembles)
 //! start their own with [`ZkServer::start`]; it is stopped by PID on drop.
 
+pub mod containerizer_contract;
 pub mod hostload;
 pub mod store_contract;
 

@@ -388,8 +388,11 @@ impl Containerizer for DockerContainerizer {
                 container_id: id.to_string(),
             })?;
         killed.store(true, std::sync::atomic::Ordering::SeqCst);
-        // Docker sends SIGTERM, then SIGKILL after `t` seconds.
-        let t = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        // Docker sends SIGTERM, then SIGKILL after `t` whole seconds: round
+        // up, so a task never gets less than its grace period (an 800 ms
+        // grace rounded down was an immediate SIGKILL).
+        let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+        let t = i32::try_from(secs).unwrap_or(i32::MAX);
         let opts = StopContainerOptionsBuilder::default().t(t).build();
         match self.docker.stop_container(&name(id), Some(opts)).await {
             Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {}

@@ -2,10 +2,11 @@
 //! imported busybox image.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use orchestrator_core::{ContainerId, ContainerSpec, Containerizer, TaskReason, TaskState};
+use orchestrator_core::{ContainerId, ContainerSpec, Containerizer, TaskState};
 use orchestrator_mesos::DockerContainerizer;
+use orchestrator_testkit::containerizer_contract::{self as contract, Subject};
 
 struct Fixture {
     dir: PathBuf,
@@ -49,103 +50,52 @@ fn id(s: &str) -> ContainerId {
     ContainerId::new(format!("{s}-{}", std::process::id())).unwrap()
 }
 
-async fn read_when(path: PathBuf, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.contains(want) || Instant::now() > deadline {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+#[tokio::test]
+async fn the_containerizer_contract_holds() {
+    let Some(fx) = Fixture::new("contract") else { return };
+    let d = DockerContainerizer::connect(&fx.host, &fx.dir.to_string_lossy())
+        .await
+        .unwrap();
+    let shell = |line: &str| fx.spec(line);
+    let sandbox = |name: &str| fx.sandbox(name);
+    let subject = Subject {
+        containerizer: &d,
+        shell: &shell,
+        sandbox: &sandbox,
+        id: &id,
+    };
+    contract::exits_become_task_states(&subject).await;
+    contract::kill_honours_the_grace_period(&subject).await;
+    contract::memory_limit_is_enforced_and_reported(&subject).await;
+    let restart = || -> std::pin::Pin<Box<dyn std::future::Future<Output = std::sync::Arc<dyn Containerizer>> + '_>> {
+        Box::pin(async {
+            let again = DockerContainerizer::connect(&fx.host, &fx.dir.to_string_lossy())
+                .await
+                .unwrap();
+            std::sync::Arc::new(again) as std::sync::Arc<dyn Containerizer>
+        })
+    };
+    contract::recovery_keeps_the_known_and_removes_orphans(&subject, &restart).await;
 }
 
+/// What only Docker shows: the sandbox mounted at Mesos's path, ports in
+/// the environment, and images that are not there.
 #[tokio::test]
-async fn exit_codes_output_and_environment() {
+async fn the_sandbox_mount_ports_and_missing_images() {
     let Some(fx) = Fixture::new("exit") else { return };
     let d = DockerContainerizer::connect(&fx.host, &fx.dir.to_string_lossy())
         .await
         .unwrap();
-    let mut spec = fx.spec("echo hello $PORT0 from $MESOS_SANDBOX; echo oops >&2; exit 0");
+    let mut spec = fx.spec("echo hello $PORT0 from $MESOS_SANDBOX");
     spec.ports = vec![31005];
     let (ok, sandbox) = (id("ok"), fx.sandbox("ok"));
     assert!(d.supports(&spec));
     d.launch(&ok, &spec, &sandbox).await.unwrap();
-    let t = d.wait(&ok).await.unwrap();
-    assert_eq!((t.exit_code, t.task_state()), (Some(0), TaskState::Finished), "{t:?}");
-    let out = read_when(sandbox.join("stdout"), "hello").await;
+    assert_eq!(d.wait(&ok).await.unwrap().task_state(), TaskState::Finished);
+    let out = contract::read_when(&sandbox.join("stdout"), "hello").await;
     assert_eq!(out, "hello 31005 from /mnt/mesos/sandbox\n");
-    assert_eq!(read_when(sandbox.join("stderr"), "oops").await, "oops\n");
     d.destroy(&ok).await.unwrap();
 
-    let three = id("three");
-    d.launch(&three, &fx.spec("exit 3"), &fx.sandbox("three"))
-        .await
-        .unwrap();
-    let t = d.wait(&three).await.unwrap();
-    assert_eq!((t.exit_code, t.task_state()), (Some(3), TaskState::Failed), "{t:?}");
-    d.destroy(&three).await.unwrap();
-}
-
-#[tokio::test]
-async fn kill_with_grace_and_the_memory_limit() {
-    let Some(fx) = Fixture::new("kill") else { return };
-    let d = DockerContainerizer::connect(&fx.host, &fx.dir.to_string_lossy())
-        .await
-        .unwrap();
-    let polite = id("polite");
-    d.launch(
-        &polite,
-        &fx.spec("trap 'exit 0' TERM; while true; do sleep 0.1; done"),
-        &fx.sandbox("polite"),
-    )
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let start = Instant::now();
-    d.kill(&polite, Duration::from_secs(10)).await.unwrap();
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "SIGTERM was honoured: {:?}",
-        start.elapsed()
-    );
-    assert_eq!(d.wait(&polite).await.unwrap().task_state(), TaskState::Killed);
-    d.destroy(&polite).await.unwrap();
-
-    let stubborn = id("stubborn");
-    d.launch(
-        &stubborn,
-        &fx.spec("trap '' TERM; while true; do sleep 0.1; done"),
-        &fx.sandbox("stubborn"),
-    )
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let start = Instant::now();
-    d.kill(&stubborn, Duration::from_secs(1)).await.unwrap();
-    assert!(
-        start.elapsed() >= Duration::from_secs(1),
-        "SIGKILL only after the grace period"
-    );
-    assert_eq!(d.wait(&stubborn).await.unwrap().task_state(), TaskState::Killed);
-    d.destroy(&stubborn).await.unwrap();
-
-    let hog = id("hog");
-    let mut spec = fx.spec("dd if=/dev/zero of=/dev/null bs=64M count=4");
-    spec.limits.mem_mb = Some(16.0);
-    d.launch(&hog, &spec, &fx.sandbox("hog")).await.unwrap();
-    let t = d.wait(&hog).await.unwrap();
-    assert_eq!(t.task_state(), TaskState::Failed, "{t:?}");
-    assert_eq!(t.reason, Some(TaskReason::ReasonContainerLimitationMemory), "{t:?}");
-    d.destroy(&hog).await.unwrap();
-}
-
-#[tokio::test]
-async fn bad_images_fail_clearly_usage_and_recovery() {
-    let Some(fx) = Fixture::new("recover") else { return };
-    let d = DockerContainerizer::connect(&fx.host, &fx.dir.to_string_lossy())
-        .await
-        .unwrap();
     let mut missing = fx.spec("true");
     missing.image = Some("no-such-image-here:1".into());
     let err = d
@@ -154,28 +104,6 @@ async fn bad_images_fail_clearly_usage_and_recovery() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("is not present and cannot be pulled"), "{err}");
-
-    let (kept, orphan) = (id("kept"), id("orphan"));
-    let mut spec = fx.spec("sleep 60");
-    spec.limits.mem_mb = Some(64.0);
-    d.launch(&kept, &spec, &fx.sandbox("kept")).await.unwrap();
-    d.launch(&orphan, &fx.spec("sleep 60"), &fx.sandbox("orphan"))
-        .await
-        .unwrap();
-    let usage = d.usage(&kept).await.unwrap();
-    assert_eq!(usage.mem_limit_bytes, Some(64 * 1024 * 1024), "{usage:?}");
-
-    // A restarted agent: a new containerizer takes back what it knows.
-    let again = DockerContainerizer::connect(&fx.host, &fx.dir.to_string_lossy())
-        .await
-        .unwrap();
-    let recovered = again.recover(std::slice::from_ref(&kept)).await.unwrap();
-    assert!(recovered.contains(&kept), "{recovered:?}");
-    assert!(!recovered.contains(&orphan));
-    again.kill(&kept, Duration::from_secs(1)).await.unwrap();
-    assert_eq!(again.wait(&kept).await.unwrap().task_state(), TaskState::Killed);
-    again.destroy(&kept).await.unwrap();
-    assert!(again.recover(&[]).await.unwrap().is_empty(), "the orphan was removed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

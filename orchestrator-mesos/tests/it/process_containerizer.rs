@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use orchestrator_core::{Command, ContainerId, ContainerSpec, Containerizer, TaskReason, TaskState, LABEL_TASK_ID};
 use orchestrator_mesos::{Cgroups, ProcessContainerizer};
+use orchestrator_testkit::containerizer_contract::{self as contract, Subject};
 
 /// A work dir and a cgroup root of the test's own, so that one test's
 /// orphan clean-up never touches another's containers.
@@ -59,70 +60,52 @@ fn alive(pid: i32) -> bool {
         && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
+/// The containerizer contract (testkit's `containerizer_contract`), which
+/// the Docker containerizer runs too.
 #[tokio::test]
-async fn exit_codes_become_task_states_and_output_lands_in_the_sandbox() {
+async fn the_containerizer_contract_holds() {
+    let fx = Fixture::new("contract");
+    let c = fx.containerizer();
+    let sandbox = |name: &str| fx.sandbox(name);
+    let subject = Subject {
+        containerizer: &c,
+        shell: &shell,
+        sandbox: &sandbox,
+        id: &id,
+    };
+    contract::exits_become_task_states(&subject).await;
+    contract::kill_honours_the_grace_period(&subject).await;
+    if fx.cgroups().is_some() {
+        contract::memory_limit_is_enforced_and_reported(&subject).await;
+    } else {
+        orchestrator_testkit::missing(
+            "writable cgroups (memory, cpu)",
+            "the_containerizer_contract_holds (memory)",
+        );
+    }
+    let restart = || -> std::pin::Pin<Box<dyn std::future::Future<Output = std::sync::Arc<dyn Containerizer>> + '_>> {
+        Box::pin(async { std::sync::Arc::new(fx.containerizer()) as std::sync::Arc<dyn Containerizer> })
+    };
+    contract::recovery_keeps_the_known_and_removes_orphans(&subject, &restart).await;
+}
+
+/// What only processes show: Mesos's environment, the sandbox as the
+/// working directory, and the exit status in the message.
+#[tokio::test]
+async fn the_environment_and_working_directory_are_mesos_s() {
     let fx = Fixture::new("exit");
     let c = fx.containerizer();
-    let mut spec = shell("echo \"hello $MESOS_TASK_ID $PORT0 $PORTS\"; echo oops >&2; pwd; exit 0");
+    let mut spec = shell("echo \"hello $MESOS_TASK_ID $PORT0 $PORTS\"; pwd; exit 3");
     spec.labels.insert(LABEL_TASK_ID.into(), "web.1".into());
     spec.ports = vec![31000, 31005];
     let sandbox = fx.sandbox("ok");
     c.launch(&id("ok"), &spec, &sandbox).await.unwrap();
     let t = c.wait(&id("ok")).await.unwrap();
-    assert_eq!((t.exit_code, t.task_state()), (Some(0), TaskState::Finished), "{t:?}");
-    let out = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
-    assert_eq!(out, format!("hello web.1 31000 31000,31005\n{}\n", sandbox.display()));
-    assert_eq!(std::fs::read_to_string(sandbox.join("stderr")).unwrap(), "oops\n");
-    c.destroy(&id("ok")).await.unwrap();
-
-    c.launch(&id("three"), &shell("exit 3"), &fx.sandbox("three"))
-        .await
-        .unwrap();
-    let t = c.wait(&id("three")).await.unwrap();
-    assert_eq!((t.exit_code, t.task_state()), (Some(3), TaskState::Failed));
     assert_eq!(t.reason, Some(TaskReason::ReasonCommandExecutorFailed));
     assert!(t.message.contains("status 3"), "{}", t.message);
-    // Waiting again gives the same answer.
-    assert_eq!(c.wait(&id("three")).await.unwrap(), t);
-    c.destroy(&id("three")).await.unwrap();
-}
-
-#[tokio::test]
-async fn kill_sends_sigterm_then_sigkill_after_the_grace_period() {
-    let fx = Fixture::new("kill");
-    let c = fx.containerizer();
-    // Honours SIGTERM: exits at once, cleanly.
-    let polite = shell("trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.05; done");
-    let sandbox = fx.sandbox("polite");
-    c.launch(&id("polite"), &polite, &sandbox).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let start = Instant::now();
-    c.kill(&id("polite"), Duration::from_secs(5)).await.unwrap();
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
-    let t = c.wait(&id("polite")).await.unwrap();
-    assert_eq!(t.task_state(), TaskState::Killed, "{t:?}");
-    assert!(std::fs::read_to_string(sandbox.join("stdout"))
-        .unwrap()
-        .contains("got TERM"));
-
-    // Ignores SIGTERM: SIGKILL after the grace period.
-    let stubborn = shell("trap '' TERM; while true; do sleep 0.05; done");
-    c.launch(&id("stubborn"), &stubborn, &fx.sandbox("stubborn"))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let start = Instant::now();
-    c.kill(&id("stubborn"), Duration::from_millis(800)).await.unwrap();
-    let took = start.elapsed();
-    assert!(
-        took >= Duration::from_millis(800) && took < Duration::from_secs(5),
-        "{took:?}"
-    );
-    let t = c.wait(&id("stubborn")).await.unwrap();
-    assert_eq!((t.signal, t.task_state()), (Some(9), TaskState::Killed), "{t:?}");
-    for name in ["polite", "stubborn"] {
-        c.destroy(&id(name)).await.unwrap();
-    }
+    let out = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
+    assert_eq!(out, format!("hello web.1 31000 31000,31005\n{}\n", sandbox.display()));
+    c.destroy(&id("ok")).await.unwrap();
 }
 
 #[tokio::test]
@@ -146,39 +129,6 @@ async fn nothing_of_a_task_outlives_it() {
     }
     assert!(!alive(child), "background child {child} survived its task");
     c.destroy(&id("tree")).await.unwrap();
-}
-
-#[tokio::test]
-async fn memory_limit_kills_with_the_memory_reason() {
-    let fx = Fixture::new("oom");
-    if fx.cgroups().is_none() {
-        orchestrator_testkit::missing(
-            "writable cgroups (memory, cpu)",
-            "memory_limit_kills_with_the_memory_reason",
-        );
-        return;
-    }
-    let c = fx.containerizer();
-    let mut spec = ContainerSpec {
-        command: Command::Exec {
-            program: "python3".into(),
-            args: vec![
-                "-c".into(),
-                "x = b'x' * (400 * 1024 * 1024); import time; time.sleep(5)".into(),
-            ],
-        },
-        ..shell("")
-    };
-    spec.limits.mem_mb = Some(64.0);
-    spec.limits.cpus = Some(0.5);
-    c.launch(&id("hog"), &spec, &fx.sandbox("hog")).await.unwrap();
-    let t = tokio::time::timeout(Duration::from_secs(30), c.wait(&id("hog")))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(t.task_state(), TaskState::Failed, "{t:?}");
-    assert_eq!(t.reason, Some(TaskReason::ReasonContainerLimitationMemory), "{t:?}");
-    c.destroy(&id("hog")).await.unwrap();
 }
 
 #[tokio::test]
@@ -208,7 +158,7 @@ async fn usage_comes_from_the_cgroup() {
 }
 
 #[tokio::test]
-async fn a_restarted_agent_recovers_known_containers_and_kills_orphans() {
+async fn recovered_processes_keep_running_and_orphan_processes_die() {
     let fx = Fixture::new("recover");
     let first = fx.containerizer();
     let (kept, orphan) = (id("kept"), id("orphan"));
