@@ -240,6 +240,7 @@ async fn healthy_tasks(marathon: &str, app: &str, n: usize) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_all_in_one_runs_the_tour_and_leaves_nothing_behind() {
+    let _beside = crate::HEAVY.read().await;
     const TEST: &str = "the_all_in_one_runs_the_tour_and_leaves_nothing_behind";
     let docker = orchestrator_testkit::docker(TEST);
     let python = std::env::var("ORCH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -479,6 +480,7 @@ fn urlencode(id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_zookeeper_the_apps_and_leaders_live_there() {
+    let _beside = crate::HEAVY.read().await;
     const TEST: &str = "with_zookeeper_the_apps_and_leaders_live_there";
     let Some(zk) = orchestrator_testkit::zookeeper(TEST) else {
         return;

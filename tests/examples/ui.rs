@@ -15,6 +15,7 @@ use orchestrator_testkit::{browser, docker, example_binary};
 #[test]
 fn the_web_ui_works_in_chromium_against_a_real_app_server_and_probe() {
     const TEST: &str = "the_web_ui_works_in_chromium_against_a_real_app_server_and_probe";
+    let _alone = crate::HEAVY.blocking_write();
     let Some(docker) = docker(TEST) else { return };
     let Some(browser) = browser(TEST) else { return };
     let target = example_binary("app-server")

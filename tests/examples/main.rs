@@ -1,0 +1,11 @@
+//! The example binaries driven as users run them, in one test binary (one
+//! link of the whole facade instead of three): the all-in-one, the web UI
+//! in Chromium against `app-server` and `probe`, and the `zk-migrate` CLI.
+
+mod all_in_one;
+mod ui;
+mod zk_migrate_cli;
+
+/// The UI test runs Chromium, an app server, a probe and containers: it
+/// runs alone (write), the all-in-one tests beside each other (read).
+pub(crate) static HEAVY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
