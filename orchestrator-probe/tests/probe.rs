@@ -2,6 +2,7 @@
 //! connections, real containers on the harness's dockerd, and a real
 //! HTTP receiver standing in for the topology app.
 
+use orchestrator_testkit::until_true;
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -347,14 +348,6 @@ async fn serve(port: u16, rx: Receiver) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_publisher_survives_the_app_going_away_and_coming_back() {
     let host = hostname();
@@ -380,7 +373,7 @@ async fn the_publisher_survives_the_app_going_away_and_coming_back() {
         let _ = stop_rx.await;
     }));
 
-    wait_until("three reports", Duration::from_secs(10), || {
+    until_true("three reports", Duration::from_secs(10), || {
         rx.reports.lock().len() >= 3
     })
     .await;
@@ -397,7 +390,7 @@ async fn the_publisher_survives_the_app_going_away_and_coming_back() {
     server.abort();
     let _ = server.await;
     let before = stats.published.load(std::sync::atomic::Ordering::Relaxed);
-    wait_until("ten publishes while the app is down", Duration::from_secs(10), || {
+    until_true("ten publishes while the app is down", Duration::from_secs(10), || {
         stats.published.load(std::sync::atomic::Ordering::Relaxed) >= before + 10
     })
     .await;
@@ -407,7 +400,7 @@ async fn the_publisher_survives_the_app_going_away_and_coming_back() {
     // were dropped, a full report arrives before any further delta.
     let rx2 = Receiver::default();
     let _server = serve(port, rx2.clone()).await;
-    wait_until("reports after the app came back", Duration::from_secs(10), || {
+    until_true("reports after the app came back", Duration::from_secs(10), || {
         rx2.reports.lock().iter().any(|r| r.header.full)
     })
     .await;
