@@ -2,7 +2,6 @@
 //! connections, real containers on the harness's dockerd, and a real
 //! HTTP receiver standing in for the topology app.
 
-use orchestrator_testkit::until_true;
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -19,6 +18,7 @@ use orchestrator_core::report::{decode, ids, Limits, Report, TopologyKind};
 use orchestrator_probe::{
     DockerCollector, HostCollector, NetworkCollector, Probe, ProbeConfig, ProcessCollector, PublishConfig,
 };
+use orchestrator_testkit::until_true;
 use parking_lot::Mutex;
 
 fn hostname() -> String {
