@@ -927,3 +927,70 @@ async fn tokens_go_in_the_authorization_header_with_any_case_scheme() {
     );
     assert!(tokio_tungstenite::connect_async(&ws).await.is_ok());
 }
+
+/// Issue 18: a gzip bomb was refused only after 256 MiB had been
+/// decompressed and buffered (eight concurrent 1.4 MB bombs took the app
+/// server to 2.7 GB). Now decoding stops at the limit as the bytes come,
+/// and only `max_concurrent_reports` decode at once: eight concurrent
+/// bombs, each claiming a 2 GiB string inside 64 MiB of zeros, raise RSS by
+/// no more than two decodes' worth, and the app keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_bombs_over_http_never_raise_memory_past_the_limit() {
+    use std::io::Write;
+    let _alone = HEAVY.lock().await;
+    const MAX_DECODED: usize = 8 << 20;
+    let server = Server::start_with("bombs", |c| {
+        c.limits.max_decoded = MAX_DECODED;
+        c.max_concurrent_reports = 2;
+    })
+    .await;
+    let bomb = |prefix: &[u8]| {
+        let mut out = b"ORPT\x01\x01".to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(prefix).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&zeros).unwrap();
+        }
+        out.extend(gz.finish().unwrap());
+        out
+    };
+    // A map whose first key claims 2 GiB, then zeros: valid MessagePack as
+    // far as it goes, so the decoder reads until the limit stops it.
+    let string_bomb = bomb(&[0x81, 0xdb, 0x7f, 0xff, 0xff, 0xff]);
+    let zeros_bomb = bomb(b"");
+    assert!(string_bomb.len() < 200_000, "{}", string_bomb.len());
+    let before = rss_bytes();
+    let mut posts = Vec::new();
+    for i in 0..8 {
+        let body = if i % 4 == 3 { zeros_bomb.clone() } else { string_bomb.clone() };
+        let (http, url) = (server.http.clone(), format!("{}/api/v1/reports", server.base));
+        posts.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .header("content-type", CONTENT_TYPE)
+                .bearer_auth(PROBE)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for p in posts {
+        statuses.push(p.await.unwrap());
+    }
+    let grew = rss_bytes().saturating_sub(before);
+    for (i, s) in statuses.iter().enumerate() {
+        let want = if i % 4 == 3 { 400 } else { 413 };
+        assert_eq!(*s, want, "bomb {i}: {statuses:?}");
+    }
+    // Two decodes at once, each stopped at the limit, plus the allocator's
+    // slack: far from the 64 MiB each bomb expands to.
+    let bound = 2 * MAX_DECODED as u64 + (40 << 20);
+    assert!(grew < bound, "RSS grew {} MiB (bound {} MiB)", grew >> 20, bound >> 20);
+    assert_eq!(server.get(VIEWER, "/health").await.0, 200);
+    let ok = report("after-the-bombs", 1, true);
+    assert_eq!(server.post(Some(PROBE), "/api/v1/reports", CONTENT_TYPE, ok).await.0, 200);
+}

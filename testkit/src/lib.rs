@@ -20,6 +20,7 @@
 //! start their own with [`ZkServer::start`]; it is stopped by PID on drop.
 
 pub mod containerizer_contract;
+pub mod fuzz;
 pub mod hostload;
 pub mod store_contract;
 

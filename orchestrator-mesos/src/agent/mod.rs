@@ -86,6 +86,10 @@ struct Books {
     tasks: HashMap<(FrameworkId, TaskId), Running>,
     /// Unacknowledged updates by uuid.
     pending: HashMap<String, Pending>,
+    /// Frameworks the master tore down while they had tasks here: their
+    /// tasks are being killed and their updates are not sent. Forgotten
+    /// when their last task is gone.
+    shut_down: std::collections::HashSet<FrameworkId>,
 }
 
 struct Inner {
@@ -401,6 +405,32 @@ impl Agent {
             AgentCommand::Acknowledged { uuid, .. } => {
                 self.books().pending.remove(&uuid);
             }
+            AgentCommand::ShutdownFramework { framework_id } => self.shutdown_framework(&framework_id),
+        }
+    }
+
+    /// The master tore `framework_id` down: its updates are dropped (the
+    /// master would never acknowledge them) and its tasks are killed.
+    fn shutdown_framework(&self, framework_id: &FrameworkId) {
+        let tasks: Vec<TaskId> = {
+            let mut books = self.books();
+            books.pending.retain(|_, p| p.update.framework_id != *framework_id);
+            let tasks: Vec<TaskId> = books
+                .tasks
+                .keys()
+                .filter(|(f, _)| f == framework_id)
+                .map(|(_, t)| t.clone())
+                .collect();
+            if !tasks.is_empty() {
+                books.shut_down.insert(framework_id.clone());
+            }
+            tasks
+        };
+        if !tasks.is_empty() {
+            tracing::info!(framework = %framework_id, tasks = tasks.len(), "framework torn down: killing its tasks");
+        }
+        for task_id in tasks {
+            self.spawn(self.clone().kill(framework_id.clone(), task_id, None));
         }
     }
 
@@ -466,8 +496,19 @@ impl Agent {
             .map(|d| d.as_secs_f64());
         let uuid = new_uuid();
         status.uuid = Some(uuid.clone());
-        if let Some(running) = self.books().tasks.get_mut(&(framework_id.clone(), task_id.clone())) {
-            running.state = state;
+        {
+            let mut books = self.books();
+            if let Some(running) = books.tasks.get_mut(&(framework_id.clone(), task_id.clone())) {
+                running.state = state;
+            }
+            if books.shut_down.contains(framework_id) {
+                // Nobody will acknowledge it; once the framework's last task
+                // is gone, the agent forgets the framework too.
+                if !books.tasks.keys().any(|(f, _)| f == framework_id) {
+                    books.shut_down.remove(framework_id);
+                }
+                return;
+            }
         }
         let update = AgentUpdate {
             framework_id: framework_id.clone(),

@@ -27,6 +27,12 @@ pub enum AgentCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         grace_seconds: Option<f64>,
     },
+    /// The framework was torn down: kill its tasks, and drop its status
+    /// updates (Mesos's `ShutdownFrameworkMessage`).
+    ShutdownFramework {
+        /// The framework.
+        framework_id: FrameworkId,
+    },
     /// An update was acknowledged: stop retrying it.
     Acknowledged {
         /// The framework.

@@ -204,6 +204,9 @@ impl<A: Allocator + 'static> MasterHandle<A> {
                         },
                     );
                 }
+                Effect::ShutdownFramework { agent_id, framework_id } => {
+                    self.to_agent(&agent_id, &AgentCommand::ShutdownFramework { framework_id });
+                }
                 Effect::Disconnect { framework_id } => {
                     lock(&self.shared.streams).remove(&framework_id);
                 }

@@ -79,6 +79,14 @@ pub enum Effect {
         /// The update.
         uuid: String,
     },
+    /// Tell an agent that a framework is gone: it kills the framework's
+    /// tasks and drops their status updates.
+    ShutdownFramework {
+        /// The agent.
+        agent_id: AgentId,
+        /// The framework torn down.
+        framework_id: FrameworkId,
+    },
     /// Close the framework's subscription stream.
     Disconnect {
         /// The framework.
@@ -627,13 +635,14 @@ impl<A: Allocator> Master<A> {
     fn teardown(&mut self, fw: &FrameworkId, now: Instant) -> Vec<Effect> {
         let mut effects = self.rescind_all(fw, now);
         effects.retain(|e| !matches!(e, Effect::ToFramework { .. }));
-        if let Some(f) = self.frameworks.remove(fw) {
-            for t in f.tasks.values() {
-                effects.push(Effect::Kill {
-                    agent_id: t.info.agent_id.clone(),
+        if self.frameworks.remove(fw).is_some() {
+            // Every agent hears of it, as in Mesos: one may run tasks of the
+            // framework that the master has not heard of yet, and each
+            // must stop retrying the framework's status updates.
+            for agent_id in self.agents.keys() {
+                effects.push(Effect::ShutdownFramework {
+                    agent_id: agent_id.clone(),
                     framework_id: fw.clone(),
-                    task_id: t.info.task_id.clone(),
-                    grace: None,
                 });
             }
         }

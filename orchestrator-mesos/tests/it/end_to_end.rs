@@ -8,6 +8,7 @@ use std::time::Duration;
 use orchestrator_core::{Containerizer, TaskState};
 use orchestrator_mesos::api::scheduler::{Event, EventType};
 use orchestrator_mesos::testing::{process_agent, EventStream, LoopbackMaster};
+use orchestrator_testkit::until;
 use orchestrator_mesos::{Agent, AgentConfig, Cgroups, ProcessContainerizer};
 use serde_json::{json, Value};
 
@@ -204,6 +205,39 @@ async fn the_longest_task_id_mesos_allows_runs_and_a_longer_one_is_refused() {
     }
     assert_eq!(end, TaskState::Killed);
     cleanup("long-ids", &work);
+}
+
+/// A torn-down framework's tasks are killed by the agent, and their status
+/// updates (which nobody will acknowledge) are dropped, not retried forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_down_framework_s_tasks_end_and_its_updates_stop() {
+    let (loopback, agent, work) = cluster("teardown").await;
+    let base = loopback.base.clone();
+    let mut fw = Framework::subscribe(&base).await;
+    fw.launch("doomed", "echo $$ > pid; exec sleep 600").await;
+    // Seen but not acknowledged: the agent keeps these until it hears more.
+    assert_eq!(fw.update(false).await.state, TaskState::Starting);
+    assert_eq!(fw.update(false).await.state, TaskState::Running);
+    assert!(agent.unacknowledged() > 0);
+    let pid_file = until("the task's pid", Duration::from_secs(10), async || find(&work, "pid")).await;
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+
+    let code = fw.call(json!({"framework_id": {"value": fw.id}, "type": "TEARDOWN"})).await;
+    assert_eq!(code, 202);
+    until("the task's process gone", Duration::from_secs(15), async || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    })
+    .await;
+    until("no update left to retry", Duration::from_secs(15), async || {
+        (agent.unacknowledged() == 0).then_some(())
+    })
+    .await;
+    // And none comes back: nothing is retried for a framework that is gone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(agent.unacknowledged(), 0);
+    let state: Value = reqwest::get(format!("{base}/master/state")).await.unwrap().json().await.unwrap();
+    assert_eq!(state["frameworks"].as_array().map(Vec::len), Some(0), "{state}");
+    cleanup("teardown", &work);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 mod allocator;
 mod docker_containerizer;
 mod end_to_end;
+mod fuzz;
 mod marathon;
 mod master;
 mod master_http;
