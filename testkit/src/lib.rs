@@ -11,6 +11,7 @@
 //! | `ORCH_TEST_DOCKER_HOST` | `unix:///…/docker.sock` of the private dockerd |
 //! | `ORCH_TEST_BUSYBOX_IMAGE` | the imported busybox image |
 //! | `ORCH_TEST_PYTHON` | a Python with `mesoshttp`, an existing Mesos framework library |
+//! | `ORCH_TEST_SCHEMATHESIS` | the `st` command of Schemathesis, an OpenAPI fuzzer |
 //!
 //! A test asks with [`zookeeper`] or [`docker`]. When the server is missing
 //! the test is told to skip, and says so loudly on stderr; under `CI=true`
@@ -145,6 +146,18 @@ pub fn python(test: &str) -> Option<PathBuf> {
         Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
         _ => {
             missing("Python with mesoshttp (ORCH_TEST_PYTHON)", test);
+            None
+        }
+    }
+}
+
+/// Schemathesis's `st` command (an OpenAPI fuzzer from PyPI), or `None`
+/// (after saying so) when there is none.
+pub fn schemathesis(test: &str) -> Option<PathBuf> {
+    match std::env::var("ORCH_TEST_SCHEMATHESIS") {
+        Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => {
+            missing("Schemathesis (ORCH_TEST_SCHEMATHESIS)", test);
             None
         }
     }

@@ -14,10 +14,17 @@ proptest! {
     fn resource_text_never_panics_and_what_parses_is_consistent(bytes in fuzz::mutated(fuzz::corpus("resources"))) {
         let text = String::from_utf8_lossy(&bytes);
         if let Ok(r) = text.parse::<orchestrator_core::Resources>() {
-            // What parses prints back to something that parses to the same.
-            let again: orchestrator_core::Resources = r.to_string().parse().expect("printed resources parse");
-            prop_assert_eq!(again, r.clone());
             prop_assert!(r.contains(&r));
+            // What parses goes over the wire (v1 JSON) and back unchanged.
+            let wire = serde_json::to_string(&r).expect("resources serialise");
+            let back: orchestrator_core::Resources = serde_json::from_str(&wire).expect("serialised resources parse");
+            prop_assert_eq!(&back, &r);
+            // The flag form prints back to itself. (Names from the JSON form
+            // may hold characters the flag form cannot write, as in Mesos.)
+            if !text.trim_start().starts_with('[') {
+                let again: orchestrator_core::Resources = r.to_string().parse().expect("printed resources parse");
+                prop_assert_eq!(again, r);
+            }
         }
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use orchestrator_core::{Containerizer, TaskState};
 use orchestrator_mesos::api::scheduler::{Event, EventType};
 use orchestrator_mesos::testing::{process_agent, EventStream, LoopbackMaster};
-use orchestrator_testkit::until;
 use orchestrator_mesos::{Agent, AgentConfig, Cgroups, ProcessContainerizer};
+use orchestrator_testkit::until;
 use serde_json::{json, Value};
 
 struct Framework {
@@ -222,7 +222,9 @@ async fn a_torn_down_framework_s_tasks_end_and_its_updates_stop() {
     let pid_file = until("the task's pid", Duration::from_secs(10), async || find(&work, "pid")).await;
     let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
 
-    let code = fw.call(json!({"framework_id": {"value": fw.id}, "type": "TEARDOWN"})).await;
+    let code = fw
+        .call(json!({"framework_id": {"value": fw.id}, "type": "TEARDOWN"}))
+        .await;
     assert_eq!(code, 202);
     until("the task's process gone", Duration::from_secs(15), async || {
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
@@ -235,7 +237,12 @@ async fn a_torn_down_framework_s_tasks_end_and_its_updates_stop() {
     // And none comes back: nothing is retried for a framework that is gone.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(agent.unacknowledged(), 0);
-    let state: Value = reqwest::get(format!("{base}/master/state")).await.unwrap().json().await.unwrap();
+    let state: Value = reqwest::get(format!("{base}/master/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(state["frameworks"].as_array().map(Vec::len), Some(0), "{state}");
     cleanup("teardown", &work);
 }

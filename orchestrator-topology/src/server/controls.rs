@@ -336,6 +336,11 @@ pub(super) async fn control(
         .get(&probe)
         .map(|p| p.controls.contains(&control));
     match offered {
+        // A probe nobody has heard of is not there (404); one that reports
+        // but has no control socket open right now is unavailable (503).
+        None if !app.inner.store.read().probes().contains_key(&probe) => {
+            return refuse(StatusCode::NOT_FOUND, format!("no probe `{probe}`"), entry);
+        }
         None => {
             return refuse(
                 StatusCode::SERVICE_UNAVAILABLE,

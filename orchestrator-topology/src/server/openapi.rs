@@ -121,6 +121,11 @@ pub(super) async fn document() -> Response {
         if *role != "anyone" {
             op["security"] = json!([{"bearer": []}]);
         }
+        if path.starts_with("/api/control/") {
+            op["responses"]["404"] = json!({"description": "No such probe, node or control"});
+            op["responses"]["503"] = json!({"description": "The probe reports but has no control socket open now"});
+            op["responses"]["504"] = json!({"description": "The probe did not answer in time"});
+        }
         let entry = paths.entry((*path).to_string()).or_insert_with(|| json!({}));
         entry[*method] = op;
     }

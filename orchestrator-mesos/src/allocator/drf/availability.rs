@@ -8,10 +8,12 @@ use crate::allocator::bitset::BitSet;
 use crate::allocator::quantities::Quantities;
 
 impl DrfAllocator {
+    #[inline]
     pub(crate) fn meets_min(&self, q: &Quantities) -> bool {
         self.min_allocatable.is_empty() || self.min_allocatable.iter().any(|m| q.contains(m))
     }
 
+    #[inline]
     pub(super) fn reserved_bits(&mut self, role: usize) -> &mut BitSet {
         if self.avail_reserved.len() <= role {
             self.avail_reserved.resize_with(role + 1, BitSet::default);
@@ -82,6 +84,7 @@ impl DrfAllocator {
         }
     }
 
+    #[inline]
     pub(crate) fn mark_dirty(&mut self, a: usize) {
         if let Some(agent) = self.agents[a].as_mut() {
             if !agent.dirty {

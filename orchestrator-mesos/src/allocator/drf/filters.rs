@@ -9,6 +9,7 @@ use super::DrfAllocator;
 impl DrfAllocator {
     /// Whether the filter of client `c` on agent `a` refuses what the agent
     /// would offer to the client's role now.
+    #[inline]
     pub(crate) fn filter_covers(&self, c: usize, a: usize) -> bool {
         let (Some(filter), Some(agent), Some(client)) = (
             self.filters.get(&(c, a)),
@@ -21,6 +22,7 @@ impl DrfAllocator {
         filter.refused.contains(&offerable)
     }
 
+    #[inline]
     pub(super) fn set_filter_bit(&mut self, c: usize, a: usize) {
         let covers = self.filter_covers(c, a);
         if let Some(client) = self.clients[c].as_mut() {

@@ -8,6 +8,9 @@
 //! - `filters.rs`: offer filters and their expiry;
 //! - `events.rs`: the [`Allocator`](orchestrator_core::Allocator) trait: how events change the state;
 //! - `round.rs`: the allocation round itself.
+//!
+//! The small helpers the round calls across these files are `#[inline]`,
+//! so the split costs the hot path nothing.
 
 mod availability;
 mod config;
@@ -159,14 +162,17 @@ impl DrfAllocator {
         self.agents[a].as_ref().map(|a| &a.available)
     }
 
+    #[inline]
     pub(super) fn framework_slot(&self, id: &FrameworkId) -> Option<usize> {
         self.framework_index.get(id).copied()
     }
 
+    #[inline]
     pub(super) fn agent_slot(&self, id: &AgentId) -> Option<usize> {
         self.agent_index.get(id).copied()
     }
 
+    #[inline]
     pub(super) fn client_for(&self, f: usize, role: Option<&str>) -> Option<usize> {
         let fw = self.frameworks[f].as_ref()?;
         fw.clients.iter().copied().find(|c| {

@@ -208,6 +208,7 @@ impl DrfAllocator {
         }
     }
 
+    #[inline]
     pub(super) fn record_allocation(&mut self, c: usize, a: usize, resources: Resources) {
         let q = self.names.quantities(&resources);
         self.record_allocation_of(c, a, resources, &q);
