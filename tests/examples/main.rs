@@ -6,6 +6,7 @@ mod all_in_one;
 mod ui;
 mod zk_migrate_cli;
 
-/// The UI test runs Chromium, an app server, a probe and containers: it
-/// runs alone (write), the all-in-one tests beside each other (read).
+/// The UI test runs Chromium, an app server, a probe and containers, and
+/// types into a terminal against a deadline: it runs alone (write); the
+/// all-in-one and zk-migrate tests run beside each other (read).
 pub(crate) static HEAVY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());

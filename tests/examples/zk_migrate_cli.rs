@@ -69,6 +69,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zk_migrate_cli_copies_verifies_resumes_migrates_and_syncs() {
+    let _beside = crate::HEAVY.read().await;
     let Some((a, b)) = zookeeper_pair("zk_migrate_cli") else {
         return;
     };
