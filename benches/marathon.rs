@@ -73,7 +73,7 @@ fn settle(s: &mut Scheduler) -> usize {
         let refs: Vec<(&AppDefinition, u32)> = wanted.iter().map(|(a, n)| (a, *n)).collect();
         let placed = s.placed();
         let launches = match_offer(&offer, &refs, &placed, |a| s.next_task_id(a));
-        s.launched(&launches, "h", &Attributes::default());
+        s.launched(&launches, "h", &Attributes::default(), now);
         for l in &launches {
             s.update(&TaskStatus::new(l.task.task_id.clone(), TaskState::Running), now);
         }

@@ -10,7 +10,7 @@
 //! | `ORCH_ZK_CLASSPATH` | Java classpath for starting more ZooKeeper servers |
 //! | `ORCH_TEST_DOCKER_HOST` | `unix:///…/docker.sock` of the private dockerd |
 //! | `ORCH_TEST_BUSYBOX_IMAGE` | the imported busybox image |
-//! | `ORCH_TEST_PYTHON` | a Python with `mesoshttp`, an existing Mesos framework library |
+//! | `ORCH_TEST_PYTHON` | a Python with `mesoshttp` (a Mesos framework library) and `marathon` (a Marathon client) |
 //! | `ORCH_TEST_SCHEMATHESIS` | the `st` command of Schemathesis, an OpenAPI fuzzer |
 //!
 //! A test asks with [`zookeeper`] or [`docker`]. When the server is missing
@@ -145,7 +145,7 @@ pub fn python(test: &str) -> Option<PathBuf> {
     match std::env::var("ORCH_TEST_PYTHON") {
         Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
         _ => {
-            missing("Python with mesoshttp (ORCH_TEST_PYTHON)", test);
+            missing("Python with mesoshttp and marathon (ORCH_TEST_PYTHON)", test);
             None
         }
     }

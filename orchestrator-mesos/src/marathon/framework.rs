@@ -86,26 +86,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Marathon's version format: an ISO-8601 UTC time with milliseconds.
 pub fn version_now() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    super::iso8601::Iso8601::now().to_string()
 }
 
 struct AbortOnDrop(JoinHandle<()>);
@@ -173,6 +154,11 @@ impl Marathon {
     /// Reads the scheduler's state.
     pub fn with<R>(&self, f: impl FnOnce(&Scheduler) -> R) -> R {
         f(&lock(&self.inner.sched))
+    }
+
+    /// How the framework runs.
+    pub fn config(&self) -> &MarathonConfig {
+        &self.inner.config
     }
 
     /// The framework id, once subscribed.
@@ -579,7 +565,7 @@ impl Marathon {
                             w.1 = w.1.saturating_sub(1);
                         }
                     }
-                    s.launched(&launches, &offer.hostname, &offer.attributes);
+                    s.launched(&launches, &offer.hostname, &offer.attributes, now);
                     for l in &launches {
                         if let Some(i) = s.instance(&l.task.task_id) {
                             records.push(i.clone());

@@ -23,7 +23,7 @@ use tokio_stream::StreamExt;
 
 use super::app::{canonical_id, AppDefinition, Invalid};
 use super::framework::{version_now, Marathon};
-use super::health::HealthResult;
+use super::iso8601::Iso8601;
 use super::scheduler::{Deployment, Instance, Locked, Scheduler};
 
 /// What `/v2/info` and `/v2/leader` tell about this scheduler.
@@ -98,35 +98,58 @@ fn deployed(status: StatusCode, d: &Deployment) -> Response {
     r
 }
 
+/// A boolean query flag: present and empty, or `true` in any case (Python
+/// clients send `True`).
 fn flag(q: &[(String, String)], name: &str) -> bool {
-    q.iter().any(|(k, v)| k == name && (v.is_empty() || v == "true"))
+    q.iter()
+        .any(|(k, v)| k == name && (v.is_empty() || v.eq_ignore_ascii_case("true")))
 }
 
-/// A task as Marathon's API shows it, borrowed from the scheduler and
-/// serialised straight into the response: no intermediate `Value` tree, so
-/// `GET /v2/apps?embed=apps.tasks` stays fast at 100,000 tasks.
+/// A task as Marathon's API shows it (its RAML `Task` type: the fields
+/// Marathon clients parse, and no others, since some refuse unknown ones),
+/// borrowed from the scheduler and serialised straight into the response:
+/// no intermediate `Value` tree, so `GET /v2/apps?embed=apps.tasks` stays
+/// fast at 100,000 tasks.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TaskView<'a> {
     id: &'a str,
     app_id: &'a str,
     host: &'a str,
+    ip_addresses: Vec<IpAddressView>,
     ports: &'a [u64],
+    service_ports: Vec<u32>,
     slave_id: &'a str,
     state: &'a TaskState,
     version: &'a str,
-    started_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    staged_at: Option<Iso8601>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<Iso8601>,
     health_check_results: Vec<HealthView<'a>>,
+    local_volumes: [(); 0],
 }
 
-/// One entry of `healthCheckResults`.
+/// One of a task's addresses (`{ipAddress, protocol}`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IpAddressView {
+    ip_address: std::net::IpAddr,
+    protocol: &'static str,
+}
+
+/// One entry of `healthCheckResults`, times in ISO 8601 as Marathon's.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct HealthView<'a> {
+    alive: bool,
+    consecutive_failures: u32,
+    first_success: Option<Iso8601>,
+    last_success: Option<Iso8601>,
+    last_failure: Option<Iso8601>,
+    last_failure_cause: Option<String>,
     task_id: &'a str,
     instance_id: &'a str,
-    #[serde(flatten)]
-    result: HealthResult,
 }
 
 /// An app with its counts, deployments and (embedded) tasks.
@@ -141,7 +164,23 @@ struct AppView<'a> {
     tasks_unhealthy: usize,
     deployments: Vec<Keyed<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    last_task_failure: Option<TaskFailureView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tasks: Option<Vec<TaskView<'a>>>,
+}
+
+/// Marathon's `lastTaskFailure`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskFailureView<'a> {
+    app_id: &'a str,
+    host: &'a str,
+    message: &'a str,
+    state: TaskState,
+    task_id: &'a str,
+    timestamp: Iso8601,
+    version: &'a str,
+    slave_id: &'a str,
 }
 
 /// `{"<key>": value}` without building a `Value` tree.
@@ -239,35 +278,73 @@ fn json_list_response<T: Serialize + Sync>(key: &str, items: &[T], bytes_per_ite
 }
 
 fn task_view<'a>(m: &Marathon, s: &Scheduler, i: &'a Instance) -> TaskView<'a> {
-    let checked = s.app(&i.app_id).is_some_and(|a| !a.def.health_checks.is_empty());
-    task_view_checked(m, i, checked)
+    task_view_of(m, i, s.app(&i.app_id).map(|a| &a.def))
 }
 
-/// A task's view when the caller knows whether its app has health checks
-/// (one app lookup per app, not per task).
-fn task_view_checked<'a>(m: &Marathon, i: &'a Instance, checked: bool) -> TaskView<'a> {
-    let health = if checked {
+/// The ports a load balancer listens on for an app: its port definitions'
+/// ports, or its port mappings' service ports.
+fn service_ports(app: &AppDefinition) -> Vec<u32> {
+    let mappings = app.container.as_ref().map(|c| {
+        if c.port_mappings.is_empty() {
+            c.docker
+                .as_ref()
+                .map(|d| d.port_mappings.as_slice())
+                .unwrap_or_default()
+        } else {
+            c.port_mappings.as_slice()
+        }
+    });
+    match mappings {
+        Some(m) if !m.is_empty() => m.iter().map(|p| p.service_port).collect(),
+        _ => app.port_definitions.iter().map(|p| p.port).collect(),
+    }
+}
+
+/// A task's view when the caller has its app at hand (one app lookup per
+/// app, not per task).
+fn task_view_of<'a>(m: &Marathon, i: &'a Instance, app: Option<&AppDefinition>) -> TaskView<'a> {
+    let health = if app.is_some_and(|a| !a.health_checks.is_empty()) {
         m.health_of(&i.task_id)
             .into_iter()
-            .map(|result| HealthView {
+            .map(|r| HealthView {
+                alive: r.alive,
+                consecutive_failures: r.consecutive_failures,
+                first_success: r.first_success.map(Iso8601),
+                last_success: r.last_success.map(Iso8601),
+                last_failure: r.last_failure.map(Iso8601),
+                last_failure_cause: r.last_failure_cause,
                 task_id: i.task_id.as_str(),
                 instance_id: i.task_id.as_str(),
-                result,
             })
             .collect()
     } else {
         Vec::new()
     };
+    // The agent's address, as Marathon shows a host-networked task's.
+    let ip_addresses = i
+        .hostname
+        .parse::<std::net::IpAddr>()
+        .map(|ip| {
+            vec![IpAddressView {
+                ip_address: ip,
+                protocol: if ip.is_ipv4() { "IPv4" } else { "IPv6" },
+            }]
+        })
+        .unwrap_or_default();
     TaskView {
         id: i.task_id.as_str(),
         app_id: &i.app_id,
         host: &i.hostname,
+        ip_addresses,
         ports: &i.ports,
+        service_ports: app.map(service_ports).unwrap_or_default(),
         slave_id: i.agent_id.as_str(),
         state: &i.state,
         version: &i.version,
-        started_at: i.started_at_ms,
+        staged_at: i.staged_at_ms.map(Iso8601),
+        started_at: i.started_at_ms.map(Iso8601),
         health_check_results: health,
+        local_volumes: [],
     }
 }
 
@@ -293,10 +370,20 @@ fn app_view<'a>(m: &Marathon, s: &'a Scheduler, def: &'a AppDefinition, embed_ta
         tasks_healthy: healthy,
         tasks_unhealthy: unhealthy,
         deployments: s.deployments_of(&def.id).map(|d| Keyed("id", d.id.as_str())).collect(),
-        tasks: embed_tasks.then(|| {
-            let checked = !def.health_checks.is_empty();
-            instances.iter().map(|i| task_view_checked(m, i, checked)).collect()
-        }),
+        last_task_failure: s
+            .app(&def.id)
+            .and_then(|a| a.last_failure.as_ref())
+            .map(|f| TaskFailureView {
+                app_id: &def.id,
+                host: &f.host,
+                message: &f.message,
+                state: f.state,
+                task_id: f.task_id.as_str(),
+                timestamp: Iso8601(f.at_ms),
+                version: &f.version,
+                slave_id: f.agent_id.as_str(),
+            }),
+        tasks: embed_tasks.then(|| instances.iter().map(|i| task_view_of(m, i, Some(def))).collect()),
     }
 }
 
@@ -356,6 +443,9 @@ async fn create_app(State(api): State<Api>, Query(q): Query<Vec<(String, String)
             format!("An app with id [{}] already exists.", def.id),
         );
     }
+    if let Some(r) = port_conflict(&api, &def) {
+        return r;
+    }
     match api.marathon.put_app(def.clone(), flag(&q, "force")).await {
         Err(e) => storage(&e),
         Ok(Err(l)) => locked(&l),
@@ -392,6 +482,9 @@ async fn app_route(
         (id.to_string(), "/restart".into())
     } else if let Some(id) = rest.strip_suffix("/tasks") {
         (id.to_string(), "/tasks".into())
+    } else if let Some(i) = rest.rfind("/tasks/") {
+        let (id, tail) = rest.split_at(i);
+        (id.to_string(), tail.to_string())
     } else {
         (rest.clone(), String::new())
     };
@@ -436,6 +529,9 @@ async fn app_route(
                 Ok(d) => d,
                 Err(e) => return invalid(&e),
             };
+            if let Some(r) = port_conflict(&api, &def) {
+                return r;
+            }
             let existed = api.marathon.with(|s| s.app(&id).is_some());
             match api.marathon.put_app(def, force).await {
                 Err(e) => storage(&e),
@@ -511,11 +607,46 @@ async fn app_route(
                 None => answer,
             }
         }
+        (method @ (Method::GET | Method::DELETE), t) if t.starts_with("/tasks/") => {
+            let task = &t["/tasks/".len()..];
+            let found = api.marathon.with(|s| {
+                s.instances_of(&id).find(|i| i.task_id.as_str() == task).map(|i| {
+                    (
+                        i.task_id.clone(),
+                        json_response(StatusCode::OK, &Keyed("task", task_view(&api.marathon, s, i))),
+                    )
+                })
+            });
+            let Some((task_id, answer)) = found else {
+                return message(StatusCode::NOT_FOUND, format!("Task '{task}' does not exist"));
+            };
+            if method == Method::GET {
+                return answer;
+            }
+            let (_, deployments) = api.marathon.kill_tasks(&[task_id], flag(&q, "scale")).await;
+            match deployments.first() {
+                Some(d) => deployed(StatusCode::OK, d),
+                None => answer,
+            }
+        }
         (m, s) => message(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{m} is not supported on /v2/apps/…{s}"),
         ),
     }
+}
+
+/// A 422 when `def` asks for a service port another app holds.
+fn port_conflict(api: &Api, def: &AppDefinition) -> Option<Response> {
+    let (port, other) = api.marathon.with(|s| s.service_port_conflict(def))?;
+    let text = format!("Requested service port {port} conflicts with a service port in use by app {other}");
+    Some(invalid(&Invalid {
+        message: "Object is not valid".into(),
+        details: vec![crate::marathon::Violation {
+            path: "/portDefinitions".into(),
+            errors: vec![text],
+        }],
+    }))
 }
 
 async fn list_tasks(State(api): State<Api>) -> Response {
@@ -645,15 +776,36 @@ async fn events(State(api): State<Api>, Query(q): Query<Vec<(String, String)>>) 
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
+/// `/v2/info` in Marathon's shape (its RAML `MarathonInfo`): the framework
+/// id as a string, and every config section present, as clients read them.
 async fn info_handler(State(api): State<Api>) -> Response {
+    let port: Option<u16> = api.info.http_address.rsplit(':').next().and_then(|p| p.parse().ok());
+    let host = api.info.http_address.rsplit_once(':').map_or("", |(h, _)| h);
+    let config = api.marathon.config();
     Json(json!({
         "name": "marathon",
         "version": concat!("1.10.0-orchestrator-", env!("CARGO_PKG_VERSION")),
-        "frameworkId": api.marathon.framework_id(),
+        "buildref": concat!("orchestrator-", env!("CARGO_PKG_VERSION")),
+        "frameworkId": api.marathon.framework_id().map(|f| f.to_string()),
         "leader": api.info.http_address,
         "elected": true,
-        "http_config": {"http_port": api.info.http_address.rsplit(':').next()},
-        "marathon_config": {"master": api.info.master, "framework_name": "marathon"},
+        "http_config": {"http_port": port, "https_port": null},
+        "marathon_config": {
+            "master": api.info.master,
+            "framework_name": config.name,
+            "mesos_role": config.role,
+            "mesos_user": config.user,
+            "hostname": host,
+            "failover_timeout": config.failover_timeout.as_secs(),
+            "local_port_min": super::scheduler::SERVICE_PORTS.start(),
+            "local_port_max": super::scheduler::SERVICE_PORTS.end(),
+            "max_instances_per_offer": super::matcher::MAX_LAUNCHES_PER_OFFER,
+            "decline_offer_duration": u64::try_from(config.decline_refuse.as_millis()).unwrap_or(u64::MAX),
+            "ha": false,
+            "checkpoint": true,
+            "features": [],
+        },
+        "zookeeper_config": {},
     }))
     .into_response()
 }

@@ -147,6 +147,7 @@ fn needs(app: &AppDefinition) -> Result<Resources, orchestrator_core::Error> {
 }
 
 /// Picks the app's host ports from what the offer has left: fixed ports
+/// (port mappings' host ports, or with `requirePorts` the service ports)
 /// must be free, port 0 takes the lowest free one.
 fn pick_ports(app: &AppDefinition, free: &Ranges) -> Option<Vec<u64>> {
     let wanted: Vec<u32> = match app.container.as_ref() {
@@ -156,7 +157,9 @@ fn pick_ports(app: &AppDefinition, free: &Ranges) -> Option<Vec<u64>> {
             .as_ref()
             .map(|d| d.port_mappings.iter().map(|m| m.host_port.unwrap_or(0)).collect())
             .unwrap_or_default(),
-        _ => app.port_definitions.iter().map(|p| p.port).collect(),
+        // Service ports are not host ports, unless the app requires them.
+        _ if app.require_ports => app.port_definitions.iter().map(|p| p.port).collect(),
+        _ => vec![0; app.port_definitions.len()],
     };
     let mut left = free.clone();
     let mut out = Vec::with_capacity(wanted.len());
@@ -472,8 +475,22 @@ mod tests {
         assert_eq!(l[0].task.labels.0[APP_LABEL], "/web");
         assert!(o.resources.contains(&l[0].task.resources));
 
-        let fixed = app(r#"{"id": "fixed", "cmd": "x", "cpus": 0.1, "mem": 10, "portDefinitions": [{"port": 31005}]}"#);
+        // A port definition's port is a service port: the host port comes
+        // from the offer, unless the app requires its ports as host ports.
+        let service = app(r#"{"id": "svc", "cmd": "x", "cpus": 0.1, "mem": 10, "portDefinitions": [{"port": 10050}]}"#);
+        let l = match_offer(&o, &[(&service, 1)], &BTreeMap::new(), ids());
+        assert_eq!(l[0].ports, vec![31000]);
+        let fixed = app(
+            r#"{"id": "fixed", "cmd": "x", "cpus": 0.1, "mem": 10, "requirePorts": true, "portDefinitions": [{"port": 31005}]}"#,
+        );
         assert!(match_offer(&o, &[(&fixed, 1)], &BTreeMap::new(), ids()).is_empty());
+        let fits = app(
+            r#"{"id": "fits", "cmd": "x", "cpus": 0.1, "mem": 10, "requirePorts": true, "portDefinitions": [{"port": 31001}]}"#,
+        );
+        assert_eq!(
+            match_offer(&o, &[(&fits, 1)], &BTreeMap::new(), ids())[0].ports,
+            vec![31001]
+        );
         let none = app(r#"{"id": "none", "cmd": "x", "cpus": 0.1, "mem": 10, "portDefinitions": []}"#);
         assert_eq!(
             match_offer(

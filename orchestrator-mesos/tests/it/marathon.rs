@@ -860,3 +860,58 @@ async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
     );
     assert!(store.get("/apps/ok").await.unwrap().is_some());
 }
+
+/// An existing Marathon client from PyPI (marathon-python), unmodified,
+/// drives the scheduler as it drives Marathon: create with a service port,
+/// read back (its models refuse fields Marathon does not write and times
+/// that are not ISO 8601), list, scale, kill one task with `scale`,
+/// restart, update with `force`, versions, deployments, info, delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_marathon_client_library_drives_the_scheduler() {
+    const TEST: &str = "an_existing_marathon_client_library_drives_the_scheduler";
+    let Some(python) = orchestrator_testkit::python(TEST) else {
+        return;
+    };
+    let loopback = master().await;
+    let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
+    let work = std::env::temp_dir().join(format!("orch-marathon-pyclient-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let _agent = agent(&addr, &work);
+    let client: Arc<dyn MasterClient> = Arc::new(handle.clone());
+    let config = MarathonConfig {
+        tick: Duration::from_millis(100),
+        ..MarathonConfig::default()
+    };
+    let (m, _run) = Marathon::start(client, Arc::new(MemStore::new()), config)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    let info = orchestrator_mesos::marathon::http::ApiInfo {
+        master: addr.clone(),
+        http_address: api.clone(),
+    };
+    let router = orchestrator_mesos::marathon::http::router(m.clone(), info);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/frameworks/marathon_client.py");
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new(&python)
+            .arg(script)
+            .arg(format!("http://{api}"))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the client script ends within 180 s")
+    .expect("python runs");
+    let said = format!(
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        diagnose(&m, &handle)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("deleted"), "{said}");
+    let _ = std::fs::remove_dir_all(&work);
+}

@@ -345,12 +345,13 @@ fn failover_keeps_tasks_within_the_timeout_and_teardown_after_it() {
         .iter()
         .all(|e| !matches!(e, Effect::Kill { .. })));
 
-    // Gone for longer than the timeout: removed, tasks killed.
+    // Gone for longer than the timeout: removed, and every agent told to
+    // shut the framework down (kill its tasks, drop its updates).
     w.master.disconnect(&fw, w.now);
     let effects = w.master.check(w.now + Duration::from_secs(61));
     assert!(effects
         .iter()
-        .any(|e| matches!(e, Effect::Kill { task_id, .. } if task_id.as_str() == "t")));
+        .any(|e| matches!(e, Effect::ShutdownFramework { framework_id, .. } if *framework_id == fw)));
     assert!(effects.iter().any(|e| matches!(e, Effect::Disconnect { .. })));
     assert!(w.master.frameworks().is_empty());
     assert!(
@@ -382,7 +383,7 @@ fn reserve_through_an_offer() {
 }
 
 #[test]
-fn teardown_kills_everything_and_closes_the_stream() {
+fn teardown_shuts_the_framework_down_on_its_agents_and_closes_the_stream() {
     let mut w = World::new();
     let fw = w.subscribe("f", 3600.0, false);
     let agent = w.agent("a", "cpus:2;mem:256");
@@ -396,7 +397,7 @@ fn teardown_kills_everything_and_closes_the_stream() {
     );
     let effects = w.call(&fw, SchedulerCall::Teardown);
     assert!(
-        matches!(&effects[..], [Effect::Kill { .. }, Effect::ToFramework { event, .. }, Effect::Disconnect { .. }]
+        matches!(&effects[..], [Effect::ShutdownFramework { .. }, Effect::ToFramework { event, .. }, Effect::Disconnect { .. }]
             if event.error.as_ref().is_some_and(|e| e.message == "Framework has been removed")),
         "{effects:?}"
     );
@@ -404,6 +405,6 @@ fn teardown_kills_everything_and_closes_the_stream() {
     let offers = w.offers();
     assert_eq!((offers.len(), &offers[0].framework_id), (1, &other));
     // As in Mesos, removing a framework recovers its tasks' resources at
-    // once, while the kills are on their way.
+    // once, while the agents kill them.
     assert_eq!(offers[0].resources.cpus(), 2.0);
 }

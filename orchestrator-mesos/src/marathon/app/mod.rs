@@ -49,9 +49,15 @@ pub struct AppDefinition {
     /// Labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// Host ports to reserve (port 0: any).
+    /// The app's ports: each `port` is a service port (what a load
+    /// balancer listens on; 0 has the scheduler assign one from
+    /// 10000–20000); the task's host ports come from the offer, unless
+    /// `require_ports`.
     #[serde(default = "default_port_definitions")]
     pub port_definitions: Vec<PortDefinition>,
+    /// Run on exactly the service ports as host ports.
+    #[serde(default)]
+    pub require_ports: bool,
     /// Placement constraints, `[field, operator, value?]`.
     #[serde(default)]
     pub constraints: Vec<Vec<String>>,
@@ -199,7 +205,7 @@ fn rw() -> String {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PortDefinition {
-    /// Port (0: any from the offer).
+    /// Service port (0: assigned from the service-port range).
     #[serde(default)]
     pub port: u32,
     /// `tcp`, `udp` or `udp,tcp`.
@@ -395,7 +401,7 @@ mod tests {
         }"#;
         let app = AppDefinition::from_json(body).unwrap();
         assert_eq!(app.port_count(), 1);
-        assert_eq!(app.other["requirePorts"], Value::Bool(false));
+        assert!(!app.require_ports);
         let back = serde_json::to_value(&app).unwrap();
         assert_eq!(back["fetch"][0]["uri"], "http://example/x.tgz");
         assert_eq!(back["upgradeStrategy"]["maximumOverCapacity"], 0.2);

@@ -23,7 +23,6 @@ const KEPT_FIELDS: &[&str] = &[
     "secrets",
     "taskKillGracePeriodSeconds",
     "unreachableStrategy",
-    "requirePorts",
     "networks",
     "gpus",
     "tty",
@@ -41,6 +40,7 @@ const KEPT_FIELDS: &[&str] = &[
 
 const KNOWN_FIELDS: &[&str] = &[
     "id",
+    "requirePorts",
     "cmd",
     "args",
     "container",

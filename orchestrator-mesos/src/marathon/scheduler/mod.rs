@@ -11,17 +11,19 @@ use std::time::Instant;
 use orchestrator_core::{AgentId, Attributes, TaskId, TaskState, TaskStatus};
 use serde::{Deserialize, Serialize};
 
-use super::app::{AppDefinition, KillSelection};
+use super::app::{AppDefinition, KillSelection, VersionInfo};
 use super::backoff::LaunchDelay;
 use super::matcher::{Launch, Placement};
 use super::plan::{plan, replace_step, Bounds, ReplaceState, Step};
 
 mod clock;
 mod deployments;
+mod ports;
 
 pub use clock::WallClock;
 use deployments::Deployments;
 pub use deployments::{Deployment, Locked};
+pub use ports::SERVICE_PORTS;
 
 /// One instance (a task) of an app.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,6 +59,29 @@ pub struct Instance {
     /// When it was first reported running, ms since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at_ms: Option<u64>,
+    /// When it was launched, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_at_ms: Option<u64>,
+}
+
+/// The last task of an app that failed (Marathon's `lastTaskFailure`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskFailure {
+    /// The task.
+    pub task_id: TaskId,
+    /// Where it ran.
+    pub host: String,
+    /// Its agent.
+    pub agent_id: AgentId,
+    /// How it ended.
+    pub state: TaskState,
+    /// What the agent said.
+    pub message: String,
+    /// When, ms since the epoch.
+    pub at_ms: u64,
+    /// The app version it ran.
+    pub version: String,
 }
 
 /// An app with what the scheduler keeps beside its definition.
@@ -66,6 +91,8 @@ pub struct AppState {
     pub def: AppDefinition,
     /// Its launch delay.
     pub delay: LaunchDelay,
+    /// The last of its tasks that failed.
+    pub last_failure: Option<TaskFailure>,
 }
 
 /// The scheduler's state.
@@ -174,6 +201,9 @@ impl Scheduler {
         force: bool,
     ) -> Result<Option<Deployment>, Locked> {
         self.unlock(&def.id, force)?;
+        // Service ports given as 0 get one (the same as before, if the app
+        // had one there); an exhausted range leaves them 0: no service port.
+        let _ = self.assign_service_ports(&mut def);
         let current = self.apps.get(&def.id).map(|a| &a.def);
         let steps = plan(current, Some(&def));
         if steps.is_empty() {
@@ -184,8 +214,20 @@ impl Scheduler {
         if scale_only {
             // A scale keeps the version the instances run.
             def.version.clone_from(&current.and_then(|c| c.version.clone()));
+            let changed = current
+                .and_then(|c| c.version_info.as_ref().map(|v| v.last_config_change_at.clone()))
+                .or_else(|| def.version.clone())
+                .unwrap_or_else(|| version.to_string());
+            def.version_info = Some(VersionInfo {
+                last_scaling_at: version.to_string(),
+                last_config_change_at: changed,
+            });
         } else {
             def.version = Some(version.to_string());
+            def.version_info = Some(VersionInfo {
+                last_scaling_at: version.to_string(),
+                last_config_change_at: version.to_string(),
+            });
             delay.reset();
         }
         let deployment = Deployment {
@@ -195,7 +237,15 @@ impl Scheduler {
             steps,
             original: current.cloned(),
         };
-        self.apps.insert(def.id.clone(), AppState { def, delay });
+        let last_failure = self.apps.get(&def.id).and_then(|a| a.last_failure.clone());
+        self.apps.insert(
+            def.id.clone(),
+            AppState {
+                def,
+                delay,
+                last_failure,
+            },
+        );
         self.deployments.insert(deployment.id.clone(), deployment.clone());
         Ok(Some(deployment))
     }
@@ -248,6 +298,10 @@ impl Scheduler {
         let original = app.def.clone();
         let mut def = original.clone();
         def.version = Some(version.to_string());
+        def.version_info = Some(VersionInfo {
+            last_scaling_at: version.to_string(),
+            last_config_change_at: version.to_string(),
+        });
         let deployment = Deployment {
             id: deployment_id.to_string(),
             version: version.to_string(),
@@ -256,7 +310,15 @@ impl Scheduler {
             original: Some(original),
         };
         let delay = LaunchDelay::default();
-        self.apps.insert(id.to_string(), AppState { def, delay });
+        let last_failure = self.apps.get(id).and_then(|a| a.last_failure.clone());
+        self.apps.insert(
+            id.to_string(),
+            AppState {
+                def,
+                delay,
+                last_failure,
+            },
+        );
         self.deployments.insert(deployment.id.clone(), deployment.clone());
         Ok(Some(deployment))
     }
@@ -420,7 +482,8 @@ impl Scheduler {
     }
 
     /// Records instances just launched from an offer.
-    pub fn launched(&mut self, launches: &[Launch], hostname: &str, attributes: &Attributes) {
+    pub fn launched(&mut self, launches: &[Launch], hostname: &str, attributes: &Attributes, now: Instant) {
+        let staged = self.clock.ms_at(now);
         for l in launches {
             let version = self
                 .apps
@@ -442,6 +505,7 @@ impl Scheduler {
                 killing: false,
                 started_at_ms: None,
                 kill_sent_ms: None,
+                staged_at_ms: Some(staged),
             });
         }
     }
@@ -471,8 +535,18 @@ impl Scheduler {
                 TaskState::Failed | TaskState::Finished | TaskState::Error | TaskState::Lost | TaskState::Dropped
             );
             if failed && !snapshot.killing {
+                let at_ms = self.clock.ms_at(now);
                 if let Some(app) = self.apps.get_mut(&snapshot.app_id) {
                     app.delay.failed(&app.def, now);
+                    app.last_failure = Some(TaskFailure {
+                        task_id: snapshot.task_id.clone(),
+                        host: snapshot.hostname.clone(),
+                        agent_id: snapshot.agent_id.clone(),
+                        state: status.state,
+                        message: status.message.clone().unwrap_or_default(),
+                        at_ms,
+                        version: snapshot.version.clone(),
+                    });
                 }
             }
         }
@@ -615,7 +689,7 @@ mod tests {
         let mut it = ids.into_iter();
         let o = offer(0);
         let launches = match_offer(&o, &refs, &placed, |_| it.next().unwrap());
-        s.launched(&launches, "h1", &Attributes::default());
+        s.launched(&launches, "h1", &Attributes::default(), now);
         for l in &launches {
             s.update(&TaskStatus::new(l.task.task_id.clone(), TaskState::Running), now);
         }
