@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -47,6 +47,7 @@ pub fn router(marathon: Marathon, info: ApiInfo) -> Router {
         .route("/v2/apps", get(list_apps).post(create_app))
         .route("/v2/apps/{*rest}", any(app_route))
         .route("/v2/tasks", get(list_tasks))
+        .route("/v2/eventSubscriptions", any(event_subscriptions))
         .route("/v2/tasks/delete", post(delete_tasks))
         .route("/v2/deployments", get(list_deployments))
         .route("/v2/deployments/{id}", get(get_deployment).delete(delete_deployment))
@@ -649,11 +650,71 @@ fn port_conflict(api: &Api, def: &AppDefinition) -> Option<Response> {
     }))
 }
 
-async fn list_tasks(State(api): State<Api>) -> Response {
+/// `GET /v2/tasks`: every task, or those of `?status=running|staging`
+/// (repeatable); with `Accept: text/plain`, the text form old load balancers
+/// read: one line per app and service port, `app_id<TAB>servicePort<TAB>
+/// host:port<TAB>…`, over the running tasks.
+async fn list_tasks(State(api): State<Api>, headers: HeaderMap, Query(q): Query<Vec<(String, String)>>) -> Response {
+    let wanted: Vec<TaskState> = q
+        .iter()
+        .filter(|(k, _)| k == "status")
+        .filter_map(|(_, v)| match v.to_ascii_lowercase().as_str() {
+            "running" => Some(TaskState::Running),
+            "staging" => Some(TaskState::Staging),
+            _ => None,
+        })
+        .collect();
+    let keep = |i: &&Instance| {
+        wanted.is_empty()
+            || wanted.contains(&i.state)
+            || (wanted.contains(&TaskState::Staging) && i.state == TaskState::Starting)
+    };
+    let text = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/plain") && !a.contains("application/json"));
     api.marathon.with(|s| {
-        let tasks: Vec<TaskView<'_>> = s.instances().map(|i| task_view(&api.marathon, s, i)).collect();
+        if text {
+            let mut out = String::new();
+            for app in s.apps() {
+                let running: Vec<&Instance> = s
+                    .instances_of(&app.def.id)
+                    .filter(|i| i.state == TaskState::Running)
+                    .collect();
+                for (j, service_port) in service_ports(&app.def).into_iter().enumerate() {
+                    out.push_str(&app.def.id.trim_start_matches('/').replace('/', "_"));
+                    out.push_str(&format!("\t{service_port}\t"));
+                    for i in &running {
+                        if let Some(port) = i.ports.get(j) {
+                            out.push_str(&format!("{}:{port}\t", i.hostname));
+                        }
+                    }
+                    out.push('\n');
+                }
+            }
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                out,
+            )
+                .into_response();
+        }
+        let tasks: Vec<TaskView<'_>> = s
+            .instances()
+            .filter(keep)
+            .map(|i| task_view(&api.marathon, s, i))
+            .collect();
         json_list_response("tasks", &tasks, 320)
     })
+}
+
+/// `/v2/eventSubscriptions` (HTTP callbacks) are not supported: events
+/// stream from `/v2/events` instead. A clear answer rather than a 404.
+async fn event_subscriptions() -> Response {
+    message(
+        StatusCode::BAD_REQUEST,
+        "HTTP callback event subscriptions are not supported: read the event stream at /v2/events (Server-Sent Events) instead",
+    )
 }
 
 async fn delete_tasks(State(api): State<Api>, Query(q): Query<Vec<(String, String)>>, body: Bytes) -> Response {

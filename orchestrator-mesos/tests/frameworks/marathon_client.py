@@ -66,7 +66,9 @@ victim = client.list_tasks(APP)[0]
 killed = client.kill_task(APP, victim.id)
 assert killed.id == victim.id and killed.app_id == APP, killed
 until("a replacement running", lambda: running(APP, 2) and victim.id not in [t.id for t in client.list_tasks(APP)])
-print("queue", client.list_queue())
+queue = client.list_queue()
+assert all(item.app.id for item in queue), "queue items name their apps"
+print("queue items", len(queue))
 
 # A restart replaces every task; an update with force while deploying.
 client.restart_app(APP)

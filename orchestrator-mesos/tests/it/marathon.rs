@@ -399,6 +399,48 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
     let missing = http.get(format!("{base}/v2/apps/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 
+    // The task list as Marathon serves it: filtered by status, and in the
+    // text form old load balancers read (app, service port, host:port…).
+    let running: Value = http
+        .get(format!("{base}/v2/tasks?status=running"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(running["tasks"].as_array().unwrap().len(), 2, "{running}");
+    let staging: Value = http
+        .get(format!("{base}/v2/tasks?status=staging"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(staging["tasks"].as_array().unwrap().len(), 0, "{staging}");
+    let text = http
+        .get(format!("{base}/v2/tasks"))
+        .header("Accept", "text/plain")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("web\t"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let fields: Vec<&str> = line.trim_end().split('\t').collect();
+    assert!(
+        fields[1].parse::<u32>().is_ok_and(|p| (10_000..=20_000).contains(&p)),
+        "{line}"
+    );
+    assert_eq!(fields.len(), 4, "two host:port entries: {line}");
+    let subscriptions = http.get(format!("{base}/v2/eventSubscriptions")).send().await.unwrap();
+    assert_eq!(subscriptions.status(), 400);
+
     // Killing a task with scale=true shrinks the app through a deployment.
     let victim = tasks["tasks"][0]["id"].as_str().unwrap().to_string();
     let killed = http
@@ -876,7 +918,7 @@ async fn an_existing_marathon_client_library_drives_the_scheduler() {
     let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
     let work = std::env::temp_dir().join(format!("orch-marathon-pyclient-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
-    let _agent = agent(&addr, &work);
+    let agent = agent(&addr, &work);
     let client: Arc<dyn MasterClient> = Arc::new(handle.clone());
     let config = MarathonConfig {
         tick: Duration::from_millis(100),
@@ -911,6 +953,8 @@ async fn an_existing_marathon_client_library_drives_the_scheduler() {
         String::from_utf8_lossy(&out.stderr),
         diagnose(&m, &handle)
     );
+    // Whatever happened, nothing of it outlives the test.
+    agent.drain(Duration::from_secs(2)).await;
     assert!(out.status.success(), "{said}");
     assert!(said.contains("deleted"), "{said}");
     let _ = std::fs::remove_dir_all(&work);
