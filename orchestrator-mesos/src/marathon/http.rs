@@ -36,9 +36,9 @@ pub struct ApiInfo {
 }
 
 #[derive(Clone)]
-struct Api {
-    marathon: Marathon,
-    info: ApiInfo,
+pub(super) struct Api {
+    pub(super) marathon: Marathon,
+    pub(super) info: ApiInfo,
 }
 
 /// The `/v2` routes plus `/ping` and `/metrics`.
@@ -46,6 +46,8 @@ pub fn router(marathon: Marathon, info: ApiInfo) -> Router {
     Router::new()
         .route("/v2/apps", get(list_apps).post(create_app))
         .route("/v2/apps/{*rest}", any(app_route))
+        .route("/v2/groups", any(super::http_groups::root))
+        .route("/v2/groups/{*rest}", any(super::http_groups::route))
         .route("/v2/tasks", get(list_tasks))
         .route("/v2/eventSubscriptions", any(event_subscriptions))
         .route("/v2/tasks/delete", post(delete_tasks))
@@ -62,11 +64,11 @@ pub fn router(marathon: Marathon, info: ApiInfo) -> Router {
         .with_state(Api { marathon, info })
 }
 
-fn message(status: StatusCode, text: impl Into<String>) -> Response {
+pub(super) fn message(status: StatusCode, text: impl Into<String>) -> Response {
     (status, Json(json!({ "message": text.into() }))).into_response()
 }
 
-fn invalid(e: &Invalid) -> Response {
+pub(super) fn invalid(e: &Invalid) -> Response {
     let status = if e.details.is_empty() {
         StatusCode::BAD_REQUEST
     } else {
@@ -75,7 +77,7 @@ fn invalid(e: &Invalid) -> Response {
     (status, Json(json!(e))).into_response()
 }
 
-fn locked(l: &Locked) -> Response {
+pub(super) fn locked(l: &Locked) -> Response {
     let first = l.deployments.first().cloned().unwrap_or_default();
     (
         StatusCode::CONFLICT,
@@ -87,7 +89,7 @@ fn locked(l: &Locked) -> Response {
         .into_response()
 }
 
-fn storage(e: &crate::Error) -> Response {
+pub(super) fn storage(e: &crate::Error) -> Response {
     message(StatusCode::SERVICE_UNAVAILABLE, format!("state store failed: {e}"))
 }
 
@@ -101,7 +103,7 @@ fn deployed(status: StatusCode, d: &Deployment) -> Response {
 
 /// A boolean query flag: present and empty, or `true` in any case (Python
 /// clients send `True`).
-fn flag(q: &[(String, String)], name: &str) -> bool {
+pub(super) fn flag(q: &[(String, String)], name: &str) -> bool {
     q.iter()
         .any(|(k, v)| k == name && (v.is_empty() || v.eq_ignore_ascii_case("true")))
 }
@@ -349,6 +351,11 @@ fn task_view_of<'a>(m: &Marathon, i: &'a Instance, app: Option<&AppDefinition>) 
     }
 }
 
+/// An app as `/v2/groups` embeds it, as a JSON value.
+pub(super) fn app_value(api: &Api, s: &Scheduler, def: &AppDefinition) -> Value {
+    serde_json::to_value(app_view(&api.marathon, s, def, false)).unwrap_or(Value::Null)
+}
+
 fn app_view<'a>(m: &Marathon, s: &'a Scheduler, def: &'a AppDefinition, embed_tasks: bool) -> AppView<'a> {
     let (mut staged, mut running, mut healthy, mut unhealthy) = (0, 0, 0, 0);
     let instances: Vec<&Instance> = s.instances_of(&def.id).collect();
@@ -447,6 +454,9 @@ async fn create_app(State(api): State<Api>, Query(q): Query<Vec<(String, String)
     if let Some(r) = port_conflict(&api, &def) {
         return r;
     }
+    if let Some(r) = super::http_groups::check_dependencies(&api, std::slice::from_ref(&def)) {
+        return r;
+    }
     match api.marathon.put_app(def.clone(), flag(&q, "force")).await {
         Err(e) => storage(&e),
         Ok(Err(l)) => locked(&l),
@@ -531,6 +541,9 @@ async fn app_route(
                 Err(e) => return invalid(&e),
             };
             if let Some(r) = port_conflict(&api, &def) {
+                return r;
+            }
+            if let Some(r) = super::http_groups::check_dependencies(&api, std::slice::from_ref(&def)) {
                 return r;
             }
             let existed = api.marathon.with(|s| s.app(&id).is_some());
@@ -638,7 +651,7 @@ async fn app_route(
 }
 
 /// A 422 when `def` asks for a service port another app holds.
-fn port_conflict(api: &Api, def: &AppDefinition) -> Option<Response> {
+pub(super) fn port_conflict(api: &Api, def: &AppDefinition) -> Option<Response> {
     let (port, other) = api.marathon.with(|s| s.service_port_conflict(def))?;
     let text = format!("Requested service port {port} conflicts with a service port in use by app {other}");
     Some(invalid(&Invalid {

@@ -17,7 +17,8 @@
 //! - [`persist`]: what it keeps in a `StateStore`, and how stored apps that
 //!   are no longer valid are kept apart instead of run;
 //! - [`health`]: HTTP, HTTPS, TCP and command health checks;
-//! - [`http`]: Marathon's `/v2` REST API over the framework;
+//! - [`http`]: Marathon's `/v2` REST API over the framework (`/v2/groups` in
+//!   `http_groups.rs`);
 //! - [`ha`]: several schedulers, one elected leader on ZooKeeper, standbys
 //!   proxying to it.
 
@@ -27,6 +28,7 @@ pub mod framework;
 pub mod ha;
 pub mod health;
 pub mod http;
+mod http_groups;
 pub mod iso8601;
 pub mod matcher;
 pub mod persist;

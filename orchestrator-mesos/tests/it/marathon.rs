@@ -791,7 +791,7 @@ async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
     let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
     let work = std::env::temp_dir().join(format!("orch-marathon-unreadable-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
-    let _agent = agent(&addr, &work);
+    let agent = agent(&addr, &work);
     let store: Arc<dyn StateStore> = Arc::new(MemStore::new());
     let huge = json!({"id": "/huge", "cmd": "sleep 1", "instances": 4_000_000_000u64, "cpus": 0, "mem": 0, "disk": 0, "portDefinitions": []});
     store
@@ -901,6 +901,9 @@ async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
         "{queue}"
     );
     assert!(store.get("/apps/ok").await.unwrap().is_some());
+    // The valid app's task must not outlive the test.
+    agent.drain(Duration::from_secs(2)).await;
+    let _ = std::fs::remove_dir_all(&work);
 }
 
 /// An existing Marathon client from PyPI (marathon-python), unmodified,
@@ -957,5 +960,134 @@ async fn an_existing_marathon_client_library_drives_the_scheduler() {
     agent.drain(Duration::from_secs(2)).await;
     assert!(out.status.success(), "{said}");
     assert!(said.contains("deleted"), "{said}");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// `/v2/groups` with Marathon's dependency order: a `db ← api ← web` stack
+/// submitted backwards starts db, then api, then web, each only once what
+/// it depends on runs; a cycle is a 422; `scaleBy` scales every app; the
+/// group is read back as a tree and deleted whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_deploys_in_dependency_order_and_deletes_whole() {
+    use serde_json::{json, Value};
+    let loopback = master().await;
+    let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
+    let work = std::env::temp_dir().join(format!("orch-marathon-groups-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let agent = agent(&addr, &work);
+    let client: Arc<dyn MasterClient> = Arc::new(handle.clone());
+    let config = MarathonConfig {
+        tick: Duration::from_millis(100),
+        ..MarathonConfig::default()
+    };
+    let (m, _run) = Marathon::start(client, Arc::new(MemStore::new()), config)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    let info = orchestrator_mesos::marathon::http::ApiInfo {
+        master: addr.clone(),
+        http_address: api.clone(),
+    };
+    let router = orchestrator_mesos::marathon::http::router(m.clone(), info);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let base = format!("http://{api}");
+    let http = reqwest::Client::new();
+    let sleeper = |id: &str, deps: &[&str]| json!({"id": id, "cmd": "exec sleep 600", "instances": 1, "cpus": 0.05, "mem": 16, "dependencies": deps});
+
+    // A cycle is refused, and nothing of it is created.
+    let cyclic = json!({"id": "/loop", "apps": [sleeper("a", &["b"]), sleeper("b", &["a"])]});
+    let r = http
+        .post(format!("{base}/v2/groups"))
+        .json(&cyclic)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("cyclic"));
+    assert!(m.with(|s| s.apps().next().is_none()));
+
+    let stack = json!({"id": "/stack", "apps": [
+        sleeper("web", &["api"]), sleeper("api", &["../stack/db"]), sleeper("db", &[])]});
+    let r = http
+        .post(format!("{base}/v2/groups"))
+        .json(&stack)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    // Watch the order in which the apps get running tasks.
+    let mut order: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while order.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "started so far: {order:?}; {}",
+            diagnose(&m, &handle)
+        );
+        for app in ["/stack/db", "/stack/api", "/stack/web"] {
+            if !order.iter().any(|o| o == app) && running(&m, app) == 1 {
+                order.push(app.to_string());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(order, ["/stack/db", "/stack/api", "/stack/web"]);
+
+    let tree: Value = http
+        .get(format!("{base}/v2/groups"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tree["id"], "/");
+    assert_eq!(tree["groups"][0]["id"], "/stack", "{tree}");
+    assert_eq!(tree["groups"][0]["apps"].as_array().unwrap().len(), 3, "{tree}");
+    let group: Value = http
+        .get(format!("{base}/v2/groups/stack"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(group["apps"][0]["id"], "/stack/api", "{group}");
+    assert_eq!(group["apps"][0]["dependencies"], json!(["/stack/db"]), "{group}");
+    assert_eq!(
+        http.get(format!("{base}/v2/groups/nope"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let r = http
+        .put(format!("{base}/v2/groups/stack"))
+        .json(&json!({"scaleBy": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    until("every app scaled to two", Duration::from_secs(30), || {
+        ["/stack/db", "/stack/api", "/stack/web"]
+            .iter()
+            .all(|a| running(&m, a) == 2)
+    })
+    .await;
+
+    let r = http.delete(format!("{base}/v2/groups/stack")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    until("the group gone", Duration::from_secs(20), || {
+        m.with(|s| s.apps().next().is_none())
+    })
+    .await;
+    until("no task left", Duration::from_secs(20), || {
+        handle.with_master(|ms| ms.frameworks().values().all(|f| f.tasks.is_empty()))
+    })
+    .await;
+    agent.drain(Duration::from_secs(2)).await;
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -79,6 +79,10 @@ pub struct AppDefinition {
     /// Which instances go first when scaling down.
     #[serde(default)]
     pub kill_selection: KillSelection,
+    /// Apps or groups (absolute, or relative to this app's group) that must
+    /// be running and healthy before this app is started.
+    #[serde(default)]
+    pub dependencies: Vec<String>,
     /// Role the app's resources are allocated to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,

@@ -15,7 +15,6 @@ const KEPT_FIELDS: &[&str] = &[
     "fetch",
     "uris",
     "storeUrls",
-    "dependencies",
     "readinessChecks",
     "acceptedResourceRoles",
     "ipAddress",
@@ -40,6 +39,7 @@ const KEPT_FIELDS: &[&str] = &[
 
 const KNOWN_FIELDS: &[&str] = &[
     "id",
+    "dependencies",
     "requirePorts",
     "cmd",
     "args",

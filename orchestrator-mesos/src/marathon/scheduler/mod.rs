@@ -18,11 +18,13 @@ use super::plan::{plan, replace_step, Bounds, ReplaceState, Step};
 
 mod clock;
 mod deployments;
+mod groups;
 mod ports;
 
 pub use clock::WallClock;
 use deployments::Deployments;
 pub use deployments::{Deployment, Locked};
+pub use groups::{dependency_cycle, parent, resolve};
 pub use ports::SERVICE_PORTS;
 
 /// One instance (a task) of an app.
@@ -370,6 +372,10 @@ impl Scheduler {
         let mut out = Vec::new();
         for (id, app) in &self.apps {
             if self.stopping(id) || !app.delay.ready(now) {
+                continue;
+            }
+            // Started only once what it depends on runs (Marathon's order).
+            if !app.def.dependencies.is_empty() && !self.dependencies_ready(&app.def) {
                 continue;
             }
             let n = app.def.instances;
