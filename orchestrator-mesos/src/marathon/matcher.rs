@@ -275,6 +275,27 @@ fn task_for(app: &AppDefinition, task_id: TaskId, agent: &AgentId, resources: Re
     for (i, p) in ports.iter().enumerate() {
         variables.push(var(format!("PORT{i}"), p.to_string()));
     }
+    // Named ports as Marathon names them: `PORT_HTTP` for a port named
+    // `http` (other characters as `_`).
+    let names: Vec<Option<&str>> = match app.container.as_ref().filter(|c| !c.port_mappings.is_empty()) {
+        Some(c) => c.port_mappings.iter().map(|m| m.name.as_deref()).collect(),
+        None => app.port_definitions.iter().map(|d| d.name.as_deref()).collect(),
+    };
+    for (name, p) in names.into_iter().zip(ports) {
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            let key: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            variables.push(var(format!("PORT_{key}"), p.to_string()));
+        }
+    }
     if let Some(p) = ports.first() {
         variables.push(var("PORT", p.to_string()));
     }
@@ -472,6 +493,23 @@ mod tests {
         let cmd = l[0].task.command.as_ref().unwrap();
         let env = &cmd.environment.as_ref().unwrap().variables;
         assert!(env.iter().any(|v| v.name == "PORT0" && v.value == "31000"), "{env:?}");
+        let named = app(
+            r#"{"id": "n", "cmd": "x", "cpus": 0.1, "mem": 10, "portDefinitions": [{"port": 0, "name": "http-api"}]}"#,
+        );
+        let l2 = match_offer(&o, &[(&named, 1)], &BTreeMap::new(), ids());
+        let env2 = &l2[0]
+            .task
+            .command
+            .as_ref()
+            .unwrap()
+            .environment
+            .as_ref()
+            .unwrap()
+            .variables;
+        assert!(
+            env2.iter().any(|v| v.name == "PORT_HTTP_API" && v.value == "31000"),
+            "{env2:?}"
+        );
         assert_eq!(l[0].task.labels.0[APP_LABEL], "/web");
         assert!(o.resources.contains(&l[0].task.resources));
 
