@@ -44,7 +44,7 @@ pub(super) struct Api {
 /// The `/v2` routes plus `/ping` and `/metrics`.
 pub fn router(marathon: Marathon, info: ApiInfo) -> Router {
     Router::new()
-        .route("/v2/apps", get(list_apps).post(create_app))
+        .route("/v2/apps", get(list_apps).post(create_app).put(put_apps))
         .route("/v2/apps/{*rest}", any(app_route))
         .route("/v2/groups", any(super::http_groups::root))
         .route("/v2/groups/{*rest}", any(super::http_groups::route))
@@ -438,6 +438,69 @@ async fn list_apps(State(api): State<Api>, Query(q): Query<Vec<(String, String)>
         let per_app = 2048 + tasks.div_ceil(apps.len().max(1)) * 320;
         json_list_response("apps", &apps, per_app)
     })
+}
+
+/// `PUT /v2/apps`: several apps at once, each a partial update of the app
+/// with its id or a new app (what `marathon-python`'s `update_apps` sends).
+/// All are validated before any is changed.
+async fn put_apps(State(api): State<Api>, Query(q): Query<Vec<(String, String)>>, body: Bytes) -> Response {
+    let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(&body) else {
+        return message(StatusCode::BAD_REQUEST, "Invalid JSON: expected an array of apps");
+    };
+    let mut defs = Vec::with_capacity(items.len());
+    for (i, mut item) in items.into_iter().enumerate() {
+        let Some(id) = item
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| canonical_id(id).ok())
+        else {
+            return message(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("app {i}: a valid id is required"),
+            );
+        };
+        if let Value::Object(m) = &mut item {
+            m.insert("id".into(), json!(id));
+            m.remove("version");
+            m.remove("versionInfo");
+        }
+        let current = api.marathon.with(|s| s.app(&id).map(|a| a.def.clone()));
+        if let Some(current) = current {
+            let mut base = serde_json::to_value(current).unwrap_or_default();
+            if let (Value::Object(b), Value::Object(p)) = (&mut base, item) {
+                b.extend(p);
+            }
+            item = base;
+        }
+        let def = match AppDefinition::from_value(item) {
+            Ok(d) => d,
+            Err(mut e) => {
+                for v in &mut e.details {
+                    v.path = format!("/{i}{}", v.path);
+                }
+                return invalid(&e);
+            }
+        };
+        if let Some(r) = port_conflict(&api, &def) {
+            return r;
+        }
+        defs.push(def);
+    }
+    if let Some(r) = super::http_groups::check_dependencies(&api, &defs) {
+        return r;
+    }
+    let mut first: Option<Deployment> = None;
+    for def in defs {
+        match api.marathon.put_app(def, flag(&q, "force")).await {
+            Err(e) => return storage(&e),
+            Ok(Err(l)) => return locked(&l),
+            Ok(Ok(d)) => first = first.or(d),
+        }
+    }
+    match first {
+        Some(d) => deployed(StatusCode::OK, &d),
+        None => Json(json!({"deploymentId": null, "version": version_now()})).into_response(),
+    }
 }
 
 async fn create_app(State(api): State<Api>, Query(q): Query<Vec<(String, String)>>, body: Bytes) -> Response {
