@@ -70,7 +70,10 @@ queue = client.list_queue()
 assert all(item.app.id for item in queue), "queue items name their apps"
 print("queue items", len(queue))
 
-# A restart replaces every task; an update with force while deploying.
+# A restart replaces every task (once the scale's deployment is done: a
+# change to an app a deployment holds is a 409, as in Marathon); an update
+# with force while the restart deploys.
+until("no deployment in progress", lambda: not client.list_deployments())
 client.restart_app(APP)
 client.update_app(APP, MarathonApp(cmd="exec sleep 601"), force=True)
 app = until("the updated app running", lambda: running(APP, 2))

@@ -780,6 +780,48 @@ async fn two_schedulers_elect_a_leader_and_fail_over() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
+/// A master, one process agent, the framework on `store`, and its `/v2`
+/// API on loopback: what the API tests below drive.
+struct Stack {
+    loopback: LoopbackMaster,
+    agent: Agent,
+    m: Marathon,
+    /// `http://host:port` of the `/v2` API.
+    base: String,
+    /// `host:port` of the API.
+    api: String,
+    work: PathBuf,
+}
+
+async fn stack(name: &str, store: Arc<dyn StateStore>) -> Stack {
+    let loopback = master().await;
+    let work = std::env::temp_dir().join(format!("orch-marathon-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let agent = agent(&loopback.addr, &work);
+    let client: Arc<dyn MasterClient> = Arc::new(loopback.handle.clone());
+    let config = MarathonConfig {
+        tick: Duration::from_millis(100),
+        ..MarathonConfig::default()
+    };
+    let (m, _run) = Marathon::start(client, store, config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    let info = orchestrator_mesos::marathon::http::ApiInfo {
+        master: loopback.addr.clone(),
+        http_address: api.clone(),
+    };
+    let router = orchestrator_mesos::marathon::http::router(m.clone(), info);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Stack {
+        base: format!("http://{api}"),
+        api,
+        loopback,
+        agent,
+        m,
+        work,
+    }
+}
+
 /// A stored app that is no longer valid (the 4e9-instance app that once
 /// took the scheduler down, or bytes that do not parse) is kept apart: not
 /// run, shown in the queue with the reason, and removable with DELETE. The
@@ -787,11 +829,6 @@ async fn two_schedulers_elect_a_leader_and_fail_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
     use serde_json::{json, Value};
-    let loopback = master().await;
-    let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
-    let work = std::env::temp_dir().join(format!("orch-marathon-unreadable-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    let agent = agent(&addr, &work);
     let store: Arc<dyn StateStore> = Arc::new(MemStore::new());
     let huge = json!({"id": "/huge", "cmd": "sleep 1", "instances": 4_000_000_000u64, "cpus": 0, "mem": 0, "disk": 0, "portDefinitions": []});
     store
@@ -802,21 +839,16 @@ async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
     let ok = json!({"id": "/ok", "cmd": "exec sleep 600", "instances": 1, "cpus": 0.1, "mem": 16});
     store.put("/apps/ok", serde_json::to_vec(&ok).unwrap()).await.unwrap();
 
-    let client: Arc<dyn MasterClient> = Arc::new(handle.clone());
-    let config = MarathonConfig {
-        tick: Duration::from_millis(100),
-        ..MarathonConfig::default()
-    };
-    let (m, _run) = Marathon::start(client, store.clone(), config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = listener.local_addr().unwrap().to_string();
-    let info = orchestrator_mesos::marathon::http::ApiInfo {
-        master: addr.clone(),
-        http_address: api.clone(),
-    };
-    let router = orchestrator_mesos::marathon::http::router(m.clone(), info);
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let base = format!("http://{api}");
+    // Every part bound: a field left to `..` would be dropped (the master
+    // stopped) at the end of this statement.
+    let Stack {
+        loopback: _master,
+        agent,
+        m,
+        base,
+        work,
+        api: _,
+    } = stack("unreadable", store.clone()).await;
     let http = reqwest::Client::new();
 
     until("the valid app running", Duration::from_secs(20), || {
@@ -917,27 +949,15 @@ async fn an_existing_marathon_client_library_drives_the_scheduler() {
     let Some(python) = orchestrator_testkit::python(TEST) else {
         return;
     };
-    let loopback = master().await;
-    let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
-    let work = std::env::temp_dir().join(format!("orch-marathon-pyclient-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    let agent = agent(&addr, &work);
-    let client: Arc<dyn MasterClient> = Arc::new(handle.clone());
-    let config = MarathonConfig {
-        tick: Duration::from_millis(100),
-        ..MarathonConfig::default()
-    };
-    let (m, _run) = Marathon::start(client, Arc::new(MemStore::new()), config)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = listener.local_addr().unwrap().to_string();
-    let info = orchestrator_mesos::marathon::http::ApiInfo {
-        master: addr.clone(),
-        http_address: api.clone(),
-    };
-    let router = orchestrator_mesos::marathon::http::router(m.clone(), info);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let Stack {
+        loopback,
+        agent,
+        m,
+        api,
+        work,
+        ..
+    } = stack("pyclient", Arc::new(MemStore::new())).await;
+    let handle = loopback.handle.clone();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/frameworks/marathon_client.py");
     let out = tokio::time::timeout(
         Duration::from_secs(180),
@@ -970,28 +990,15 @@ async fn an_existing_marathon_client_library_drives_the_scheduler() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_deploys_in_dependency_order_and_deletes_whole() {
     use serde_json::{json, Value};
-    let loopback = master().await;
-    let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
-    let work = std::env::temp_dir().join(format!("orch-marathon-groups-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    let agent = agent(&addr, &work);
-    let client: Arc<dyn MasterClient> = Arc::new(handle.clone());
-    let config = MarathonConfig {
-        tick: Duration::from_millis(100),
-        ..MarathonConfig::default()
-    };
-    let (m, _run) = Marathon::start(client, Arc::new(MemStore::new()), config)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = listener.local_addr().unwrap().to_string();
-    let info = orchestrator_mesos::marathon::http::ApiInfo {
-        master: addr.clone(),
-        http_address: api.clone(),
-    };
-    let router = orchestrator_mesos::marathon::http::router(m.clone(), info);
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let base = format!("http://{api}");
+    let Stack {
+        loopback,
+        agent,
+        m,
+        base,
+        work,
+        ..
+    } = stack("groups", Arc::new(MemStore::new())).await;
+    let handle = loopback.handle.clone();
     let http = reqwest::Client::new();
     let sleeper = |id: &str, deps: &[&str]| json!({"id": id, "cmd": "exec sleep 600", "instances": 1, "cpus": 0.05, "mem": 16, "dependencies": deps});
 
