@@ -20,7 +20,8 @@ use super::scheduler::{dependency_cycle, parent, resolve, Deployment, Scheduler}
 /// The group `id` as Marathon shows it, with its apps and subgroups; `None`
 /// when no app lives in it (the root always exists).
 fn group_json(api: &Api, s: &Scheduler, id: &str) -> Option<Value> {
-    let inside = s.apps_in(id);
+    // An app's own id is not a group.
+    let inside: Vec<String> = s.apps_in(id).into_iter().filter(|a| a != id).collect();
     if inside.is_empty() && id != "/" {
         return None;
     }

@@ -79,7 +79,9 @@ client.update_app(APP, MarathonApp(cmd="exec sleep 601"), force=True)
 app = until("the updated app running", lambda: running(APP, 2))
 assert app.cmd == "exec sleep 601", app.cmd
 assert app.version_info is not None and app.version_info.last_config_change_at is not None
-# Several apps at once: a partial update of this one, and a new one.
+# Several apps at once: a partial update of this one, and a new one (once
+# the update's deployment is done, or it is a 409).
+until("no deployment in progress", lambda: not client.list_deployments())
 OTHER = "/pyclient/other"
 client.update_apps([MarathonApp(id=APP, instances=3), MarathonApp(id=OTHER, cmd="exec sleep 600", cpus=0.05, mem=16, instances=1)])
 until("the bulk update applied", lambda: running(APP, 3) and running(OTHER, 1))
