@@ -186,28 +186,15 @@ async fn apps_deploy_scale_heal_and_survive_a_scheduler_restart() {
 async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
     use futures_util::StreamExt;
     use serde_json::{json, Value};
-    let loopback = master().await;
-    let (handle, addr) = (loopback.handle.clone(), loopback.addr.clone());
-    let work = std::env::temp_dir().join(format!("orch-marathon-api-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    let _agent = agent(&addr, &work);
-    let client: Arc<dyn MasterClient> = Arc::new(handle.clone());
-    let config = MarathonConfig {
-        tick: Duration::from_millis(100),
-        ..MarathonConfig::default()
-    };
-    let (m, _run) = Marathon::start(client, Arc::new(MemStore::new()), config)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = listener.local_addr().unwrap().to_string();
-    let info = orchestrator_mesos::marathon::http::ApiInfo {
-        master: addr.clone(),
-        http_address: api.clone(),
-    };
-    let router = orchestrator_mesos::marathon::http::router(m.clone(), info);
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let base = format!("http://{api}");
+    let Stack {
+        loopback,
+        agent: _agent,
+        m,
+        base,
+        work,
+        api: _,
+    } = stack("api", Arc::new(MemStore::new())).await;
+    let handle = loopback.handle.clone();
     let http = reqwest::Client::new();
 
     // Events for the app, in order, from the start.
