@@ -59,6 +59,8 @@ victim = client.list_tasks(APP)[0]
 killed = client.kill_task(APP, victim.id, scale=True)
 print("killed", victim.id, "->", killed)
 until("two running tasks after the kill", lambda: running(APP, 2))
+# The killed task is listed (as killing) until its end is reported.
+until("the killed task gone", lambda: victim.id not in [t.id for t in client.list_tasks(APP)])
 assert client.get_app(APP).instances == 2
 # Without scale the task comes back as the library's task model, and a
 # replacement is launched.
