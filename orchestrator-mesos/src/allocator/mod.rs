@@ -4,6 +4,7 @@ mod bitset;
 mod drf;
 mod first_fit;
 mod holdings;
+mod index;
 mod quantities;
 mod roles;
 mod sorter;

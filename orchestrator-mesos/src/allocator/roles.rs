@@ -5,13 +5,14 @@ use std::collections::HashMap;
 
 use orchestrator_core::{Error, Name, Result};
 
+use super::index::{ClientIx, IxVec, RoleIx};
 use super::quantities::Quantities;
 
 #[derive(Debug)]
 pub(crate) struct Role {
     pub(crate) name: Name,
-    pub(crate) parent: Option<usize>,
-    pub(crate) children: Vec<usize>,
+    pub(crate) parent: Option<RoleIx>,
+    pub(crate) children: Vec<RoleIx>,
     pub(crate) weight: f64,
     pub(crate) guarantee: Quantities,
     /// Per name; `None` for names without a limit.
@@ -21,7 +22,7 @@ pub(crate) struct Role {
     /// Allocated to frameworks directly in this role.
     pub(crate) own: Quantities,
     /// Framework-role clients directly in this role.
-    pub(crate) clients: Vec<usize>,
+    pub(crate) clients: Vec<ClientIx>,
 }
 
 impl Role {
@@ -76,19 +77,19 @@ pub(crate) fn validate_role(name: &str) -> Result<()> {
 
 #[derive(Debug, Default)]
 pub(crate) struct Roles {
-    pub(crate) roles: Vec<Role>,
-    index: HashMap<String, usize>,
+    pub(crate) roles: IxVec<RoleIx, Role>,
+    index: HashMap<String, RoleIx>,
     /// Top-level roles.
-    pub(crate) top: Vec<usize>,
+    pub(crate) top: Vec<RoleIx>,
 }
 
 impl Roles {
-    pub(crate) fn get(&self, name: &str) -> Option<usize> {
+    pub(crate) fn get(&self, name: &str) -> Option<RoleIx> {
         self.index.get(name).copied()
     }
 
     /// The role named `name`, created with its ancestors if needed.
-    pub(crate) fn ensure(&mut self, name: &str) -> Result<usize> {
+    pub(crate) fn ensure(&mut self, name: &str) -> Result<RoleIx> {
         if let Some(i) = self.get(name) {
             return Ok(i);
         }
@@ -97,8 +98,7 @@ impl Roles {
             Some(cut) => Some(self.ensure(&name[..cut])?),
             None => None,
         };
-        let idx = self.roles.len();
-        self.roles.push(Role {
+        let idx = self.roles.push(Role {
             name: Name::from(name),
             parent,
             children: Vec::new(),
@@ -118,11 +118,11 @@ impl Roles {
     }
 
     /// `role` and its ancestors, nearest first.
-    pub(crate) fn chain(&self, role: usize) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn chain(&self, role: RoleIx) -> impl Iterator<Item = RoleIx> + '_ {
         std::iter::successors(Some(role), |r| self.roles[*r].parent)
     }
 
-    pub(crate) fn allocate(&mut self, role: usize, q: &Quantities) {
+    pub(crate) fn allocate(&mut self, role: RoleIx, q: &Quantities) {
         self.roles[role].own.add(q);
         let mut r = Some(role);
         while let Some(i) = r {
@@ -131,7 +131,7 @@ impl Roles {
         }
     }
 
-    pub(crate) fn unallocate(&mut self, role: usize, q: &Quantities) {
+    pub(crate) fn unallocate(&mut self, role: RoleIx, q: &Quantities) {
         self.roles[role].own.sub(q);
         let mut r = Some(role);
         while let Some(i) = r {
@@ -142,7 +142,7 @@ impl Roles {
 
     /// How much more of name `i` the role may take under its own and its
     /// ancestors' limits (`None`: unlimited).
-    pub(crate) fn headroom_under_limits(&self, role: usize, i: usize) -> Option<i64> {
+    pub(crate) fn headroom_under_limits(&self, role: RoleIx, i: usize) -> Option<i64> {
         self.chain(role)
             .filter_map(|r| {
                 self.roles[r]
@@ -153,7 +153,7 @@ impl Roles {
     }
 
     /// Whether the role or an ancestor is below its guarantee.
-    pub(crate) fn chain_below_guarantee(&self, role: usize) -> bool {
+    pub(crate) fn chain_below_guarantee(&self, role: RoleIx) -> bool {
         self.chain(role).any(|r| self.roles[r].below_guarantee())
     }
 }

@@ -5,6 +5,7 @@ use orchestrator_core::Value;
 
 use super::DrfAllocator;
 use crate::allocator::bitset::BitSet;
+use crate::allocator::index::{AgentIx, RoleIx};
 use crate::allocator::quantities::Quantities;
 
 impl DrfAllocator {
@@ -14,16 +15,13 @@ impl DrfAllocator {
     }
 
     #[inline]
-    pub(super) fn reserved_bits(&mut self, role: usize) -> &mut BitSet {
-        if self.avail_reserved.len() <= role {
-            self.avail_reserved.resize_with(role + 1, BitSet::default);
-        }
-        &mut self.avail_reserved[role]
+    pub(super) fn reserved_bits(&mut self, role: RoleIx) -> &mut BitSet {
+        self.avail_reserved.get_or_grow(role, BitSet::default)
     }
 
     /// Recomputes an agent's availability bits from its `available`.
-    pub(crate) fn refresh_agent(&mut self, a: usize) {
-        let Some(agent) = self.agents[a].as_mut() else { return };
+    pub(crate) fn refresh_agent(&mut self, a: AgentIx) {
+        let Some(agent) = self.agents.get_mut(a) else { return };
         if agent.available.is_empty() {
             // The common case after an offer took everything.
             agent.avail_unreserved = Quantities::default();
@@ -36,7 +34,7 @@ impl DrfAllocator {
         }
         let mut unreserved = Quantities::default();
         let mut all = Quantities::default();
-        let mut roles_now: Vec<(usize, Quantities)> = Vec::new();
+        let mut roles_now: Vec<(RoleIx, Quantities)> = Vec::new();
         for r in &agent.available {
             let (Value::Scalar(s), Some(i)) = (&r.value, self.names.get(&r.name)) else {
                 continue;
@@ -79,14 +77,14 @@ impl DrfAllocator {
                 kept.push(role);
             }
         }
-        if let Some(agent) = self.agents[a].as_mut() {
+        if let Some(agent) = self.agents.get_mut(a) {
             agent.reserved_roles = kept;
         }
     }
 
     #[inline]
-    pub(crate) fn mark_dirty(&mut self, a: usize) {
-        if let Some(agent) = self.agents[a].as_mut() {
+    pub(crate) fn mark_dirty(&mut self, a: AgentIx) {
+        if let Some(agent) = self.agents.get_mut(a) {
             if !agent.dirty {
                 agent.dirty = true;
                 self.dirty_agents.push(a);

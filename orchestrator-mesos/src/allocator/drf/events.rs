@@ -10,8 +10,9 @@ use orchestrator_core::{
     Value,
 };
 
-use super::slots::{insert_slot, AgentSlot, FrameworkSlot, OfferFilter};
+use super::slots::{AgentSlot, FrameworkSlot, OfferFilter};
 use super::DrfAllocator;
+use crate::allocator::index::{AgentIx, ClientIx};
 use crate::allocator::quantities::Quantities;
 use crate::allocator::stripped;
 
@@ -51,7 +52,7 @@ impl Allocator for DrfAllocator {
             avail_all: Quantities::default(),
             last_refused: None,
         };
-        let a = insert_slot(&mut self.agents, &mut self.free_agent_slots, agent);
+        let a = self.agents.insert(agent);
         self.agent_index.insert(agent_id, a);
         for u in used {
             if let Some(f) = self.framework_slot(&u.framework_id) {
@@ -60,10 +61,10 @@ impl Allocator for DrfAllocator {
                     None => {
                         let role = self.roles.ensure(&u.role)?;
                         let c = self.add_client(f, role, true);
-                        if let Some(client) = self.clients[c].as_mut() {
+                        if let Some(client) = self.clients.get_mut(c) {
                             client.detached = true;
                         }
-                        if let Some(fw) = self.frameworks[f].as_mut() {
+                        if let Some(fw) = self.frameworks.get_mut(f) {
                             fw.clients.push(c);
                         }
                         c
@@ -87,7 +88,7 @@ impl Allocator for DrfAllocator {
         }
         let total = stripped(&total);
         self.names.learn(&total);
-        if let Some(agent) = self.agents[a].as_mut() {
+        if let Some(agent) = self.agents.get_mut(a) {
             let mut used = Resources::new();
             for (_, held) in &agent.allocated {
                 used += &stripped(&held.total());
@@ -106,10 +107,10 @@ impl Allocator for DrfAllocator {
         let Some(a) = self.agent_index.remove(agent_id) else {
             return;
         };
-        let Some(agent) = self.agents[a].take() else { return };
+        let Some(agent) = self.agents.remove(a) else { return };
         for c in &agent.filters {
             self.filters.remove(&(*c, a));
-            if let Some(client) = self.clients[*c].as_mut() {
+            if let Some(client) = self.clients.get_mut(*c) {
                 client.filtered.clear(a);
                 client.has_filter.clear(a);
                 client.filter_agents.retain(|x| *x != a);
@@ -117,7 +118,7 @@ impl Allocator for DrfAllocator {
         }
         for (c, held) in &agent.allocated {
             let q = self.names.quantities(&held.total());
-            if let Some(client) = self.clients[*c].as_mut() {
+            if let Some(client) = self.clients.get_mut(*c) {
                 client.allocated.sub(&q);
                 client.holding -= 1;
                 self.roles.unallocate(client.role, &q);
@@ -128,12 +129,11 @@ impl Allocator for DrfAllocator {
         for role in agent.reserved_roles {
             self.reserved_bits(role).clear(a);
         }
-        self.free_agent_slots.push(a);
     }
 
     fn deactivate_agent(&mut self, agent_id: &AgentId) {
         if let Some(a) = self.agent_slot(agent_id) {
-            if let Some(agent) = self.agents[a].as_mut() {
+            if let Some(agent) = self.agents.get_mut(a) {
                 agent.active = false;
             }
             self.refresh_agent(a);
@@ -142,7 +142,7 @@ impl Allocator for DrfAllocator {
 
     fn activate_agent(&mut self, agent_id: &AgentId) {
         if let Some(a) = self.agent_slot(agent_id) {
-            if let Some(agent) = self.agents[a].as_mut() {
+            if let Some(agent) = self.agents.get_mut(a) {
                 agent.active = true;
             }
             self.refresh_agent(a);
@@ -163,7 +163,7 @@ impl Allocator for DrfAllocator {
             id: framework_id.clone(),
             clients: Vec::new(),
         };
-        let f = insert_slot(&mut self.frameworks, &mut self.free_framework_slots, fw);
+        let f = self.frameworks.insert(fw);
         self.framework_index.insert(framework_id, f);
         self.set_roles(f, info, suppressed)
     }
@@ -190,21 +190,21 @@ impl Allocator for DrfAllocator {
         let Some(f) = self.framework_index.remove(framework_id) else {
             return;
         };
-        let Some(fw) = self.frameworks[f].as_ref() else { return };
+        let Some(fw) = self.frameworks.get(f) else { return };
         let clients = fw.clients.clone();
         // Removing a framework is rare: find its agents by a scan rather
         // than keep a per-framework index up to date on every offer.
-        let agents: Vec<usize> = (0..self.agents.len())
-            .filter(|a| {
-                self.agents[*a]
-                    .as_ref()
-                    .is_some_and(|ag| ag.allocated.iter().any(|(c, _)| clients.contains(c)))
-            })
+        let agents: Vec<AgentIx> = self
+            .agents
+            .iter()
+            .filter(|(_, ag)| ag.allocated.iter().any(|(c, _)| clients.contains(c)))
+            .map(|(a, _)| a)
             .collect();
         for &a in &agents {
             for &c in &clients {
-                let held = self.agents[a]
-                    .as_ref()
+                let held = self
+                    .agents
+                    .get(a)
                     .and_then(|ag| ag.allocated.iter().find(|(x, _)| *x == c).map(|(_, h)| h.total()));
                 if let Some(held) = held {
                     self.give_back(c, a, &held);
@@ -216,8 +216,7 @@ impl Allocator for DrfAllocator {
         for c in clients {
             self.drop_client(c);
         }
-        self.frameworks[f] = None;
-        self.free_framework_slots.push(f);
+        self.frameworks.remove(f);
     }
 
     fn recover_resources(
@@ -242,12 +241,9 @@ impl Allocator for DrfAllocator {
         }
         let mut touched = Vec::new();
         for (role, res) in by_role {
-            let candidates: Vec<usize> = match role.as_deref() {
+            let candidates: Vec<ClientIx> = match role.as_deref() {
                 Some(name) => self.client_for(f, Some(name)).into_iter().collect(),
-                None => self.frameworks[f]
-                    .as_ref()
-                    .map(|fw| fw.clients.clone())
-                    .unwrap_or_default(),
+                None => self.frameworks.get(f).map(|fw| fw.clients.clone()).unwrap_or_default(),
             };
             let mut rest = stripped(&res);
             for c in candidates {
@@ -265,8 +261,9 @@ impl Allocator for DrfAllocator {
         // OfferFilter bits were verified against `verified`; an agent whose free
         // resources are back to exactly that (an offer declined whole) needs
         // no re-verification.
-        let unchanged = self.agents[a]
-            .as_ref()
+        let unchanged = self
+            .agents
+            .get(a)
             .is_some_and(|ag| ag.verified.as_ref() == Some(&ag.available));
         if !unchanged {
             self.mark_dirty(a);
@@ -278,7 +275,7 @@ impl Allocator for DrfAllocator {
                 if refused.is_empty() {
                     continue;
                 }
-                let Some(agent) = self.agents[a].as_mut() else { continue };
+                let Some(agent) = self.agents.get_mut(a) else { continue };
                 let refused = match &agent.last_refused {
                     Some(shared) if **shared == refused => Arc::clone(shared),
                     _ => {
@@ -290,10 +287,10 @@ impl Allocator for DrfAllocator {
                 let replaced = self.filters.insert((c, a), OfferFilter { refused, expires });
                 self.expiry.push(Reverse((expires, c, a)));
                 if replaced.is_none() {
-                    if let Some(agent) = self.agents[a].as_mut() {
+                    if let Some(agent) = self.agents.get_mut(a) {
                         agent.filters.push(c);
                     }
-                    if let Some(client) = self.clients[c].as_mut() {
+                    if let Some(client) = self.clients.get_mut(c) {
                         client.filter_agents.push(a);
                         client.has_filter.set(a);
                     }
@@ -331,13 +328,15 @@ impl Allocator for DrfAllocator {
         let c = self
             .client_for(f, role_name.as_deref())
             .ok_or_else(|| invalid(format!("framework {framework_id} holds nothing in that role")))?;
-        let role = self.clients[c]
-            .as_ref()
+        let role = self
+            .clients
+            .get(c)
             .map(|cl| self.roles.roles[cl.role].name.clone())
             .ok_or_else(|| invalid(format!("framework {framework_id} holds nothing in that role")))?;
         let (from_r, to_r) = (from.allocated_to(&role), to.allocated_to(&role));
-        let agent = self.agents[a]
-            .as_mut()
+        let agent = self
+            .agents
+            .get_mut(a)
             .ok_or_else(|| invalid(format!("unknown agent {agent_id}")))?;
         let held = agent
             .allocated
@@ -359,12 +358,9 @@ impl Allocator for DrfAllocator {
         let Some(f) = self.framework_slot(framework_id) else {
             return;
         };
-        let clients = self.frameworks[f]
-            .as_ref()
-            .map(|fw| fw.clients.clone())
-            .unwrap_or_default();
+        let clients = self.frameworks.get(f).map(|fw| fw.clients.clone()).unwrap_or_default();
         for c in clients {
-            if let Some(client) = self.clients[c].as_mut() {
+            if let Some(client) = self.clients.get_mut(c) {
                 if roles.is_empty() || roles.iter().any(|n| self.roles.roles[client.role].name == n.as_str()) {
                     client.suppressed = true;
                 }
@@ -376,16 +372,13 @@ impl Allocator for DrfAllocator {
         let Some(f) = self.framework_slot(framework_id) else {
             return;
         };
-        let clients = self.frameworks[f]
-            .as_ref()
-            .map(|fw| fw.clients.clone())
-            .unwrap_or_default();
+        let clients = self.frameworks.get(f).map(|fw| fw.clients.clone()).unwrap_or_default();
         for c in clients {
-            let hit = self.clients[c].as_ref().is_some_and(|cl| {
+            let hit = self.clients.get(c).is_some_and(|cl| {
                 !cl.detached && (roles.is_empty() || roles.iter().any(|n| self.roles.roles[cl.role].name == n.as_str()))
             });
             if hit {
-                if let Some(client) = self.clients[c].as_mut() {
+                if let Some(client) = self.clients.get_mut(c) {
                     client.suppressed = false;
                 }
                 self.clear_client_filters(c);

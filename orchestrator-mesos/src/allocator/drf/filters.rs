@@ -5,17 +5,16 @@ use std::cmp::Reverse;
 use std::time::Instant;
 
 use super::DrfAllocator;
+use crate::allocator::index::{AgentIx, ClientIx};
 
 impl DrfAllocator {
     /// Whether the filter of client `c` on agent `a` refuses what the agent
     /// would offer to the client's role now.
     #[inline]
-    pub(crate) fn filter_covers(&self, c: usize, a: usize) -> bool {
-        let (Some(filter), Some(agent), Some(client)) = (
-            self.filters.get(&(c, a)),
-            self.agents[a].as_ref(),
-            self.clients[c].as_ref(),
-        ) else {
+    pub(crate) fn filter_covers(&self, c: ClientIx, a: AgentIx) -> bool {
+        let (Some(filter), Some(agent), Some(client)) =
+            (self.filters.get(&(c, a)), self.agents.get(a), self.clients.get(c))
+        else {
             return false;
         };
         let offerable = agent.available.allocatable_to(&self.roles.roles[client.role].name);
@@ -23,9 +22,9 @@ impl DrfAllocator {
     }
 
     #[inline]
-    pub(super) fn set_filter_bit(&mut self, c: usize, a: usize) {
+    pub(super) fn set_filter_bit(&mut self, c: ClientIx, a: AgentIx) {
         let covers = self.filter_covers(c, a);
-        if let Some(client) = self.clients[c].as_mut() {
+        if let Some(client) = self.clients.get_mut(c) {
             if covers {
                 client.filtered.set(a);
             } else {
@@ -47,7 +46,7 @@ impl DrfAllocator {
             }
         }
         for a in std::mem::take(&mut self.dirty_agents) {
-            let Some(agent) = self.agents[a].as_mut() else { continue };
+            let Some(agent) = self.agents.get_mut(a) else { continue };
             agent.dirty = false;
             if agent.verified.as_ref() == Some(&agent.available) {
                 continue;
@@ -60,26 +59,26 @@ impl DrfAllocator {
         }
     }
 
-    pub(super) fn remove_filter(&mut self, c: usize, a: usize) {
+    pub(super) fn remove_filter(&mut self, c: ClientIx, a: AgentIx) {
         self.filters.remove(&(c, a));
-        if let Some(client) = self.clients[c].as_mut() {
+        if let Some(client) = self.clients.get_mut(c) {
             client.filtered.clear(a);
             client.has_filter.clear(a);
             client.filter_agents.retain(|x| *x != a);
         }
-        if let Some(agent) = self.agents[a].as_mut() {
+        if let Some(agent) = self.agents.get_mut(a) {
             agent.filters.retain(|x| *x != c);
         }
     }
 
-    pub(super) fn clear_client_filters(&mut self, c: usize) {
-        let Some(agents) = self.clients[c].as_mut().map(|cl| std::mem::take(&mut cl.filter_agents)) else {
+    pub(super) fn clear_client_filters(&mut self, c: ClientIx) {
+        let Some(agents) = self.clients.get_mut(c).map(|cl| std::mem::take(&mut cl.filter_agents)) else {
             return;
         };
         for a in agents {
             self.remove_filter(c, a);
         }
-        if let Some(client) = self.clients[c].as_mut() {
+        if let Some(client) = self.clients.get_mut(c) {
             client.filtered.clear_all();
             client.has_filter.clear_all();
         }

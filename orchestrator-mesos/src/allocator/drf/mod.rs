@@ -28,6 +28,7 @@ use rustc_hash::FxHashMap;
 use orchestrator_core::{AgentId, FrameworkId, Resources, RoleInfo};
 
 use super::bitset::BitSet;
+use super::index::{AgentIx, ClientIx, FrameworkIx, IxVec, RoleIx, Slots};
 use super::quantities::{Names, Quantities};
 use super::roles::Roles;
 use super::stripped;
@@ -54,21 +55,18 @@ pub struct DrfAllocator {
     pub(crate) names: Names,
     pub(crate) roles: Roles,
     pub(crate) total: Quantities,
-    pub(crate) agents: Vec<Option<AgentSlot>>,
-    pub(super) agent_index: HashMap<AgentId, usize>,
-    pub(super) free_agent_slots: Vec<usize>,
-    pub(crate) frameworks: Vec<Option<FrameworkSlot>>,
-    pub(super) framework_index: HashMap<FrameworkId, usize>,
-    pub(super) free_framework_slots: Vec<usize>,
-    pub(crate) clients: Vec<Option<RoleClient>>,
-    pub(super) free_client_slots: Vec<usize>,
-    pub(crate) filters: FxHashMap<(usize, usize), OfferFilter>,
-    pub(crate) expiry: BinaryHeap<Reverse<(Instant, usize, usize)>>,
+    pub(crate) agents: Slots<AgentIx, AgentSlot>,
+    pub(super) agent_index: HashMap<AgentId, AgentIx>,
+    pub(crate) frameworks: Slots<FrameworkIx, FrameworkSlot>,
+    pub(super) framework_index: HashMap<FrameworkId, FrameworkIx>,
+    pub(crate) clients: Slots<ClientIx, RoleClient>,
+    pub(crate) filters: FxHashMap<(ClientIx, AgentIx), OfferFilter>,
+    pub(crate) expiry: BinaryHeap<Reverse<(Instant, ClientIx, AgentIx)>>,
     /// Agents with unreserved resources worth offering.
     pub(crate) avail_unreserved: BitSet,
     /// Per role: agents with resources reserved for exactly that role.
-    pub(crate) avail_reserved: Vec<BitSet>,
-    pub(crate) dirty_agents: Vec<usize>,
+    pub(crate) avail_reserved: IxVec<RoleIx, BitSet>,
+    pub(crate) dirty_agents: Vec<AgentIx>,
 }
 
 impl Default for DrfAllocator {
@@ -95,18 +93,15 @@ impl DrfAllocator {
             names,
             roles: Roles::default(),
             total: Quantities::default(),
-            agents: Vec::new(),
+            agents: Slots::default(),
             agent_index: HashMap::new(),
-            free_agent_slots: Vec::new(),
-            frameworks: Vec::new(),
+            frameworks: Slots::default(),
             framework_index: HashMap::new(),
-            free_framework_slots: Vec::new(),
-            clients: Vec::new(),
-            free_client_slots: Vec::new(),
+            clients: Slots::default(),
             filters: FxHashMap::default(),
             expiry: BinaryHeap::new(),
             avail_unreserved: BitSet::default(),
-            avail_reserved: Vec::new(),
+            avail_reserved: IxVec::default(),
             dirty_agents: Vec::new(),
         }
     }
@@ -121,9 +116,9 @@ impl DrfAllocator {
     pub fn role_allocation(&self, role: &str) -> Option<Resources> {
         let r = self.roles.get(role)?;
         let mut out = Resources::new();
-        for agent in self.agents.iter().flatten() {
+        for agent in self.agents.values() {
             for (c, held) in &agent.allocated {
-                let client_role = self.clients[*c].as_ref().map(|c| c.role);
+                let client_role = self.clients.get(*c).map(|c| c.role);
                 if client_role.is_some_and(|cr| self.roles.chain(cr).any(|x| x == r)) {
                     out += &stripped(&held.total());
                 }
@@ -159,25 +154,25 @@ impl DrfAllocator {
     /// What is free (neither used nor offered) on an agent.
     pub fn available(&self, agent_id: &AgentId) -> Option<&Resources> {
         let a = *self.agent_index.get(agent_id)?;
-        self.agents[a].as_ref().map(|a| &a.available)
+        self.agents.get(a).map(|a| &a.available)
     }
 
     #[inline]
-    pub(super) fn framework_slot(&self, id: &FrameworkId) -> Option<usize> {
+    pub(super) fn framework_slot(&self, id: &FrameworkId) -> Option<FrameworkIx> {
         self.framework_index.get(id).copied()
     }
 
     #[inline]
-    pub(super) fn agent_slot(&self, id: &AgentId) -> Option<usize> {
+    pub(super) fn agent_slot(&self, id: &AgentId) -> Option<AgentIx> {
         self.agent_index.get(id).copied()
     }
 
     #[inline]
-    pub(super) fn client_for(&self, f: usize, role: Option<&str>) -> Option<usize> {
-        let fw = self.frameworks[f].as_ref()?;
+    pub(super) fn client_for(&self, f: FrameworkIx, role: Option<&str>) -> Option<ClientIx> {
+        let fw = self.frameworks.get(f)?;
         fw.clients.iter().copied().find(|c| {
-            self.clients[*c]
-                .as_ref()
+            self.clients
+                .get(*c)
                 .is_some_and(|cl| role.is_none_or(|r| self.roles.roles[cl.role].name == r))
         })
     }

@@ -12,29 +12,32 @@ use std::collections::BinaryHeap;
 use orchestrator_core::{Allocation, Resource, Resources, Scalar, Value};
 
 use super::DrfAllocator;
+use crate::allocator::index::{AgentIx, ClientIx, Ix, IxVec, RoleIx};
 use crate::allocator::quantities::Quantities;
 
+/// A sort key of a role (`Key<RoleIx>`) or of a client within its role
+/// (`Key<ClientIx>`): the lowest goes first.
 #[derive(Clone, Copy, Debug)]
-struct Key {
+struct Key<I> {
     /// 0 while below a quota guarantee, else 1.
     prio: u8,
     share: f64,
     tie: u64,
-    id: usize,
+    id: I,
 }
 
-impl PartialEq for Key {
+impl<I: Ord> PartialEq for Key<I> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
-impl Eq for Key {}
-impl PartialOrd for Key {
+impl<I: Ord> Eq for Key<I> {}
+impl<I: Ord> PartialOrd for Key<I> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Key {
+impl<I: Ord> Ord for Key<I> {
     fn cmp(&self, other: &Self) -> Ordering {
         self.prio
             .cmp(&other.prio)
@@ -46,50 +49,67 @@ impl Ord for Key {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Node {
-    Role(usize),
+    Role(RoleIx),
     /// The frameworks directly in a role.
-    Own(usize),
+    Own(RoleIx),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
-    key: Key,
+    key: Key<RoleIx>,
     node: Node,
     version: u32,
 }
 
 type MinHeap<T> = BinaryHeap<Reverse<T>>;
 
+/// A heap of the role tree: a role's children, or the top-level roles.
+#[derive(Clone, Copy, Debug)]
+enum Heap {
+    Root,
+    Of(RoleIx),
+}
+
+impl From<Option<RoleIx>> for Heap {
+    /// The heap a role with this parent sits in.
+    fn from(parent: Option<RoleIx>) -> Self {
+        parent.map_or(Heap::Root, Heap::Of)
+    }
+}
+
 /// Per-round bookkeeping.
 struct Round {
-    /// Children of each role; the last slot is the root.
-    heaps: Vec<MinHeap<Entry>>,
-    clients: Vec<MinHeap<(Key, u32)>>,
-    role_ver: Vec<u32>,
-    role_active: Vec<bool>,
-    own_ver: Vec<u32>,
-    own_active: Vec<bool>,
-    client_ver: Vec<u32>,
-    client_active: Vec<bool>,
-    cursor: Vec<usize>,
+    /// Children of each role, and the top-level roles.
+    heaps: IxVec<RoleIx, MinHeap<Entry>>,
+    root: MinHeap<Entry>,
+    clients: IxVec<RoleIx, MinHeap<(Key<ClientIx>, u32)>>,
+    role_ver: IxVec<RoleIx, u32>,
+    role_active: IxVec<RoleIx, bool>,
+    own_ver: IxVec<RoleIx, u32>,
+    own_active: IxVec<RoleIx, bool>,
+    client_ver: IxVec<ClientIx, u32>,
+    client_active: IxVec<ClientIx, bool>,
+    /// Per client: the agent bit its scan resumes from.
+    cursor: IxVec<ClientIx, usize>,
     /// Per role: the roles of its chain that have reserved resources somewhere.
-    reserved_chain: Vec<Vec<usize>>,
+    reserved_chain: IxVec<RoleIx, Vec<RoleIx>>,
     /// Unallocated unreserved scalars on active agents.
     headroom_available: Quantities,
     /// Unmet guarantees of the top-most roles with quota.
     headroom_required: Quantities,
     /// Per role: whether it or an ancestor has a quota limit.
-    limited: Vec<bool>,
+    limited: IxVec<RoleIx, bool>,
     /// Words of `avail_unreserved` (and per role, of `avail_reserved`) before
     /// this one are empty. Availability only shrinks within a round, so the
     /// hints only move forward, and no scan walks the taken agents again.
     unreserved_hint: usize,
-    reserved_hint: Vec<usize>,
-    /// Live entries per heap of `heaps`, and live clients per role. Nodes
-    /// only leave during a round, so a heap with one live entry keeps it
-    /// and its order needs no re-keying.
-    heap_live: Vec<usize>,
-    client_live: Vec<usize>,
+    reserved_hint: IxVec<RoleIx, usize>,
+    /// Live entries per heap of `heaps` (and of `root`), and live clients
+    /// per role. Nodes only leave during a round, so a heap with one live
+    /// entry keeps it and its order needs no re-keying.
+    heap_live: IxVec<RoleIx, usize>,
+    root_live: usize,
+    client_live: IxVec<RoleIx, usize>,
 }
 
 /// What an agent can give a framework.
@@ -101,13 +121,33 @@ enum Candidate {
 }
 
 impl Round {
-    fn root(&self) -> usize {
-        self.heaps.len() - 1
+    #[inline]
+    fn heap(&self, h: Heap) -> &MinHeap<Entry> {
+        match h {
+            Heap::Root => &self.root,
+            Heap::Of(r) => &self.heaps[r],
+        }
+    }
+
+    #[inline]
+    fn heap_mut(&mut self, h: Heap) -> &mut MinHeap<Entry> {
+        match h {
+            Heap::Root => &mut self.root,
+            Heap::Of(r) => &mut self.heaps[r],
+        }
+    }
+
+    #[inline]
+    fn live(&mut self, h: Heap) -> &mut usize {
+        match h {
+            Heap::Root => &mut self.root_live,
+            Heap::Of(r) => &mut self.heap_live[r],
+        }
     }
 }
 
 impl DrfAllocator {
-    fn role_key(&self, r: usize) -> Key {
+    fn role_key(&self, r: RoleIx) -> Key<RoleIx> {
         let role = &self.roles.roles[r];
         Key {
             prio: u8::from(!role.below_guarantee()),
@@ -117,7 +157,7 @@ impl DrfAllocator {
         }
     }
 
-    fn own_key(&self, r: usize) -> Key {
+    fn own_key(&self, r: RoleIx) -> Key<RoleIx> {
         let role = &self.roles.roles[r];
         Key {
             prio: 1,
@@ -127,8 +167,8 @@ impl DrfAllocator {
         }
     }
 
-    fn client_key(&self, c: usize) -> Key {
-        let client = self.clients[c].as_ref();
+    fn client_key(&self, c: ClientIx) -> Key<ClientIx> {
+        let client = self.clients.get(c);
         Key {
             prio: 0,
             share: client.map_or(0.0, |cl| {
@@ -140,7 +180,7 @@ impl DrfAllocator {
     }
 
     /// The top-most role of `r`'s chain that has a guarantee.
-    fn top_guaranteed(&self, r: usize) -> Option<usize> {
+    fn top_guaranteed(&self, r: RoleIx) -> Option<RoleIx> {
         self.roles
             .chain(r)
             .filter(|x| !self.roles.roles[*x].guarantee.is_zero())
@@ -149,51 +189,57 @@ impl DrfAllocator {
 
     fn start_round(&self) -> Round {
         let n = self.roles.roles.len();
+        let clients = self.clients.capacity();
+        let has_reserved = |r: RoleIx| self.avail_reserved.get(r).is_some_and(|b| !b.is_empty());
+        let roles = self.roles.roles.indices();
         let mut st = Round {
-            heaps: (0..=n).map(|_| BinaryHeap::new()).collect(),
-            clients: (0..n).map(|_| BinaryHeap::new()).collect(),
-            role_ver: vec![0; n],
-            role_active: vec![false; n],
-            own_ver: vec![0; n],
-            own_active: vec![false; n],
-            client_ver: vec![0; self.clients.len()],
-            client_active: vec![false; self.clients.len()],
-            cursor: vec![0; self.clients.len()],
-            reserved_chain: Vec::with_capacity(n),
+            heaps: IxVec::with(n, BinaryHeap::new),
+            root: BinaryHeap::new(),
+            clients: IxVec::with(n, BinaryHeap::new),
+            role_ver: IxVec::filled(0, n),
+            role_active: IxVec::filled(false, n),
+            own_ver: IxVec::filled(0, n),
+            own_active: IxVec::filled(false, n),
+            client_ver: IxVec::filled(0, clients),
+            client_active: IxVec::filled(false, clients),
+            cursor: IxVec::filled(0, clients),
+            reserved_chain: IxVec::from_vec(
+                roles
+                    .clone()
+                    .map(|r| self.roles.chain(r).filter(|x| has_reserved(*x)).collect())
+                    .collect(),
+            ),
             headroom_available: Quantities::default(),
             headroom_required: Quantities::default(),
-            limited: Vec::with_capacity(n),
+            limited: IxVec::from_vec(
+                roles
+                    .clone()
+                    .map(|r| {
+                        self.roles
+                            .chain(r)
+                            .any(|x| self.roles.roles[x].limit.iter().any(Option::is_some))
+                    })
+                    .collect(),
+            ),
             unreserved_hint: 0,
-            reserved_hint: vec![0; n],
-            heap_live: vec![0; n + 1],
-            client_live: vec![0; n],
+            reserved_hint: IxVec::filled(0, n),
+            heap_live: IxVec::filled(0, n),
+            root_live: 0,
+            client_live: IxVec::filled(0, n),
         };
-        for r in 0..n {
-            let limited = self
-                .roles
-                .chain(r)
-                .any(|x| self.roles.roles[x].limit.iter().any(Option::is_some));
-            st.limited.push(limited);
-        }
-        let has_reserved = |r: usize| self.avail_reserved.get(r).is_some_and(|b| !b.is_empty());
-        for r in 0..n {
-            st.reserved_chain
-                .push(self.roles.chain(r).filter(|x| has_reserved(*x)).collect());
-        }
-        for r in 0..n {
+        for r in roles.clone() {
             if self.top_guaranteed(r) == Some(r) {
                 st.headroom_required.add(&self.roles.roles[r].unmet_guarantee());
             }
         }
         // Headroom matters only while some guarantee is unmet.
         if !st.headroom_required.is_zero() {
-            for agent in self.agents.iter().flatten().filter(|a| a.active) {
+            for agent in self.agents.values().filter(|a| a.active) {
                 st.headroom_available.add(&agent.avail_unreserved);
             }
         }
-        for (c, client) in self.clients.iter().enumerate() {
-            let Some(client) = client else { continue };
-            if client.suppressed || client.detached || self.frameworks[client.framework].is_none() {
+        for (c, client) in self.clients.iter() {
+            if client.suppressed || client.detached || self.frameworks.get(client.framework).is_none() {
                 continue;
             }
             st.client_active[c] = true;
@@ -205,7 +251,7 @@ impl DrfAllocator {
             heap.push(Reverse((self.client_key(c), 0)));
         }
         // Children have larger indices than their parents: bottom-up.
-        for r in (0..n).rev() {
+        for r in roles.rev() {
             if !st.clients[r].is_empty() {
                 st.own_active[r] = true;
                 st.heap_live[r] += 1;
@@ -217,9 +263,9 @@ impl DrfAllocator {
             }
             if !st.heaps[r].is_empty() {
                 st.role_active[r] = true;
-                st.heap_live[self.roles.roles[r].parent.unwrap_or(n)] += 1;
-                let parent = self.roles.roles[r].parent.unwrap_or(n);
-                st.heaps[parent].push(Reverse(Entry {
+                let parent = Heap::from(self.roles.roles[r].parent);
+                *st.live(parent) += 1;
+                st.heap_mut(parent).push(Reverse(Entry {
                     key: self.role_key(r),
                     node: Node::Role(r),
                     version: 0,
@@ -231,31 +277,30 @@ impl DrfAllocator {
 
     pub(crate) fn run_round(&mut self) -> Vec<Allocation> {
         let mut st = self.start_round();
-        let mut out = Vec::with_capacity(self.agents.len());
-        let root = st.root();
+        let mut out = Vec::with_capacity(self.agents.capacity());
         'round: loop {
             // Descend to the lowest-share group of frameworks.
-            let mut node = root;
+            let mut node = Heap::Root;
             let r = loop {
                 let top = loop {
-                    match st.heaps[node].peek() {
+                    match st.heap(node).peek() {
                         None => break None,
                         Some(Reverse(e)) if Self::entry_live(&st, e) => break Some(e.node),
                         Some(_) => {
-                            st.heaps[node].pop();
+                            st.heap_mut(node).pop();
                         }
                     }
                 };
-                match top {
-                    None if node == root => break 'round,
-                    None => {
-                        st.role_active[node] = false;
-                        st.role_ver[node] += 1;
-                        st.heap_live[self.roles.roles[node].parent.unwrap_or(root)] -= 1;
+                match (top, node) {
+                    (None, Heap::Root) => break 'round,
+                    (None, Heap::Of(role)) => {
+                        st.role_active[role] = false;
+                        st.role_ver[role] += 1;
+                        *st.live(Heap::from(self.roles.roles[role].parent)) -= 1;
                         continue 'round;
                     }
-                    Some(Node::Role(child)) => node = child,
-                    Some(Node::Own(r)) => break r,
+                    (Some(Node::Role(child)), _) => node = Heap::Of(child),
+                    (Some(Node::Own(r)), _) => break r,
                 }
             };
             // Its lowest-share framework.
@@ -297,7 +342,7 @@ impl DrfAllocator {
             let mut next = Some(r);
             while let Some(x) = next {
                 next = self.roles.roles[x].parent;
-                if !st.role_active[x] || st.heap_live[next.unwrap_or(root)] <= 1 {
+                if !st.role_active[x] || *st.live(Heap::from(next)) <= 1 {
                     continue;
                 }
                 st.role_ver[x] += 1;
@@ -306,7 +351,7 @@ impl DrfAllocator {
                     node: Node::Role(x),
                     version: st.role_ver[x],
                 };
-                st.heaps[next.unwrap_or(root)].push(Reverse(entry));
+                st.heap_mut(Heap::from(next)).push(Reverse(entry));
             }
         }
         out
@@ -320,9 +365,9 @@ impl DrfAllocator {
     }
 
     /// The next agent the client can be offered, scanning from its cursor.
-    fn find_agent(&self, st: &mut Round, c: usize) -> Option<(usize, Candidate)> {
-        let client = self.clients[c].as_ref()?;
-        let words = self.agents.len().div_ceil(64);
+    fn find_agent(&self, st: &mut Round, c: ClientIx) -> Option<(AgentIx, Candidate)> {
+        let client = self.clients.get(c)?;
+        let words = self.agents.capacity().div_ceil(64);
         while st.unreserved_hint < words && self.avail_unreserved.word(st.unreserved_hint) == 0 {
             st.unreserved_hint += 1;
         }
@@ -346,9 +391,9 @@ impl DrfAllocator {
             bits &= !client.filtered.word(w);
             bits &= u64::MAX << (pos % 64);
             while bits != 0 {
-                let a = w * 64 + bits.trailing_zeros() as usize;
+                let a = AgentIx::new(w * 64 + bits.trailing_zeros() as usize);
                 if let Some(offer) = self.try_offer(st, c, a) {
-                    st.cursor[c] = a;
+                    st.cursor[c] = a.ix();
                     return Some((a, offer));
                 }
                 bits &= bits - 1;
@@ -360,9 +405,9 @@ impl DrfAllocator {
     }
 
     /// What agent `a` would offer client `c` now, if anything.
-    fn try_offer(&self, st: &Round, c: usize, a: usize) -> Option<Candidate> {
-        let client = self.clients[c].as_ref()?;
-        let agent = self.agents[a].as_ref().filter(|ag| ag.active)?;
+    fn try_offer(&self, st: &Round, c: ClientIx, a: AgentIx) -> Option<Candidate> {
+        let client = self.clients.get(c)?;
+        let agent = self.agents.get(a).filter(|ag| ag.active)?;
         let role = client.role;
         let role_name = &self.roles.roles[role].name;
         let quota_role = self.roles.chain_below_guarantee(role);
@@ -426,12 +471,12 @@ impl DrfAllocator {
         out
     }
 
-    fn commit(&mut self, st: &mut Round, c: usize, a: usize, candidate: Candidate, out: &mut Vec<Allocation>) {
-        let Some(client) = self.clients[c].as_ref() else { return };
+    fn commit(&mut self, st: &mut Round, c: ClientIx, a: AgentIx, candidate: Candidate, out: &mut Vec<Allocation>) {
+        let Some(client) = self.clients.get(c) else { return };
         let (role, f) = (client.role, client.framework);
         let top = self.top_guaranteed(role);
         let unmet_before = top.map(|t| self.roles.roles[t].unmet_guarantee());
-        let Some(agent) = self.agents[a].as_mut() else { return };
+        let Some(agent) = self.agents.get_mut(a) else { return };
         let (mut offer, q) = match candidate {
             Candidate::Whole => {
                 st.headroom_available.sub(&agent.avail_unreserved);
@@ -463,7 +508,7 @@ impl DrfAllocator {
         // what the agent has) stays true when the agent has less, and a
         // clear bit is checked exactly when the agent is picked.
         self.refresh_agent(a);
-        let Some(fw) = self.frameworks[f].as_ref() else { return };
+        let Some(fw) = self.frameworks.get(f) else { return };
         out.push(Allocation {
             framework_id: fw.id.clone(),
             agent_id,

@@ -10,6 +10,7 @@ use orchestrator_core::{AgentId, FrameworkId, FrameworkInfo, Resources, Result};
 use super::DrfAllocator;
 use crate::allocator::bitset::BitSet;
 use crate::allocator::holdings::Holdings;
+use crate::allocator::index::{AgentIx, ClientIx, FrameworkIx, RoleIx};
 use crate::allocator::quantities::Quantities;
 use crate::allocator::stripped;
 
@@ -21,15 +22,15 @@ pub(crate) struct AgentSlot {
     /// allocation roles.
     pub(crate) available: Resources,
     /// What each client (framework in a role) holds here, with allocation roles.
-    pub(crate) allocated: Vec<(usize, Holdings)>,
+    pub(crate) allocated: Vec<(ClientIx, Holdings)>,
     pub(crate) active: bool,
     /// Clients with a filter on this agent.
-    pub(crate) filters: Vec<usize>,
+    pub(crate) filters: Vec<ClientIx>,
     /// `available` when the filter bits were last verified against it.
     pub(crate) verified: Option<Resources>,
     pub(crate) dirty: bool,
     /// Roles whose reserved-availability bit is set for this agent.
-    pub(crate) reserved_roles: Vec<usize>,
+    pub(crate) reserved_roles: Vec<RoleIx>,
     /// Unreserved scalars of `available`, for headroom.
     pub(crate) avail_unreserved: Quantities,
     /// All scalars of `available`.
@@ -41,8 +42,8 @@ pub(crate) struct AgentSlot {
 
 #[derive(Debug)]
 pub(crate) struct RoleClient {
-    pub(crate) framework: usize,
-    pub(crate) role: usize,
+    pub(crate) framework: FrameworkIx,
+    pub(crate) role: RoleIx,
     pub(crate) suppressed: bool,
     /// The framework left this role; kept until its allocation is recovered.
     pub(crate) detached: bool,
@@ -51,7 +52,7 @@ pub(crate) struct RoleClient {
     /// Agents on which an active filter covers what the agent has.
     pub(crate) filtered: BitSet,
     /// Agents on which the client has a filter at all (list and bits).
-    pub(crate) filter_agents: Vec<usize>,
+    pub(crate) filter_agents: Vec<AgentIx>,
     pub(crate) has_filter: BitSet,
     /// On how many agents the client holds something.
     pub(crate) holding: usize,
@@ -60,7 +61,7 @@ pub(crate) struct RoleClient {
 #[derive(Debug)]
 pub(crate) struct FrameworkSlot {
     pub(crate) id: FrameworkId,
-    pub(crate) clients: Vec<usize>,
+    pub(crate) clients: Vec<ClientIx>,
 }
 
 #[derive(Debug)]
@@ -72,23 +73,8 @@ pub(crate) struct OfferFilter {
     pub(crate) expires: Instant,
 }
 
-/// Puts `value` in a freed slot or a new one and returns its index; slots
-/// are indices into the allocator's bitsets, so they are reused.
-pub(super) fn insert_slot<T>(slots: &mut Vec<Option<T>>, free: &mut Vec<usize>, value: T) -> usize {
-    match free.pop() {
-        Some(slot) => {
-            slots[slot] = Some(value);
-            slot
-        }
-        None => {
-            slots.push(Some(value));
-            slots.len() - 1
-        }
-    }
-}
-
 impl DrfAllocator {
-    pub(super) fn add_client(&mut self, framework: usize, role: usize, suppressed: bool) -> usize {
+    pub(super) fn add_client(&mut self, framework: FrameworkIx, role: RoleIx, suppressed: bool) -> ClientIx {
         let client = RoleClient {
             framework,
             role,
@@ -101,32 +87,33 @@ impl DrfAllocator {
             has_filter: BitSet::default(),
             holding: 0,
         };
-        let c = insert_slot(&mut self.clients, &mut self.free_client_slots, client);
+        let c = self.clients.insert(client);
         self.roles.roles[role].clients.push(c);
         c
     }
 
-    pub(super) fn drop_client(&mut self, c: usize) {
+    pub(super) fn drop_client(&mut self, c: ClientIx) {
         self.clear_client_filters(c);
-        if let Some(client) = self.clients[c].take() {
+        if let Some(client) = self.clients.remove(c) {
             self.roles.roles[client.role].clients.retain(|x| *x != c);
-            self.free_client_slots.push(c);
         }
     }
 
-    pub(super) fn set_roles(&mut self, f: usize, info: &FrameworkInfo, suppressed_roles: &[String]) -> Result<()> {
+    pub(super) fn set_roles(
+        &mut self,
+        f: FrameworkIx,
+        info: &FrameworkInfo,
+        suppressed_roles: &[String],
+    ) -> Result<()> {
         let wanted = info.effective_roles();
         let mut role_ids = Vec::with_capacity(wanted.len());
         for name in &wanted {
             role_ids.push(self.roles.ensure(name)?);
         }
-        let existing: Vec<usize> = self.frameworks[f]
-            .as_ref()
-            .map(|fw| fw.clients.clone())
-            .unwrap_or_default();
+        let existing: Vec<ClientIx> = self.frameworks.get(f).map(|fw| fw.clients.clone()).unwrap_or_default();
         let mut clients = Vec::new();
         for &c in &existing {
-            let Some(client) = self.clients[c].as_mut() else {
+            let Some(client) = self.clients.get_mut(c) else {
                 continue;
             };
             let keep = role_ids.contains(&client.role);
@@ -140,12 +127,12 @@ impl DrfAllocator {
         for (name, role) in wanted.iter().zip(role_ids) {
             let known = existing
                 .iter()
-                .any(|c| self.clients[*c].as_ref().is_some_and(|cl| cl.role == role));
+                .any(|c| self.clients.get(*c).is_some_and(|cl| cl.role == role));
             if !known {
                 clients.push(self.add_client(f, role, suppressed_roles.contains(name)));
             }
         }
-        if let Some(fw) = self.frameworks[f].as_mut() {
+        if let Some(fw) = self.frameworks.get_mut(f) {
             fw.clients = clients;
         }
         Ok(())
@@ -153,14 +140,14 @@ impl DrfAllocator {
 
     /// Gives `resources` (with or without allocation roles) held by client
     /// `c` on agent `a` back to the agent; returns what was really held.
-    pub(super) fn give_back(&mut self, c: usize, a: usize, resources: &Resources) -> Resources {
-        let Some(client) = self.clients[c].as_ref() else {
+    pub(super) fn give_back(&mut self, c: ClientIx, a: AgentIx, resources: &Resources) -> Resources {
+        let Some(client) = self.clients.get(c) else {
             return Resources::new();
         };
         let role_name = self.roles.roles[client.role].name.clone();
         let role = client.role;
         let wanted = resources.allocated_to(&role_name);
-        let Some(agent) = self.agents[a].as_mut() else {
+        let Some(agent) = self.agents.get_mut(a) else {
             return Resources::new();
         };
         let Some(pos) = agent.allocated.iter().position(|(x, _)| *x == c) else {
@@ -176,7 +163,7 @@ impl DrfAllocator {
         let plain = stripped(&returned);
         agent.available += &plain;
         let q = self.names.quantities(&plain);
-        if let Some(client) = self.clients[c].as_mut() {
+        if let Some(client) = self.clients.get_mut(c) {
             client.allocated.sub(&q);
             if emptied {
                 client.holding -= 1;
@@ -187,49 +174,49 @@ impl DrfAllocator {
     }
 
     /// Drops detached clients that no longer hold anything.
-    pub(super) fn prune_detached(&mut self, f: usize) {
-        let Some(fw) = self.frameworks[f].as_ref() else { return };
-        let idle: Vec<usize> = fw
+    pub(super) fn prune_detached(&mut self, f: FrameworkIx) {
+        let Some(fw) = self.frameworks.get(f) else { return };
+        let idle: Vec<ClientIx> = fw
             .clients
             .iter()
             .copied()
             .filter(|c| {
-                self.clients[*c]
-                    .as_ref()
+                self.clients
+                    .get(*c)
                     .is_some_and(|cl| cl.detached && cl.allocated.is_zero())
             })
-            .filter(|c| self.clients[*c].as_ref().is_some_and(|cl| cl.holding == 0))
+            .filter(|c| self.clients.get(*c).is_some_and(|cl| cl.holding == 0))
             .collect();
         for c in idle {
             self.drop_client(c);
-            if let Some(fw) = self.frameworks[f].as_mut() {
+            if let Some(fw) = self.frameworks.get_mut(f) {
                 fw.clients.retain(|x| *x != c);
             }
         }
     }
 
     #[inline]
-    pub(super) fn record_allocation(&mut self, c: usize, a: usize, resources: Resources) {
+    pub(super) fn record_allocation(&mut self, c: ClientIx, a: AgentIx, resources: Resources) {
         let q = self.names.quantities(&resources);
         self.record_allocation_of(c, a, resources, &q);
     }
 
     /// [`record_allocation`](Self::record_allocation) with the scalars known.
-    pub(crate) fn record_allocation_of(&mut self, c: usize, a: usize, resources: Resources, q: &Quantities) {
-        let Some(client) = self.clients[c].as_ref() else { return };
+    pub(crate) fn record_allocation_of(&mut self, c: ClientIx, a: AgentIx, resources: Resources, q: &Quantities) {
+        let Some(client) = self.clients.get(c) else { return };
         let role = client.role;
-        if let Some(agent) = self.agents[a].as_mut() {
+        if let Some(agent) = self.agents.get_mut(a) {
             match agent.allocated.iter_mut().find(|(x, _)| *x == c) {
                 Some((_, held)) => held.add(resources),
                 None => {
                     agent.allocated.push((c, Holdings::of(resources)));
-                    if let Some(client) = self.clients[c].as_mut() {
+                    if let Some(client) = self.clients.get_mut(c) {
                         client.holding += 1;
                     }
                 }
             }
         }
-        if let Some(client) = self.clients[c].as_mut() {
+        if let Some(client) = self.clients.get_mut(c) {
             client.allocated.add(q);
             client.allocations += 1;
         }
