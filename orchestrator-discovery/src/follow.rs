@@ -1,0 +1,159 @@
+//! Following the master: its state is read every `refresh`, and a new
+//! record set is published when the records change. The masters are
+//! tried in order; the first that answers is taken as the leader unless
+//! its state names another.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::records::{RecordSet, Resolved};
+use crate::state::MasterState;
+
+/// The largest state accepted from a master (a 100,000-task state is
+/// about 60 MB).
+pub const MAX_STATE_BYTES: usize = 256 << 20;
+
+/// Publishes the record set of the masters' state into `records` every
+/// `config.refresh`, until the returned task is aborted or every
+/// receiver is gone. A master that cannot be read keeps the last set
+/// (Mesos-DNS does the same) and is logged.
+pub fn follow_masters(config: Arc<Config>, records: watch::Sender<Arc<RecordSet>>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .unwrap_or_default();
+        let mut names: HashMap<String, Ipv4Addr> = HashMap::new();
+        let mut serial: u32 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u32::try_from(d.as_secs()).unwrap_or(1));
+        let mut last_failure = String::new();
+        loop {
+            match read_state(&client, &config.masters).await {
+                Ok((state, master)) => {
+                    last_failure.clear();
+                    let resolved = resolve(&state, &master, &mut names).await;
+                    let mut set = RecordSet::build(&state, &resolved, &config);
+                    let changed = !records.borrow().same_records(&set);
+                    if changed {
+                        serial = serial.wrapping_add(1);
+                        set.serial = serial;
+                        if records.send(Arc::new(set)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    if e != last_failure {
+                        tracing::warn!(error = %e, "could not read the master's state; answering from the last one");
+                        last_failure = e;
+                    }
+                }
+            }
+            if records.is_closed() {
+                return;
+            }
+            tokio::time::sleep(config.refresh).await;
+        }
+    })
+}
+
+/// The first master's state that can be read, with that master's URL.
+async fn read_state(client: &reqwest::Client, masters: &[String]) -> Result<(MasterState, String), String> {
+    let mut errors = Vec::new();
+    for master in masters {
+        let url = format!("{}/master/state", master.trim_end_matches('/'));
+        match fetch(client, &url).await {
+            Ok(state) => return Ok((state, master.clone())),
+            Err(e) => errors.push(format!("{url}: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        return Err("no master is configured".into());
+    }
+    Err(errors.join("; "))
+}
+
+async fn fetch(client: &reqwest::Client, url: &str) -> Result<MasterState, String> {
+    let mut response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_STATE_BYTES {
+            return Err(format!("the state is over {MAX_STATE_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("not a master state: {e}"))
+}
+
+/// Addresses of agents known by host name only, looked up once and
+/// remembered, and the leader's address when the state does not say.
+async fn resolve(state: &MasterState, master: &str, names: &mut HashMap<String, Ipv4Addr>) -> Resolved {
+    let mut resolved = Resolved::default();
+    for agent in &state.slaves {
+        let by_pid = agent.pid.as_deref().and_then(crate::state::pid_ip);
+        if by_pid.is_some() || agent.hostname.parse::<Ipv4Addr>().is_ok() {
+            continue;
+        }
+        if let Some(ip) = lookup(&agent.hostname, names).await {
+            resolved.agents.insert(agent.id.clone(), ip);
+        }
+    }
+    if state.leader.is_none() {
+        if let Some((host, port)) = host_port(master) {
+            if let Some(ip) = lookup(&host, names).await {
+                resolved.leader = Some((ip, port));
+            }
+        }
+    }
+    resolved
+}
+
+async fn lookup(host: &str, names: &mut HashMap<String, Ipv4Addr>) -> Option<Ipv4Addr> {
+    if let Ok(ip) = host.parse() {
+        return Some(ip);
+    }
+    if let Some(ip) = names.get(host) {
+        return Some(*ip);
+    }
+    let found = tokio::time::timeout(Duration::from_secs(2), tokio::net::lookup_host((host, 0)))
+        .await
+        .ok()?
+        .ok()?
+        .find_map(|a| match a.ip() {
+            IpAddr::V4(ip) => Some(ip),
+            IpAddr::V6(_) => None,
+        })?;
+    names.insert(host.to_string(), found);
+    Some(found)
+}
+
+/// The host and port of a master's URL (`http://host:5050`).
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let (host, port) = authority
+        .rsplit_once(':')
+        .map_or((authority, None), |(h, p)| (h, p.parse().ok()));
+    Some((host.to_string(), port.unwrap_or(5050)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_urls_give_host_and_port() {
+        assert_eq!(host_port("http://127.0.0.1:5050/"), Some(("127.0.0.1".into(), 5050)));
+        assert_eq!(host_port("http://m1"), Some(("m1".into(), 5050)));
+    }
+}
