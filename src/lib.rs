@@ -14,6 +14,7 @@
 //! | `probe` | `orchestrator-probe` | per-host agent that reports hosts, processes, connections and containers |
 //! | `topology` | `orchestrator-topology` | the monitoring app that merges reports into views |
 //! | `zkmigrate` | `orchestrator-zkmigrate` | live ZooKeeper-to-ZooKeeper migration |
+//! | `discovery` | `orchestrator-discovery` | Mesos-DNS-compatible DNS and its HTTP API, fed by the master |
 //! | `platform` | this crate | master, agent, scheduler, probe and topology app in one process (the all-in-one) |
 //!
 //! ```
@@ -23,6 +24,8 @@
 //! ```
 
 pub use orchestrator_core as core;
+#[cfg(feature = "discovery")]
+pub use orchestrator_discovery as discovery;
 #[cfg(feature = "platform")]
 pub mod platform;
 #[cfg(feature = "mesos")]

@@ -58,6 +58,9 @@ pub enum PlatformError {
     /// The probe failed.
     #[error(transparent)]
     Probe(#[from] orchestrator_probe::Error),
+    /// The DNS server failed.
+    #[error(transparent)]
+    Discovery(#[from] orchestrator_discovery::Error),
     /// A file or directory could not be made.
     #[error("{what}: {source}")]
     Io {
@@ -84,6 +87,11 @@ pub struct PlatformConfig {
     pub marathon_port: u16,
     /// Port of the topology app.
     pub app_port: u16,
+    /// Port of the Mesos-DNS-compatible DNS server (UDP and TCP); `None`
+    /// runs none.
+    pub dns_port: Option<u16>,
+    /// Port of the DNS server's Mesos-DNS HTTP API.
+    pub dns_http_port: u16,
     /// Where the agent's sandboxes go, and (with `keep_state`) the
     /// scheduler's apps and the topology app's filters and audit log.
     pub work_dir: PathBuf,
@@ -123,6 +131,7 @@ pub struct Platform {
     marathon_run: JoinHandle<()>,
     app_cleanup: JoinHandle<()>,
     probe_run: JoinHandle<()>,
+    dns: Option<orchestrator_discovery::Discovery>,
 }
 
 /// Base URLs of the platform's servers.
@@ -136,6 +145,8 @@ pub struct Urls {
     pub marathon: String,
     /// The topology app and its web UI.
     pub app: String,
+    /// The DNS server (`IP:PORT`, UDP and TCP) and its HTTP API, when it runs.
+    pub dns: Option<(SocketAddr, String)>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -278,12 +289,35 @@ impl Platform {
             agent: url(config.agent_port),
             marathon: url(config.marathon_port),
             app: url(config.app_port),
+            dns: None,
         };
         // Every port first: a busy one fails before anything starts.
         let master_listener = bind(ip, config.master_port, "master").await?;
         let agent_listener = bind(ip, config.agent_port, "agent").await?;
         let marathon_listener = bind(ip, config.marathon_port, "scheduler").await?;
         let app_listener = bind(ip, config.app_port, "topology app").await?;
+        let mut urls = urls;
+        let dns = match config.dns_port {
+            Some(port) => {
+                let dns_config = orchestrator_discovery::Config {
+                    masters: vec![urls.master.clone()],
+                    listener: match ip {
+                        IpAddr::V4(v4) => v4,
+                        IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
+                    },
+                    ..orchestrator_discovery::Config::default()
+                };
+                let d = orchestrator_discovery::Discovery::start(
+                    dns_config,
+                    SocketAddr::new(ip, port),
+                    SocketAddr::new(ip, config.dns_http_port),
+                )
+                .await?;
+                urls.dns = Some((d.dns_addr, format!("http://{}", d.http_addr)));
+                Some(d)
+            }
+            None => None,
+        };
         let (stop, stop_rx) = watch::channel(false);
         let mut servers = Vec::new();
 
@@ -372,6 +406,7 @@ impl Platform {
             marathon_run,
             app_cleanup,
             probe_run,
+            dns,
         })
     }
 
@@ -459,6 +494,9 @@ impl Platform {
         }
         if let Some(l) = self.master_leadership {
             l.resign();
+        }
+        if let Some(dns) = self.dns {
+            dns.shutdown().await;
         }
         self.master_loops.abort();
         self.app_cleanup.abort();

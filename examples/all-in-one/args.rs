@@ -32,6 +32,15 @@ pub struct Args {
     /// Port of the topology app (/api/topology).
     #[arg(long = "app-port", default_value_t = 4040)]
     pub app_port: u16,
+    /// Port of the Mesos-DNS-compatible DNS server (UDP and TCP).
+    #[arg(long = "dns-port", default_value_t = 8053)]
+    pub dns_port: u16,
+    /// Port of the DNS server's Mesos-DNS HTTP API (/v1/hosts, /v1/services).
+    #[arg(long = "dns-http-port", default_value_t = 8123)]
+    pub dns_http_port: u16,
+    /// Run no DNS server.
+    #[arg(long = "no-dns")]
+    pub no_dns: bool,
     /// Keep state here between runs: the scheduler's apps, the agent's
     /// sandboxes, the topology app's saved filters and audit log. Without
     /// it everything lives in a temporary directory removed at exit.

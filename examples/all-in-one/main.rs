@@ -50,6 +50,8 @@ async fn main() -> anyhow::Result<()> {
         agent_port: args.agent_port,
         marathon_port: args.marathon_port,
         app_port: args.app_port,
+        dns_port: (!args.no_dns).then_some(args.dns_port),
+        dns_http_port: args.dns_http_port,
         work_dir: work.path.clone(),
         keep_state: work.keep,
         zk: args.zk.as_deref().map(|u| support::parse_zk_url(u, "/orchestrator")),
@@ -68,6 +70,18 @@ async fn main() -> anyhow::Result<()> {
                 _ => "--app-port",
             };
             anyhow::anyhow!("cannot listen on {addr} for the {what} (choose another with {flag}): {source}")
+        }
+        orchestrator::platform::PlatformError::Discovery(orchestrator::discovery::Error::Bind {
+            what,
+            addr,
+            source,
+        }) => {
+            let flag = if what.starts_with("DNS (") {
+                "--dns-port"
+            } else {
+                "--dns-http-port"
+            };
+            anyhow::anyhow!("cannot listen on {addr} for {what} (choose another with {flag}, or --no-dns): {source}")
         }
         other => other.into(),
     })?;
@@ -105,6 +119,13 @@ async fn main() -> anyhow::Result<()> {
     println!("  agent     {}    /state  offering {resources}", urls.agent);
     println!("  marathon  {}    /v2/apps, /v2/tasks", urls.marathon);
     println!("  topology  {}    /api/topology, /api/topology/processes", urls.app);
+    if let Some((dns, api)) = &urls.dns {
+        println!(
+            "  dns       {dns}    Mesos-DNS names: dig @{} -p {} web-demo.marathon.mesos; API {api}/v1/",
+            dns.ip(),
+            dns.port()
+        );
+    }
     println!("  tasks run as: {containerizers}");
     println!("  scheduler state in {}", platform.state_where);
     println!("Ctrl-C stops everything, tasks and containers included.");

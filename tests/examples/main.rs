@@ -2,7 +2,9 @@
 //! link of the whole facade instead of three): the all-in-one, the web UI
 //! in Chromium against `app-server` and `probe`, and the `zk-migrate` CLI.
 
+mod aio;
 mod all_in_one;
+mod dns;
 mod ui;
 mod zk_migrate_cli;
 

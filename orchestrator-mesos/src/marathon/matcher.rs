@@ -265,6 +265,18 @@ fn container_for(c: &super::app::Container, ports: &[u64]) -> Option<ContainerIn
     })
 }
 
+/// The name Marathon gives an app's tasks: the app id's path reversed and
+/// dotted (`/prod/web` → `web.prod`), which Mesos-DNS turns into the
+/// name `web-prod.marathon.mesos`.
+pub(crate) fn task_name(app_id: &str) -> String {
+    app_id
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .rev()
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// Builds the task of one instance.
 fn task_for(app: &AppDefinition, task_id: TaskId, agent: &AgentId, resources: Resources, ports: &[u64]) -> TaskInfo {
     let mut variables: Vec<Variable> = app
@@ -325,7 +337,7 @@ fn task_for(app: &AppDefinition, task_id: TaskId, agent: &AgentId, resources: Re
         labels.0.insert(VERSION_LABEL.into(), v.clone());
     }
     TaskInfo {
-        name: app.id.trim_start_matches('/').replace('/', "."),
+        name: task_name(&app.id),
         task_id,
         agent_id: agent.clone(),
         resources,
