@@ -47,8 +47,10 @@ fn state(extra: bool) -> Value {
         }
     }
     if extra {
-        tasks.push(json!({"id": "late.1", "name": "late", "slave_id": "M-S0", "state": "TASK_RUNNING",
-                          "resources": {"ports": "[32000-32000]"}}));
+        tasks.push(
+            json!({"id": "late.1", "name": "late", "slave_id": "M-S0", "state": "TASK_RUNNING",
+                          "resources": {"ports": "[32000-32000]"}}),
+        );
     }
     json!({"slaves": slaves, "frameworks": [{"id": "F1", "name": "marathon", "tasks": tasks}]})
 }
@@ -102,7 +104,11 @@ fn dns(c: &mut Criterion) {
         let app = axum::Router::new().route(
             "/master/state",
             get(move || {
-                let body = if late.load(Ordering::SeqCst) { states.1.clone() } else { states.0.clone() };
+                let body = if late.load(Ordering::SeqCst) {
+                    states.1.clone()
+                } else {
+                    states.0.clone()
+                };
                 async move { ([("content-type", "application/json")], body) }
             }),
         );
@@ -144,7 +150,9 @@ fn dns(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let n = usize::try_from(iters).unwrap_or(usize::MAX);
                 let start = Instant::now();
-                batch(&socket, n, qtype, |i| form.replace("{}", &apps[i % apps.len()].to_string()));
+                batch(&socket, n, qtype, |i| {
+                    form.replace("{}", &apps[i % apps.len()].to_string())
+                });
                 start.elapsed()
             });
         });

@@ -79,8 +79,16 @@ async fn main() -> anyhow::Result<()> {
         ..Config::default()
     };
     let ip = IpAddr::V4(args.ip);
-    let discovery = Discovery::start(config, SocketAddr::new(ip, args.port), SocketAddr::new(ip, args.http_port)).await?;
-    println!("DNS on {} (UDP and TCP), API on http://{}/v1/", discovery.dns_addr, discovery.http_addr);
+    let discovery = Discovery::start(
+        config,
+        SocketAddr::new(ip, args.port),
+        SocketAddr::new(ip, args.http_port),
+    )
+    .await?;
+    println!(
+        "DNS on {} (UDP and TCP), API on http://{}/v1/",
+        discovery.dns_addr, discovery.http_addr
+    );
     support::shutdown_signal().await;
     discovery.shutdown().await;
     println!("dns stopped");

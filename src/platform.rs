@@ -92,6 +92,8 @@ pub struct PlatformConfig {
     pub dns_port: Option<u16>,
     /// Port of the DNS server's Mesos-DNS HTTP API.
     pub dns_http_port: u16,
+    /// Balance each app's service ports over its tasks (listening on `ip`).
+    pub load_balancer: bool,
     /// Where the agent's sandboxes go, and (with `keep_state`) the
     /// scheduler's apps and the topology app's filters and audit log.
     pub work_dir: PathBuf,
@@ -132,6 +134,7 @@ pub struct Platform {
     app_cleanup: JoinHandle<()>,
     probe_run: JoinHandle<()>,
     dns: Option<orchestrator_discovery::Discovery>,
+    lb: Option<orchestrator_discovery::lb::LoadBalancer>,
 }
 
 /// Base URLs of the platform's servers.
@@ -392,6 +395,12 @@ impl Platform {
                 let _ = stop.wait_for(|s| *s).await;
             }))
         };
+        let lb = config.load_balancer.then(|| {
+            orchestrator_discovery::lb::LoadBalancer::start(orchestrator_discovery::lb::LbConfig {
+                bind: ip,
+                ..orchestrator_discovery::lb::LbConfig::new(urls.marathon.clone())
+            })
+        });
         Ok(Platform {
             master,
             agent,
@@ -407,6 +416,7 @@ impl Platform {
             app_cleanup,
             probe_run,
             dns,
+            lb,
         })
     }
 
@@ -497,6 +507,9 @@ impl Platform {
         }
         if let Some(dns) = self.dns {
             dns.shutdown().await;
+        }
+        if let Some(lb) = self.lb {
+            lb.shutdown().await;
         }
         self.master_loops.abort();
         self.app_cleanup.abort();

@@ -41,6 +41,9 @@ pub struct Args {
     /// Run no DNS server.
     #[arg(long = "no-dns")]
     pub no_dns: bool,
+    /// Run no load balancer on the apps' service ports.
+    #[arg(long = "no-lb")]
+    pub no_lb: bool,
     /// Keep state here between runs: the scheduler's apps, the agent's
     /// sandboxes, the topology app's saved filters and audit log. Without
     /// it everything lives in a temporary directory removed at exit.

@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         app_port: args.app_port,
         dns_port: (!args.no_dns).then_some(args.dns_port),
         dns_http_port: args.dns_http_port,
+        load_balancer: !args.no_lb,
         work_dir: work.path.clone(),
         keep_state: work.keep,
         zk: args.zk.as_deref().map(|u| support::parse_zk_url(u, "/orchestrator")),
@@ -119,6 +120,12 @@ async fn main() -> anyhow::Result<()> {
     println!("  agent     {}    /state  offering {resources}", urls.agent);
     println!("  marathon  {}    /v2/apps, /v2/tasks", urls.marathon);
     println!("  topology  {}    /api/topology, /api/topology/processes", urls.app);
+    if !args.no_lb {
+        println!(
+            "  lb        {}:SERVICE_PORT    each app's service ports (portDefinitions[].port) over its healthy tasks",
+            args.ip
+        );
+    }
     if let Some((dns, api)) = &urls.dns {
         println!(
             "  dns       {dns}    Mesos-DNS names: dig @{} -p {} web-demo.marathon.mesos; API {api}/v1/",

@@ -15,7 +15,9 @@
 //!   when it changes;
 //! - [`dns`]: the UDP and TCP server (on `hickory-server`), authoritative
 //!   for the domain, forwarding or refusing the rest;
-//! - [`http`]: Mesos-DNS's `/v1` API.
+//! - [`http`]: Mesos-DNS's `/v1` API;
+//! - [`lb`]: the L4 load balancer on the apps' service ports, following
+//!   the scheduler's events as marathon-lb does.
 //!
 //! [`Discovery::start`] runs all of it, as the `dns` example and the
 //! all-in-one do.
@@ -25,6 +27,7 @@ pub mod dns;
 mod error;
 pub mod follow;
 pub mod http;
+pub mod lb;
 pub mod names;
 pub mod records;
 pub mod state;

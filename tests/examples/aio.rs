@@ -29,6 +29,12 @@ pub(crate) struct AllInOne {
 impl AllInOne {
     /// Starts it with `args` on free ports and waits until it says it is up.
     pub(crate) fn start(args: &[String]) -> AllInOne {
+        Self::start_with(args, false)
+    }
+
+    /// [`start`](Self::start), with the load balancer when `lb` (only one
+    /// test runs one: every scheduler hands out the same service ports).
+    pub(crate) fn start_with(args: &[String], lb: bool) -> AllInOne {
         let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
         let mut cmd = Command::new(example_binary("all-in-one"));
         cmd.args([
@@ -48,6 +54,7 @@ impl AllInOne {
             "1s",
         ])
         .args(args)
+        .args((!lb).then_some("--no-lb"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
