@@ -7,10 +7,12 @@
 mod support;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use orchestrator::discovery::lb::haproxy::{HaproxyConfig, Writer};
 use orchestrator::discovery::lb::{Balance, LbConfig, LoadBalancer};
 
 /// Balance TCP connections to each app's service ports over its running,
@@ -33,6 +35,27 @@ struct Args {
     /// Read the apps at least this often, events or not.
     #[arg(long, default_value = "5s", value_parser = support::parse_duration)]
     resync: Duration,
+    /// Do not proxy the service ports here (with --haproxy-config: only
+    /// write HAProxy's configuration).
+    #[arg(long = "no-proxy")]
+    no_proxy: bool,
+    /// Write an HAProxy configuration here (marathon-lb's labels) whenever
+    /// the apps change; it is checked with `haproxy -c` first.
+    #[arg(long = "haproxy-config")]
+    haproxy_config: Option<PathBuf>,
+    /// The HAProxy binary that checks configurations.
+    #[arg(long = "haproxy-bin", default_value = "haproxy")]
+    haproxy_bin: PathBuf,
+    /// Run after a new configuration is in place (with `sh -c`), e.g.
+    /// `systemctl reload haproxy` or `kill -USR2 $(cat /run/haproxy.pid)`.
+    #[arg(long = "haproxy-reload")]
+    haproxy_reload: Option<String>,
+    /// HAPROXY_GROUP values served; `*` serves every app.
+    #[arg(long = "group", default_value = "*")]
+    groups: Vec<String>,
+    /// Port of HAProxy's shared HTTP frontend for virtual hosts.
+    #[arg(long = "haproxy-http-port", default_value_t = 80)]
+    haproxy_http_port: u16,
 }
 
 #[tokio::main]
@@ -48,6 +71,22 @@ async fn main() -> anyhow::Result<()> {
         balance,
         connect_timeout: args.connect_timeout,
         resync: args.resync,
+        proxy: !args.no_proxy,
+        haproxy: args.haproxy_config.map(|path| {
+            (
+                HaproxyConfig {
+                    groups: args.groups,
+                    bind: args.bind,
+                    http_port: Some(args.haproxy_http_port),
+                    ..HaproxyConfig::default()
+                },
+                Writer {
+                    path,
+                    haproxy: args.haproxy_bin,
+                    reload: args.haproxy_reload,
+                },
+            )
+        }),
     });
     println!("balancing the service ports of {} on {}", args.marathon, args.bind);
     let mut services = lb.subscribe();

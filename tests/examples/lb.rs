@@ -167,3 +167,175 @@ async fn the_load_balancer_spreads_connections_and_survives_a_killed_task() {
     assert!(aio.interrupt().success(), "{}", aio.said());
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// An HTTP server that answers every request with its own port.
+const HTTP_IDENTITY_SERVER: &str = r#"python3 -c '
+import os, http.server as h
+class H(h.BaseHTTPRequestHandler):
+    def do_GET(s):
+        b = os.environ["PORT0"].encode()
+        s.send_response(200); s.send_header("Content-Length", str(len(b))); s.end_headers(); s.wfile.write(b)
+    def log_message(s, *a): pass
+h.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT0"])), H).serve_forever()
+'"#;
+
+/// A child in a process group of its own, killed (group and all) on drop.
+struct Group(std::process::Child);
+
+impl Group {
+    fn spawn(cmd: &mut std::process::Command) -> Group {
+        use std::os::unix::process::CommandExt;
+        Group(cmd.process_group(0).spawn().expect("spawning"))
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let pgid = format!("-{}", self.0.id());
+        let _ = std::process::Command::new("kill").args(["-TERM", "--", &pgid]).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// The body of `GET url` with `Host: host`, or the status when not 200.
+async fn http_get(url: &str, host: &str) -> Result<String, u16> {
+    let r = reqwest::Client::new()
+        .get(url)
+        .header("host", host)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|_| 0u16)?;
+    if r.status() != 200 {
+        return Err(r.status().as_u16());
+    }
+    r.text().await.map_err(|_| 0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_haproxy_routes_with_the_generated_configuration_and_reloads_on_scale() {
+    let _shared = crate::HEAVY.read().await;
+    let work = scratch("haproxy");
+    let mut aio = AllInOne::start(&["--no-docker".into(), "--work-dir".into(), work.display().to_string()]);
+    let marathon = aio.marathon.clone();
+    let (http_port, front_port) = (orchestrator_testkit::free_port(), orchestrator_testkit::free_port());
+    let (code, body) = send(
+        reqwest::Method::POST,
+        &format!("{marathon}/v2/apps"),
+        json!({"id": "/edge/web", "cmd": HTTP_IDENTITY_SERVER, "cpus": 0.05, "mem": 32, "instances": 2,
+               "portDefinitions": [{"port": 0}],
+               "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "http", "HAPROXY_0_VHOST": "web.test",
+                          "HAPROXY_0_PORT": front_port.to_string()}}),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let task_ports = |n: usize| {
+        let marathon = marathon.clone();
+        async move {
+            until(&format!("{n} running tasks"), Duration::from_secs(30), async || {
+                let tasks = get(&format!("{marathon}/v2/apps/edge/web/tasks")).await;
+                let ports: std::collections::BTreeSet<String> = tasks["tasks"]
+                    .as_array()?
+                    .iter()
+                    .filter(|t| t["state"] == "TASK_RUNNING")
+                    .map(|t| t["ports"][0].to_string())
+                    .collect();
+                (ports.len() == n).then_some(ports)
+            })
+            .await
+        }
+    };
+    let two = task_ports(2).await;
+
+    // The balancer writes HAProxy's file (and asks it to reload on change).
+    let config = work.join("haproxy.cfg");
+    let pidfile = work.join("haproxy.pid");
+    let _lb = Group::spawn(
+        std::process::Command::new(orchestrator_testkit::example_binary("lb"))
+            .args(["--marathon", &marathon, "--no-proxy", "--group", "external"])
+            .args(["--haproxy-http-port", &http_port.to_string(), "--haproxy-config"])
+            .arg(&config)
+            .arg("--haproxy-reload")
+            .arg(format!("kill -USR2 $(cat {})", pidfile.display()))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null()),
+    );
+    let servers = |n: usize| {
+        let config = config.clone();
+        async move {
+            until(
+                &format!("{n} servers in HAProxy's file"),
+                Duration::from_secs(15),
+                async || {
+                    let text = std::fs::read_to_string(&config).ok()?;
+                    (text.matches("\n  server ").count() == n).then_some(text)
+                },
+            )
+            .await
+        }
+    };
+    servers(2).await;
+    let check = std::process::Command::new("haproxy")
+        .args(["-c", "-f"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "haproxy -c: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // A real HAProxy on it: virtual host and the app's own frontend.
+    let _haproxy = Group::spawn(
+        std::process::Command::new("haproxy")
+            .args(["-W", "-db", "-f"])
+            .arg(&config)
+            .arg("-p")
+            .arg(&pidfile)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    let vhost = format!("http://127.0.0.1:{http_port}/");
+    let seen = |n: usize| {
+        let vhost = vhost.clone();
+        async move {
+            until(
+                &format!("HAProxy to reach {n} tasks"),
+                Duration::from_secs(20),
+                async || {
+                    let mut seen = std::collections::BTreeSet::new();
+                    for _ in 0..(4 * n) {
+                        seen.insert(http_get(&vhost, "web.test").await.ok()?);
+                    }
+                    (seen.len() == n).then_some(seen)
+                },
+            )
+            .await
+        }
+    };
+    assert_eq!(seen(2).await, two);
+    assert!(http_get(&format!("http://127.0.0.1:{front_port}/"), "any")
+        .await
+        .is_ok());
+    assert_eq!(
+        http_get(&vhost, "other.test").await,
+        Err(503),
+        "no backend for another host"
+    );
+
+    // Scale to three: the file is rewritten, HAProxy reloaded, and all three serve.
+    let (code, body) = send(
+        reqwest::Method::PUT,
+        &format!("{marathon}/v2/apps/edge/web"),
+        json!({"instances": 3}),
+    )
+    .await;
+    assert!(code < 300, "{body}");
+    let three = task_ports(3).await;
+    servers(3).await;
+    assert_eq!(seen(3).await, three);
+
+    assert!(aio.interrupt().success(), "{}", aio.said());
+    let _ = std::fs::remove_dir_all(&work);
+}

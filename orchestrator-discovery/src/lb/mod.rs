@@ -8,9 +8,12 @@
 //! - [`services`]: the services of a `/v2/apps?embed=apps.tasks` answer
 //!   (pure);
 //! - [`follow`]: reading them again on every event;
-//! - [`proxy`]: the listeners and the connections.
+//! - [`proxy`]: the listeners and the connections;
+//! - [`haproxy`]: the same services as an HAProxy configuration, for
+//!   users who run HAProxy at the edge.
 
 pub mod follow;
+pub mod haproxy;
 pub mod proxy;
 pub mod services;
 
@@ -21,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
-pub use services::{Backend, Balance, Service, Services};
+pub use services::{Backend, Balance, Mode, Service, Services};
 
 /// How the balancer runs.
 #[derive(Clone, Debug)]
@@ -36,6 +39,10 @@ pub struct LbConfig {
     pub connect_timeout: Duration,
     /// The apps are read at least this often, events or not.
     pub resync: Duration,
+    /// Run the L4 proxy on the service ports (off: only HAProxy's file).
+    pub proxy: bool,
+    /// Also write an HAProxy configuration (and reload HAProxy) on change.
+    pub haproxy: Option<(haproxy::HaproxyConfig, haproxy::Writer)>,
 }
 
 impl LbConfig {
@@ -47,6 +54,8 @@ impl LbConfig {
             balance: Balance::RoundRobin,
             connect_timeout: Duration::from_secs(1),
             resync: Duration::from_secs(5),
+            proxy: true,
+            haproxy: None,
         }
     }
 }
@@ -67,10 +76,23 @@ impl LoadBalancer {
         let proxy = Arc::new(Mutex::new(proxy::Proxy::new(config.bind, config.connect_timeout)));
         let applier = {
             let (mut rx, proxy) = (rx.clone(), Arc::clone(&proxy));
+            let (run_proxy, haproxy) = (config.proxy, config.haproxy);
             tokio::spawn(async move {
                 loop {
                     let services = Arc::clone(&rx.borrow_and_update());
-                    proxy.lock().await.update(&services).await;
+                    if run_proxy {
+                        proxy.lock().await.update(&services).await;
+                    }
+                    if let Some((haproxy_config, writer)) = &haproxy {
+                        let text = haproxy::render(&services, haproxy_config);
+                        match writer.apply(&text).await {
+                            Ok(true) => {
+                                tracing::info!(path = %writer.path.display(), "HAProxy configuration rewritten")
+                            }
+                            Ok(false) => {}
+                            Err(e) => tracing::warn!(error = %e, "HAProxy configuration not applied"),
+                        }
+                    }
                     if rx.changed().await.is_err() {
                         return;
                     }

@@ -36,6 +36,15 @@ pub struct Backend {
     pub port: u16,
 }
 
+/// What HAProxy proxies a service as (`HAPROXY_{n}_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// TCP connections.
+    Tcp,
+    /// HTTP requests (virtual hosts are routed by `Host`).
+    Http,
+}
+
 /// One service port of an app and the tasks behind it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
@@ -45,6 +54,16 @@ pub struct Service {
     pub service_port: u16,
     /// How connections are spread.
     pub balance: Balance,
+    /// The port HAProxy binds for it (`HAPROXY_{n}_PORT`, else the
+    /// service port).
+    pub frontend_port: u16,
+    /// `HAPROXY_{n}_MODE`.
+    pub mode: Mode,
+    /// `HAPROXY_{n}_VHOST`: host names routed to it on the HTTP frontend.
+    pub vhosts: Vec<String>,
+    /// `HAPROXY_GROUP`: the balancer groups that expose it (none: only
+    /// balancers serving every group, `*`).
+    pub groups: Vec<String>,
     /// The tasks that take connections: running, and healthy where the
     /// app has health checks.
     pub backends: Vec<Backend>,
@@ -73,10 +92,35 @@ pub fn services_of(apps: &Value, default_balance: Balance) -> Services {
                 );
                 continue;
             }
-            let balance = labels[format!("HAPROXY_{index}_BALANCE")]
+            let label = |name: &str| labels[format!("HAPROXY_{index}_{name}")].as_str();
+            let balance = label("BALANCE").and_then(Balance::parse).unwrap_or(default_balance);
+            let mode = match label("MODE").map(str::to_ascii_lowercase).as_deref() {
+                Some("http") => Mode::Http,
+                _ => Mode::Tcp,
+            };
+            let frontend_port = label("PORT")
+                .and_then(|p| p.trim().parse::<u16>().ok())
+                .filter(|p| *p != 0)
+                .unwrap_or(service_port);
+            let vhosts = label("VHOST")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|h| valid_host(h))
+                        .map(str::to_ascii_lowercase)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let groups = labels["HAPROXY_GROUP"]
                 .as_str()
-                .and_then(Balance::parse)
-                .unwrap_or(default_balance);
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
             let mut backends: Vec<Backend> = app["tasks"]
                 .as_array()
                 .into_iter()
@@ -97,6 +141,10 @@ pub fn services_of(apps: &Value, default_balance: Balance) -> Services {
                     app_id: app_id.to_string(),
                     service_port,
                     balance,
+                    frontend_port,
+                    mode,
+                    vhosts,
+                    groups,
                     backends,
                 },
             );
@@ -121,6 +169,11 @@ fn service_ports(app: &Value) -> Vec<Option<u16>> {
         .collect()
 }
 
+/// A host name fit for an HAProxy ACL: letters, digits, `-`, `.`, `*`.
+fn valid_host(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 253 && h.chars().all(|c| c.is_ascii_alphanumeric() || "-.*".contains(c))
+}
+
 /// Whether every health check of a task passes (none reported yet: not
 /// healthy, as marathon-lb waits for the first result).
 fn healthy(task: &Value) -> bool {
@@ -138,7 +191,9 @@ mod tests {
     fn service_ports_map_to_running_healthy_tasks() {
         let apps = json!({"apps": [
             {"id": "/web", "portDefinitions": [{"port": 10001}, {"port": 10002}],
-             "labels": {"HAPROXY_1_BALANCE": "leastconn"},
+             "labels": {"HAPROXY_1_BALANCE": "leastconn", "HAPROXY_GROUP": "external, internal",
+                        "HAPROXY_0_MODE": "HTTP", "HAPROXY_0_VHOST": "Web.Example.com, bad host;, b.example.com",
+                        "HAPROXY_1_PORT": "9090"},
              "healthChecks": [{"protocol": "HTTP"}],
              "tasks": [
                 {"id": "a", "host": "h1", "state": "TASK_RUNNING", "ports": [31000, 31001],
@@ -169,5 +224,15 @@ mod tests {
         );
         assert_eq!(s[&10002].backends[0].port, 31001);
         assert_eq!(s[&10003].backends[0].port, 31010);
+        assert_eq!(s[&10001].mode, Mode::Http);
+        assert_eq!(
+            s[&10001].vhosts,
+            ["web.example.com", "b.example.com"],
+            "invalid host names are dropped"
+        );
+        assert_eq!(s[&10001].groups, ["external", "internal"]);
+        assert_eq!((s[&10001].frontend_port, s[&10002].frontend_port), (10001, 9090));
+        assert_eq!(s[&10002].mode, Mode::Tcp);
+        assert!(s[&10003].groups.is_empty());
     }
 }
