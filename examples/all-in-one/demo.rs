@@ -21,12 +21,16 @@ pub enum Helper {
         #[arg(long, env = "PORT0")]
         port: u16,
     },
-    /// Call every healthy task of an app in turn, finding them through the
-    /// scheduler's `/v2/apps/{id}/tasks`, over kept-alive connections.
+    /// Call every healthy task of an app in turn, finding them by their
+    /// Mesos-DNS SRV name (or through the scheduler's `/v2/apps/{id}/tasks`
+    /// without `--dns`), over kept-alive connections.
     DemoClient {
         /// The scheduler's API.
         #[arg(long)]
         marathon: String,
+        /// The DNS server (`IP:PORT`) that names the app's tasks.
+        #[arg(long)]
+        dns: Option<SocketAddr>,
         /// The app to call.
         #[arg(long, default_value = "/demo/web")]
         app: String,
@@ -49,9 +53,10 @@ pub async fn run(helper: Helper) -> anyhow::Result<()> {
         Helper::DemoWeb { ip, port } => web(SocketAddr::new(ip, port)).await,
         Helper::DemoClient {
             marathon,
+            dns,
             app,
             interval,
-        } => client(&marathon, &app, interval).await,
+        } => client(&marathon, dns, &app, interval).await,
     }
 }
 
@@ -84,7 +89,46 @@ fn backends(tasks: &Value) -> Vec<String> {
     out
 }
 
-async fn client(marathon: &str, app: &str, interval: Duration) -> anyhow::Result<()> {
+/// The SRV name Mesos-DNS gives an app's first port (`/demo/web` →
+/// `_web-demo._tcp.marathon.mesos`).
+fn srv_name(app: &str) -> String {
+    let task = app
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .rev()
+        .collect::<Vec<_>>()
+        .join(".");
+    format!(
+        "_{}._tcp.marathon.mesos.",
+        orchestrator::discovery::names::task_label(&task)
+    )
+}
+
+/// `host:port` of the app's tasks, by DNS when there is a server, else
+/// from the scheduler.
+async fn find(
+    http: &reqwest::Client,
+    dns: Option<SocketAddr>,
+    tasks_url: &str,
+    app: &str,
+) -> Result<Vec<String>, String> {
+    if let Some(server) = dns {
+        let answers = orchestrator::discovery::resolve::srv(server, &srv_name(app), Duration::from_secs(2)).await?;
+        let mut found: Vec<String> = answers
+            .into_iter()
+            .map(|a| match a.ip {
+                Some(ip) => SocketAddr::new(ip, a.port).to_string(),
+                None => format!("{}:{}", a.target.trim_end_matches('.'), a.port),
+            })
+            .collect();
+        found.sort();
+        return Ok(found);
+    }
+    let r = http.get(tasks_url).send().await.map_err(|e| e.to_string())?;
+    Ok(r.json::<Value>().await.map(|v| backends(&v)).unwrap_or_default())
+}
+
+async fn client(marathon: &str, dns: Option<SocketAddr>, app: &str, interval: Duration) -> anyhow::Result<()> {
     // Idle connections are kept, so the topology shows them between calls.
     let http = reqwest::Client::builder()
         .pool_idle_timeout(None)
@@ -99,10 +143,10 @@ async fn client(marathon: &str, app: &str, interval: Duration) -> anyhow::Result
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
-        let found = match http.get(&tasks_url).send().await {
-            Ok(r) => r.json::<Value>().await.map(|v| backends(&v)).unwrap_or_default(),
+        let found = match find(&http, dns, &tasks_url, app).await {
+            Ok(found) => found,
             Err(e) => {
-                eprintln!("cannot ask the scheduler: {e}");
+                eprintln!("cannot find {app}: {e}");
                 continue;
             }
         };
@@ -125,7 +169,7 @@ fn shell_quote(text: &str) -> String {
 
 /// The two demo apps: the web service in a container of `image` when
 /// given, else as a process of this binary; the client always as a process.
-pub fn apps(exe: &str, ip: IpAddr, marathon: &str, image: Option<&str>) -> [Value; 2] {
+pub fn apps(exe: &str, ip: IpAddr, marathon: &str, dns: Option<SocketAddr>, image: Option<&str>) -> [Value; 2] {
     let health = json!([{
         "protocol": "HTTP", "path": "/health", "portIndex": 0,
         "gracePeriodSeconds": 15, "intervalSeconds": 2, "timeoutSeconds": 2, "maxConsecutiveFailures": 3
@@ -151,7 +195,11 @@ pub fn apps(exe: &str, ip: IpAddr, marathon: &str, image: Option<&str>) -> [Valu
     }
     let client = json!({
         "id": "/demo/client",
-        "cmd": format!("exec {} demo-client --marathon {marathon} --app /demo/web", shell_quote(exe)),
+        "cmd": format!(
+            "exec {} demo-client --marathon {marathon} --app /demo/web{}",
+            shell_quote(exe),
+            dns.map(|d| format!(" --dns {d}")).unwrap_or_default()
+        ),
         "instances": 1,
         "cpus": 0.1,
         "mem": 64,
@@ -162,11 +210,16 @@ pub fn apps(exe: &str, ip: IpAddr, marathon: &str, image: Option<&str>) -> [Valu
 
 /// Deploys the demo apps through the scheduler's API (apps already there,
 /// from an earlier run with the same state, are left as they are).
-pub async fn deploy(marathon: &str, ip: IpAddr, image: Option<&str>) -> anyhow::Result<String> {
+pub async fn deploy(
+    marathon: &str,
+    ip: IpAddr,
+    dns: Option<SocketAddr>,
+    image: Option<&str>,
+) -> anyhow::Result<String> {
     let exe = std::env::current_exe().context("finding this program for the demo apps")?;
     let http = reqwest::Client::new();
     let mut said = Vec::new();
-    for app in apps(&exe.to_string_lossy(), ip, marathon, image) {
+    for app in apps(&exe.to_string_lossy(), ip, marathon, dns, image) {
         let id = app["id"].as_str().unwrap_or_default().to_string();
         let url = format!("{marathon}/v2/apps{id}");
         if http.get(&url).send().await?.status().is_success() {
@@ -185,8 +238,13 @@ pub async fn deploy(marathon: &str, ip: IpAddr, image: Option<&str>) -> anyhow::
         None => "2 web servers as processes".into(),
     };
     Ok(format!(
-        "demo: deployed {} ({web}, with HTTP health checks, and a client calling them); \
+        "demo: deployed {} ({web}, with HTTP health checks, and a client finding them {}); \
          in a few seconds: curl {marathon}/v2/apps/demo/web/tasks",
-        said.join(", ")
+        said.join(", "),
+        if dns.is_some() {
+            "by DNS (SRV _web-demo._tcp.marathon.mesos)"
+        } else {
+            "through /v2/apps/demo/web/tasks"
+        }
     ))
 }

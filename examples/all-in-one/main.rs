@@ -148,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
             }
             None => None,
         };
-        match demo::deploy(&urls.marathon, args.ip, image).await {
+        match demo::deploy(&urls.marathon, args.ip, urls.dns.as_ref().map(|(d, _)| *d), image).await {
             Ok(said) => println!("{said}"),
             Err(e) => eprintln!("demo: {e:#}"),
         }

@@ -16,6 +16,8 @@
 //! - [`dns`]: the UDP and TCP server (on `hickory-server`), authoritative
 //!   for the domain, forwarding or refusing the rest;
 //! - [`http`]: Mesos-DNS's `/v1` API;
+//! - [`resolve`]: SRV look-ups for programs that find their dependencies
+//!   by these names;
 //! - [`lb`]: the L4 load balancer on the apps' service ports, following
 //!   the scheduler's events as marathon-lb does.
 //!
@@ -30,6 +32,7 @@ pub mod http;
 pub mod lb;
 pub mod names;
 pub mod records;
+pub mod resolve;
 pub mod state;
 
 use std::net::SocketAddr;

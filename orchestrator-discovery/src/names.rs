@@ -74,6 +74,25 @@ pub fn canonical(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn is_label(l: &str) -> bool {
+        l.len() <= MAX_LABEL
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    }
+
+    proptest! {
+        #[test]
+        fn any_name_gives_valid_labels(name in "\\PC{0,150}") {
+            prop_assert!(is_label(&label(&name)));
+            prop_assert!(is_label(&task_label(&name)));
+            prop_assert!(domain_fragment(&name).split('.').all(|l| !l.is_empty() && is_label(l)) || domain_fragment(&name).is_empty());
+            prop_assert!(is_label(&agent_id_tail(&name)));
+        }
+    }
 
     #[test]
     fn labels_follow_rfc_1123_as_mesos_dns_mangles_them() {
