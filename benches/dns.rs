@@ -7,9 +7,11 @@
 //!   answer one agent address per task's agent);
 //! - `dns/query_srv_1000_apps_x_10_tasks`: SRV queries for random apps
 //!   (ten targets each, with their addresses as additionals);
-//! - `dns/running_to_answer`: from the master listing a new running task to
-//!   the DNS answering its name (the follower reads the state every 250 ms;
-//!   the task appears at a spread of points of that cycle).
+//! - `dns/parse_and_build_1000_apps_x_10_tasks`: reading the state and
+//!   building its record set, the follower's work per refresh;
+//! - `dns/running_to_answer`: from the master listing a new running task
+//!   (and saying so on its operator event stream) to the DNS answering its
+//!   name.
 //!
 //! Per-query time is the median time of a batch divided by its size;
 //! queries/s is its inverse, printed after each run.
@@ -19,8 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::routing::get;
+use axum::body::Body;
+use axum::routing::{get, post};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use orchestrator::discovery::records::{RecordSet, Resolved};
+use orchestrator::discovery::state::MasterState;
 use orchestrator::discovery::{Config, Discovery};
 use serde_json::{json, Value};
 
@@ -97,22 +102,45 @@ fn dns(c: &mut Criterion) {
         .build()
         .unwrap();
     let late = Arc::new(AtomicBool::new(false));
+    // The master's operator stream: one record per change, as the master's
+    // `POST /api/v1` SUBSCRIBE sends TASK_ADDED/TASK_UPDATED.
+    let (changes, _) = tokio::sync::broadcast::channel::<()>(16);
     let states = Arc::new((state(false).to_string(), state(true).to_string()));
     let (discovery, master) = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let master = listener.local_addr().unwrap();
-        let (late, states) = (late.clone(), states.clone());
-        let app = axum::Router::new().route(
-            "/master/state",
-            get(move || {
-                let body = if late.load(Ordering::SeqCst) {
-                    states.1.clone()
-                } else {
-                    states.0.clone()
-                };
-                async move { ([("content-type", "application/json")], body) }
-            }),
-        );
+        let (late, states, feed) = (late.clone(), states.clone(), changes.clone());
+        let record = |json: &str| format!("{}\n{json}", json.len());
+        let app = axum::Router::new()
+            .route(
+                "/master/state",
+                get(move || {
+                    let body = if late.load(Ordering::SeqCst) {
+                        states.1.clone()
+                    } else {
+                        states.0.clone()
+                    };
+                    async move { ([("content-type", "application/json")], body) }
+                }),
+            )
+            .route(
+                "/api/v1",
+                post(move || {
+                    let rx = feed.subscribe();
+                    async move {
+                        let first = record(r#"{"type":"SUBSCRIBED","subscribed":{}}"#);
+                        let rest = futures_util::stream::unfold(rx, move |mut rx| async move {
+                            rx.recv().await.ok()?;
+                            Some((record(r#"{"type":"TASK_UPDATED","task_updated":{}}"#), rx))
+                        });
+                        let stream = futures_util::StreamExt::map(
+                            futures_util::StreamExt::chain(futures_util::stream::once(async move { first }), rest),
+                            Ok::<_, std::convert::Infallible>,
+                        );
+                        Body::from_stream(stream)
+                    }
+                }),
+            );
         tokio::spawn(async move { axum::serve(listener, app).await });
         let config = Config {
             masters: vec![format!("http://{master}")],
@@ -160,6 +188,13 @@ fn dns(c: &mut Criterion) {
     }
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
+    group.bench_function("parse_and_build_1000_apps_x_10_tasks", |b| {
+        let config = Config::default();
+        b.iter(|| {
+            let state: MasterState = serde_json::from_str(&states.0).unwrap();
+            RecordSet::build(&state, &Resolved::default(), &config)
+        });
+    });
     group.bench_function("running_to_answer", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -168,6 +203,7 @@ fn dns(c: &mut Criterion) {
                 // At a random point of the follower's cycle, not just after a read.
                 std::thread::sleep(Duration::from_millis((i * 7919) % 250));
                 late.store(true, Ordering::SeqCst);
+                let _ = changes.send(());
                 let start = Instant::now();
                 loop {
                     socket.send(&query(7, "late.marathon.mesos", 1)).unwrap();
@@ -180,6 +216,7 @@ fn dns(c: &mut Criterion) {
                 total += start.elapsed();
                 // Back to the state without it, and wait until it is gone.
                 late.store(false, Ordering::SeqCst);
+                let _ = changes.send(());
                 loop {
                     socket.send(&query(8, "late.marathon.mesos", 1)).unwrap();
                     let len = socket.recv(&mut buf).unwrap();

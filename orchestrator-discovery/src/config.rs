@@ -41,8 +41,12 @@ pub struct Config {
     pub domain: String,
     /// TTL of its answers, seconds (Mesos-DNS: 60).
     pub ttl: u32,
-    /// How often the master's state is read again.
+    /// How often the state of a master without an operator event stream
+    /// is read again.
     pub refresh: Duration,
+    /// With the master's event stream, how often the state is read again
+    /// when nothing happens (agents come and go without events).
+    pub resync: Duration,
     /// Resolvers that names outside the domain are forwarded to; none:
     /// such queries are REFUSED.
     pub resolvers: Vec<SocketAddr>,
@@ -74,6 +78,7 @@ impl Default for Config {
             domain: "mesos".into(),
             ttl: 60,
             refresh: Duration::from_millis(250),
+            resync: Duration::from_secs(5),
             resolvers: Vec::new(),
             timeout: Duration::from_secs(5),
             listener: Ipv4Addr::LOCALHOST,

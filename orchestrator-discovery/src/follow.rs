@@ -19,14 +19,22 @@ use crate::state::MasterState;
 /// about 60 MB).
 pub const MAX_STATE_BYTES: usize = 256 << 20;
 
-/// Publishes the record set of the masters' state into `records` every
-/// `config.refresh`, until the returned task is aborted or every
-/// receiver is gone. A master that cannot be read keeps the last set
-/// (Mesos-DNS does the same) and is logged.
+/// Publishes the record set of the masters' state into `records` until
+/// the returned task is aborted or every receiver is gone. The state is
+/// read again soon after every event of the master's v1 operator stream
+/// (`POST /api/v1` `SUBSCRIBE`) and every `config.resync` regardless;
+/// a master without that stream is read every `config.refresh`. A master
+/// that cannot be read keeps the last set (Mesos-DNS does the same) and
+/// is logged.
 pub fn follow_masters(config: Arc<Config>, records: watch::Sender<Arc<RecordSet>>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
+            .build()
+            .unwrap_or_default();
+        // The event stream lasts: no overall timeout, only for connecting.
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(config.timeout)
             .build()
             .unwrap_or_default();
         let mut names: HashMap<String, Ipv4Addr> = HashMap::new();
@@ -34,10 +42,14 @@ pub fn follow_masters(config: Arc<Config>, records: watch::Sender<Arc<RecordSet>
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| u32::try_from(d.as_secs()).unwrap_or(1));
         let mut last_failure = String::new();
+        let mut events: Option<reqwest::Response> = None;
         loop {
             match read_state(&client, &config.masters).await {
                 Ok((state, master)) => {
                     last_failure.clear();
+                    if events.is_none() {
+                        events = subscribe(&streaming, &master).await;
+                    }
                     let resolved = resolve(&state, &master, &mut names).await;
                     let mut set = RecordSet::build(&state, &resolved, &config);
                     let changed = !records.borrow().same_records(&set);
@@ -50,6 +62,7 @@ pub fn follow_masters(config: Arc<Config>, records: watch::Sender<Arc<RecordSet>
                     }
                 }
                 Err(e) => {
+                    events = None;
                     if e != last_failure {
                         tracing::warn!(error = %e, "could not read the master's state; answering from the last one");
                         last_failure = e;
@@ -59,9 +72,50 @@ pub fn follow_masters(config: Arc<Config>, records: watch::Sender<Arc<RecordSet>
             if records.is_closed() {
                 return;
             }
-            tokio::time::sleep(config.refresh).await;
+            let Some(stream) = events.as_mut() else {
+                tokio::time::sleep(config.refresh).await;
+                continue;
+            };
+            match tokio::time::timeout(config.resync, stream.chunk()).await {
+                // Something happened: read once the burst it starts is in.
+                Ok(Ok(Some(_))) => {
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while let Ok(next) = tokio::time::timeout(Duration::ZERO, stream.chunk()).await {
+                        if !matches!(next, Ok(Some(_))) {
+                            events = None;
+                            break;
+                        }
+                    }
+                }
+                // The stream ended (a new leader, a restart): read and subscribe again.
+                Ok(_) => events = None,
+                // Quiet for `resync`: read anyway.
+                Err(_) => {}
+            }
         }
     })
+}
+
+/// Events that come together are read as one: the state is read this
+/// long after the first.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// The master's v1 operator event stream, where it has one.
+async fn subscribe(client: &reqwest::Client, master: &str) -> Option<reqwest::Response> {
+    let url = format!("{}/api/v1", master.trim_end_matches('/'));
+    let response = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(r#"{"type":"SUBSCRIBE"}"#)
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        tracing::info!(%url, status = %response.status(), "no operator event stream; reading the state every refresh");
+        return None;
+    }
+    Some(response)
 }
 
 /// The first master's state that can be read, with that master's URL.

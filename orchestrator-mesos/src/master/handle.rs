@@ -92,6 +92,9 @@ pub(super) struct Shared<A: Allocator> {
     allocation_interval: Duration,
     /// New agents and frameworks ask for an allocation before the next tick.
     pub(super) allocate_soon: tokio::sync::Notify,
+    /// Operator events (`TASK_ADDED`, `TASK_UPDATED`), RecordIO-encoded,
+    /// for `SUBSCRIBE`rs of `/api/v1`.
+    pub(super) operator: tokio::sync::broadcast::Sender<Bytes>,
 }
 
 /// A running master: clone it freely; [`router`](Self::router) serves it and
@@ -144,6 +147,7 @@ impl<A: Allocator + 'static> MasterHandle<A> {
                 agents: Mutex::new(HashMap::new()),
                 allocation_interval,
                 allocate_soon: tokio::sync::Notify::new(),
+                operator: tokio::sync::broadcast::channel(super::events::OPERATOR_BUFFER).0,
             }),
         }
     }
@@ -156,9 +160,16 @@ impl<A: Allocator + 'static> MasterHandle<A> {
     /// Delivers effects: events to framework streams, commands to agents.
     pub fn dispatch(&self, effects: Vec<Effect>) {
         let mut gone = Vec::new();
+        let watched = self.shared.operator.receiver_count() > 0;
         for effect in effects {
             match effect {
                 Effect::ToFramework { framework_id, event } => {
+                    if let (true, Some(update)) = (watched, &event.update) {
+                        let _ = self
+                            .shared
+                            .operator
+                            .send(super::events::task_updated(&framework_id, &update.status));
+                    }
                     let streams = lock(&self.shared.streams);
                     let sent = streams.get(&framework_id).map(|s| s.sink.send(&event));
                     if sent == Some(false) {
@@ -171,6 +182,9 @@ impl<A: Allocator + 'static> MasterHandle<A> {
                     framework,
                     task,
                 } => {
+                    if watched {
+                        let _ = self.shared.operator.send(super::events::task_added(&framework, &task));
+                    }
                     self.to_agent(&agent_id, &AgentCommand::Launch { framework, task });
                 }
                 Effect::Kill {

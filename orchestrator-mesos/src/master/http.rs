@@ -51,6 +51,7 @@ impl<A: Allocator + 'static> MasterHandle<A> {
     /// The HTTP routes.
     pub fn router(&self) -> Router {
         Router::new()
+            .route("/api/v1", post(super::events::operator_call::<A>))
             .route("/api/v1/scheduler", post(scheduler::<A>))
             .route("/api/v1/agents/register", post(agent_register::<A>))
             .route("/api/v1/agents/reregister", post(agent_reregister::<A>))

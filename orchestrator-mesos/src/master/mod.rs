@@ -4,6 +4,7 @@
 //! timers), `http.rs` and `operator.rs` serve it.
 
 mod accept;
+mod events;
 mod handle;
 mod http;
 mod operator;

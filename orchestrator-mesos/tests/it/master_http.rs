@@ -112,6 +112,30 @@ async fn launch_end_to_end(base: &str) {
     assert_eq!(commands.status(), 200);
     let mut commands = EventStream::new(commands);
 
+    // An operator watches through the v1 operator API's event stream.
+    let operator = |body: &'static str| {
+        http.post(format!("{base}/api/v1"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    let watch = operator(r#"{"type":"SUBSCRIBE"}"#).await.unwrap();
+    assert_eq!(watch.status(), 200);
+    let mut watch = EventStream::new(watch);
+    let record = |bytes: Vec<u8>| serde_json::from_slice::<Value>(&bytes).unwrap();
+    let subscribed = record(watch.record().await);
+    assert_eq!(subscribed["type"], "SUBSCRIBED");
+    let agents = &subscribed["subscribed"]["get_state"]["get_agents"]["agents"];
+    assert_eq!(
+        agents[0]["agent_info"]["id"]["value"],
+        agent_id.as_str(),
+        "{subscribed}"
+    );
+    assert_eq!(subscribed["subscribed"]["heartbeat_interval_seconds"], 15.0);
+    let refused = operator(r#"{"type":"DRAIN_AGENT"}"#).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(operator("not json").await.unwrap().status(), 400);
+
     // The framework subscribes, as a Mesos HTTP framework does.
     let sub = http
         .post(format!("{base}/api/v1/scheduler"))
@@ -179,6 +203,36 @@ async fn launch_end_to_end(base: &str) {
             "{acked:?}"
         );
     }
+
+    // The operator saw the task added, running and finished, in Mesos's shapes.
+    let added = record(watch.record().await);
+    assert_eq!(added["type"], "TASK_ADDED", "{added}");
+    let task = &added["task_added"]["task"];
+    assert_eq!(
+        (task["task_id"]["value"].as_str(), task["state"].as_str()),
+        (Some("hello-1"), Some("TASK_STAGING"))
+    );
+    assert_eq!(task["framework_id"]["value"], fw.as_str());
+    assert_eq!(task["agent_id"]["value"], agent_id.as_str());
+    assert_eq!(task["resources"][0]["name"], "cpus", "{task}");
+    for state in ["TASK_RUNNING", "TASK_FINISHED"] {
+        let updated = record(watch.record().await);
+        assert_eq!(updated["type"], "TASK_UPDATED", "{updated}");
+        assert_eq!(updated["task_updated"]["state"], state);
+        assert_eq!(updated["task_updated"]["status"]["task_id"]["value"], "hello-1");
+        assert_eq!(updated["task_updated"]["framework_id"]["value"], fw.as_str());
+    }
+    let got: Value = operator(r#"{"type":"GET_STATE"}"#).await.unwrap().json().await.unwrap();
+    let done = &got["get_state"]["get_tasks"]["completed_tasks"][0];
+    assert_eq!(
+        (done["task_id"]["value"].as_str(), done["state"].as_str()),
+        (Some("hello-1"), Some("TASK_FINISHED")),
+        "{got}"
+    );
+    assert_eq!(
+        got["get_state"]["get_frameworks"]["frameworks"][0]["framework_info"]["name"],
+        "e2e"
+    );
 
     let state: Value = http
         .get(format!("{base}/master/state"))
