@@ -71,7 +71,14 @@ async fn srv_becomes(dns: u16, want: &BTreeSet<u16>) -> Duration {
 async fn the_dns_names_an_apps_tasks_as_mesos_dns_and_follows_them_within_a_second() {
     let _shared = crate::HEAVY.read().await;
     let work = scratch("dns");
-    let mut aio = AllInOne::start(&["--no-docker".into(), "--work-dir".into(), work.display().to_string()]);
+    // Each all-in-one of the suite offers ports of its own: they share the host.
+    let mut aio = AllInOne::start(&[
+        "--no-docker".into(),
+        "--work-dir".into(),
+        work.display().to_string(),
+        "--resources".into(),
+        "cpus:2;mem:2048;disk:1024;ports:[26000-26099]".into(),
+    ]);
     let (dns, marathon) = (aio.dns_port, aio.marathon.clone());
     assert!(aio.printed(&format!("127.0.0.1:{dns}")), "{}", aio.said());
 

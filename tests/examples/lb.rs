@@ -41,13 +41,14 @@ async fn call(port: u16) -> Result<String, String> {
 }
 
 /// `n` connections (or as many as start within `for_at_most` of `t0`),
-/// at most `parallel` at a time: each answer with the time it finished,
-/// relative to `t0`.
+/// at most `parallel` at a time, each slot resting `pause` between calls
+/// (a bounded rate: every connection leaves a port in TIME_WAIT for a
+/// minute): each answer with the time it finished, relative to `t0`.
 async fn load(
     port: u16,
     n: usize,
     for_at_most: Duration,
-    parallel: usize,
+    (parallel, pause): (usize, Duration),
     t0: Instant,
 ) -> Vec<(Duration, Result<String, String>)> {
     let gate = Arc::new(Semaphore::new(parallel));
@@ -59,8 +60,10 @@ async fn load(
         let permit = Arc::clone(&gate).acquire_owned().await.unwrap();
         calls.push(tokio::spawn(async move {
             let r = call(port).await;
+            let done = t0.elapsed();
+            tokio::time::sleep(pause).await;
             drop(permit);
-            (t0.elapsed(), r)
+            (done, r)
         }));
     }
     let mut out = Vec::with_capacity(n);
@@ -74,8 +77,15 @@ async fn load(
 async fn the_load_balancer_spreads_connections_and_survives_a_killed_task() {
     let _shared = crate::HEAVY.read().await;
     let work = scratch("lb");
+    // Each all-in-one of the suite offers ports of its own: they share the host.
     let mut aio = AllInOne::start_with(
-        &["--no-docker".into(), "--work-dir".into(), work.display().to_string()],
+        &[
+            "--no-docker".into(),
+            "--work-dir".into(),
+            work.display().to_string(),
+            "--resources".into(),
+            "cpus:2;mem:2048;disk:1024;ports:[27000-27099]".into(),
+        ],
         true,
     );
     let marathon = aio.marathon.clone();
@@ -119,7 +129,14 @@ async fn the_load_balancer_spreads_connections_and_survives_a_killed_task() {
     .await;
 
     // 1,000 connections, 50 at a time, spread within ±10 %.
-    let answers = load(service_port, 1_000, Duration::from_secs(60), 50, Instant::now()).await;
+    let answers = load(
+        service_port,
+        1_000,
+        Duration::from_secs(60),
+        (50, Duration::ZERO),
+        Instant::now(),
+    )
+    .await;
     let mut spread: BTreeMap<String, usize> = BTreeMap::new();
     for (_, r) in &answers {
         *spread
@@ -132,9 +149,16 @@ async fn the_load_balancer_spreads_connections_and_survives_a_killed_task() {
         assert!((300..=367).contains(n), "uneven spread: {spread:?}");
     }
 
-    // Kill one task under load: from a second after, no connection fails.
+    // Kill one task under load (about 1,000 connections a second for 3 s):
+    // from a second after, no connection fails.
     let t0 = Instant::now();
-    let loader = tokio::spawn(load(service_port, 100_000, Duration::from_secs(3), 20, t0));
+    let loader = tokio::spawn(load(
+        service_port,
+        3_000,
+        Duration::from_secs(3),
+        (10, Duration::from_millis(10)),
+        t0,
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let tasks = get(&format!("{marathon}/v2/apps/lb/echo/tasks")).await;
     let victim: &Value = &tasks["tasks"][0];
@@ -216,7 +240,13 @@ async fn http_get(url: &str, host: &str) -> Result<String, u16> {
 async fn a_real_haproxy_routes_with_the_generated_configuration_and_reloads_on_scale() {
     let _shared = crate::HEAVY.read().await;
     let work = scratch("haproxy");
-    let mut aio = AllInOne::start(&["--no-docker".into(), "--work-dir".into(), work.display().to_string()]);
+    let mut aio = AllInOne::start(&[
+        "--no-docker".into(),
+        "--work-dir".into(),
+        work.display().to_string(),
+        "--resources".into(),
+        "cpus:2;mem:2048;disk:1024;ports:[28000-28099]".into(),
+    ]);
     let marathon = aio.marathon.clone();
     let (http_port, front_port) = (orchestrator_testkit::free_port(), orchestrator_testkit::free_port());
     let (code, body) = send(
