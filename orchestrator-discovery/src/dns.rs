@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Header, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{NS, SOA};
+use hickory_proto::rr::rdata::{A, NS, SOA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::authority::MessageResponseBuilder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -53,23 +53,44 @@ impl DnsHandler {
         Some(Record::from_rdata(apex, c.ttl, RData::SOA(soa)))
     }
 
-    /// Records made per query: the apex's SOA and NS (and the NS's
-    /// address) when asked for.
-    fn apex(&self, set: &RecordSet, name: &str, qtype: RecordType) -> (Vec<Record>, Vec<Record>) {
+    /// The answers and additional records for `name` (canonical) of type
+    /// `qtype` in the domain.
+    fn answer(&self, set: &RecordSet, name: &str, qtype: RecordType) -> (Vec<Record>, Vec<Record>) {
+        let ttl = self.config.ttl;
         let (mut answers, mut additionals) = (Vec::new(), Vec::new());
-        if name != set.domain {
+        let Ok(owner) = Name::from_ascii(name) else {
             return (answers, additionals);
-        }
+        };
+        let a_records = |owner: &Name, of: &str, out: &mut Vec<Record>| {
+            for ip in set.a.get(of).into_iter().flatten() {
+                out.push(Record::from_rdata(owner.clone(), ttl, RData::A(A(*ip))));
+            }
+        };
         let any = qtype == RecordType::ANY;
-        if qtype == RecordType::SOA || any {
-            answers.extend(self.soa(set));
+        if qtype == RecordType::A || any {
+            a_records(&owner, name, &mut answers);
         }
-        if qtype == RecordType::NS || any {
-            let ns_name = format!("{}.", self.config.soa_mname.trim_end_matches('.'));
-            if let (Ok(owner), Ok(ns)) = (Name::from_ascii(name), Name::from_ascii(&ns_name)) {
-                answers.push(Record::from_rdata(owner, self.config.ttl, RData::NS(NS(ns))));
-                if let Some(a) = set.zone.a.get(&ns_name.to_ascii_lowercase()) {
-                    additionals.extend(a.iter().cloned());
+        if qtype == RecordType::SRV || any {
+            for target in set.srv.get(name).into_iter().flatten() {
+                let Ok(host) = Name::from_ascii(&target.host) else {
+                    continue;
+                };
+                let srv = SRV::new(0, 1, target.port, host.clone());
+                answers.push(Record::from_rdata(owner.clone(), ttl, RData::SRV(srv)));
+                if !additionals.iter().any(|r: &Record| r.name() == &host) {
+                    a_records(&host, &target.host, &mut additionals);
+                }
+            }
+        }
+        if name == set.domain {
+            if qtype == RecordType::SOA || any {
+                answers.extend(self.soa(set));
+            }
+            if qtype == RecordType::NS || any {
+                let ns_name = format!("{}.", self.config.soa_mname.trim_end_matches('.'));
+                if let Ok(ns) = Name::from_ascii(&ns_name) {
+                    answers.push(Record::from_rdata(owner.clone(), ttl, RData::NS(NS(ns.clone()))));
+                    a_records(&ns, &ns_name.to_ascii_lowercase(), &mut additionals);
                 }
             }
         }
@@ -184,19 +205,7 @@ impl RequestHandler for DnsHandler {
                 .unwrap_or_else(|_| fail(header, ResponseCode::ServFail));
         }
         header.set_authoritative(true);
-        let (apex_answers, apex_additionals) = self.apex(&set, &name, qtype);
-        let any = qtype == RecordType::ANY;
-        let none: &[Record] = &[];
-        let a = match (qtype == RecordType::A || any, set.zone.a.get(&name)) {
-            (true, Some(a)) => a.as_slice(),
-            _ => none,
-        };
-        let (srv, srv_additionals) = match (qtype == RecordType::SRV || any, set.zone.srv.get(&name)) {
-            (true, Some((s, extra))) => (s.as_slice(), extra.as_slice()),
-            _ => (none, none),
-        };
-        let answers: Vec<&Record> = a.iter().chain(srv).chain(&apex_answers).collect();
-        let additionals: Vec<&Record> = srv_additionals.iter().chain(&apex_additionals).collect();
+        let (answers, additionals) = self.answer(&set, &name, qtype);
         let mut soa = Vec::new();
         if answers.is_empty() {
             if !set.exists(&name) {
@@ -206,10 +215,10 @@ impl RequestHandler for DnsHandler {
         }
         let msg = builder.build(
             header,
-            answers.iter().copied(),
+            answers.iter(),
             std::iter::empty(),
             soa.iter(),
-            additionals.iter().copied(),
+            additionals.iter(),
         );
         response.send_response(msg).await.unwrap_or_else(|e| {
             tracing::debug!(error = %e, "could not send a DNS answer");

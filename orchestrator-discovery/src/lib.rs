@@ -34,7 +34,6 @@ pub mod names;
 pub mod records;
 pub mod resolve;
 pub mod state;
-pub mod zone;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

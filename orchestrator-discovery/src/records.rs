@@ -40,8 +40,6 @@ pub struct RecordSet {
     pub domain: String,
     /// Serial of the SOA: grows with every change of the set.
     pub serial: u32,
-    /// The same records in wire form, as answers are written.
-    pub zone: std::sync::Arc<crate::zone::Zone>,
 }
 
 #[derive(Default)]
@@ -146,16 +144,11 @@ impl RecordSet {
                 }
             }
         }
-        let a: HashMap<String, Vec<Ipv4Addr>> = b.a.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect();
-        let srv: HashMap<String, Vec<SrvTarget>> =
-            b.srv.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect();
-        let zone = std::sync::Arc::new(crate::zone::Zone::of(&a, &srv, config.ttl));
         RecordSet {
-            a,
-            srv,
+            a: b.a.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect(),
+            srv: b.srv.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect(),
             domain,
             serial: 0,
-            zone,
         }
     }
 
