@@ -5,7 +5,9 @@
 //! balancers, dashboards) follow the cluster from it instead of polling
 //! `/master/state`.
 //!
-//! Agent and framework events are not sent yet; `GET_STATE` has them.
+//! `AGENT_ADDED` and `AGENT_REMOVED` are sent as agents register and
+//! become unreachable; framework events are not sent yet (`GET_STATE`
+//! has the frameworks).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -15,13 +17,13 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use orchestrator_core::{Allocator, FrameworkId, FrameworkInfo, TaskInfo, TaskState, TaskStatus};
+use orchestrator_core::{AgentId, Allocator, FrameworkId, FrameworkInfo, TaskInfo, TaskState, TaskStatus};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 
 use super::handle::{lock, MasterHandle};
-use super::state::{AgentState, Master, TaskEntry};
+use super::state::{AgentEntry, AgentState, Master, TaskEntry};
 use crate::api::json::error;
 use crate::api::recordio;
 
@@ -74,24 +76,37 @@ fn get_state<A: Allocator>(master: &Master<A>) -> Value {
         frameworks
             .push(json!({"framework_info": info, "active": f.connected, "connected": f.connected, "recovered": false}));
     }
-    let agents: Vec<Value> = master
-        .agents()
-        .iter()
-        .map(|(aid, a)| {
-            let port = a.info.port.unwrap_or(5051);
-            json!({
-                "agent_info": {"id": id(aid.as_str()), "hostname": a.info.hostname, "port": port},
-                "active": a.state == AgentState::Active,
-                "pid": format!("slave(1)@{}:{port}", a.info.hostname),
-            })
-        })
-        .collect();
+    let agents: Vec<Value> = master.agents().iter().map(|(aid, a)| agent_json(aid, a)).collect();
     json!({
         "get_tasks": {"tasks": tasks, "completed_tasks": completed},
         "get_executors": {},
         "get_frameworks": {"frameworks": frameworks},
         "get_agents": {"agents": agents},
     })
+}
+
+/// An agent in the v1 `GetAgents.Agent` shape.
+fn agent_json(aid: &AgentId, a: &AgentEntry) -> Value {
+    let port = a.info.port.unwrap_or(5051);
+    json!({
+        "agent_info": {"id": id(aid.as_str()), "hostname": a.info.hostname, "port": port},
+        "active": a.state == AgentState::Active,
+        "pid": format!("slave(1)@{}:{port}", a.info.hostname),
+    })
+}
+
+fn record(event: &Value) -> Bytes {
+    Bytes::from(recordio::encode(&serde_json::to_vec(event).unwrap_or_default()))
+}
+
+/// The `AGENT_ADDED` record of an agent that (re)registered.
+pub(super) fn agent_added(aid: &AgentId, a: &AgentEntry) -> Bytes {
+    record(&json!({"type": "AGENT_ADDED", "agent_added": {"agent": agent_json(aid, a)}}))
+}
+
+/// The `AGENT_REMOVED` record of an agent that left.
+pub(super) fn agent_removed(aid: &AgentId) -> Bytes {
+    record(&json!({"type": "AGENT_REMOVED", "agent_removed": {"agent_id": id(aid.as_str())}}))
 }
 
 /// The `TASK_ADDED` record of a launch.
@@ -143,6 +158,18 @@ pub(super) async fn operator_call<A: Allocator + 'static>(
             StatusCode::BAD_REQUEST,
             "Failed to validate master::Call: Expecting 'type' to be present",
         ),
+    }
+}
+
+impl<A: Allocator + 'static> MasterHandle<A> {
+    /// Tells operator subscribers about an agent that (re)registered.
+    pub(super) fn announce_agent(&self, master: &Master<A>, aid: &AgentId) {
+        if self.shared.operator.receiver_count() == 0 {
+            return;
+        }
+        if let Some(a) = master.agents().get(aid) {
+            let _ = self.shared.operator.send(agent_added(aid, a));
+        }
     }
 }
 

@@ -335,7 +335,21 @@ impl<A: Allocator + 'static> MasterHandle<A> {
             let effects = tokio::select! {
                 _ = allocation.tick() => lock(&self.shared.master).allocate(Instant::now()),
                 _ = self.shared.allocate_soon.notified() => lock(&self.shared.master).allocate(Instant::now()),
-                _ = checks.tick() => lock(&self.shared.master).check(Instant::now()),
+                _ = checks.tick() => {
+                    let mut master = lock(&self.shared.master);
+                    let active = |m: &Master<A>| -> Vec<AgentId> {
+                        m.agents().iter().filter(|(_, a)| a.state == super::state::AgentState::Active).map(|(id, _)| id.clone()).collect()
+                    };
+                    let before = active(&master);
+                    let effects = master.check(Instant::now());
+                    if self.shared.operator.receiver_count() > 0 {
+                        let after = active(&master);
+                        for gone in before.iter().filter(|id| !after.contains(id)) {
+                            let _ = self.shared.operator.send(super::events::agent_removed(gone));
+                        }
+                    }
+                    effects
+                }
                 _ = heartbeats.tick() => {
                     let ids: Vec<FrameworkId> = lock(&self.shared.streams).keys().cloned().collect();
                     ids.into_iter()

@@ -128,7 +128,14 @@ async fn agent_register<A: Allocator + 'static>(State(h): State<MasterHandle<A>>
             )
         }
     };
-    let registered = lock(&h.shared.master).register_agent(req.agent_info, Instant::now());
+    let registered = {
+        let mut master = lock(&h.shared.master);
+        let registered = master.register_agent(req.agent_info, Instant::now());
+        if let Ok(id) = &registered {
+            h.announce_agent(&master, id);
+        }
+        registered
+    };
     match registered {
         Ok(id) => {
             h.shared.allocate_soon.notify_one();
@@ -154,7 +161,14 @@ async fn agent_reregister<A: Allocator + 'static>(State(h): State<MasterHandle<A
         .map(|t| (t.framework_id, t.task, t.state))
         .collect();
     let id = req.agent_id.clone();
-    let result = lock(&h.shared.master).reregister_agent(req.agent_id, req.agent_info, tasks, Instant::now());
+    let result = {
+        let mut master = lock(&h.shared.master);
+        let result = master.reregister_agent(req.agent_id, req.agent_info, tasks, Instant::now());
+        if result.is_ok() {
+            h.announce_agent(&master, &id);
+        }
+        result
+    };
     match result {
         Ok(()) => Json(json!({ "agent_id": id })).into_response(),
         Err(e) => bad_request(e),

@@ -222,6 +222,20 @@ async fn launch_end_to_end(base: &str) {
         assert_eq!(updated["task_updated"]["status"]["task_id"]["value"], "hello-1");
         assert_eq!(updated["task_updated"]["framework_id"]["value"], fw.as_str());
     }
+    let second: Value = http
+        .post(format!("{base}/api/v1/agents/register"))
+        .json(&json!({"agent_info": {"hostname": "node2", "port": 5052,
+            "resources": [{"name":"cpus","type":"SCALAR","scalar":{"value":1}}]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let added = record(watch.record().await);
+    assert_eq!(added["type"], "AGENT_ADDED", "{added}");
+    assert_eq!(added["agent_added"]["agent"]["agent_info"]["id"], second["agent_id"]);
+    assert_eq!(added["agent_added"]["agent"]["pid"], "slave(1)@node2:5052");
     let got: Value = operator(r#"{"type":"GET_STATE"}"#).await.unwrap().json().await.unwrap();
     let done = &got["get_state"]["get_tasks"]["completed_tasks"][0];
     assert_eq!(
@@ -242,8 +256,14 @@ async fn launch_end_to_end(base: &str) {
         .json()
         .await
         .unwrap();
-    assert_eq!(state["slaves"][0]["hostname"], "node1");
-    assert_eq!(state["slaves"][0]["resources"]["cpus"], 2.0);
+    assert_eq!(state["slaves"].as_array().unwrap().len(), 2);
+    let node1 = state["slaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["hostname"] == "node1")
+        .unwrap();
+    assert_eq!(node1["resources"]["cpus"], 2.0);
     assert_eq!(state["frameworks"][0]["completed_tasks"][0]["state"], "TASK_FINISHED");
     assert_eq!(state["frameworks"][0]["name"], "e2e");
 }
