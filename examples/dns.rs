@@ -21,6 +21,10 @@ struct Args {
     /// A master's URL; repeat for several (the first that answers is read).
     #[arg(long = "master", required = true)]
     masters: Vec<String>,
+    /// A Marathon-style scheduler: tasks failing its health checks are
+    /// left out (the master's state carries only Mesos-run checks).
+    #[arg(long)]
+    marathon: Option<String>,
     /// The domain answered for.
     #[arg(long, default_value = "mesos")]
     domain: String,
@@ -76,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         listener: args.ip,
         ip_sources,
         masters: args.masters,
+        marathon: args.marathon,
         ..Config::default()
     };
     let ip = IpAddr::V4(args.ip);

@@ -304,6 +304,7 @@ impl Platform {
             Some(port) => {
                 let dns_config = orchestrator_discovery::Config {
                     masters: vec![urls.master.clone()],
+                    marathon: Some(urls.marathon.clone()),
                     listener: match ip {
                         IpAddr::V4(v4) => v4,
                         IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,

@@ -70,6 +70,9 @@ pub struct Config {
     pub ip_sources: Vec<IpSource>,
     /// The masters' base URLs.
     pub masters: Vec<String>,
+    /// A Marathon-style scheduler whose health-check results leave
+    /// failing tasks out (the master's state carries only Mesos-run checks).
+    pub marathon: Option<String>,
 }
 
 impl Default for Config {
@@ -90,6 +93,7 @@ impl Default for Config {
             soa_minttl: 60,
             ip_sources: vec![IpSource::Netinfo, IpSource::Host],
             masters: Vec::new(),
+            marathon: None,
         }
     }
 }

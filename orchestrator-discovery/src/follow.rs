@@ -3,7 +3,7 @@
 //! tried in order; the first that answers is taken as the leader unless
 //! its state names another.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,16 +23,18 @@ pub const MAX_STATE_BYTES: usize = 256 << 20;
 /// the returned task is aborted or every receiver is gone. The state is
 /// read again soon after every event of the master's v1 operator stream
 /// (`POST /api/v1` `SUBSCRIBE`) and every `config.resync` regardless;
-/// a master without that stream is read every `config.refresh`. A master
-/// that cannot be read keeps the last set (Mesos-DNS does the same) and
-/// is logged.
+/// a master without that stream is read every `config.refresh`. With
+/// `config.marathon`, the scheduler's health-check results are read with
+/// it (and again on its `/v2/events`), and tasks failing them are left
+/// out. A master that cannot be read keeps the last set (Mesos-DNS does
+/// the same) and is logged.
 pub fn follow_masters(config: Arc<Config>, records: watch::Sender<Arc<RecordSet>>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()
             .unwrap_or_default();
-        // The event stream lasts: no overall timeout, only for connecting.
+        // The event streams last: no overall timeout, only for connecting.
         let streaming = reqwest::Client::builder()
             .connect_timeout(config.timeout)
             .build()
@@ -43,14 +45,26 @@ pub fn follow_masters(config: Arc<Config>, records: watch::Sender<Arc<RecordSet>
             .map_or(1, |d| u32::try_from(d.as_secs()).unwrap_or(1));
         let mut last_failure = String::new();
         let mut events: Option<reqwest::Response> = None;
+        let mut health_events: Option<reqwest::Response> = None;
+        let mut unhealthy: HashSet<String> = HashSet::new();
         loop {
+            if let Some(marathon) = &config.marathon {
+                if health_events.is_none() {
+                    health_events = subscribe_marathon(&streaming, marathon).await;
+                }
+                // A scheduler that cannot be read keeps its last verdicts.
+                if let Some(now) = unhealthy_tasks(&client, marathon).await {
+                    unhealthy = now;
+                }
+            }
             match read_state(&client, &config.masters).await {
                 Ok((state, master)) => {
                     last_failure.clear();
                     if events.is_none() {
                         events = subscribe(&streaming, &master).await;
                     }
-                    let resolved = resolve(&state, &master, &mut names).await;
+                    let mut resolved = resolve(&state, &master, &mut names).await;
+                    resolved.unhealthy.clone_from(&unhealthy);
                     let mut set = RecordSet::build(&state, &resolved, &config);
                     let changed = !records.borrow().same_records(&set);
                     if changed {
@@ -72,28 +86,80 @@ pub fn follow_masters(config: Arc<Config>, records: watch::Sender<Arc<RecordSet>
             if records.is_closed() {
                 return;
             }
-            let Some(stream) = events.as_mut() else {
-                tokio::time::sleep(config.refresh).await;
-                continue;
+            let quiet = if events.is_some() {
+                config.resync
+            } else {
+                config.refresh
             };
-            match tokio::time::timeout(config.resync, stream.chunk()).await {
-                // Something happened: read once the burst it starts is in.
-                Ok(Ok(Some(_))) => {
-                    tokio::time::sleep(DEBOUNCE).await;
-                    while let Ok(next) = tokio::time::timeout(Duration::ZERO, stream.chunk()).await {
-                        if !matches!(next, Ok(Some(_))) {
-                            events = None;
-                            break;
-                        }
-                    }
-                }
-                // The stream ended (a new leader, a restart): read and subscribe again.
-                Ok(_) => events = None,
-                // Quiet for `resync`: read anyway.
-                Err(_) => {}
+            tokio::select! {
+                ended = next_burst(&mut events) => if ended { events = None },
+                ended = next_burst(&mut health_events) => if ended { health_events = None },
+                () = tokio::time::sleep(quiet) => {}
             }
         }
     })
+}
+
+/// Waits for the next event of `stream` and the burst it starts;
+/// `true` when the stream ended instead. Never returns without a stream.
+async fn next_burst(stream: &mut Option<reqwest::Response>) -> bool {
+    let Some(s) = stream.as_mut() else {
+        return std::future::pending().await;
+    };
+    match s.chunk().await {
+        Ok(Some(_)) => {
+            tokio::time::sleep(DEBOUNCE).await;
+            while let Ok(next) = tokio::time::timeout(Duration::ZERO, s.chunk()).await {
+                if !matches!(next, Ok(Some(_))) {
+                    return true;
+                }
+            }
+            false
+        }
+        _ => true,
+    }
+}
+
+/// The scheduler's event stream, for health-check changes and task updates.
+async fn subscribe_marathon(client: &reqwest::Client, marathon: &str) -> Option<reqwest::Response> {
+    let url = format!(
+        "{}/v2/events?event_type=health_status_changed_event&event_type=status_update_event",
+        marathon.trim_end_matches('/')
+    );
+    let r = client
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .ok()?;
+    r.status().is_success().then_some(r)
+}
+
+/// Ids of tasks of apps with health checks that do not pass them all
+/// (none reported yet counts as not passing), from the scheduler; `None`
+/// when it cannot be read.
+async fn unhealthy_tasks(client: &reqwest::Client, marathon: &str) -> Option<HashSet<String>> {
+    let url = format!("{}/v2/apps?embed=apps.tasks", marathon.trim_end_matches('/'));
+    let response = client.get(&url).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let apps: serde_json::Value = response.json().await.ok()?;
+    let mut out = HashSet::new();
+    for app in apps["apps"].as_array()? {
+        if !app["healthChecks"].as_array().is_some_and(|c| !c.is_empty()) {
+            continue;
+        }
+        for task in app["tasks"].as_array().into_iter().flatten() {
+            let passing = task["healthCheckResults"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty() && r.iter().all(|h| h["alive"] == true));
+            if let (false, Some(id)) = (passing, task["id"].as_str()) {
+                out.insert(id.to_string());
+            }
+        }
+    }
+    Some(out)
 }
 
 /// Events that come together are read as one: the state is read this

@@ -27,6 +27,9 @@ pub struct Resolved {
     pub agents: HashMap<String, Ipv4Addr>,
     /// The leading master's address and port, if the state has no `leader`.
     pub leader: Option<(Ipv4Addr, u16)>,
+    /// Tasks the scheduler finds unhealthy (its own health checks, which
+    /// the master's state does not carry): left out.
+    pub unhealthy: std::collections::HashSet<String>,
 }
 
 /// Every A and SRV record of the domain.
@@ -104,7 +107,11 @@ impl RecordSet {
             if fname.is_empty() {
                 continue;
             }
-            for task in fw.tasks.iter().filter(|t| t.serving()) {
+            for task in fw
+                .tasks
+                .iter()
+                .filter(|t| t.serving() && !resolved.unhealthy.contains(&t.id))
+            {
                 let name = task
                     .discovery
                     .as_ref()
@@ -246,6 +253,7 @@ mod tests {
         let resolved = Resolved {
             agents: [("M-S3".to_string(), Ipv4Addr::new(10, 0, 0, 9))].into(),
             leader: None,
+            unhealthy: ["web.2".to_string()].into(),
         };
         let set = RecordSet::build(&state(STATE), &resolved, &config);
         assert_eq!(set.domain, "cluster.local.");

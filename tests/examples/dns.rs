@@ -143,6 +143,40 @@ async fn the_dns_names_an_apps_tasks_as_mesos_dns_and_follows_them_within_a_seco
     assert!(dig(dns, &["+short", "mesos", "SOA"]).starts_with("ns1.mesos. root.ns1.mesos. "));
     assert_eq!(dig(dns, &["+short", "mesos", "NS"]).trim(), "ns1.mesos.");
 
+    // An app whose health checks fail (nothing answers on its port) runs,
+    // and is not named.
+    let (code, body) = send(
+        reqwest::Method::POST,
+        &format!("{marathon}/v2/apps"),
+        json!({"id": "/prod/sick", "cmd": "sleep 600", "cpus": 0.05, "mem": 16, "instances": 1,
+               "portDefinitions": [{"port": 0}],
+               "healthChecks": [{"protocol": "HTTP", "path": "/", "portIndex": 0, "gracePeriodSeconds": 0,
+                                 "intervalSeconds": 1, "timeoutSeconds": 1, "maxConsecutiveFailures": 0}]}),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    until(
+        "the unhealthy task to run and fail its check",
+        Duration::from_secs(30),
+        async || {
+            let tasks = get(&format!("{marathon}/v2/apps/prod/sick/tasks")).await;
+            let t = tasks["tasks"].as_array()?.first()?.clone();
+            (t["state"] == "TASK_RUNNING" && t["healthCheckResults"][0]["alive"] == false).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        status(dns, "sick-prod.marathon.mesos", "A"),
+        "NXDOMAIN",
+        "a task failing its checks is not named"
+    );
+    assert_eq!(
+        srv_ports(dns, "_web-prod._tcp.marathon.mesos", false),
+        two,
+        "apps without checks are"
+    );
+
     // Unknown names in the domain, and names outside it (no resolvers).
     assert_eq!(status(dns, "nope.marathon.mesos", "A"), "NXDOMAIN");
     assert_eq!(
