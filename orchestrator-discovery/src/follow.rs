@@ -147,7 +147,7 @@ async fn unhealthy_tasks(client: &reqwest::Client, marathon: &str) -> Option<Has
     let apps: serde_json::Value = response.json().await.ok()?;
     let mut out = HashSet::new();
     for app in apps["apps"].as_array()? {
-        if !app["healthChecks"].as_array().is_some_and(|c| !c.is_empty()) {
+        if app["healthChecks"].as_array().is_none_or(|c| c.is_empty()) {
             continue;
         }
         for task in app["tasks"].as_array().into_iter().flatten() {

@@ -259,7 +259,8 @@ mod tests {
         assert_eq!(set.domain, "cluster.local.");
         assert_eq!(
             set.a["web-prod.marathon.cluster.local."],
-            [Ipv4Addr::new(10, 0, 0, 7), Ipv4Addr::new(10, 0, 0, 8)]
+            [Ipv4Addr::new(10, 0, 0, 7)],
+            "web.2 fails the scheduler's checks"
         );
         assert_eq!(set.a["lost.marathon.cluster.local."], [Ipv4Addr::new(10, 0, 0, 9)]);
     }
