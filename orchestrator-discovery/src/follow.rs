@@ -12,12 +12,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::fetch::{get_json, next_burst};
 use crate::records::{RecordSet, Resolved};
 use crate::state::MasterState;
-
-/// The largest state accepted from a master (a 100,000-task state is
-/// about 60 MB).
-pub const MAX_STATE_BYTES: usize = 256 << 20;
 
 /// Publishes the record set of the masters' state into `records` until
 /// the returned task is aborted or every receiver is gone. The state is
@@ -100,26 +97,6 @@ pub fn follow_masters(config: Arc<Config>, records: watch::Sender<Arc<RecordSet>
     })
 }
 
-/// Waits for the next event of `stream` and the burst it starts;
-/// `true` when the stream ended instead. Never returns without a stream.
-async fn next_burst(stream: &mut Option<reqwest::Response>) -> bool {
-    let Some(s) = stream.as_mut() else {
-        return std::future::pending().await;
-    };
-    match s.chunk().await {
-        Ok(Some(_)) => {
-            tokio::time::sleep(DEBOUNCE).await;
-            while let Ok(next) = tokio::time::timeout(Duration::ZERO, s.chunk()).await {
-                if !matches!(next, Ok(Some(_))) {
-                    return true;
-                }
-            }
-            false
-        }
-        _ => true,
-    }
-}
-
 /// The scheduler's event stream, for health-check changes and task updates.
 async fn subscribe_marathon(client: &reqwest::Client, marathon: &str) -> Option<reqwest::Response> {
     let url = format!(
@@ -140,11 +117,7 @@ async fn subscribe_marathon(client: &reqwest::Client, marathon: &str) -> Option<
 /// when it cannot be read.
 async fn unhealthy_tasks(client: &reqwest::Client, marathon: &str) -> Option<HashSet<String>> {
     let url = format!("{}/v2/apps?embed=apps.tasks", marathon.trim_end_matches('/'));
-    let response = client.get(&url).send().await.ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    let apps: serde_json::Value = response.json().await.ok()?;
+    let apps: serde_json::Value = get_json(client, &url, "Marathon's apps").await.ok()?;
     let mut out = HashSet::new();
     for app in apps["apps"].as_array()? {
         if app["healthChecks"].as_array().is_none_or(|c| c.is_empty()) {
@@ -161,10 +134,6 @@ async fn unhealthy_tasks(client: &reqwest::Client, marathon: &str) -> Option<Has
     }
     Some(out)
 }
-
-/// Events that come together are read as one: the state is read this
-/// long after the first.
-const DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// The master's v1 operator event stream, where it has one.
 async fn subscribe(client: &reqwest::Client, master: &str) -> Option<reqwest::Response> {
@@ -189,30 +158,15 @@ async fn read_state(client: &reqwest::Client, masters: &[String]) -> Result<(Mas
     let mut errors = Vec::new();
     for master in masters {
         let url = format!("{}/master/state", master.trim_end_matches('/'));
-        match fetch(client, &url).await {
+        match get_json::<MasterState>(client, &url, "a master state").await {
             Ok(state) => return Ok((state, master.clone())),
-            Err(e) => errors.push(format!("{url}: {e}")),
+            Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {
         return Err("no master is configured".into());
     }
     Err(errors.join("; "))
-}
-
-async fn fetch(client: &reqwest::Client, url: &str) -> Result<MasterState, String> {
-    let mut response = client.get(url).send().await.map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("HTTP {}", response.status()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > MAX_STATE_BYTES {
-            return Err(format!("the state is over {MAX_STATE_BYTES} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("not a master state: {e}"))
 }
 
 /// Addresses of agents known by host name only, looked up once and

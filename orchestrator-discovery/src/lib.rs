@@ -27,6 +27,7 @@
 pub mod config;
 pub mod dns;
 mod error;
+pub mod fetch;
 pub mod follow;
 pub mod http;
 pub mod lb;

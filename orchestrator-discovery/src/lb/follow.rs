@@ -9,13 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::services::{services_of, Balance, Services};
-
-/// The largest apps answer accepted.
-const MAX_APPS_BYTES: usize = 256 << 20;
-
-/// Events that come together are read as one: the apps are read this
-/// long after the first.
-const DEBOUNCE: Duration = Duration::from_millis(20);
+use crate::fetch::{get_json, next_burst};
 
 /// Publishes the services of the scheduler at `marathon` into `services`
 /// until the returned task is aborted or every receiver is gone.
@@ -57,32 +51,19 @@ pub fn follow_scheduler(
                 if services.is_closed() {
                     return;
                 }
-                let Some(stream) = events.as_mut() else {
+                if events.is_none() {
                     tokio::time::sleep(Duration::from_millis(500).min(resync)).await;
                     break;
+                }
+                // An event burst, or `resync` of quiet: read the apps again;
+                // the stream's end: read once more, then subscribe again.
+                let ended = tokio::select! {
+                    ended = next_burst(&mut events) => ended,
+                    () = tokio::time::sleep(resync) => false,
                 };
-                match tokio::time::timeout(resync, stream.chunk()).await {
-                    // An event: read the apps once the burst it starts has come.
-                    Ok(Ok(Some(_))) => {
-                        tokio::time::sleep(DEBOUNCE).await;
-                        let mut ended = false;
-                        while let Ok(next) = tokio::time::timeout(Duration::ZERO, stream.chunk()).await {
-                            if !matches!(next, Ok(Some(_))) {
-                                ended = true;
-                                break;
-                            }
-                        }
-                        if ended {
-                            break;
-                        }
-                    }
-                    // The stream ended: read once more, then subscribe again.
-                    Ok(_) => {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        break;
-                    }
-                    // Quiet for `resync`: read anyway.
-                    Err(_) => {}
+                if ended {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
                 }
             }
         }
@@ -90,17 +71,5 @@ pub fn follow_scheduler(
 }
 
 async fn read_apps(client: &reqwest::Client, base: &str) -> Result<serde_json::Value, String> {
-    let url = format!("{base}/v2/apps?embed=apps.tasks");
-    let mut response = client.get(&url).send().await.map_err(|e| format!("{url}: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!("{url}: HTTP {}", response.status()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
-        if body.len() + chunk.len() > MAX_APPS_BYTES {
-            return Err(format!("{url}: over {MAX_APPS_BYTES} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("{url}: not Marathon's apps: {e}"))
+    get_json(client, &format!("{base}/v2/apps?embed=apps.tasks"), "Marathon's apps").await
 }
