@@ -36,6 +36,10 @@ pub async fn srv(server: SocketAddr, name: &str, timeout: Duration) -> Result<Ve
         .set_op_code(OpCode::Query)
         .set_recursion_desired(true)
         .add_query(Query::query(qname, RecordType::SRV));
+    // Large answers over UDP, rather than truncated ones.
+    let mut edns = hickory_proto::op::Edns::new();
+    edns.set_max_payload(4096);
+    message.set_edns(edns);
     let bytes = message.to_vec().map_err(|e| e.to_string())?;
     let bind: SocketAddr = if server.is_ipv4() {
         ([0, 0, 0, 0], 0).into()

@@ -118,3 +118,79 @@ async fn refuses_settings_it_cannot_serve() {
         Err(Error::Config { what: "domain", .. })
     ));
 }
+
+/// An SRV query for `name`, with an EDNS payload size or without EDNS.
+fn srv_query(name: &str, edns: Option<u16>) -> Vec<u8> {
+    use hickory_proto::op::{Edns, Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let mut m = Message::new();
+    m.set_id(77).set_recursion_desired(true);
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::SRV));
+    if let Some(size) = edns {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        m.set_edns(e);
+    }
+    m.to_vec().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_answers_fit_the_client_and_names_elsewhere_are_forwarded() {
+    use hickory_proto::op::{Message, ResponseCode};
+    let tasks: Vec<(String, u16)> = (0..30).map(|i| (format!("web.{i}"), 31_000 + i)).collect();
+    let refs: Vec<(&str, u16)> = tasks.iter().map(|(id, p)| (id.as_str(), *p)).collect();
+    let (master, _current) = fake_master(state(&refs)).await;
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let d = Discovery::start(
+        Config {
+            masters: vec![master.clone()],
+            ..Config::default()
+        },
+        any,
+        any,
+    )
+    .await
+    .unwrap();
+    d.subscribe()
+        .wait_for(|r| r.srv.values().any(|t| t.len() == 30))
+        .await
+        .unwrap();
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.connect(d.dns_addr).await.unwrap();
+    let mut buf = vec![0u8; 65_535];
+    let mut ask = async |query: Vec<u8>| {
+        socket.send(&query).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        (n, Message::from_vec(&buf[..n]).unwrap())
+    };
+    // Without EDNS an answer is at most 512 bytes: thirty SRV records do
+    // not fit, so it comes truncated (the client retries over TCP).
+    let (n, plain) = ask(srv_query("_web-prod._tcp.marathon.mesos.", None)).await;
+    assert!(
+        n <= 512 && plain.truncated() && plain.answers().is_empty(),
+        "{n} bytes: {plain:?}"
+    );
+    // With EDNS's 4,096 bytes it all comes, targets' addresses included.
+    let (n, full) = ask(srv_query("_web-prod._tcp.marathon.mesos.", Some(4096))).await;
+    assert!(!full.truncated() && full.answers().len() == 30 && n > 512, "{n} bytes");
+    assert!(full.extensions().is_some(), "an EDNS query gets an EDNS answer");
+    // A second server, for another domain, forwards to the first.
+    let forwarding = Config {
+        domain: "other".into(),
+        masters: vec![master],
+        resolvers: vec![d.dns_addr],
+        ..Config::default()
+    };
+    let f = Discovery::start(forwarding, any, any).await.unwrap();
+    let forwarded = srv(f.dns_addr, "_web-prod._tcp.marathon.mesos", Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!(forwarded.len(), 30, "forwarded to the server of the domain");
+    let (_, refused) = ask(srv_query("_x._tcp.example.org.", None)).await;
+    assert_eq!(refused.response_code(), ResponseCode::Refused, "no resolvers: refused");
+    f.shutdown().await;
+    d.shutdown().await;
+}

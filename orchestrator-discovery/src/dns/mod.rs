@@ -16,6 +16,8 @@ use hickory_server::ServerFuture;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
+mod udp;
+
 use crate::config::Config;
 use crate::records::RecordSet;
 use crate::Error;
@@ -24,6 +26,7 @@ use crate::Error;
 const TCP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Answers queries from the latest record set.
+#[derive(Clone)]
 pub struct DnsHandler {
     records: watch::Receiver<Arc<RecordSet>>,
     config: Arc<Config>,
@@ -107,6 +110,10 @@ impl DnsHandler {
                 .set_op_code(OpCode::Query)
                 .set_recursion_desired(recursion_desired)
                 .add_query(query.clone());
+            // Ask for large answers: this server sizes them for its client.
+            let mut edns = hickory_proto::op::Edns::new();
+            edns.set_max_payload(4096);
+            message.set_edns(edns);
             let Ok(bytes) = message.to_vec() else { return None };
             let bind: SocketAddr = if resolver.is_ipv4() {
                 ([0, 0, 0, 0], 0).into()
@@ -147,6 +154,65 @@ fn rand_id() -> u16 {
     (nanos as u16) ^ NEXT.fetch_add(0x9e37, Ordering::Relaxed)
 }
 
+/// What a query gets.
+pub(crate) enum Reply {
+    /// Only a response code (REFUSED, SERVFAIL).
+    Code(ResponseCode),
+    /// A resolver's answer to a name outside the domain.
+    Forwarded(Message),
+    /// An authoritative answer (NOERROR with or without records, or NXDOMAIN).
+    Answer {
+        code: ResponseCode,
+        answers: Vec<Record>,
+        additionals: Vec<Record>,
+        soa: Vec<Record>,
+    },
+}
+
+impl DnsHandler {
+    /// The reply to one question, whatever carries it.
+    pub(crate) async fn reply(&self, query: &Query, recursion_desired: bool) -> Reply {
+        let name = query.name().to_ascii().to_ascii_lowercase();
+        let name = if name.ends_with('.') { name } else { format!("{name}.") };
+        let set = Arc::clone(&self.records.borrow());
+        if !set.in_domain(&name) {
+            if self.config.resolvers.is_empty() {
+                return Reply::Code(ResponseCode::Refused);
+            }
+            return match self.forward(query, recursion_desired).await {
+                Some(reply) => Reply::Forwarded(reply),
+                None => Reply::Code(ResponseCode::ServFail),
+            };
+        }
+        let (answers, additionals) = self.answer(&set, &name, query.query_type());
+        let mut soa = Vec::new();
+        let mut code = ResponseCode::NoError;
+        if answers.is_empty() {
+            if !set.exists(&name) {
+                code = ResponseCode::NXDomain;
+            }
+            soa.extend(self.soa(&set));
+        }
+        Reply::Answer {
+            code,
+            answers,
+            additionals,
+            soa,
+        }
+    }
+
+    /// Whether a name outside the domain would be forwarded (a UDP loop
+    /// hands such queries to a task of their own).
+    pub(crate) fn forwards(&self, query: &Query) -> bool {
+        if self.config.resolvers.is_empty() {
+            return false;
+        }
+        let name = query.name().to_ascii().to_ascii_lowercase();
+        let name = if name.ends_with('.') { name } else { format!("{name}.") };
+        !self.records.borrow().in_domain(&name)
+    }
+}
+
 #[async_trait::async_trait]
 impl RequestHandler for DnsHandler {
     async fn handle_request<R: ResponseHandler>(&self, request: &Request, mut response: R) -> ResponseInfo {
@@ -170,57 +236,39 @@ impl RequestHandler for DnsHandler {
                 .await
                 .unwrap_or_else(|_| fail(header, ResponseCode::ServFail));
         };
-        let name = info.query.name().to_string().to_ascii_lowercase();
-        let name = if name.ends_with('.') { name } else { format!("{name}.") };
-        let qtype = info.query.query_type();
-        let set = Arc::clone(&self.records.borrow());
-        if !set.in_domain(&name) {
-            if self.config.resolvers.is_empty() {
-                let msg = builder.error_msg(request.header(), ResponseCode::Refused);
-                return response
-                    .send_response(msg)
-                    .await
-                    .unwrap_or_else(|_| fail(header, ResponseCode::ServFail));
+        let sent = match self.reply(info.query.original(), request.recursion_desired()).await {
+            Reply::Code(code) => response.send_response(builder.error_msg(request.header(), code)).await,
+            Reply::Forwarded(reply) => {
+                header.set_response_code(reply.response_code());
+                header.set_recursion_available(true);
+                let msg = builder.build(
+                    header,
+                    reply.answers().iter(),
+                    reply.name_servers().iter(),
+                    std::iter::empty(),
+                    reply.additionals().iter(),
+                );
+                response.send_response(msg).await
             }
-            let reply = self.forward(info.query.original(), request.recursion_desired()).await;
-            let Some(reply) = reply else {
-                let msg = builder.error_msg(request.header(), ResponseCode::ServFail);
-                return response
-                    .send_response(msg)
-                    .await
-                    .unwrap_or_else(|_| fail(header, ResponseCode::ServFail));
-            };
-            header.set_response_code(reply.response_code());
-            header.set_recursion_available(true);
-            let msg = builder.build(
-                header,
-                reply.answers().iter(),
-                reply.name_servers().iter(),
-                std::iter::empty(),
-                reply.additionals().iter(),
-            );
-            return response
-                .send_response(msg)
-                .await
-                .unwrap_or_else(|_| fail(header, ResponseCode::ServFail));
-        }
-        header.set_authoritative(true);
-        let (answers, additionals) = self.answer(&set, &name, qtype);
-        let mut soa = Vec::new();
-        if answers.is_empty() {
-            if !set.exists(&name) {
-                header.set_response_code(ResponseCode::NXDomain);
+            Reply::Answer {
+                code,
+                answers,
+                additionals,
+                soa,
+            } => {
+                header.set_authoritative(true);
+                header.set_response_code(code);
+                let msg = builder.build(
+                    header,
+                    answers.iter(),
+                    std::iter::empty(),
+                    soa.iter(),
+                    additionals.iter(),
+                );
+                response.send_response(msg).await
             }
-            soa.extend(self.soa(&set));
-        }
-        let msg = builder.build(
-            header,
-            answers.iter(),
-            std::iter::empty(),
-            soa.iter(),
-            additionals.iter(),
-        );
-        response.send_response(msg).await.unwrap_or_else(|e| {
+        };
+        sent.unwrap_or_else(|e| {
             tracing::debug!(error = %e, "could not send a DNS answer");
             fail(header, ResponseCode::ServFail)
         })
@@ -231,26 +279,43 @@ impl RequestHandler for DnsHandler {
 pub struct DnsServer {
     /// Where it answers over UDP and TCP.
     pub addr: SocketAddr,
-    server: ServerFuture<DnsHandler>,
+    tcp: ServerFuture<DnsHandler>,
+    udp: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// UDP loops per server: one per core of the development machine, so
+/// answering and sending overlap.
+const UDP_LOOPS: usize = 2;
 
 impl DnsServer {
     /// Binds UDP and TCP on `addr` (port 0: a free port, the same for
-    /// both) and answers with `handler`.
+    /// both) and answers with `handler`: UDP in loops of its own, TCP
+    /// through hickory-server (framing, timeouts, pipelining).
     pub async fn bind(addr: SocketAddr, handler: DnsHandler) -> Result<DnsServer, Error> {
         let bind_err = |what: &'static str| move |source| Error::Bind { what, addr, source };
         let udp = UdpSocket::bind(addr).await.map_err(bind_err("DNS (UDP)"))?;
         let addr = udp.local_addr().map_err(bind_err("DNS (UDP)"))?;
         let tcp = TcpListener::bind(addr).await.map_err(bind_err("DNS (TCP)"))?;
+        let shared = Arc::new(handler.clone());
+        let socket = Arc::new(udp);
+        let loops = (0..UDP_LOOPS)
+            .map(|_| tokio::spawn(udp::serve(Arc::clone(&socket), Arc::clone(&shared))))
+            .collect();
         let mut server = ServerFuture::new(handler);
-        server.register_socket(udp);
         server.register_listener(tcp, TCP_TIMEOUT);
-        Ok(DnsServer { addr, server })
+        Ok(DnsServer {
+            addr,
+            tcp: server,
+            udp: loops,
+        })
     }
 
     /// Stops answering.
     pub async fn shutdown(mut self) {
-        if let Err(e) = self.server.shutdown_gracefully().await {
+        for l in &self.udp {
+            l.abort();
+        }
+        if let Err(e) = self.tcp.shutdown_gracefully().await {
             tracing::debug!(error = %e, "DNS server stopped with an error");
         }
     }
