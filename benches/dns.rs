@@ -61,11 +61,13 @@ fn state(extra: bool) -> Value {
     json!({"slaves": slaves, "frameworks": [{"id": "F1", "name": "marathon", "tasks": tasks}]})
 }
 
-/// A DNS query for `name` of type `qtype` (1: A, 33: SRV) with id `id`.
+/// A DNS query for `name` of type `qtype` (1: A, 33: SRV) with id `id`,
+/// with EDNS as `dig` sends it.
 fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     let mut q = Vec::with_capacity(12 + name.len() + 6);
     q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    // RD; one question; one additional record: EDNS's OPT.
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1]);
     for label in name.split('.').filter(|l| !l.is_empty()) {
         q.push(u8::try_from(label.len()).expect("short labels"));
         q.extend_from_slice(label.as_bytes());
@@ -73,6 +75,8 @@ fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     q.push(0);
     q.extend_from_slice(&qtype.to_be_bytes());
     q.extend_from_slice(&1u16.to_be_bytes());
+    // OPT: root name, type 41, a 4,096-byte payload, no options (as dig asks).
+    q.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
     q
 }
 
