@@ -24,7 +24,7 @@ use tokio_stream::StreamExt;
 
 use super::handle::{lock, MasterHandle};
 use super::state::{AgentEntry, AgentState, Master, TaskEntry};
-use crate::api::json::error;
+use crate::api::json::{error, refuse_non_json};
 use crate::api::recordio;
 
 /// Events an operator subscriber may fall behind by before its stream is
@@ -130,15 +130,8 @@ pub(super) async fn operator_call<A: Allocator + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    if !content_type.starts_with("application/json") {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Type '{content_type}' is not supported: this master speaks application/json"),
-        );
+    if let Some(refused) = refuse_non_json(&headers) {
+        return refused;
     }
     let call: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,

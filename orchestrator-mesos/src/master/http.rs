@@ -24,7 +24,7 @@ use tokio_stream::StreamExt;
 use super::handle::{lock, MasterHandle, Sink, STREAM_BUFFER};
 use super::state::{AgentState, TaskEntry};
 use crate::api::agent::{AgentUpdate, RegisterAgent, ReregisterAgent};
-use crate::api::json::{error, resources_json};
+use crate::api::json::{error, refuse_non_json, resources_json};
 use crate::api::scheduler::{Call, SchedulerCall};
 use crate::Error;
 
@@ -71,15 +71,8 @@ async fn scheduler<A: Allocator + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    if !content_type.starts_with("application/json") {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Type '{content_type}' is not supported: this master speaks application/json"),
-        );
+    if let Some(refused) = refuse_non_json(&headers) {
+        return refused;
     }
     let (framework_id, call) = match Call::from_json(&body).and_then(Call::validate) {
         Ok(c) => c,
