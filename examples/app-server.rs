@@ -83,9 +83,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    support::init_tracing();
     let args = Args::parse();
     let tokens = match &args.tokens {
         Some(path) => Tokens::load(path)?,

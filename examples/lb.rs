@@ -61,9 +61,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    support::init_tracing();
     let balance = Balance::parse(&args.balance).context("--balance: roundrobin or leastconn")?;
     let lb = LoadBalancer::start(LbConfig {
         marathon: args.marathon.clone(),

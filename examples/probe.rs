@@ -69,10 +69,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    support::init_tracing();
     let args = Args::parse();
     if args.spy_interval < Duration::from_secs(1) {
         anyhow::bail!("--spy-interval must be at least 1s");

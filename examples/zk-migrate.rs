@@ -356,13 +356,7 @@ async fn run(args: Args) -> zkm::Result<i32> {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    support::init_tracing();
     let code = match run(Args::parse()).await {
         Ok(code) => code,
         Err(e) => {

@@ -7,6 +7,18 @@ use std::time::Duration;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Logs to standard error, at `RUST_LOG`'s levels (`info` without it).
+#[allow(dead_code)] // Not every binary logs.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// Turns transparent huge pages off for this process (a probe's setting).
 ///
 /// The probe builds and frees a report's worth of small objects every
