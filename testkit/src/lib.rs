@@ -285,7 +285,7 @@ impl ZkServer {
         std::fs::create_dir_all(self.dir.join("data"))?;
         let cfg = format!(
             "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
+             admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\nforceSync=no\n",
             self.dir.join("data").display(),
             self.port
         );
@@ -301,7 +301,7 @@ impl ZkServer {
 
     fn spawn(&mut self, classpath: &str) {
         let child = Command::new("java")
-            .arg("-Xmx512m")
+            .arg("-Xmx1g")
             // TTL nodes, so migrations can be tested with every node type.
             .arg("-Dzookeeper.extendedTypesEnabled=true")
             // Empty containers and expired TTL nodes go within a second.

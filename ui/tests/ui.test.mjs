@@ -304,7 +304,7 @@ test('logs follow in the panel and a shell in a busybox container echoes what is
   const word = `hello-${Math.random().toString(36).slice(2, 9)}`;
   await p.click('#details .xterm-holder');
   await p.keyboard.type(`echo ${word}\n`, { delay: 10 });
-  await until('the echo on the terminal screen', 20_000, async () => {
+  await until('the echo on the terminal screen', 45_000, async () => {
     const text = await p.evaluate(() => document.querySelector('#details .xterm-rows')?.textContent ?? '');
     // The typed line and the output line.
     return text.split(word).length - 1 >= 2;
