@@ -93,6 +93,10 @@ pub use containerizer::{
 };
 pub use error::{Error, Result};
 pub use master::{
-    AgentEntry, AgentState, Effect, FrameworkEntry, Master, MasterConfig, MasterHandle, TaskEntry, MAX_BODY,
+    AgentEntry, AgentState, Effect, FrameworkEntry, Master, MasterConfig, MasterHandle, Recovered, Registry,
+    ReplicaConfig, StoredQuota, TaskEntry, MAX_BODY,
 };
-pub use zk::{LeaderElection, Leadership, ZkStore};
+pub use zk::{
+    Candidacy, Lease, LeaderElection, Leadership, MasterAddress, MasterContender, MasterDetector, MasterInfo, ZkStore, ZkUrl,
+    MASTER_INFO_PREFIX,
+};

@@ -28,6 +28,10 @@ use crate::{Error, Result};
 pub struct AgentConfig {
     /// The master's base URL (`http://127.0.0.1:5050`).
     pub master: String,
+    /// Follows the leading master on ZooKeeper instead (`--master
+    /// zk://…/mesos`): the agent re-registers, its tasks intact, with every
+    /// new leader.
+    pub detector: Option<crate::zk::MasterDetector>,
     /// The host name advertised.
     pub hostname: String,
     /// The agent's HTTP port, advertised.
@@ -53,6 +57,7 @@ impl AgentConfig {
     pub fn new(master: impl Into<String>, resources: Resources, work_dir: impl Into<PathBuf>) -> Self {
         Self {
             master: master.into(),
+            detector: None,
             hostname: "localhost".into(),
             port: 5051,
             resources,
@@ -271,6 +276,51 @@ impl Agent {
         self.books().pending.len()
     }
 
+    /// `path` on the master: the leader's when following ZooKeeper.
+    pub(super) fn url(&self, path: &str) -> Result<String> {
+        let c = &self.inner.config;
+        match &c.detector {
+            None => Ok(format!("{}{path}", c.master)),
+            Some(d) => d.leader_url().map(|base| format!("{base}{path}")).ok_or_else(|| Error::Transport {
+                message: "no master is leading".into(),
+            }),
+        }
+    }
+
+    /// Resolves when the leading master changes (never without a detector).
+    async fn leader_changed(&self) {
+        match &self.inner.config.detector {
+            None => std::future::pending().await,
+            Some(d) => {
+                let mut rx = d.subscribe();
+                rx.borrow_and_update();
+                let _ = rx.changed().await;
+            }
+        }
+    }
+
+    /// Waits `backoff` before the next attempt, or less when a new master
+    /// leads (then the agent re-registers at once); returns the next backoff.
+    async fn pause(&self, backoff: Duration) -> Duration {
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => (backoff * 2).min(Duration::from_secs(10)),
+            () = self.leader_changed() => {
+                self.inner.registered.store(false, Ordering::SeqCst);
+                Duration::from_millis(100)
+            }
+        }
+    }
+
+    /// Sends every unacknowledged update again now (to a new leader).
+    fn resend_pending(&self) {
+        let now = Instant::now();
+        let retry = self.inner.config.update_retry;
+        for p in self.books().pending.values_mut() {
+            p.next = now;
+            p.backoff = retry;
+        }
+    }
+
     async fn register(&self) -> Result<AgentId> {
         let c = &self.inner.config;
         let info = AgentInfo {
@@ -280,7 +330,7 @@ impl Agent {
             attributes: c.attributes.clone(),
             id: None,
         };
-        let url = format!("{}/api/v1/agents/register", c.master);
+        let url = self.url("/api/v1/agents/register")?;
         let resp = self
             .inner
             .http
@@ -337,7 +387,10 @@ impl Agent {
             let registered = self.inner.registered.load(Ordering::SeqCst);
             let attempt = match self.id() {
                 Some(id) if registered => Ok(id),
-                Some(id) => self.reregister(&id).await.map(|()| id),
+                Some(id) => self.reregister(&id).await.map(|()| {
+                    self.resend_pending();
+                    id
+                }),
                 None => self.register().await,
             };
             let id = match attempt {
@@ -347,20 +400,23 @@ impl Agent {
                     id
                 }
                 Err(_) => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    backoff = self.pause(backoff).await;
                     continue;
                 }
             };
-            match self.serve_commands(&id).await {
+            let served = tokio::select! {
+                r = self.serve_commands(&id) => r,
+                // A new leader: re-register with it, tasks intact.
+                () = self.leader_changed() => Err(true),
+            };
+            match served {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(forgotten) => {
                     if forgotten {
                         // Keep the id: the tasks still run under it.
                         self.inner.registered.store(false, Ordering::SeqCst);
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    backoff = self.pause(backoff).await;
                 }
             }
         }
@@ -369,7 +425,7 @@ impl Agent {
     /// Reads the command stream until it ends; `Err(true)` when the master
     /// does not know this agent any more.
     async fn serve_commands(&self, id: &AgentId) -> std::result::Result<(), bool> {
-        let url = format!("{}/api/v1/agents/{id}/commands", self.inner.config.master);
+        let url = self.url(&format!("/api/v1/agents/{id}/commands")).map_err(|_| false)?;
         let resp = self.inner.http.get(&url).send().await.map_err(|_| false)?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Err(true);
@@ -439,8 +495,9 @@ impl Agent {
         loop {
             tick.tick().await;
             if let Some(id) = self.id() {
-                let url = format!("{}/api/v1/agents/{id}/heartbeat", self.inner.config.master);
-                let _ = self.inner.http.post(&url).send().await;
+                if let Ok(url) = self.url(&format!("/api/v1/agents/{id}/heartbeat")) {
+                    let _ = self.inner.http.post(&url).send().await;
+                }
             }
         }
     }
@@ -471,8 +528,9 @@ impl Agent {
 
     async fn post_update(&self, update: &AgentUpdate) {
         if let Some(id) = self.id() {
-            let url = format!("{}/api/v1/agents/{id}/update", self.inner.config.master);
-            let _ = self.inner.http.post(&url).json(update).send().await;
+            if let Ok(url) = self.url(&format!("/api/v1/agents/{id}/update")) {
+                let _ = self.inner.http.post(&url).json(update).send().await;
+            }
         }
     }
 

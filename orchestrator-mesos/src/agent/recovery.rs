@@ -224,13 +224,14 @@ impl Agent {
                     framework_id: fw.clone(),
                     task: r.task.clone(),
                     state: r.state,
+                    framework: Some(r.framework.clone()),
                 })
                 .collect(),
         };
         let resp = self
             .inner
             .http
-            .post(format!("{}/api/v1/agents/reregister", c.master))
+            .post(self.url("/api/v1/agents/reregister")?)
             .json(&json!(body))
             .send()
             .await

@@ -81,4 +81,8 @@ pub struct ReregisteredTask {
     pub task: TaskInfo,
     /// Its state on the agent.
     pub state: TaskState,
+    /// Its framework's info, so a master that failed over can recover a
+    /// framework that has not re-subscribed yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framework: Option<FrameworkInfo>,
 }

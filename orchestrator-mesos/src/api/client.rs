@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::recordio::Records;
 use super::scheduler::{Call, Event, Subscribed};
+use crate::zk::MasterDetector;
 use crate::{Error, Result};
 
 /// Events buffered between the master and a slow framework.
@@ -58,10 +59,13 @@ pub(crate) async fn first_subscribed(events: &mut mpsc::Receiver<Event>) -> Resu
     }
 }
 
-/// The client of a master in another process, over the v1 HTTP API.
+/// The client of a master in another process, over the v1 HTTP API: a
+/// fixed address, or the leader found on ZooKeeper
+/// ([`following`](Self::following)). A standby's 307 is followed either way.
 #[derive(Debug)]
 pub struct HttpMasterClient {
     url: String,
+    detector: Option<MasterDetector>,
     http: reqwest::Client,
     stream_id: Mutex<Option<String>>,
 }
@@ -76,8 +80,31 @@ impl HttpMasterClient {
         };
         HttpMasterClient {
             url: format!("{base}/api/v1/scheduler"),
+            detector: None,
             http: reqwest::Client::new(),
             stream_id: Mutex::new(None),
+        }
+    }
+
+    /// A client of whichever master leads under `detector`'s path: every
+    /// subscription goes to the leader of the moment, so a framework that
+    /// re-subscribes after its stream ended finds the new one.
+    pub fn following(detector: MasterDetector) -> Self {
+        HttpMasterClient {
+            url: String::new(),
+            detector: Some(detector),
+            http: reqwest::Client::new(),
+            stream_id: Mutex::new(None),
+        }
+    }
+
+    fn endpoint(&self) -> Result<String> {
+        match &self.detector {
+            None => Ok(self.url.clone()),
+            Some(d) => d
+                .leader_url()
+                .map(|base| format!("{base}/api/v1/scheduler"))
+                .ok_or_else(|| transport("finding the master", "no master is leading")),
         }
     }
 }
@@ -99,7 +126,7 @@ impl MasterClient for HttpMasterClient {
     async fn subscribe(&self, call: Call) -> Result<Subscription> {
         let response = self
             .http
-            .post(&self.url)
+            .post(self.endpoint()?)
             .json(&call)
             .send()
             .await
@@ -142,7 +169,7 @@ impl MasterClient for HttpMasterClient {
             .unwrap_or_default();
         let response = self
             .http
-            .post(&self.url)
+            .post(self.endpoint()?)
             .header("Mesos-Stream-Id", stream_id)
             .json(&call)
             .send()

@@ -95,6 +95,8 @@ pub(super) struct Shared<A: Allocator> {
     /// Operator events (`TASK_ADDED`, `TASK_UPDATED`), RecordIO-encoded,
     /// for `SUBSCRIBE`rs of `/api/v1`.
     pub(super) operator: tokio::sync::broadcast::Sender<Bytes>,
+    /// Whether this master leads, and its registry.
+    pub(super) leading: super::leading::Leading,
 }
 
 /// A running master: clone it freely; [`router`](Self::router) serves it and
@@ -148,6 +150,7 @@ impl<A: Allocator + 'static> MasterHandle<A> {
                 allocation_interval,
                 allocate_soon: tokio::sync::Notify::new(),
                 operator: tokio::sync::broadcast::channel(super::events::OPERATOR_BUFFER).0,
+                leading: super::leading::Leading::default(),
             }),
         }
     }
@@ -342,6 +345,17 @@ impl<A: Allocator + 'static> MasterHandle<A> {
                     };
                     let before = active(&master);
                     let effects = master.check(Instant::now());
+                    let expired = master.take_expired_agents();
+                    if let (false, Some(registry)) = (expired.is_empty(), self.registry()) {
+                        tracing::warn!(agents = expired.len(), "recovered agents did not re-register in time; the registry forgets them");
+                        tokio::spawn(async move {
+                            for id in expired {
+                                if let Err(e) = registry.remove_agent(&id).await {
+                                    tracing::warn!(agent = %id, error = %e, "could not remove an agent from the registry");
+                                }
+                            }
+                        });
+                    }
                     if self.shared.operator.receiver_count() > 0 {
                         let after = active(&master);
                         for gone in before.iter().filter(|id| !after.contains(id)) {

@@ -50,7 +50,8 @@ fn stream_response(rx: mpsc::Receiver<Bytes>, stream_id: Option<&str>) -> Respon
 impl<A: Allocator + 'static> MasterHandle<A> {
     /// The HTTP routes.
     pub fn router(&self) -> Router {
-        Router::new()
+        // What only the leader serves; a standby answers 307 to it.
+        let leader_only = Router::new()
             .route("/api/v1", post(super::events::operator_call::<A>))
             .route("/api/v1/scheduler", post(scheduler::<A>))
             .route("/api/v1/agents/register", post(agent_register::<A>))
@@ -58,12 +59,28 @@ impl<A: Allocator + 'static> MasterHandle<A> {
             .route("/api/v1/agents/{agent_id}/commands", get(agent_commands::<A>))
             .route("/api/v1/agents/{agent_id}/heartbeat", post(agent_heartbeat::<A>))
             .route("/api/v1/agents/{agent_id}/update", post(agent_update::<A>))
+            .merge(super::operator::leader_routes::<A>())
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                super::leading::leader_only::<A>,
+            ));
+        Router::new()
+            .merge(leader_only)
             .route("/health", get(|| async { StatusCode::OK }))
             .route("/master/state", get(state::<A>))
+            .route("/master/redirect", get(super::leading::redirect::<A>))
             .merge(super::operator::routes::<A>())
             .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.clone())
     }
+}
+
+/// 503 for a registry that could not be written: nothing was changed.
+fn registry_failed(e: &Error) -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("The registry could not be written; nothing changed: {e}"),
+    )
 }
 
 async fn scheduler<A: Allocator + 'static>(
@@ -121,16 +138,28 @@ async fn agent_register<A: Allocator + 'static>(State(h): State<MasterHandle<A>>
             )
         }
     };
+    // The registry admits the agent before the master acts on it.
+    let id = match lock(&h.shared.master).new_agent_id() {
+        Ok(id) => id,
+        Err(e) => return bad_request(e),
+    };
+    let mut info = req.agent_info;
+    info.id = Some(id.clone());
+    if let Some(registry) = h.registry() {
+        if let Err(e) = registry.admit(&info).await {
+            return registry_failed(&e);
+        }
+    }
     let registered = {
         let mut master = lock(&h.shared.master);
-        let registered = master.register_agent(req.agent_info, Instant::now());
-        if let Ok(id) = &registered {
-            h.announce_agent(&master, id);
+        let registered = master.add_agent(id.clone(), info, Instant::now());
+        if registered.is_ok() {
+            h.announce_agent(&master, &id);
         }
         registered
     };
     match registered {
-        Ok(id) => {
+        Ok(()) => {
             h.shared.allocate_soon.notify_one();
             Json(json!({ "agent_id": id })).into_response()
         }
@@ -148,12 +177,16 @@ async fn agent_reregister<A: Allocator + 'static>(State(h): State<MasterHandle<A
             )
         }
     };
-    let tasks = req
-        .tasks
-        .into_iter()
-        .map(|t| (t.framework_id, t.task, t.state))
-        .collect();
     let id = req.agent_id.clone();
+    let known = lock(&h.shared.master).agents().contains_key(&id);
+    if let (false, Some(registry)) = (known, h.registry()) {
+        let mut info = req.agent_info.clone();
+        info.id = Some(id.clone());
+        if let Err(e) = registry.admit(&info).await {
+            return registry_failed(&e);
+        }
+    }
+    let tasks = req.tasks;
     let result = {
         let mut master = lock(&h.shared.master);
         let result = master.reregister_agent(req.agent_id, req.agent_info, tasks, Instant::now());
@@ -278,8 +311,29 @@ async fn state<A: Allocator + 'static>(State(h): State<MasterHandle<A>>) -> Resp
         .values()
         .filter(|a| a.state == AgentState::Active)
         .count();
+    let recovered: Vec<_> = master
+        .recovering_agents()
+        .values()
+        .map(|(info, _)| {
+            json!({
+                "id": info.id.as_ref().map(AgentId::as_str),
+                "hostname": info.hostname,
+                "port": info.port,
+                "resources": resources_json(&info.resources),
+                "attributes": info.attributes,
+            })
+        })
+        .collect();
+    let me = h.info();
+    let leader = h.leader();
     Json(json!({
         "id": master.config().master_id,
+        "pid": me.as_ref().map(|m| m.pid.clone()),
+        "hostname": me.as_ref().map(|m| m.hostname.clone()),
+        "leader": leader.as_ref().map(|l| l.pid.clone()),
+        "leader_info": leader,
+        "elected_time": if h.leads() { h.elected_time() } else { None },
+        "recovered_slaves": recovered,
         "activated_slaves": active,
         "deactivated_slaves": master.agents().len() - active,
         "slaves": slaves,

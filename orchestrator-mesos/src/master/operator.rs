@@ -15,12 +15,18 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::handle::MasterHandle;
-use super::state::AgentState;
+use super::registry::StoredQuota;
+use super::state::{AgentState, Master};
 use crate::api::json::{error, resources_json};
 
+/// What any master answers, leading or not.
 pub(super) fn routes<A: Allocator + 'static>() -> Router<MasterHandle<A>> {
+    Router::new().route("/metrics/snapshot", get(metrics::<A>))
+}
+
+/// What only the leader answers (a standby redirects).
+pub(super) fn leader_routes<A: Allocator + 'static>() -> Router<MasterHandle<A>> {
     Router::new()
-        .route("/metrics/snapshot", get(metrics::<A>))
         .route("/weights", get(get_weights::<A>).put(put_weights::<A>))
         .route("/quota", get(get_quota::<A>).post(set_quota::<A>))
         .route("/quota/{role}", delete(remove_quota::<A>))
@@ -106,7 +112,7 @@ async fn metrics<A: Allocator + 'static>(State(h): State<MasterHandle<A>>) -> Re
             "master/uptime_secs".into(),
             Instant::now().duration_since(m.started()).as_secs_f64(),
         );
-        out.insert("master/elected".into(), 1.0);
+        out.insert("master/elected".into(), if h.leads() { 1.0 } else { 0.0 });
         Json(out).into_response()
     })
 }
@@ -150,6 +156,32 @@ async fn put_weights<A: Allocator + 'static>(State(h): State<MasterHandle<A>>, b
             return error(StatusCode::BAD_REQUEST, format!("Role '{}' is given twice", w.role));
         }
     }
+    // With a registry, the weights are stored before they are used.
+    let registry = h.registry();
+    let _turn = match &registry {
+        Some(r) => Some(r.turn().await),
+        None => None,
+    };
+    if let Some(registry) = &registry {
+        let mut stored: BTreeMap<String, f64> = h.with_master(|m| {
+            m.allocator()
+                .roles()
+                .into_iter()
+                .filter(|r| r.weight != 1.0)
+                .map(|r| (r.name, r.weight))
+                .collect()
+        });
+        for w in &weights {
+            if w.weight == 1.0 {
+                stored.remove(&w.role);
+            } else {
+                stored.insert(w.role.clone(), w.weight);
+            }
+        }
+        if let Err(e) = registry.set_weights(&stored).await {
+            return registry_failed(&e);
+        }
+    }
     h.with_master(|m| {
         for w in &weights {
             // Validated above; a failure here would be a bug, not input.
@@ -157,6 +189,41 @@ async fn put_weights<A: Allocator + 'static>(State(h): State<MasterHandle<A>>, b
         }
     });
     StatusCode::OK.into_response()
+}
+
+fn registry_failed(e: &crate::Error) -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("The registry could not be written; nothing changed: {e}"),
+    )
+}
+
+/// Every role's quota, as the registry stores them.
+fn quotas_of<A: Allocator>(m: &Master<A>) -> BTreeMap<String, StoredQuota> {
+    m.allocator()
+        .roles()
+        .into_iter()
+        .filter(|r| !r.guarantees.is_empty() || r.limits.is_some())
+        .map(|r| {
+            (
+                r.name,
+                StoredQuota {
+                    guarantees: r.guarantees,
+                    limits: r.limits,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Puts a role's quota back as it was.
+fn restore_quota<A: Allocator>(m: &mut Master<A>, role: &str, previous: Option<Quota>) {
+    match previous {
+        Some(q) if !q.guarantees.is_empty() || q.limits.is_some() => {
+            let _ = m.allocator_mut().set_quota(role, q);
+        }
+        _ => m.allocator_mut().remove_quota(role),
+    }
 }
 
 #[derive(Deserialize)]
@@ -215,6 +282,13 @@ async fn set_quota<A: Allocator + 'static>(State(h): State<MasterHandle<A>>, bod
         limits: req.limit,
     };
     let force = req.force;
+    let registry = h.registry();
+    let _turn = match &registry {
+        Some(r) => Some(r.turn().await),
+        None => None,
+    };
+    // Tried (checks and capacity) under the lock; with a registry, undone
+    // again, stored, then applied for good.
     let outcome = h.with_master(|m| {
         let previous = m
             .allocator()
@@ -229,8 +303,16 @@ async fn set_quota<A: Allocator + 'static>(State(h): State<MasterHandle<A>>, bod
         m.allocator_mut()
             .set_quota(&req.role, quota.clone())
             .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        let tried = |m: &mut Master<A>| {
+            if registry.is_none() {
+                return Ok(None);
+            }
+            let stored = quotas_of(m);
+            restore_quota(m, &req.role, previous.clone());
+            Ok(Some(stored))
+        };
         if force {
-            return Ok(());
+            return tried(m);
         }
         let mut capacity = Resources::new();
         for a in m.agents().values() {
@@ -246,25 +328,40 @@ async fn set_quota<A: Allocator + 'static>(State(h): State<MasterHandle<A>>, bod
             let have = capacity.scalar(name).unwrap_or(0.0);
             (want > have).then(|| format!("{name}: {want} guaranteed in all, {have} in the cluster"))
         });
-        let Some(short) = short else { return Ok(()) };
-        match previous {
-            Some(q) if !q.guarantees.is_empty() || q.limits.is_some() => {
-                let _ = m.allocator_mut().set_quota(&req.role, q);
-            }
-            _ => m.allocator_mut().remove_quota(&req.role),
-        }
+        let Some(short) = short else { return tried(m) };
+        restore_quota(m, &req.role, previous);
         Err((
             StatusCode::CONFLICT,
             format!("Not enough available cluster capacity to reasonably satisfy quota request ({short}); the force flag can be used to override this check"),
         ))
     });
     match outcome {
-        Ok(()) => StatusCode::OK.into_response(),
+        Ok(None) => StatusCode::OK.into_response(),
+        Ok(Some(stored)) => {
+            if let Some(registry) = &registry {
+                if let Err(e) = registry.set_quotas(&stored).await {
+                    return registry_failed(&e);
+                }
+            }
+            match h.with_master(|m| m.allocator_mut().set_quota(&req.role, quota)) {
+                Ok(()) => StatusCode::OK.into_response(),
+                Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+            }
+        }
         Err((status, why)) => error(status, why),
     }
 }
 
 async fn remove_quota<A: Allocator + 'static>(State(h): State<MasterHandle<A>>, Path(role): Path<String>) -> Response {
+    if let Some(registry) = h.registry() {
+        let _turn = registry.turn().await;
+        let mut stored = h.with_master(|m| quotas_of(m));
+        if stored.remove(&role).is_some() {
+            if let Err(e) = registry.set_quotas(&stored).await {
+                return registry_failed(&e);
+            }
+        }
+    }
     let had = h.with_master(|m| {
         let had = m
             .allocator()

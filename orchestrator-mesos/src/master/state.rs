@@ -10,6 +10,8 @@ use orchestrator_core::{
     TaskSource, TaskState, TaskStatus,
 };
 
+use super::registry::Recovered;
+use crate::api::agent::ReregisteredTask;
 use crate::api::scheduler::{Acknowledge, Event, Failure, Kill, ReconcileTask, SchedulerCall, Subscribed};
 use crate::{DrfAllocator, Error, Result};
 
@@ -153,6 +155,12 @@ pub struct Master<A: Allocator = DrfAllocator> {
     pub(super) offers: HashMap<OfferId, Offer>,
     pub(super) next_id: u64,
     pub(super) started: Instant,
+    /// Agents the registry lists that have not re-registered with this
+    /// master yet, with the time they have until they count as gone.
+    pub(super) recovering: BTreeMap<AgentId, (AgentInfo, Instant)>,
+    /// Recovered agents that did not come back in time, for the registry
+    /// to forget (drained by [`take_expired_agents`](Self::take_expired_agents)).
+    pub(super) expired: Vec<AgentId>,
 }
 
 impl<A: Allocator> std::fmt::Debug for Master<A> {
@@ -202,7 +210,53 @@ impl<A: Allocator> Master<A> {
             offers: HashMap::new(),
             next_id: 0,
             started: Instant::now(),
+            recovering: BTreeMap::new(),
+            expired: Vec::new(),
         }
+    }
+
+    /// Takes over what a registry kept: the roles' weights and quotas at
+    /// once, and the admitted agents as *recovering*, each with until
+    /// `now + reregister_timeout` to re-register with its tasks. Ids
+    /// handed out from now on carry `epoch`, so they never repeat an
+    /// earlier leader's.
+    ///
+    /// # Errors
+    /// When the allocator refuses a stored weight or quota.
+    pub fn recover(&mut self, recovered: Recovered, reregister_timeout: Duration, now: Instant) -> Result<()> {
+        self.config.master_id = format!("{}-e{}", self.config.master_id, recovered.epoch);
+        for (role, weight) in &recovered.weights {
+            self.allocator.set_weight(role, *weight)?;
+        }
+        for (role, quota) in recovered.quotas {
+            self.allocator.set_quota(&role, quota.into())?;
+        }
+        let deadline = now + reregister_timeout;
+        for info in recovered.agents {
+            if let Some(id) = info.id.clone() {
+                self.recovering.insert(id, (info, deadline));
+            }
+        }
+        Ok(())
+    }
+
+    /// Agents the registry lists that have not re-registered yet.
+    pub fn recovering_agents(&self) -> &BTreeMap<AgentId, (AgentInfo, Instant)> {
+        &self.recovering
+    }
+
+    /// Recovered agents that did not re-register in time, since the last call.
+    pub fn take_expired_agents(&mut self) -> Vec<AgentId> {
+        std::mem::take(&mut self.expired)
+    }
+
+    /// A fresh id for an agent about to be admitted (the registry writes
+    /// it before [`add_agent`](Self::add_agent) acts on it).
+    ///
+    /// # Errors
+    /// Never for ids this master makes.
+    pub fn new_agent_id(&mut self) -> Result<AgentId> {
+        AgentId::new(self.next("S")).map_err(Error::Core)
     }
 
     pub(super) fn next(&mut self, kind: &str) -> String {
@@ -249,26 +303,37 @@ impl<A: Allocator> Master<A> {
     ///
     /// # Errors
     /// When its resources are invalid for the allocator.
-    pub fn register_agent(&mut self, mut info: AgentInfo, now: Instant) -> Result<AgentId> {
-        let id = AgentId::new(self.next("S")).map_err(Error::Core)?;
+    pub fn register_agent(&mut self, info: AgentInfo, now: Instant) -> Result<AgentId> {
+        let id = self.new_agent_id()?;
+        self.add_agent(id.clone(), info, now)?;
+        Ok(id)
+    }
+
+    /// Adds a new agent under `id` (from [`new_agent_id`](Self::new_agent_id)).
+    ///
+    /// # Errors
+    /// When its resources are invalid for the allocator.
+    pub fn add_agent(&mut self, id: AgentId, mut info: AgentInfo, now: Instant) -> Result<()> {
         info.id = Some(id.clone());
         self.allocator.add_agent(id.clone(), &info, &[])?;
         self.agents.insert(
-            id.clone(),
+            id,
             AgentEntry {
                 info,
                 last_seen: now,
                 state: AgentState::Active,
             },
         );
-        Ok(id)
+        Ok(())
     }
 
     /// An agent that restarted (or a master that restarted) comes back with
     /// its id and the tasks it still runs. A known agent becomes active
-    /// again; an unknown one is added with those tasks' resources in use.
-    /// Tasks of frameworks this master does not know are left to the agent
-    /// (Mesos kills them once the framework is gone for good).
+    /// again; an unknown or recovering one is added with those tasks'
+    /// resources in use. A framework this master does not know yet (it
+    /// failed over and the framework has not re-subscribed) is recovered
+    /// from the task's framework info: disconnected, with its tasks, and
+    /// with its failover timeout to come back.
     ///
     /// # Errors
     /// When the agent's resources do not cover its tasks.
@@ -276,16 +341,35 @@ impl<A: Allocator> Master<A> {
         &mut self,
         agent_id: AgentId,
         mut info: AgentInfo,
-        tasks: Vec<(FrameworkId, TaskInfo, TaskState)>,
+        tasks: Vec<ReregisteredTask>,
         now: Instant,
     ) -> Result<()> {
         info.id = Some(agent_id.clone());
         if self.agents.contains_key(&agent_id) {
             return self.agent_heartbeat(&agent_id, now);
         }
+        for t in &tasks {
+            if self.frameworks.contains_key(&t.framework_id) {
+                continue;
+            }
+            let Some(mut fw_info) = t.framework.clone() else { continue };
+            fw_info.id = Some(t.framework_id.clone());
+            self.allocator.add_framework(t.framework_id.clone(), &fw_info, &[])?;
+            self.allocator.suppress(&t.framework_id, &[]);
+            self.frameworks.insert(
+                t.framework_id.clone(),
+                FrameworkEntry {
+                    info: fw_info,
+                    connected: false,
+                    disconnected_at: Some(now),
+                    tasks: BTreeMap::new(),
+                    completed: Vec::new(),
+                },
+            );
+        }
         let mut used = Vec::new();
-        for (fw, task, _) in &tasks {
-            if let Some(f) = self.frameworks.get(fw) {
+        for t in &tasks {
+            if let Some(f) = self.frameworks.get(&t.framework_id) {
                 let role = f
                     .info
                     .effective_roles()
@@ -293,21 +377,22 @@ impl<A: Allocator> Master<A> {
                     .next()
                     .unwrap_or_else(|| "*".into());
                 used.push(orchestrator_core::Allocation {
-                    framework_id: fw.clone(),
+                    framework_id: t.framework_id.clone(),
                     agent_id: agent_id.clone(),
                     role: role.as_str().into(),
-                    resources: task.resources.clone(),
+                    resources: t.task.resources.clone(),
                 });
             }
         }
         self.allocator.add_agent(agent_id.clone(), &info, &used)?;
-        for (fw, task, state) in tasks {
-            if let Some(f) = self.frameworks.get_mut(&fw) {
+        self.recovering.remove(&agent_id);
+        for t in tasks {
+            if let Some(f) = self.frameworks.get_mut(&t.framework_id) {
                 f.tasks.insert(
-                    task.task_id.clone(),
+                    t.task.task_id.clone(),
                     TaskEntry {
-                        info: task,
-                        state,
+                        info: t.task,
+                        state: t.state,
                         status: None,
                     },
                 );
@@ -704,6 +789,16 @@ impl<A: Allocator> Master<A> {
     /// their failover timeout are removed.
     pub fn check(&mut self, now: Instant) -> Vec<Effect> {
         let mut effects = Vec::new();
+        let late: Vec<AgentId> = self
+            .recovering
+            .iter()
+            .filter(|(_, (_, deadline))| now >= *deadline)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in late {
+            self.recovering.remove(&id);
+            self.expired.push(id);
+        }
         let limit = self.config.agent_ping_timeout * self.config.max_agent_ping_timeouts;
         let silent: Vec<AgentId> = self
             .agents
