@@ -10,15 +10,19 @@ use std::sync::Arc;
 
 use clap::Parser;
 use orchestrator::core::{Attributes, Containerizer, Resources};
-use orchestrator::mesos::{Agent, AgentConfig, DockerContainerizer, ProcessContainerizer};
+use orchestrator::mesos::{Agent, AgentConfig, DockerContainerizer, MasterDetector, ProcessContainerizer, ZkUrl};
 
 /// Run an agent that registers with a master and runs its tasks.
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// The master, as HOST:PORT or a URL.
+    /// The master, as HOST:PORT or a URL; `zk://HOST:PORT[,…]/mesos` follows
+    /// the leading master of a replicated set.
     #[arg(long, env = "MESOS_MASTER")]
     master: String,
+    /// ZooKeeper session timeout when following the masters there.
+    #[arg(long = "zk-session-timeout", alias = "zk_session_timeout", default_value = "10secs", value_parser = support::parse_duration)]
+    zk_session_timeout: std::time::Duration,
     /// Address to serve the agent's endpoints on, advertised to the master.
     #[arg(long, env = "MESOS_IP", default_value = "127.0.0.1")]
     ip: String,
@@ -68,12 +72,17 @@ async fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown containerizer `{other}` (available: docker, mesos)"),
         }
     }
-    let master = if args.master.contains("://") {
-        args.master.clone()
+    let (master, detector) = if args.master.starts_with("zk://") {
+        let url: ZkUrl = args.master.parse()?;
+        let detector = MasterDetector::connect(&url, args.zk_session_timeout).await?;
+        (url.to_string(), Some(detector))
+    } else if args.master.contains("://") {
+        (args.master.clone(), None)
     } else {
-        format!("http://{}", args.master)
+        (format!("http://{}", args.master), None)
     };
     let mut config = AgentConfig::new(master.trim_end_matches('/'), args.resources, &args.work_dir);
+    config.detector = detector;
     config.hostname = args.ip;
     config.port = args.port;
     config.attributes = args.attributes;

@@ -12,13 +12,14 @@ use std::sync::Arc;
 use clap::Parser;
 use orchestrator::core::{MemStore, StateStore};
 use orchestrator::mesos::marathon::{ha, http, Marathon, MarathonConfig};
-use orchestrator::mesos::{HttpMasterClient, LeaderElection, MasterClient, ZkStore};
+use orchestrator::mesos::{HttpMasterClient, LeaderElection, MasterClient, MasterDetector, ZkStore, ZkUrl};
 
 /// Run long-running apps on a Mesos-style master, managed through Marathon's API.
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// The master, `host:port` (or an `http://` URL).
+    /// The master, `host:port` (or an `http://` URL); `zk://HOST:PORT[,…]/mesos`
+    /// follows the leading master of a replicated set.
     #[arg(long, default_value = "127.0.0.1:5050")]
     master: String,
     /// Address to serve the API on.
@@ -43,7 +44,14 @@ async fn main() -> anyhow::Result<()> {
         master: args.master.clone(),
         http_address: addr.to_string(),
     };
-    let client: Arc<dyn MasterClient> = Arc::new(HttpMasterClient::new(&args.master));
+    let client: Arc<dyn MasterClient> = if args.master.starts_with("zk://") {
+        let url: ZkUrl = args.master.parse()?;
+        Arc::new(HttpMasterClient::following(
+            MasterDetector::connect(&url, std::time::Duration::from_secs(10)).await?,
+        ))
+    } else {
+        Arc::new(HttpMasterClient::new(&args.master))
+    };
     let config = MarathonConfig {
         name: args.framework_name.clone(),
         ..MarathonConfig::default()

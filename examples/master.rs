@@ -1,16 +1,22 @@
-//! A Mesos-style master serving the v1 scheduler API.
+//! A Mesos-style master serving the v1 scheduler API: standalone (its
+//! registry under `--work-dir`) or one of several elected on ZooKeeper.
 //!
 //! `cargo run --release --example master -- --ip 127.0.0.1 --port 5050 --work-dir DIR`
+//! `cargo run --release --example master -- --port 5050 --zk zk://127.0.0.1:2181/mesos` (×3, other ports)
 
 #[path = "support/mod.rs"]
 mod support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use orchestrator::mesos::{DrfAllocator, Master, MasterConfig, MasterHandle};
+use orchestrator::core::{FileStore, StateStore};
+use orchestrator::mesos::{
+    DrfAllocator, Master, MasterConfig, MasterHandle, MasterInfo, Registry, ReplicaConfig, ZkStore, ZkUrl,
+};
 
 /// Run a master that frameworks speaking Mesos's v1 HTTP API can use.
 #[derive(Parser)]
@@ -22,10 +28,26 @@ struct Args {
     /// Port to listen on.
     #[arg(long, env = "MESOS_PORT", default_value_t = 5050)]
     port: u16,
-    /// Directory for the master's files (created if missing; the master
-    /// keeps its registry in memory for now).
+    /// Host name advertised to agents and frameworks (the IP when not given).
+    #[arg(long, env = "MESOS_HOSTNAME")]
+    hostname: Option<String>,
+    /// Directory for the master's files: its registry (agents, weights,
+    /// quotas) when standalone, so a restart on the same directory keeps
+    /// them. Without it and without --zk the registry is in memory.
     #[arg(long = "work-dir", alias = "work_dir", env = "MESOS_WORK_DIR")]
     work_dir: Option<PathBuf>,
+    /// Run as one of several masters elected on ZooKeeper
+    /// (`zk://HOST:PORT[,HOST:PORT…]/mesos`), the registry in ZooKeeper at
+    /// the sibling path `/mesos-registry`.
+    #[arg(long, env = "MESOS_ZK")]
+    zk: Option<String>,
+    /// ZooKeeper session timeout (`10secs`, as Mesos).
+    #[arg(long = "zk-session-timeout", alias = "zk_session_timeout", default_value = "10secs", value_parser = support::parse_duration)]
+    zk_session_timeout: Duration,
+    /// How long agents of the registry have to re-register with a new
+    /// leader (or a restarted master) before it forgets them (`10mins`).
+    #[arg(long = "agent-reregister-timeout", alias = "agent_reregister_timeout", default_value = "10mins", value_parser = support::parse_duration)]
+    agent_reregister_timeout: Duration,
     /// Time between allocation rounds (`500ms`, `1s`, `2m`).
     #[arg(long = "allocation-interval", alias = "allocation_interval", default_value = "1s", value_parser = support::parse_duration)]
     allocation_interval: Duration,
@@ -36,26 +58,65 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    support::init_tracing();
     let args = Args::parse();
-    if let Some(dir) = &args.work_dir {
-        std::fs::create_dir_all(dir)?;
-    }
-    let allocator = DrfAllocator::builder()
-        .allocation_interval(args.allocation_interval)
-        .build()?;
-    let config = MasterConfig {
-        master_id: args.master_id,
-        ..MasterConfig::default()
+    let zk: Option<ZkUrl> = args.zk.as_deref().map(str::parse).transpose()?;
+    let interval = args.allocation_interval;
+    let master_id = args.master_id.clone();
+    let fresh = move || -> anyhow::Result<Master<DrfAllocator>> {
+        let allocator = DrfAllocator::builder().allocation_interval(interval).build()?;
+        let config = MasterConfig {
+            master_id: master_id.clone(),
+            ..MasterConfig::default()
+        };
+        Ok(Master::new(config, allocator))
     };
-    let handle = MasterHandle::new(Master::new(config, allocator), args.allocation_interval);
+    let handle = if zk.is_some() {
+        MasterHandle::new_standby(fresh()?, interval)
+    } else {
+        MasterHandle::new(fresh()?, interval)
+    };
     let addr = SocketAddr::new(args.ip, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!("master listening on http://{}", listener.local_addr()?);
-    let loops = tokio::spawn(handle.clone().run_loops());
+    let bound = listener.local_addr()?;
+    // Unique per run, as Mesos's master ids are.
+    let run_id = format!("{}-{}-{}", args.master_id, bound.port(), std::process::id());
+    handle.set_info(MasterInfo::new(run_id, bound, args.hostname.clone()));
+    println!("master listening on http://{bound}");
+    let run = match zk {
+        Some(url) => {
+            let store: Arc<dyn StateStore> = Arc::new(ZkStore::connect(&url.servers, &url.registry_path()).await?);
+            println!(
+                "contending for leadership under {url}; registry at {}",
+                url.registry_path()
+            );
+            let config = ReplicaConfig {
+                zk: url,
+                session_timeout: args.zk_session_timeout,
+                reregister_timeout: args.agent_reregister_timeout,
+            };
+            // `fresh` built one master already, so it cannot fail later.
+            let make =
+                move || fresh().unwrap_or_else(|e| panic!("the allocator's settings were checked at start: {e}"));
+            tokio::spawn(handle.clone().run_replicated(config, Registry::new(store, "/"), make))
+        }
+        None => {
+            if let Some(dir) = &args.work_dir {
+                let store: Arc<dyn StateStore> = Arc::new(FileStore::open(dir.join("registry"))?);
+                handle
+                    .recover(Registry::new(store, "/"), args.agent_reregister_timeout)
+                    .await?;
+                println!("registry in {}", dir.join("registry").display());
+            } else {
+                println!("registry in memory (give --work-dir to keep it across restarts)");
+            }
+            tokio::spawn(handle.clone().run_loops())
+        }
+    };
     axum::serve(listener, handle.router())
         .with_graceful_shutdown(support::shutdown_signal())
         .await?;
-    loops.abort();
+    run.abort();
     println!("master stopped");
     Ok(())
 }

@@ -97,6 +97,6 @@ pub use master::{
     ReplicaConfig, StoredQuota, TaskEntry, MAX_BODY,
 };
 pub use zk::{
-    Candidacy, Lease, LeaderElection, Leadership, MasterAddress, MasterContender, MasterDetector, MasterInfo, ZkStore, ZkUrl,
-    MASTER_INFO_PREFIX,
+    Candidacy, LeaderElection, Leadership, Lease, MasterAddress, MasterContender, MasterDetector, MasterInfo, ZkStore,
+    ZkUrl, MASTER_INFO_PREFIX,
 };

@@ -5,6 +5,7 @@
 mod aio;
 mod all_in_one;
 mod dns;
+mod ha;
 mod lb;
 mod ui;
 mod zk_migrate_cli;

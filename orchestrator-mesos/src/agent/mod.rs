@@ -281,9 +281,12 @@ impl Agent {
         let c = &self.inner.config;
         match &c.detector {
             None => Ok(format!("{}{path}", c.master)),
-            Some(d) => d.leader_url().map(|base| format!("{base}{path}")).ok_or_else(|| Error::Transport {
-                message: "no master is leading".into(),
-            }),
+            Some(d) => d
+                .leader_url()
+                .map(|base| format!("{base}{path}"))
+                .ok_or_else(|| Error::Transport {
+                    message: "no master is leading".into(),
+                }),
         }
     }
 

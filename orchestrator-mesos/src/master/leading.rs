@@ -38,9 +38,11 @@ pub(super) struct Leading {
     elected_at: Mutex<Option<f64>>,
 }
 
+#[derive(Default)]
 struct Replicated {
     lease: Option<Lease>,
-    detector: MasterDetector,
+    /// Who leads, once ZooKeeper has been reached.
+    detector: Option<MasterDetector>,
 }
 
 fn now_secs() -> f64 {
@@ -73,6 +75,15 @@ impl<A: Allocator + 'static> MasterHandle<A> {
         lock(&self.shared.leading.me).clone()
     }
 
+    /// A master that will run replicated ([`run_replicated`](Self::run_replicated)):
+    /// it serves as a standby (307s, or 503 while no leader is known)
+    /// from the start, before it has even reached ZooKeeper.
+    pub fn new_standby(master: Master<A>, allocation_interval: Duration) -> Self {
+        let h = Self::new(master, allocation_interval);
+        *lock(&h.shared.leading.replicated) = Some(Replicated::default());
+        h
+    }
+
     /// Whether this master leads now: always when standalone; while its
     /// lease holds when replicated.
     pub fn leads(&self) -> bool {
@@ -87,9 +98,13 @@ impl<A: Allocator + 'static> MasterHandle<A> {
         let me = self.info();
         match &*lock(&self.shared.leading.replicated) {
             None => me,
-            Some(r) if r.lease.as_ref().is_some_and(Lease::valid) => me.or_else(|| r.detector.leader()),
+            Some(r) if r.lease.as_ref().is_some_and(Lease::valid) => me,
             // A standby never names itself, even if ZooKeeper still does.
-            Some(r) => r.detector.leader().filter(|l| me.as_ref().is_none_or(|m| m.id != l.id)),
+            Some(r) => r
+                .detector
+                .as_ref()
+                .and_then(MasterDetector::leader)
+                .filter(|l| me.as_ref().is_none_or(|m| m.id != l.id)),
         }
     }
 
@@ -134,6 +149,7 @@ impl<A: Allocator + 'static> MasterHandle<A> {
             return;
         };
         *lock(&self.shared.leading.registry) = Some(registry.clone());
+        lock(&self.shared.leading.replicated).get_or_insert_with(Replicated::default);
         let retry = Duration::from_millis(500);
         let detector = loop {
             match MasterDetector::connect(&config.zk, config.session_timeout).await {
@@ -144,7 +160,9 @@ impl<A: Allocator + 'static> MasterHandle<A> {
                 }
             }
         };
-        *lock(&self.shared.leading.replicated) = Some(Replicated { lease: None, detector });
+        if let Some(r) = lock(&self.shared.leading.replicated).as_mut() {
+            r.detector = Some(detector);
+        }
         loop {
             let contender = match MasterContender::connect(&config.zk, config.session_timeout).await {
                 Ok(c) => c,
@@ -196,7 +214,10 @@ impl<A: Allocator + 'static> MasterHandle<A> {
                     () = candidacy.lost() => {}
                     () = self.clone().run_loops() => {}
                 }
-                tracing::warn!(node = candidacy.node(), "leadership lost: standing down and contending again");
+                tracing::warn!(
+                    node = candidacy.node(),
+                    "leadership lost: standing down and contending again"
+                );
                 self.abdicate(fresh());
             }
         }

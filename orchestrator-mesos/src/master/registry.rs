@@ -72,7 +72,9 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("root", &self.root).finish_non_exhaustive()
+        f.debug_struct("Registry")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
     }
 }
 

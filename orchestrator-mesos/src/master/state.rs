@@ -352,7 +352,9 @@ impl<A: Allocator> Master<A> {
             if self.frameworks.contains_key(&t.framework_id) {
                 continue;
             }
-            let Some(mut fw_info) = t.framework.clone() else { continue };
+            let Some(mut fw_info) = t.framework.clone() else {
+                continue;
+            };
             fw_info.id = Some(t.framework_id.clone());
             self.allocator.add_framework(t.framework_id.clone(), &fw_info, &[])?;
             self.allocator.suppress(&t.framework_id, &[]);
@@ -694,6 +696,16 @@ impl<A: Allocator> Master<A> {
         }
         tasks
             .iter()
+            // As Mesos: a task this master does not know on an agent that
+            // has yet to re-register after a failover gets no answer now
+            // (the agent brings it back, or its timeout settles it).
+            .filter(|asked| {
+                f.tasks.contains_key(&asked.task_id)
+                    || match &asked.agent_id {
+                        Some(agent) => !self.recovering.contains_key(agent),
+                        None => self.recovering.is_empty(),
+                    }
+            })
             .map(|asked| {
                 let status = match f.tasks.get(&asked.task_id) {
                     Some(t) => answer(t),

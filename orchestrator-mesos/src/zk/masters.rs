@@ -135,12 +135,19 @@ impl FromStr for ZkUrl {
             what: "ZooKeeper URL",
             reason: format!("`{s}` {reason} (expected zk://HOST:PORT[,HOST:PORT…]/PATH)"),
         };
-        let rest = s.strip_prefix("zk://").ok_or_else(|| bad("does not start with zk://"))?;
+        let rest = s
+            .strip_prefix("zk://")
+            .ok_or_else(|| bad("does not start with zk://"))?;
         let (servers, path) = rest.split_once('/').ok_or_else(|| bad("has no path"))?;
         if servers.contains('@') {
             return Err(bad("carries credentials, which are not supported"));
         }
-        if servers.is_empty() || servers.split(',').any(|h| h.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())) {
+        if servers.is_empty()
+            || servers.split(',').any(|h| {
+                h.rsplit_once(':')
+                    .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            })
+        {
             return Err(bad("needs HOST:PORT for every server"));
         }
         let path = format!("/{}", path.trim_end_matches('/'));
@@ -202,7 +209,9 @@ pub struct MasterContender {
 
 impl std::fmt::Debug for MasterContender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MasterContender").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("MasterContender")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -213,7 +222,10 @@ impl MasterContender {
     /// When ZooKeeper cannot be reached.
     pub async fn connect(url: &ZkUrl, session_timeout: Duration) -> Result<Self> {
         let client = connect(url, session_timeout).await?;
-        Ok(Self { client, url: url.clone() })
+        Ok(Self {
+            client,
+            url: url.clone(),
+        })
     }
 
     /// Whether the session still works (a new contender is needed once it
@@ -501,8 +513,11 @@ async fn follow(mut client: zk::Client, url: ZkUrl, session_timeout: Duration, t
                 }
                 Err(zk::Error::NoNode) => {
                     tx.send_if_modified(|now| now.take().is_some());
-                    let (_, watch) = client.check_and_watch_stat(&url.path).await?;
-                    watch.changed().await;
+                    // Wait for the path, unless it appeared meanwhile.
+                    let (stat, watch) = client.check_and_watch_stat(&url.path).await?;
+                    if stat.is_none() {
+                        watch.changed().await;
+                    }
                     Ok(())
                 }
                 Err(e) => Err(e),
@@ -556,7 +571,15 @@ mod tests {
         assert_eq!(u.path, "/mesos");
         assert_eq!(u.registry_path(), "/mesos-registry");
         assert_eq!(u.to_string(), "zk://127.0.0.1:2181,10.0.0.2:2181/mesos");
-        for bad in ["127.0.0.1:2181/mesos", "zk://127.0.0.1:2181", "zk://127.0.0.1:2181/", "zk://u:p@h:1/m", "zk://h/m", "zk://h:x/m", "zk://h:1//m"] {
+        for bad in [
+            "127.0.0.1:2181/mesos",
+            "zk://127.0.0.1:2181",
+            "zk://127.0.0.1:2181/",
+            "zk://u:p@h:1/m",
+            "zk://h/m",
+            "zk://h:x/m",
+            "zk://h:1//m",
+        ] {
             let e = bad.parse::<ZkUrl>().unwrap_err().to_string();
             assert!(e.contains(bad) || e.contains("path"), "{bad}: {e}");
         }

@@ -11,7 +11,9 @@ use orchestrator_core::Error;
 use zookeeper_client as zk;
 
 pub use election::{LeaderElection, Leadership};
-pub use masters::{Candidacy, Lease, MasterAddress, MasterContender, MasterDetector, MasterInfo, ZkUrl, MASTER_INFO_PREFIX};
+pub use masters::{
+    Candidacy, Lease, MasterAddress, MasterContender, MasterDetector, MasterInfo, ZkUrl, MASTER_INFO_PREFIX,
+};
 pub use store::ZkStore;
 
 /// A ZooKeeper failure as the core error, naming the path and the operation.
