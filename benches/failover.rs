@@ -39,7 +39,17 @@ fn examples_dir() -> PathBuf {
 fn build_examples() -> bool {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let ok = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--example", "master", "--example", "agent", "--example", "marathon"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--example",
+            "master",
+            "--example",
+            "agent",
+            "--example",
+            "marathon",
+        ])
         .status()
         .is_ok_and(|s| s.success());
     ok && examples_dir().join("master").exists()
@@ -160,7 +170,7 @@ impl Cluster {
                         "--port".into(),
                         free_port().to_string(),
                         "--resources".into(),
-                        "cpus:8;mem:8192".into(),
+                        format!("cpus:8;mem:8192;ports:[{}-{}]", 31_000 + n * 1000, 31_999 + n * 1000),
                         "--work-dir".into(),
                         work.join(format!("agent{n}")).display().to_string(),
                     ],
@@ -170,7 +180,12 @@ impl Cluster {
         let marathon_port = free_port();
         let marathon = Proc::start(
             "marathon",
-            &["--master".into(), zk_url.clone(), "--http-port".into(), marathon_port.to_string()],
+            &[
+                "--master".into(),
+                zk_url.clone(),
+                "--http-port".into(),
+                marathon_port.to_string(),
+            ],
         );
         let mut c = Cluster {
             zk_url,
@@ -191,8 +206,15 @@ impl Cluster {
         let leader = c.wait("a leader", async |c| c.leader().await).await;
         c.wait("marathon", async |c| c.get(&format!("{}/v2/info", c.marathon)).await)
             .await;
-        let app = json!({"id": "/bench/failover", "cmd": "sleep 3600", "cpus": 0.01, "mem": 4, "instances": c.instances});
-        let r = c.http.post(format!("{}/v2/apps", c.marathon)).json(&app).send().await.unwrap();
+        let app =
+            json!({"id": "/bench/failover", "cmd": "sleep 3600", "cpus": 0.01, "mem": 4, "instances": c.instances});
+        let r = c
+            .http
+            .post(format!("{}/v2/apps", c.marathon))
+            .json(&app)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success());
         c.wait("the app running", async |c| (c.running().await == 2).then_some(()))
             .await;
@@ -233,7 +255,11 @@ impl Cluster {
         let port = self.masters[new].0;
         self.wait("marathon re-subscribed", async |c| {
             let state = c.get(&format!("http://127.0.0.1:{port}/master/state")).await?;
-            let fw = state["frameworks"].as_array()?.iter().find(|f| f["id"] == c.framework.as_str())?.clone();
+            let fw = state["frameworks"]
+                .as_array()?
+                .iter()
+                .find(|f| f["id"] == c.framework.as_str())?
+                .clone();
             (fw["active"] == true).then_some(())
         })
         .await;
@@ -265,7 +291,11 @@ impl Cluster {
     }
 
     async fn stop(self) {
-        let _ = self.http.delete(format!("{}/v2/apps/bench/failover", self.marathon)).send().await;
+        let _ = self
+            .http
+            .delete(format!("{}/v2/apps/bench/failover", self.marathon))
+            .send()
+            .await;
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.running().await > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -293,7 +323,11 @@ fn failover(c: &mut Criterion) {
         eprintln!("failover bench skipped: the release examples did not build");
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("failover");
     group
         .sample_size(10)

@@ -408,3 +408,127 @@ fn teardown_shuts_the_framework_down_on_its_agents_and_closes_the_stream() {
     // once, while the agents kill them.
     assert_eq!(offers[0].resources.cpus(), 2.0);
 }
+
+#[test]
+fn a_new_leader_recovers_from_the_registry_and_what_agents_bring_back() {
+    use orchestrator_mesos::api::scheduler::ReconcileTask;
+    use orchestrator_mesos::{Recovered, ReregisteredTask, StoredQuota};
+
+    // The old leader: one agent, a framework with a task on it.
+    let mut old = World::new();
+    let agent = old.agent("a1", "cpus:4;mem:1024");
+    let fw = old.subscribe("marathon", 3600.0, false);
+    let offer = old.offers().remove(0);
+    launch(
+        &mut old,
+        &fw,
+        &offer,
+        vec![task("t1", &agent, "cpus:1;mem:64")],
+        Duration::ZERO,
+    );
+    let agent_info = old.master.agents()[&agent].info.clone();
+    let fw_info = old.master.frameworks()[&fw].info.clone();
+
+    // The new leader knows only what the registry kept.
+    let mut w = World::new();
+    let mut quotas = std::collections::BTreeMap::new();
+    quotas.insert(
+        "web".to_string(),
+        StoredQuota {
+            guarantees: res("cpus:1"),
+            limits: None,
+        },
+    );
+    let recovered = Recovered {
+        agents: vec![agent_info.clone()],
+        weights: [("web".to_string(), 2.5)].into_iter().collect(),
+        quotas,
+        epoch: 7,
+    };
+    w.master.recover(recovered, Duration::from_secs(600), w.now).unwrap();
+    assert!(w.master.config().master_id.ends_with("-e7"), "ids carry the epoch");
+    let roles = orchestrator_core::Allocator::roles(w.master.allocator());
+    let web = roles.iter().find(|r| r.name == "web").unwrap();
+    assert_eq!(web.weight, 2.5);
+    assert_eq!(web.guarantees, res("cpus:1"));
+    assert!(w.master.recovering_agents().contains_key(&agent));
+    assert!(w.master.agents().is_empty());
+
+    // The framework comes back first, under its id, and reconciles its
+    // task: no answer while its agent has yet to re-register (Mesos's
+    // rule; a LOST here would have it launched again).
+    let (again, _) = w.master.subscribe(fw_info.clone(), &[], w.now).unwrap();
+    assert_eq!(again, fw);
+    let asked = vec![ReconcileTask {
+        task_id: TaskId::new("t1").unwrap(),
+        agent_id: Some(agent.clone()),
+    }];
+    assert!(updates(&w.call(&fw, SchedulerCall::Reconcile(asked.clone()))).is_empty());
+
+    // The agent re-registers with its task: the task is known, running.
+    let running = ReregisteredTask {
+        framework_id: fw.clone(),
+        task: task("t1", &agent, "cpus:1;mem:64"),
+        state: TaskState::Running,
+        framework: Some(fw_info.clone()),
+    };
+    w.master
+        .reregister_agent(agent.clone(), agent_info.clone(), vec![running.clone()], w.now)
+        .unwrap();
+    assert!(w.master.recovering_agents().is_empty());
+    let answered = updates(&w.call(&fw, SchedulerCall::Reconcile(asked)));
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0].state, TaskState::Running);
+    // New ids do not repeat the old leader's.
+    let other = w.agent("a2", "cpus:1;mem:128");
+    assert!(other.as_str().contains("-e7-"), "{other}");
+
+    // An agent that comes back before its framework: the framework is
+    // recovered from the task's info, disconnected, tasks kept, until it
+    // re-subscribes within its failover timeout.
+    let mut w = World::new();
+    w.master
+        .recover(
+            Recovered {
+                agents: vec![agent_info.clone()],
+                epoch: 2,
+                ..Recovered::default()
+            },
+            Duration::from_secs(600),
+            w.now,
+        )
+        .unwrap();
+    w.master
+        .reregister_agent(agent.clone(), agent_info.clone(), vec![running], w.now)
+        .unwrap();
+    let f = &w.master.frameworks()[&fw];
+    assert!(!f.connected);
+    assert!(f.tasks.contains_key(&TaskId::new("t1").unwrap()));
+    w.now += Duration::from_secs(60);
+    assert!(w
+        .master
+        .check(w.now)
+        .iter()
+        .all(|e| !matches!(e, Effect::ShutdownFramework { .. })));
+    let (again, _) = w.master.subscribe(fw_info, &[], w.now).unwrap();
+    assert_eq!(again, fw);
+    assert_eq!(w.master.frameworks()[&fw].tasks.len(), 1);
+
+    // A registry agent that never comes back is forgotten after the timeout.
+    let mut w = World::new();
+    w.master
+        .recover(
+            Recovered {
+                agents: vec![agent_info],
+                epoch: 3,
+                ..Recovered::default()
+            },
+            Duration::from_secs(10),
+            w.now,
+        )
+        .unwrap();
+    w.now += Duration::from_secs(11);
+    w.master.check(w.now);
+    assert!(w.master.recovering_agents().is_empty());
+    assert_eq!(w.master.take_expired_agents(), vec![agent]);
+}
