@@ -1,18 +1,20 @@
 //! The topology app: takes probes' reports, serves the views, search, live
 //! diffs and controls.
 //!
-//! `cargo run --release --example app-server -- --host 127.0.0.1 --port 4040 [--tokens FILE] [--tls-cert C --tls-key K]`
+//! `cargo run --release --example app-server -- --host 127.0.0.1 --port 4040 [--tokens FILE] [--tls-cert C --tls-key K] [--zk zk://127.0.0.1:2181/topology]`
 
 #[path = "support/mod.rs"]
 mod support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use orchestrator::core::report::Limits;
-use orchestrator::topology::server::{check_exposure, App, AppConfig, TlsListener, Tokens};
+use orchestrator::mesos::ZkStore;
+use orchestrator::topology::server::{check_exposure, App, AppConfig, SharedStore, TlsListener, Tokens};
 use orchestrator::topology::{Retention, StoreConfig};
 
 /// Merge probe reports into topology views and serve them.
@@ -64,6 +66,11 @@ struct Args {
     /// Keep saved filters in this directory.
     #[arg(long = "data-dir")]
     data_dir: Option<PathBuf>,
+    /// Run as one of several replicas behind one name: saved filters live
+    /// in ZooKeeper (`zk://HOST:PORT[,HOST:PORT…]/topology`), shared by
+    /// all (probes publish to every replica with `--app` given once each).
+    #[arg(long)]
+    zk: Option<String>,
     /// Allow this origin by CORS (repeatable).
     #[arg(long = "cors-origin")]
     cors_origins: Vec<String>,
@@ -109,6 +116,14 @@ async fn main() -> anyhow::Result<()> {
         allowed_controls: (!args.allow_controls.is_empty()).then(|| args.allow_controls.iter().cloned().collect()),
         audit_log: args.audit_log.clone(),
         data_dir: args.data_dir.clone(),
+        shared: match &args.zk {
+            Some(url) => {
+                let (servers, root) = support::parse_zk_url(url, "/topology");
+                eprintln!("saved filters shared in ZooKeeper {servers} under {root}");
+                Some(SharedStore(Arc::new(ZkStore::connect(&servers, &root).await?)))
+            }
+            None => None,
+        },
         cors_origins: args.cors_origins.clone(),
         limits: Limits {
             max_encoded: args.max_report_bytes,

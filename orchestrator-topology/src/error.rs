@@ -46,6 +46,9 @@ pub enum TopologyError {
     /// that does not load, no token on a public address).
     #[error("configuration: {0}")]
     Config(String),
+    /// The store the replicas share (saved filters) failed.
+    #[error("shared state: {0}")]
+    Shared(#[from] orchestrator_core::Error),
 }
 
 /// Results of this crate.

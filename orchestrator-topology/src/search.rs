@@ -300,7 +300,18 @@ impl FilterStore {
     ///
     /// # Errors
     /// A query that does not parse, or the file cannot be written.
-    pub fn save(&mut self, mut f: SavedFilter, now_ms: u64) -> Result<SavedFilter> {
+    pub fn save(&mut self, f: SavedFilter, now_ms: u64) -> Result<SavedFilter> {
+        let f = self.prepare(f, now_ms)?;
+        self.insert(f.clone())?;
+        Ok(f)
+    }
+
+    /// Checks a filter (its query must parse) and gives it its id, without
+    /// saving it (a shared store writes it first, then [`insert`](Self::insert)s).
+    ///
+    /// # Errors
+    /// A query that does not parse, a bad name, or too many filters.
+    pub fn prepare(&self, mut f: SavedFilter, now_ms: u64) -> Result<SavedFilter> {
         Query::parse(&f.query)?;
         if f.name.trim().is_empty() || f.name.len() > 200 {
             return Err(bad(&f.query, "a filter needs a name of 1 to 200 bytes"));
@@ -311,9 +322,21 @@ impl FilterStore {
         let key = format!("{}\n{}\n{:?}\n{now_ms}", f.name, f.query, f.view);
         f.id = format!("{:012x}", crate::store::id_hash(&key) >> 16);
         f.created_ms = now_ms;
-        self.filters.insert(f.id.clone(), f.clone());
-        self.persist()?;
         Ok(f)
+    }
+
+    /// Adds a prepared filter.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn insert(&mut self, f: SavedFilter) -> Result<()> {
+        self.filters.insert(f.id.clone(), f);
+        self.persist()
+    }
+
+    /// Replaces every filter with `list` (what a shared store holds now).
+    pub fn replace_all(&mut self, list: Vec<SavedFilter>) {
+        self.filters = list.into_iter().map(|f| (f.id.clone(), f)).collect();
     }
 
     /// Deletes a filter; whether it existed.

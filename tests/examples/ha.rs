@@ -512,3 +512,109 @@ async fn a_standalone_master_restarted_on_its_work_dir_keeps_agents_weights_and_
     .await;
     master.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_app_servers_behind_one_name_share_views_and_saved_filters() {
+    let _beside = crate::HEAVY.read().await;
+    let Some(zk) = orchestrator_testkit::zookeeper("three_app_servers_share_views_and_saved_filters") else {
+        return;
+    };
+    let dir = scratch("replicas");
+    let zk_url = format!("zk://{}/topology-test-{}", zk.address, std::process::id());
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut apps: Vec<Proc> = ports
+        .iter()
+        .map(|p| {
+            Proc::start(
+                "app-server",
+                &["--port".into(), p.to_string(), "--zk".into(), zk_url.clone()],
+                &dir,
+            )
+        })
+        .collect();
+    let mut probe_args = vec![
+        "--spy-interval".to_string(),
+        "1s".into(),
+        "--publish-interval".into(),
+        "1s".into(),
+        "--no-docker".into(),
+        "--hostname".into(),
+        "replica-host".into(),
+    ];
+    for p in &ports {
+        probe_args.extend(["--app".to_string(), format!("http://127.0.0.1:{p}")]);
+    }
+    let _probe = Proc::start("probe", &probe_args, &dir);
+    let hosts = |port: u16| async move {
+        let v = get_json(&format!("http://127.0.0.1:{port}/api/topology/hosts")).await?;
+        let mut ids: Vec<String> = v["nodes"].as_object()?.keys().cloned().collect();
+        ids.sort();
+        Some(ids)
+    };
+    for &p in &ports {
+        until(
+            "every replica holding the probe's host",
+            Duration::from_secs(30),
+            async || hosts(p).await.filter(|h| h.iter().any(|l| l == "replica-host")),
+        )
+        .await;
+    }
+
+    // A filter saved on one replica is listed by, and applies on, another.
+    let r = http()
+        .post(format!("http://127.0.0.1:{}/api/filters", ports[0]))
+        .json(&json!({"name": "nothing", "query": "no-such-node-anywhere", "view": "hosts"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let saved: Value = r.json().await.unwrap();
+    let id = saved["id"].as_str().unwrap();
+    let listed = get_json(&format!("http://127.0.0.1:{}/api/filters", ports[1]))
+        .await
+        .unwrap();
+    assert_eq!(listed["filters"][0]["id"], id, "{listed}");
+    let filtered = get_json(&format!("http://127.0.0.1:{}/api/topology/hosts?filter={id}", ports[2]))
+        .await
+        .unwrap();
+    assert_eq!(filtered["nodes"], json!({}), "the filter applies on another replica");
+
+    // One replica dies: the probe keeps publishing to the other two, which
+    // answer the same views; a filter deleted on one is gone on the other.
+    apps[0].kill();
+    let reports = |port: u16| async move {
+        let m = http()
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        m.lines()
+            .find(|l| l.starts_with("topology_reports_received_total"))
+            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+    };
+    let (r1, r2) = (reports(ports[1]).await.unwrap(), reports(ports[2]).await.unwrap());
+    until(
+        "reports still arriving at both live replicas",
+        Duration::from_secs(20),
+        async || {
+            let (n1, n2) = (reports(ports[1]).await?, reports(ports[2]).await?);
+            (n1 >= r1 + 3.0 && n2 >= r2 + 3.0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(hosts(ports[1]).await, hosts(ports[2]).await, "the same views");
+    let r = http()
+        .delete(format!("http://127.0.0.1:{}/api/filters/{id}", ports[2]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let listed = get_json(&format!("http://127.0.0.1:{}/api/filters", ports[1]))
+        .await
+        .unwrap();
+    assert_eq!(listed["filters"], json!([]));
+    drop(apps);
+}

@@ -43,6 +43,13 @@ pub trait MasterClient: Send + Sync {
     /// # Errors
     /// When the master refuses the call or cannot be reached.
     async fn call(&self, call: Call) -> Result<()>;
+
+    /// Resolves when another master may lead than the one last subscribed
+    /// to, so a framework re-subscribes at once instead of after its retry
+    /// pause. Never resolves for a client of one fixed master.
+    async fn leader_changed(&self) {
+        std::future::pending::<()>().await;
+    }
 }
 
 pub(crate) async fn first_subscribed(events: &mut mpsc::Receiver<Event>) -> Result<Subscribed> {
@@ -66,6 +73,8 @@ pub(crate) async fn first_subscribed(events: &mut mpsc::Receiver<Event>) -> Resu
 pub struct HttpMasterClient {
     url: String,
     detector: Option<MasterDetector>,
+    /// The leader the last subscription went to (when following).
+    subscribed_to: Mutex<Option<String>>,
     http: reqwest::Client,
     stream_id: Mutex<Option<String>>,
 }
@@ -81,6 +90,7 @@ impl HttpMasterClient {
         HttpMasterClient {
             url: format!("{base}/api/v1/scheduler"),
             detector: None,
+            subscribed_to: Mutex::new(None),
             http: reqwest::Client::new(),
             stream_id: Mutex::new(None),
         }
@@ -93,6 +103,7 @@ impl HttpMasterClient {
         HttpMasterClient {
             url: String::new(),
             detector: Some(detector),
+            subscribed_to: Mutex::new(None),
             http: reqwest::Client::new(),
             stream_id: Mutex::new(None),
         }
@@ -124,9 +135,14 @@ async fn refused(response: reqwest::Response) -> Error {
 #[async_trait]
 impl MasterClient for HttpMasterClient {
     async fn subscribe(&self, call: Call) -> Result<Subscription> {
+        let endpoint = self.endpoint()?;
+        *self
+            .subscribed_to
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(endpoint.clone());
         let response = self
             .http
-            .post(self.endpoint()?)
+            .post(endpoint)
             .json(&call)
             .send()
             .await
@@ -180,5 +196,23 @@ impl MasterClient for HttpMasterClient {
         } else {
             Err(refused(response).await)
         }
+    }
+
+    async fn leader_changed(&self) {
+        let Some(detector) = &self.detector else {
+            return std::future::pending().await;
+        };
+        let last = self
+            .subscribed_to
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut leader = detector.subscribe();
+        let _ = leader
+            .wait_for(|l| {
+                let now = l.as_ref().map(|m| format!("{}/api/v1/scheduler", m.url()));
+                now.is_some() && now != last
+            })
+            .await;
     }
 }

@@ -460,7 +460,11 @@ impl Marathon {
                 Ok(sub) => self.serve(sub).await,
                 Err(e) => tracing::warn!(error = %e, "marathon cannot subscribe; retrying"),
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Again in a second, or as soon as another master leads.
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = self.inner.client.leader_changed() => {}
+            }
         }
     }
 

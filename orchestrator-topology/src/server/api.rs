@@ -214,7 +214,11 @@ pub(super) async fn agents_list(State(app): State<App>) -> Response {
 
 /// The view filters from query parameters (`system`, `stopped`,
 /// `unconnected`, `pseudo`, `q`, `filter`).
-pub(super) fn filters(app: &App, q: &BTreeMap<String, String>) -> Result<Filters, Response> {
+pub(super) async fn filters(app: &App, q: &BTreeMap<String, String>) -> Result<Filters, Response> {
+    if q.contains_key("filter") {
+        // A filter saved on another replica applies here too.
+        app.sync_filters().await.map_err(IntoResponse::into_response)?;
+    }
     let choice = |key: &str, default: &str, other: &str| -> Result<Choice, Response> {
         match q.get(key).map(String::as_str) {
             None => Ok(Choice::Default),
@@ -296,7 +300,7 @@ pub(super) async fn topology(State(app): State<App>, Path(view): Path<String>, Q
         Ok(v) => v,
         Err(r) => return r,
     };
-    let filters = match filters(&app, &q) {
+    let filters = match filters(&app, &q).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -332,7 +336,7 @@ pub(super) async fn node_details(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let mut f = match filters(&app, &q) {
+    let mut f = match filters(&app, &q).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -516,12 +520,18 @@ pub(super) async fn search(State(app): State<App>, Query(q): Params) -> Response
 
 /// `GET /api/filters`.
 pub(super) async fn list_filters(State(app): State<App>) -> Response {
+    if let Err(e) = app.sync_filters().await {
+        return e.into_response();
+    }
     let list: Vec<SavedFilter> = app.inner.filters.lock().list().cloned().collect();
     Json(json!({ "filters": list })).into_response()
 }
 
 /// `GET /api/filters/{id}`.
 pub(super) async fn get_filter(State(app): State<App>, Path(id): Path<String>) -> Response {
+    if let Err(e) = app.sync_filters().await {
+        return e.into_response();
+    }
     match app.inner.filters.lock().get(&id) {
         Some(f) => Json(f.clone()).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no saved filter `{id}`")),
@@ -540,7 +550,7 @@ pub(super) async fn save_filter(State(app): State<App>, Extension(caller): Exten
         }
     }
     f.created_by = caller.name;
-    match app.inner.filters.lock().save(f, crate::now_ms()) {
+    match app.save_filter(f, crate::now_ms()).await {
         Ok(saved) => (StatusCode::CREATED, Json(saved)).into_response(),
         Err(e) => e.into_response(),
     }
@@ -548,7 +558,7 @@ pub(super) async fn save_filter(State(app): State<App>, Extension(caller): Exten
 
 /// `DELETE /api/filters/{id}`.
 pub(super) async fn delete_filter(State(app): State<App>, Path(id): Path<String>) -> Response {
-    match app.inner.filters.lock().delete(&id) {
+    match app.delete_filter(&id).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no saved filter `{id}`")),
         Err(e) => e.into_response(),

@@ -38,7 +38,7 @@ pub(super) async fn view_socket(
         Ok(v) => v,
         Err(e) => return crate::TopologyError::into_response(e),
     };
-    let filters = match super::api::filters(&app, &q) {
+    let filters = match super::api::filters(&app, &q).await {
         Ok(f) => f,
         Err(r) => return r,
     };

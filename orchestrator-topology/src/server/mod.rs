@@ -15,6 +15,7 @@ mod controls;
 mod live;
 mod metrics;
 mod openapi;
+mod replicas;
 mod tls;
 mod ui;
 
@@ -62,6 +63,10 @@ pub struct AppConfig {
     pub audit_log: Option<PathBuf>,
     /// Keep saved filters here (`filters.json`).
     pub data_dir: Option<PathBuf>,
+    /// Keep saved filters in a store the replicas of this app share
+    /// (ZooKeeper with `--zk`) instead, so a filter saved on one is
+    /// listed by all.
+    pub shared: Option<SharedStore>,
     /// Origins allowed by CORS (none: no CORS headers).
     pub cors_origins: Vec<String>,
     /// Size limits of reports.
@@ -89,6 +94,7 @@ impl Default for AppConfig {
             allowed_controls: None,
             audit_log: None,
             data_dir: None,
+            shared: None,
             cors_origins: Vec::new(),
             limits: Limits::default(),
             publish_interval: Duration::from_secs(15),
@@ -96,6 +102,16 @@ impl Default for AppConfig {
             max_concurrent_reports: 2 * std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             ws_send_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// A [`StateStore`](orchestrator_core::StateStore) the replicas of one app share.
+#[derive(Clone)]
+pub struct SharedStore(pub Arc<dyn orchestrator_core::StateStore>);
+
+impl std::fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedStore")
     }
 }
 
@@ -442,6 +458,7 @@ impl IntoResponse for TopologyError {
             TopologyError::NeedFull { .. } => StatusCode::CONFLICT,
             TopologyError::UnknownView(_) => StatusCode::NOT_FOUND,
             TopologyError::Io { .. } | TopologyError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            TopologyError::Shared(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         error(status, self.to_string())
     }
