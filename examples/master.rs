@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 use orchestrator::core::{FileStore, StateStore};
 use orchestrator::mesos::{
-    DrfAllocator, Master, MasterConfig, MasterHandle, MasterInfo, Registry, ReplicaConfig, ZkStore, ZkUrl,
+    DrfAllocator, Master, MasterConfig, MasterHandle, MasterInfo, Registry, ReplicaConfig, ZkUrl,
 };
 
 /// Run a master that frameworks speaking Mesos's v1 HTTP API can use.
@@ -61,46 +61,36 @@ async fn main() -> anyhow::Result<()> {
     support::init_tracing();
     let args = Args::parse();
     let zk: Option<ZkUrl> = args.zk.as_deref().map(str::parse).transpose()?;
-    let interval = args.allocation_interval;
-    let master_id = args.master_id.clone();
-    let fresh = move || -> anyhow::Result<Master<DrfAllocator>> {
-        let allocator = DrfAllocator::builder().allocation_interval(interval).build()?;
-        let config = MasterConfig {
-            master_id: master_id.clone(),
-            ..MasterConfig::default()
-        };
-        Ok(Master::new(config, allocator))
-    };
-    let handle = if zk.is_some() {
-        MasterHandle::new_standby(fresh()?, interval)
-    } else {
-        MasterHandle::new(fresh()?, interval)
-    };
     let addr = SocketAddr::new(args.ip, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     // Unique per run, as Mesos's master ids are.
     let run_id = format!("{}-{}-{}", args.master_id, bound.port(), std::process::id());
-    handle.set_info(MasterInfo::new(run_id, bound, args.hostname.clone()));
+    let info = MasterInfo::new(run_id, bound, args.hostname.clone());
+    let config = MasterConfig {
+        master_id: args.master_id.clone(),
+        ..MasterConfig::default()
+    };
     println!("master listening on http://{bound}");
-    let run = match zk {
+    let (handle, run) = match zk {
         Some(url) => {
-            let store: Arc<dyn StateStore> = Arc::new(ZkStore::connect(&url.servers, &url.registry_path()).await?);
             println!(
                 "contending for leadership under {url}; registry at {}",
                 url.registry_path()
             );
-            let config = ReplicaConfig {
+            let replica = ReplicaConfig {
                 zk: url,
                 session_timeout: args.zk_session_timeout,
                 reregister_timeout: args.agent_reregister_timeout,
             };
-            // `fresh` built one master already, so it cannot fail later.
-            let make =
-                move || fresh().unwrap_or_else(|e| panic!("the allocator's settings were checked at start: {e}"));
-            tokio::spawn(handle.clone().run_replicated(config, Registry::new(store, "/"), make))
+            MasterHandle::start_replicated(replica, info, config, args.allocation_interval).await?
         }
         None => {
+            let allocator = DrfAllocator::builder()
+                .allocation_interval(args.allocation_interval)
+                .build()?;
+            let handle = MasterHandle::new(Master::new(config, allocator), args.allocation_interval);
+            handle.set_info(info);
             if let Some(dir) = &args.work_dir {
                 let store: Arc<dyn StateStore> = Arc::new(FileStore::open(dir.join("registry"))?);
                 handle
@@ -110,7 +100,8 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 println!("registry in memory (give --work-dir to keep it across restarts)");
             }
-            tokio::spawn(handle.clone().run_loops())
+            let run = tokio::spawn(handle.clone().run_loops());
+            (handle, run)
         }
     };
     axum::serve(listener, handle.router())

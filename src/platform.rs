@@ -24,8 +24,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use orchestrator_core::{Containerizer, FileStore, MemStore, Resources, StateStore};
 use orchestrator_mesos::marathon::{ha, http, Marathon, MarathonConfig};
 use orchestrator_mesos::{
-    Agent, AgentConfig, DockerContainerizer, DrfAllocator, LeaderElection, Leadership, Master, MasterClient,
-    MasterConfig, MasterHandle, ProcessContainerizer, ZkStore,
+    Agent, AgentConfig, DockerContainerizer, DrfAllocator, HttpMasterClient, LeaderElection, Leadership, Master,
+    MasterClient, MasterConfig, MasterDetector, MasterHandle, ProcessContainerizer, ZkStore, ZkUrl,
 };
 use orchestrator_probe::{Probe, ProbeConfig, PublishConfig};
 use orchestrator_topology::server::{check_exposure, App, AppConfig, Role, Token, Tokens};
@@ -72,6 +72,9 @@ pub enum PlatformError {
     /// The platform stopped on its own.
     #[error("{0}")]
     Stopped(String),
+    /// Settings that cannot work together.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// How the platform runs.
@@ -103,6 +106,12 @@ pub struct PlatformConfig {
     /// ZooKeeper servers and root: the scheduler's state lives there, and
     /// the master and the scheduler are elected there.
     pub zk: Option<(String, String)>,
+    /// Masters: 1 runs one in this process. More (with `zk`) are separate
+    /// processes the caller runs on `master_port`, `master_port + 1`, …,
+    /// elected at [`masters_zk`](Self::masters_zk) (the `all-in-one`
+    /// example starts them); the agent and the scheduler follow whichever
+    /// leads.
+    pub masters: u16,
     /// What the agent offers.
     pub resources: Resources,
     /// The Docker engine to try; `None` runs every task as a process.
@@ -113,10 +122,28 @@ pub struct PlatformConfig {
     pub tokens: Tokens,
 }
 
+impl PlatformConfig {
+    /// Where replicated masters contend, in Mesos's layout; `None` without
+    /// ZooKeeper.
+    pub fn masters_zk(&self) -> Option<ZkUrl> {
+        self.zk.as_ref().map(|(servers, root)| masters_zk(servers, root))
+    }
+}
+
+/// Where the replicated masters of a platform rooted at `root` contend:
+/// `{root}/mesos` (registry at `{root}/mesos-registry`).
+pub fn masters_zk(servers: &str, root: &str) -> ZkUrl {
+    ZkUrl {
+        servers: servers.to_string(),
+        path: format!("{}/mesos", root.trim_end_matches('/')),
+    }
+}
+
 /// A running platform.
 pub struct Platform {
-    /// The master, in this process.
-    pub master: MasterHandle,
+    /// The master, in this process (`None` when the masters are replicated
+    /// in processes of their own).
+    pub master: Option<MasterHandle>,
     /// The agent, in this process.
     pub agent: Agent,
     /// The Docker containerizer, when the engine answered.
@@ -128,7 +155,7 @@ pub struct Platform {
     master_leadership: Option<Leadership>,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
-    master_loops: JoinHandle<()>,
+    master_loops: Option<JoinHandle<()>>,
     agent_run: JoinHandle<orchestrator_mesos::Result<()>>,
     marathon_run: JoinHandle<()>,
     app_cleanup: JoinHandle<()>,
@@ -236,14 +263,14 @@ async fn start_master(config: &PlatformConfig, url: &str) -> Result<(MasterHandl
     Ok((master, leadership))
 }
 
-/// The scheduler on the master in this process: elected on ZooKeeper with
+/// The scheduler (on the master in this process, or following the
+/// replicated masters' leader): elected on ZooKeeper with
 /// its state there, or alone with its state in `work_dir` or memory.
 async fn start_scheduler(
     config: &PlatformConfig,
-    master: &MasterHandle,
+    client: Arc<dyn MasterClient>,
     master_url: &str,
 ) -> Result<(axum::Router, JoinHandle<()>, String), PlatformError> {
-    let client: Arc<dyn MasterClient> = Arc::new(master.clone());
     let info = http::ApiInfo {
         master: master_url.to_string(),
         http_address: SocketAddr::new(config.ip, config.marathon_port).to_string(),
@@ -294,8 +321,18 @@ impl Platform {
             app: url(config.app_port),
             dns: None,
         };
+        let replicated = config.masters > 1;
+        let masters_zk = config.masters_zk();
+        if replicated && masters_zk.is_none() {
+            return Err(PlatformError::Config(
+                "several masters are elected on ZooKeeper: give --zk".into(),
+            ));
+        }
         // Every port first: a busy one fails before anything starts.
-        let master_listener = bind(ip, config.master_port, "master").await?;
+        let master_listener = match replicated {
+            false => Some(bind(ip, config.master_port, "master").await?),
+            true => None,
+        };
         let agent_listener = bind(ip, config.agent_port, "agent").await?;
         let marathon_listener = bind(ip, config.marathon_port, "scheduler").await?;
         let app_listener = bind(ip, config.app_port, "topology app").await?;
@@ -303,7 +340,9 @@ impl Platform {
         let dns = match config.dns_port {
             Some(port) => {
                 let dns_config = orchestrator_discovery::Config {
-                    masters: vec![urls.master.clone()],
+                    masters: (0..config.masters.max(1))
+                        .map(|i| url(config.master_port.saturating_add(i)))
+                        .collect(),
                     marathon: Some(urls.marathon.clone()),
                     listener: match ip {
                         IpAddr::V4(v4) => v4,
@@ -325,9 +364,25 @@ impl Platform {
         let (stop, stop_rx) = watch::channel(false);
         let mut servers = Vec::new();
 
-        let (master, master_leadership) = start_master(&config, &urls.master).await?;
-        let master_loops = tokio::spawn(master.clone().run_loops());
-        servers.push(serve(master_listener, master.router(), stop_rx.clone()));
+        let (master, master_leadership, master_loops, detector) = match (master_listener, masters_zk) {
+            (Some(listener), _) => {
+                let (master, leadership) = start_master(&config, &urls.master).await?;
+                let loops = tokio::spawn(master.clone().run_loops());
+                servers.push(serve(listener, master.router(), stop_rx.clone()));
+                (Some(master), leadership, Some(loops), None)
+            }
+            (None, Some(zk)) => (
+                None,
+                None,
+                None,
+                Some(MasterDetector::connect(&zk, Duration::from_secs(10)).await?),
+            ),
+            (None, None) => {
+                return Err(PlatformError::Config(
+                    "several masters are elected on ZooKeeper: give --zk".into(),
+                ))
+            }
+        };
 
         let agent_dir = config.work_dir.join("agent");
         let mut chain: Vec<Arc<dyn Containerizer>> = Vec::new();
@@ -346,11 +401,17 @@ impl Platform {
         let mut agent_config = AgentConfig::new(&urls.master, config.resources.clone(), &agent_dir);
         agent_config.hostname = ip.to_string();
         agent_config.port = config.agent_port;
+        agent_config.detector = detector.clone();
         let agent = Agent::new(agent_config, chain);
         servers.push(serve(agent_listener, agent.router(), stop_rx.clone()));
         let agent_run = tokio::spawn(agent.clone().run());
 
-        let (marathon_router, marathon_run, state_where) = start_scheduler(&config, &master, &urls.master).await?;
+        let client: Arc<dyn MasterClient> = match (&master, detector) {
+            (Some(m), _) => Arc::new(m.clone()),
+            (None, Some(d)) => Arc::new(HttpMasterClient::following(d)),
+            (None, None) => return Err(PlatformError::Config("no master to follow".into())),
+        };
+        let (marathon_router, marathon_run, state_where) = start_scheduler(&config, client, &urls.master).await?;
         servers.push(serve(marathon_listener, marathon_router, stop_rx.clone()));
 
         // The topology app and this host's probe, which reports with a
@@ -512,7 +573,9 @@ impl Platform {
         if let Some(lb) = self.lb {
             lb.shutdown().await;
         }
-        self.master_loops.abort();
+        if let Some(loops) = self.master_loops {
+            loops.abort();
+        }
         self.app_cleanup.abort();
         self.agent_run.abort();
         match failed {

@@ -53,6 +53,19 @@ pub struct Args {
     /// scheduler there (`zk://HOST:PORT[,HOST:PORT]/path`).
     #[arg(long)]
     pub zk: Option<String>,
+    /// Masters to run (with --zk): more than one run as processes of their
+    /// own on --master-port, --master-port + 1, …, elected on ZooKeeper in
+    /// Mesos's layout, so `kill -9` of the leader shows a failover.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=9))]
+    pub masters: u16,
+    /// ZooKeeper session timeout of the replicated masters: how long a dead
+    /// leader goes unnoticed (`10secs`, as Mesos).
+    #[arg(long = "zk-session-timeout", default_value = "10secs", value_parser = support::parse_duration)]
+    pub zk_session_timeout: Duration,
+    /// Internal: run only a replicated master on this port (how the
+    /// all-in-one starts its masters).
+    #[arg(long = "run-master", hide = true)]
+    pub run_master: Option<u16>,
     /// What the agent offers, in the Mesos flag form (default: this
     /// machine's cores and memory less 1 GB, 10 GB of disk, ports 31000-32000).
     #[arg(long)]

@@ -17,6 +17,7 @@ mod support;
 
 mod args;
 mod demo;
+mod masters;
 
 use std::time::Duration;
 
@@ -35,6 +36,15 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
+    if let Some(port) = args.run_master {
+        return masters::run_one(&args, port).await;
+    }
+    if args.masters > 1 && args.zk.is_none() {
+        anyhow::bail!(
+            "--masters {} needs --zk: the masters are elected on ZooKeeper",
+            args.masters
+        );
+    }
     let work = WorkDir::new(args.work_dir.clone())?;
     let resources = match args.resources.clone() {
         Some(r) => r,
@@ -60,7 +70,10 @@ async fn main() -> anyhow::Result<()> {
         docker_host: (!args.no_docker).then(|| args.docker_host.clone()),
         spy_interval: args.spy_interval,
         tokens,
+        masters: args.masters,
     };
+    // Replicated masters are processes of their own (killed when we exit).
+    let children = masters::Children::start(&args, &config)?;
     let zk = config.zk.is_some();
     let platform = Platform::start(config).await.map_err(|e| match e {
         orchestrator::platform::PlatformError::Bind { what, addr, source } => {
@@ -116,7 +129,15 @@ async fn main() -> anyhow::Result<()> {
             urls.app
         );
     }
-    println!("  master    {}    /master/state, /api/v1/scheduler", urls.master);
+    if children.is_empty() {
+        println!("  master    {}    /master/state, /api/v1/scheduler", urls.master);
+    } else {
+        for (url, pid) in children.list() {
+            println!(
+                "  master    {url}    pid {pid} (kill -9 the leader to see a failover: {url}/master/redirect names it)"
+            );
+        }
+    }
     println!("  agent     {}    /state  offering {resources}", urls.agent);
     println!("  marathon  {}    /v2/apps, /v2/tasks", urls.marathon);
     println!("  topology  {}    /api/topology, /api/topology/processes", urls.app);
@@ -164,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
         });
     };
     let outcome = platform.run_until(signal, Duration::from_secs(3)).await;
+    drop(children);
     drop(work);
     let killed = outcome?;
     eprintln!("stopped: {killed} task(s) killed, nothing left running");

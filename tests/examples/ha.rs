@@ -618,3 +618,132 @@ async fn three_app_servers_behind_one_name_share_views_and_saved_filters() {
     assert_eq!(listed["filters"], json!([]));
     drop(apps);
 }
+
+/// The all-in-one with `--masters 3`: three master processes, the agent
+/// and the scheduler following the leader; killing it moves everything to
+/// the next, tasks untouched; Ctrl-C leaves no master behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_all_in_one_runs_three_masters_and_survives_killing_the_leader() {
+    use crate::aio::{get_once_led, AllInOne};
+
+    let _beside = crate::HEAVY.read().await;
+    let Some(zk) = orchestrator_testkit::zookeeper("the_all_in_one_runs_three_masters") else {
+        return;
+    };
+    let root = format!("/orch-aio-masters-{}", std::process::id());
+    let args = [
+        "--zk".to_string(),
+        format!("zk://{}{root}", zk.address),
+        "--masters".into(),
+        "3".into(),
+        "--zk-session-timeout".into(),
+        "3secs".into(),
+        "--no-docker".into(),
+        "--no-dns".into(),
+        "--resources".into(),
+        "cpus:2;mem:2048;disk:1024;ports:[29500-29599]".into(),
+    ];
+    let mut aio = AllInOne::start(&args);
+    let said = aio.said();
+    let masters: Vec<(String, i32)> = said
+        .lines()
+        .filter(|l| l.trim_start().starts_with("master ") && l.contains(" pid "))
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let url = words.nth(1).unwrap().to_string();
+            let pid = words.nth(1).unwrap().parse().unwrap();
+            (url, pid)
+        })
+        .collect();
+    assert_eq!(masters.len(), 3, "{said}");
+    until("a leading scheduler", Duration::from_secs(30), async || {
+        get_once_led(&format!("{}/v2/apps", aio.marathon)).await.map(|_| ())
+    })
+    .await;
+    let app = json!({"id": "/aio/sleeper", "cmd": "exec sleep 600", "instances": 2, "cpus": 0.1, "mem": 16});
+    let r = http()
+        .post(format!("{}/v2/apps", aio.marathon))
+        .json(&app)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let tasks = async || {
+        let v = get_once_led(&format!("{}/v2/apps/aio/sleeper/tasks", aio.marathon)).await?;
+        let mut ids: Vec<String> = v["tasks"]
+            .as_array()?
+            .iter()
+            .filter(|t| t["state"] == "TASK_RUNNING")
+            .filter_map(|t| t["id"].as_str().map(str::to_string))
+            .collect();
+        ids.sort();
+        Some(ids)
+    };
+    let before = until("two running", Duration::from_secs(30), async || {
+        tasks().await.filter(|t| t.len() == 2)
+    })
+    .await;
+
+    // Whoever /master/redirect names leads; kill it.
+    let r = http()
+        .get(format!("{}/master/redirect", masters[1].0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    let leader = format!("http:{}", r.headers()["location"].to_str().unwrap());
+    let (_, pid) = masters
+        .iter()
+        .find(|(u, _)| *u == leader)
+        .unwrap_or_else(|| panic!("{leader} in {masters:?}"));
+    assert!(Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let next = until(
+        "another master leading with the agent back",
+        Duration::from_secs(20),
+        async || {
+            for (url, _) in masters.iter().filter(|(u, _)| *u != leader) {
+                let state = get_json(&format!("{url}/master/state")).await?;
+                if state["elected_time"].is_number() && state["slaves"][0]["active"] == true {
+                    return Some(url.clone());
+                }
+            }
+            None
+        },
+    )
+    .await;
+    assert_ne!(next, leader);
+    until(
+        "the scheduler back, the same two tasks",
+        Duration::from_secs(20),
+        async || {
+            let state = get_json(&format!("{next}/master/state")).await?;
+            (state["frameworks"][0]["active"] == true && tasks().await? == before).then_some(())
+        },
+    )
+    .await;
+    let r = http()
+        .put(format!("{}/v2/apps/aio/sleeper", aio.marathon))
+        .json(&json!({"instances": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    until("three running", Duration::from_secs(30), async || {
+        tasks().await.filter(|t| t.len() == 3)
+    })
+    .await;
+
+    let status = aio.interrupt();
+    assert!(status.success(), "{status}:\n{}", aio.said());
+    for (_, pid) in &masters {
+        let alive = Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ");
+        assert!(!alive, "master {pid} left running");
+    }
+}

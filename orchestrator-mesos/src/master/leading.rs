@@ -21,10 +21,10 @@ use orchestrator_core::Allocator;
 
 use super::handle::{lock, MasterHandle};
 use super::registry::Registry;
-use super::state::Master;
+use super::state::{Master, MasterConfig};
 use crate::api::json::error;
-use crate::zk::{Lease, MasterContender, MasterDetector, MasterInfo, ZkUrl};
-use crate::Result;
+use crate::zk::{Lease, MasterContender, MasterDetector, MasterInfo, ZkStore, ZkUrl};
+use crate::{DrfAllocator, Result};
 
 /// How a master knows whether it leads.
 #[derive(Default)]
@@ -234,6 +234,45 @@ impl<A: Allocator + 'static> MasterHandle<A> {
         lock(&self.shared.streams).clear();
         lock(&self.shared.agents).clear();
         *lock(&self.shared.master) = empty;
+    }
+}
+
+impl MasterHandle<DrfAllocator> {
+    /// One of several DRF masters elected on ZooKeeper, its registry at the
+    /// sibling path ([`ZkUrl::registry_path`]): what `master --zk` runs.
+    /// The handle serves as a standby at once (serve its
+    /// [`router`](Self::router)); the returned task contends, leads when
+    /// elected and stands again when it loses.
+    ///
+    /// # Errors
+    /// When the allocator refuses `allocation_interval` or ZooKeeper cannot
+    /// be reached for the registry.
+    pub async fn start_replicated(
+        config: ReplicaConfig,
+        info: MasterInfo,
+        master: MasterConfig,
+        allocation_interval: Duration,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>)> {
+        let fresh = move || -> Result<Master<DrfAllocator>> {
+            let allocator = DrfAllocator::builder()
+                .allocation_interval(allocation_interval)
+                .build()
+                .map_err(crate::Error::from)?;
+            Ok(Master::new(master.clone(), allocator))
+        };
+        let handle = Self::new_standby(fresh()?, allocation_interval);
+        handle.set_info(info);
+        let store = ZkStore::connect(&config.zk.servers, &config.zk.registry_path()).await?;
+        let registry = Registry::new(std::sync::Arc::new(store), "/");
+        let run = tokio::spawn(handle.clone().run_replicated(config, registry, move || {
+            // The same settings built a master above, so this does not fail;
+            // were it to, the default allocator still serves.
+            fresh().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the allocator's settings failed; using the defaults");
+                Master::new(MasterConfig::default(), DrfAllocator::default())
+            })
+        }));
+        Ok((handle, run))
     }
 }
 
