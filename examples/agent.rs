@@ -58,6 +58,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    support::init_tracing();
     let args = Args::parse();
     let mut chain: Vec<Arc<dyn Containerizer>> = Vec::new();
     for name in args.containerizers.split(',').map(str::trim) {

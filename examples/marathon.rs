@@ -38,6 +38,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    support::init_tracing();
     let args = Args::parse();
     let addr = SocketAddr::new(args.http_address, args.http_port);
     let info = http::ApiInfo {

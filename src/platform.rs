@@ -24,8 +24,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use orchestrator_core::{Containerizer, FileStore, MemStore, Resources, StateStore};
 use orchestrator_mesos::marathon::{ha, http, Marathon, MarathonConfig};
 use orchestrator_mesos::{
-    Agent, AgentConfig, DockerContainerizer, DrfAllocator, HttpMasterClient, LeaderElection, Leadership, Master,
-    MasterClient, MasterConfig, MasterDetector, MasterHandle, ProcessContainerizer, ZkStore, ZkUrl,
+    Agent, AgentConfig, Candidacy, DockerContainerizer, DrfAllocator, HttpMasterClient, LeaderElection, Master,
+    MasterClient, MasterConfig, MasterContender, MasterDetector, MasterHandle, MasterInfo, ProcessContainerizer,
+    Registry, ZkStore, ZkUrl,
 };
 use orchestrator_probe::{Probe, ProbeConfig, PublishConfig};
 use orchestrator_topology::server::{check_exposure, App, AppConfig, Role, Token, Tokens};
@@ -152,7 +153,7 @@ pub struct Platform {
     pub urls: Urls,
     /// Where the scheduler keeps its state, in words.
     pub state_where: String,
-    master_leadership: Option<Leadership>,
+    master_leadership: Option<Candidacy>,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     master_loops: Option<JoinHandle<()>>,
@@ -228,18 +229,11 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> PlatformError {
     move |source| PlatformError::Io { what, source }
 }
 
-/// The master, elected first when there is a ZooKeeper.
-async fn start_master(config: &PlatformConfig, url: &str) -> Result<(MasterHandle, Option<Leadership>), PlatformError> {
-    let leadership = match &config.zk {
-        Some((servers, root)) => {
-            let election = LeaderElection::connect(servers, &format!("{root}/master/leader")).await?;
-            if let Some(leader) = election.leader().await? {
-                tracing::warn!(%leader, "waiting for the master there to step down");
-            }
-            Some(election.campaign(url).await?)
-        }
-        None => None,
-    };
+/// The master, elected first when there is a ZooKeeper (in Mesos's layout,
+/// at [`masters_zk`]), with its registry there; with `keep_state` the
+/// registry is in `work_dir/master`, so a restart keeps agents, weights and
+/// quotas.
+async fn start_master(config: &PlatformConfig) -> Result<(MasterHandle, Option<Candidacy>), PlatformError> {
     let allocation_interval = Duration::from_secs(1);
     let master_id = format!(
         "{:x}",
@@ -251,7 +245,7 @@ async fn start_master(config: &PlatformConfig, url: &str) -> Result<(MasterHandl
     let master = MasterHandle::new(
         Master::new(
             MasterConfig {
-                master_id,
+                master_id: master_id.clone(),
                 ..MasterConfig::default()
             },
             DrfAllocator::builder()
@@ -260,7 +254,34 @@ async fn start_master(config: &PlatformConfig, url: &str) -> Result<(MasterHandl
         ),
         allocation_interval,
     );
-    Ok((master, leadership))
+    let info = MasterInfo::new(master_id, SocketAddr::new(config.ip, config.master_port), None);
+    master.set_info(info.clone());
+    let reregister_timeout = Duration::from_secs(600);
+    let candidacy = match config.masters_zk() {
+        Some(zk) => {
+            let contender = MasterContender::connect(&zk, Duration::from_secs(10)).await?;
+            let candidacy = contender.contend(&info).await?;
+            let detector = MasterDetector::connect(&zk, Duration::from_secs(10)).await?;
+            if let Some(leader) = detector.leader().filter(|l| l.id != info.id) {
+                tracing::warn!(leader = %leader.url(), "waiting for the master there to step down");
+            }
+            candidacy.elected().await?;
+            let store = ZkStore::connect(&zk.servers, &zk.registry_path()).await?;
+            master
+                .recover(Registry::new(Arc::new(store), "/"), reregister_timeout)
+                .await?;
+            Some(candidacy)
+        }
+        None if config.keep_state => {
+            let store = FileStore::open(config.work_dir.join("master"))?;
+            master
+                .recover(Registry::new(Arc::new(store), "/"), reregister_timeout)
+                .await?;
+            None
+        }
+        None => None,
+    };
+    Ok((master, candidacy))
 }
 
 /// The scheduler (on the master in this process, or following the
@@ -366,7 +387,7 @@ impl Platform {
 
         let (master, master_leadership, master_loops, detector) = match (master_listener, masters_zk) {
             (Some(listener), _) => {
-                let (master, leadership) = start_master(&config, &urls.master).await?;
+                let (master, leadership) = start_master(&config).await?;
                 let loops = tokio::spawn(master.clone().run_loops());
                 servers.push(serve(listener, master.router(), stop_rx.clone()));
                 (Some(master), leadership, Some(loops), None)
@@ -564,9 +585,8 @@ impl Platform {
             // Long-lived streams (events, WebSockets) do not hold the exit up.
             let _ = tokio::time::timeout(Duration::from_secs(3), s).await;
         }
-        if let Some(l) = self.master_leadership {
-            l.resign();
-        }
+        // Withdraws from the election (the znode is deleted).
+        drop(self.master_leadership);
         if let Some(dns) = self.dns {
             dns.shutdown().await;
         }

@@ -158,27 +158,45 @@ async fn marathon_running(marathon: &str) -> Vec<String> {
 }
 
 /// After a failover: one leader, both agents back, the framework back
-/// under its id, and exactly `want` tasks running — the same ones.
+/// under its id, and exactly `want` tasks running — the same ones. On a
+/// timeout it says what the leader last showed, and what each process said.
 async fn settled(masters: &[Master], framework: &str, want: &[String], within: Duration) -> usize {
-    until(
-        "the new leader with both agents, the framework and its tasks",
-        within,
-        async || {
-            let (i, state) = leader(masters).await?;
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    loop {
+        if let Some((i, state)) = leader(masters).await {
             let active = state["slaves"]
-                .as_array()?
-                .iter()
+                .as_array()
+                .into_iter()
+                .flatten()
                 .filter(|s| s["active"] == true)
                 .count();
-            let fw = state["frameworks"]
-                .as_array()?
+            let fw_active = state["frameworks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|f| f["id"] == framework && f["active"] == true);
+            if active == 2 && fw_active && running_ids(&state, framework) == want {
+                return i;
+            }
+            last = Some((i, state));
+        }
+        if Instant::now() >= deadline {
+            let said: Vec<String> = masters
                 .iter()
-                .find(|f| f["id"] == framework)?
-                .clone();
-            (active == 2 && fw["active"] == true && running_ids(&state, framework) == want).then_some(i)
-        },
-    )
-    .await
+                .map(|m| {
+                    let all = m.proc.said();
+                    let from = all.len().saturating_sub(4000);
+                    all[all.ceil_char_boundary(from)..].to_string()
+                })
+                .collect();
+            panic!(
+                "timed out waiting for the new leader with both agents, the framework and its tasks {want:?}; \
+                 last seen {last:#?}; the masters said {said:#?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -252,8 +252,29 @@ impl Agent {
         while self.unacknowledged() > 0 && Instant::now() < flush {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        self.unregister().await;
         self.shutdown();
         running.len()
+    }
+
+    /// Tells the master this agent leaves for good, so the registry forgets
+    /// it and a master elected later does not wait for it to come back; the
+    /// checkpointed id is forgotten too, so a restart registers afresh.
+    /// Best effort: a master that cannot be reached learns it from the
+    /// missing heartbeats.
+    async fn unregister(&self) {
+        let Some(id) = self.id() else { return };
+        let Ok(url) = self.url(&format!("/api/v1/agents/{id}/unregister")) else {
+            return;
+        };
+        match self.inner.http.post(&url).send().await {
+            Ok(resp) if resp.status().is_success() => {
+                *self.inner.agent_id.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                self.checkpoint();
+            }
+            Ok(resp) => tracing::warn!(status = %resp.status(), "the master did not take the agent's unregistration"),
+            Err(e) => tracing::warn!(error = %e, "could not unregister from the master"),
+        }
     }
 
     fn books(&self) -> std::sync::MutexGuard<'_, Books> {
@@ -459,6 +480,7 @@ impl Agent {
                 let grace = grace_seconds
                     .filter(|g| g.is_finite() && *g >= 0.0)
                     .map(Duration::from_secs_f64);
+                tracing::info!(framework = %framework_id, task = %task_id, "the master asks to kill a task");
                 self.spawn(self.clone().kill(framework_id, task_id, grace));
             }
             AgentCommand::Acknowledged { uuid, .. } => {
@@ -546,10 +568,14 @@ impl Agent {
         reason: Option<TaskReason>,
         message: impl Into<String>,
     ) {
+        let message = message.into();
+        if state.is_terminal() {
+            tracing::info!(framework = %framework_id, task = %task_id, ?state, ?reason, %message, "task ended");
+        }
         let mut status = TaskStatus::new(task_id.clone(), state);
         status.source = Some(TaskSource::SourceExecutor);
         status.reason = reason;
-        status.message = Some(message.into());
+        status.message = Some(message);
         status.agent_id = self.id();
         status.timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)

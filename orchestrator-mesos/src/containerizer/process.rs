@@ -90,12 +90,38 @@ fn signal_group(pid: i32, signal: Signal) {
 
 impl ProcessContainerizer {
     /// A containerizer checkpointing into `<work_dir>/containers`, using the
-    /// host's cgroups (under `<agent cgroup>/orchestrator`) when it has them.
+    /// host's cgroups (under `<agent cgroup>/`[`cgroup_root`](Self::cgroup_root))
+    /// when it has them.
     ///
     /// # Errors
     /// When the checkpoint directory cannot be created.
     pub fn new(work_dir: impl AsRef<Path>) -> Result<Self> {
-        Self::with_cgroups(work_dir, Cgroups::detect("orchestrator", false))
+        // Created first, so the name comes from the same canonical path on
+        // the first start as on every restart.
+        let _ = fs::create_dir_all(work_dir.as_ref());
+        let root = Self::cgroup_root(work_dir.as_ref());
+        Self::with_cgroups(work_dir, Cgroups::detect(&root, false))
+    }
+
+    /// The cgroup this agent's containers go under: `orchestrator-` and a
+    /// hash of the (absolute) work directory. An agent kills the cgroups it
+    /// finds there without a checkpoint of its own (orphans of a crash), so
+    /// two agents on one host — in one service's cgroup, as the all-in-one
+    /// beside a separate agent — must not share it; one work directory
+    /// always maps to the same name, so a restarted agent finds its own.
+    pub fn cgroup_root(work_dir: &Path) -> String {
+        let absolute = fs::canonicalize(work_dir)
+            .or_else(|_| std::env::current_dir().map(|d| d.join(work_dir)))
+            .unwrap_or_else(|_| work_dir.to_path_buf());
+        // FNV-1a: stable across builds and Rust versions, unlike `Hash`.
+        let hash = absolute
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        format!("orchestrator-{hash:016x}")
     }
 
     /// A containerizer with explicit cgroups (`None`: no resource limits).

@@ -455,16 +455,23 @@ impl Marathon {
     }
 
     async fn run(self) {
+        let first = Duration::from_millis(100);
+        let mut pause = first;
         loop {
             match self.subscribe().await {
-                Ok(sub) => self.serve(sub).await,
+                Ok(sub) => {
+                    self.serve(sub).await;
+                    pause = first;
+                }
                 Err(e) => tracing::warn!(error = %e, "marathon cannot subscribe; retrying"),
             }
-            // Again in a second, or as soon as another master leads.
+            // Again after a pause that doubles up to a second (a new leader
+            // may take a moment to serve), or as soon as another master leads.
             tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = tokio::time::sleep(pause) => {}
                 () = self.inner.client.leader_changed() => {}
             }
+            pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 
@@ -602,6 +609,8 @@ impl Marathon {
             let known = lock(&self.inner.sched).update(&status, now);
             if let Some(i) = &known {
                 if status.state.is_terminal() {
+                    tracing::info!(task = %status.task_id, state = ?status.state, reason = ?status.reason,
+                        message = status.message.as_deref().unwrap_or(""), "instance ended");
                     self.inner.store.delete_instance(&i.task_id).await;
                 } else {
                     self.inner.store.save_instance(i).await;
@@ -616,6 +625,7 @@ impl Marathon {
                 None if !status.state.is_terminal() => {
                     // A task this scheduler does not know (an earlier life's): kill it.
                     if let Some(agent) = &status.agent_id {
+                        tracing::info!(task = %status.task_id, %agent, "a task this scheduler does not know: killing it");
                         self.send(json!({"framework_id": fw, "type": "KILL",
                             "kill": {"task_id": status.task_id, "agent_id": agent}}))
                             .await;

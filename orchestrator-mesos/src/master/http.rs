@@ -58,6 +58,7 @@ impl<A: Allocator + 'static> MasterHandle<A> {
             .route("/api/v1/agents/reregister", post(agent_reregister::<A>))
             .route("/api/v1/agents/{agent_id}/commands", get(agent_commands::<A>))
             .route("/api/v1/agents/{agent_id}/heartbeat", post(agent_heartbeat::<A>))
+            .route("/api/v1/agents/{agent_id}/unregister", post(agent_unregister::<A>))
             .route("/api/v1/agents/{agent_id}/update", post(agent_update::<A>))
             .merge(super::operator::leader_routes::<A>())
             .route_layer(axum::middleware::from_fn_with_state(
@@ -231,6 +232,34 @@ async fn agent_heartbeat<A: Allocator + 'static>(
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => error(StatusCode::NOT_FOUND, e.to_string()),
     }
+}
+
+/// A drained agent leaves for good: the registry forgets it first, then
+/// the master (its tasks still listed end as gone) and its command stream.
+async fn agent_unregister<A: Allocator + 'static>(
+    State(h): State<MasterHandle<A>>,
+    Path(raw): Path<String>,
+) -> Response {
+    let id = match AgentId::new(raw) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if let Some(registry) = h.registry() {
+        if let Err(e) = registry.remove_agent(&id).await {
+            return registry_failed(&e);
+        }
+    }
+    let (known, effects) = lock(&h.shared.master).remove_agent(&id);
+    if !known {
+        return error(StatusCode::NOT_FOUND, format!("Unknown agent {id}"));
+    }
+    lock(&h.shared.agents).remove(&id);
+    h.dispatch(effects);
+    if h.shared.operator.receiver_count() > 0 {
+        let _ = h.shared.operator.send(super::events::agent_removed(&id));
+    }
+    h.shared.allocate_soon.notify_one();
+    StatusCode::OK.into_response()
 }
 
 async fn agent_update<A: Allocator + 'static>(

@@ -428,6 +428,69 @@ impl<A: Allocator> Master<A> {
         Ok(())
     }
 
+    /// An agent that left for good (it was drained and unregistered, as a
+    /// Mesos agent sends `UnregisterSlaveMessage` when it shuts down): its
+    /// offers are rescinded, tasks it still had end as `TASK_GONE`
+    /// (`TASK_LOST` for frameworks that are not partition-aware), and it is
+    /// forgotten. Returns whether the agent was known, and the effects.
+    pub fn remove_agent(&mut self, agent_id: &AgentId) -> (bool, Vec<Effect>) {
+        self.recovering.remove(agent_id);
+        if self.agents.remove(agent_id).is_none() {
+            return (false, Vec::new());
+        }
+        let mut effects = Vec::new();
+        let offers: Vec<OfferId> = self
+            .offers
+            .values()
+            .filter(|o| &o.agent_id == agent_id)
+            .map(|o| o.id.clone())
+            .collect();
+        for id in offers {
+            if let Some(o) = self.offers.remove(&id) {
+                effects.push(Effect::ToFramework {
+                    framework_id: o.framework_id,
+                    event: Box::new(Event::rescind(id)),
+                });
+            }
+        }
+        for (fw_id, f) in &mut self.frameworks {
+            let state = if partition_aware(&f.info) {
+                TaskState::Gone
+            } else {
+                TaskState::Lost
+            };
+            let ids: Vec<TaskId> = f
+                .tasks
+                .values()
+                .filter(|t| &t.info.agent_id == agent_id)
+                .map(|t| t.info.task_id.clone())
+                .collect();
+            for id in ids {
+                let Some(mut done) = f.tasks.remove(&id) else { continue };
+                let s = master_update(
+                    id,
+                    Some(agent_id.clone()),
+                    state,
+                    TaskReason::ReasonAgentRemoved,
+                    "The agent was shut down and unregistered".into(),
+                );
+                done.state = state;
+                done.status = Some(s.clone());
+                f.completed.push(done);
+                if f.completed.len() > COMPLETED_KEPT {
+                    f.completed.remove(0);
+                }
+                effects.push(Effect::ToFramework {
+                    framework_id: fw_id.clone(),
+                    event: Box::new(Event::update(s)),
+                });
+            }
+        }
+        // The allocator forgets the agent with whatever it had allotted.
+        self.allocator.remove_agent(agent_id);
+        (true, effects)
+    }
+
     pub(super) fn framework_mut(&mut self, id: &FrameworkId) -> Result<&mut FrameworkEntry> {
         self.frameworks
             .get_mut(id)
@@ -666,7 +729,10 @@ impl<A: Allocator> Master<A> {
 
     fn acknowledge(&mut self, fw: &FrameworkId, ack: Acknowledge) -> Result<Vec<Effect>> {
         if !self.agents.contains_key(&ack.agent_id) {
-            return Err(Error::bad_request(format!("Unknown agent {}", ack.agent_id)));
+            // As Mesos: accepted and dropped (the agent left, or has not
+            // re-registered with this leader; it will send the update again).
+            tracing::warn!(agent = %ack.agent_id, task = %ack.task_id, "acknowledgement for an agent that is not registered; dropped");
+            return Ok(Vec::new());
         }
         Ok(vec![Effect::Acknowledged {
             agent_id: ack.agent_id,

@@ -684,6 +684,10 @@ async fn a_drained_agent_leaves_nothing_running_and_reports_every_end() {
         Some(0),
         "{state}"
     );
+    // It unregistered: the master forgets it (a later leader will not wait
+    // for it), and the agent forgets the id it had.
+    assert_eq!(state["slaves"].as_array().map(Vec::len), Some(0), "{state}");
+    assert_eq!(agent.id(), None);
     assert_eq!(
         agent.drain(Duration::from_millis(500)).await,
         0,
