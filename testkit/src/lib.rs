@@ -215,6 +215,26 @@ pub fn free_port() -> u16 {
         .expect("binding 127.0.0.1:0 must work on a test machine")
 }
 
+/// The first of `n` consecutive free ports on 127.0.0.1, none of them in
+/// `avoid` (ports a test already chose), for servers that take a base port
+/// and count up from it (the all-in-one's `--masters`).
+///
+/// # Panics
+/// When no such run is found in a thousand tries.
+pub fn free_port_run(n: u16, avoid: &[u16]) -> u16 {
+    for _ in 0..1000 {
+        let base = free_port();
+        let Some(last) = base.checked_add(n.saturating_sub(1)) else {
+            continue;
+        };
+        let free = (base..=last).all(|p| !avoid.contains(&p) && TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports on 127.0.0.1");
+}
+
 /// A self-signed certificate and key (PEM) for `common_name`, made with
 /// `openssl` in `dir`, or `None` (after saying so) when openssl is missing.
 pub fn self_signed_cert(dir: &Path, common_name: &str, test: &str) -> Option<(PathBuf, PathBuf)> {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use orchestrator_testkit::{example_binary, free_port, until};
+use orchestrator_testkit::{example_binary, free_port, free_port_run, until};
 use serde_json::Value;
 
 /// A running all-in-one and what it printed.
@@ -35,7 +35,17 @@ impl AllInOne {
     /// [`start`](Self::start), with the load balancer when `lb` (only one
     /// test runs one: every scheduler hands out the same service ports).
     pub(crate) fn start_with(args: &[String], lb: bool) -> AllInOne {
-        let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+        let mut ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+        // `--masters N` runs masters on master-port..+N: a free run of N.
+        let masters = args
+            .iter()
+            .position(|a| a == "--masters")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|n| n.parse::<u16>().ok())
+            .unwrap_or(1);
+        if masters > 1 {
+            ports[0] = free_port_run(masters, &ports[1..]);
+        }
         let mut cmd = Command::new(example_binary("all-in-one"));
         cmd.args([
             "--master-port",
@@ -232,7 +242,8 @@ pub(crate) fn scratch(name: &str) -> PathBuf {
     dir.canonicalize().unwrap()
 }
 
-/// The tasks of an app, once `n` run and pass their health checks.
+/// The tasks of an app, once `n` run and pass their health checks and its
+/// deployment is over.
 pub(crate) async fn healthy_tasks(marathon: &str, app: &str, n: usize) -> Vec<Value> {
     until(
         &format!("{n} healthy tasks of {app}"),
@@ -245,7 +256,13 @@ pub(crate) async fn healthy_tasks(marathon: &str, app: &str, n: usize) -> Vec<Va
                 .filter(|t| t["state"] == "TASK_RUNNING" && t["healthCheckResults"][0]["alive"] == true)
                 .cloned()
                 .collect();
-            (healthy.len() == n).then_some(healthy)
+            if healthy.len() != n {
+                return None;
+            }
+            // And its deployment done: Marathon refuses changes (409)
+            // while one runs, so a user waits for it as well.
+            let app = get(&format!("{marathon}/v2/apps{app}")).await;
+            app["app"]["deployments"].as_array()?.is_empty().then_some(healthy)
         },
     )
     .await

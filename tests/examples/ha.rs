@@ -707,7 +707,7 @@ async fn the_all_in_one_runs_three_masters_and_survives_killing_the_leader() {
         .get(format!("{}/master/redirect", masters[1].0))
         .send()
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}; the all-in-one said:\n{}", aio.said()));
     assert_eq!(r.status(), 307);
     let leader = format!("http:{}", r.headers()["location"].to_str().unwrap());
     let (_, pid) = masters
