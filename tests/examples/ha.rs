@@ -185,9 +185,8 @@ async fn settled(masters: &[Master], framework: &str, want: &[String], within: D
             let said: Vec<String> = masters
                 .iter()
                 .map(|m| {
-                    let all = m.proc.said();
-                    let from = all.len().saturating_sub(4000);
-                    all[all.ceil_char_boundary(from)..].to_string()
+                    let all: Vec<char> = m.proc.said().chars().collect();
+                    all[all.len().saturating_sub(4000)..].iter().collect::<String>()
                 })
                 .collect();
             panic!(
