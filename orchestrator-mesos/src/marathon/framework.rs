@@ -205,13 +205,42 @@ impl Marathon {
             if let Some(app) = self.with(|s| s.app(&d.app_id).map(|a| a.def.clone())) {
                 self.emit("api_post_event", json!({"appDefinition": app}));
             }
-            self.emit(
-                "deployment_info",
-                json!({"plan": {"id": d.id, "version": d.version, "steps": d.steps}}),
-            );
+            self.deployment_info(d);
+            self.group_changed(&d.version);
         }
         self.inner.wake.notify_one();
         Ok(outcome)
+    }
+
+    /// Marathon's `deployment_info`: the plan (from the original to the
+    /// target root group, in steps of actions) and its current step.
+    fn deployment_info(&self, d: &Deployment) {
+        let target = self.with(|s| s.app(&d.app_id).map(|a| a.def.clone()));
+        let group = |app: Option<&AppDefinition>, version: &str| {
+            json!({"id": "/", "apps": app.into_iter().collect::<Vec<_>>(), "groups": [],
+                "dependencies": [], "version": version})
+        };
+        let original_version = d
+            .original
+            .as_ref()
+            .and_then(|o| o.version.clone())
+            .unwrap_or_else(|| d.version.clone());
+        let steps: Vec<Value> = d.steps.iter().map(|s| json!({"actions": [s]})).collect();
+        self.emit(
+            "deployment_info",
+            json!({
+                "plan": {"id": d.id, "version": d.version, "steps": steps,
+                    "original": group(d.original.as_ref(), &original_version),
+                    "target": group(target.as_ref(), &d.version)},
+                "currentStep": steps.first().cloned().unwrap_or_else(|| json!({"actions": []})),
+            }),
+        );
+    }
+
+    /// Marathon's `group_change_success`: the tree of apps (the root group)
+    /// changed to `version`.
+    fn group_changed(&self, version: &str) {
+        self.emit("group_change_success", json!({"groupId": "/", "version": version}));
     }
 
     async fn record_version(&self, app_id: &str) -> Result<()> {
@@ -268,10 +297,7 @@ impl Marathon {
         let outcome = lock(&self.inner.sched).restart_app(id, &version_now(), &self.next_deployment_id(), force);
         if let Ok(Some(d)) = &outcome {
             self.record_version(id).await?;
-            self.emit(
-                "deployment_info",
-                json!({"plan": {"id": d.id, "version": d.version, "steps": d.steps}}),
-            );
+            self.deployment_info(d);
         }
         self.inner.wake.notify_one();
         Ok(outcome)
@@ -329,10 +355,7 @@ impl Marathon {
         };
         for d in &deployments {
             let _ = self.record_version(&d.app_id).await;
-            self.emit(
-                "deployment_info",
-                json!({"plan": {"id": d.id, "version": d.version, "steps": d.steps}}),
-            );
+            self.deployment_info(d);
         }
         let n = kills.len();
         if let Some(fw) = self.framework_id() {
@@ -358,8 +381,10 @@ impl Marathon {
     /// As [`put_app`](Self::put_app).
     pub async fn delete_app(&self, id: &str, force: bool) -> Result<Result<Option<Deployment>, Locked>> {
         let outcome = lock(&self.inner.sched).delete_app(id, &version_now(), &self.next_deployment_id(), force);
-        if let Ok(Some(_)) = &outcome {
+        if let Ok(Some(d)) = &outcome {
             self.inner.store.delete_app(id).await?;
+            self.deployment_info(d);
+            self.group_changed(&d.version);
         }
         self.inner.wake.notify_one();
         Ok(outcome)
@@ -664,6 +689,10 @@ impl Marathon {
                 "deployment_success",
                 json!({"id": d.id, "plan": {"id": d.id, "version": d.version}}),
             );
+            if d.stops() {
+                // Its last instance is gone: Marathon's AppTerminatedEvent.
+                self.emit("app_terminated_event", json!({"appId": d.app_id}));
+            }
         }
         let suppressed = self.inner.suppressed.load(Ordering::SeqCst);
         if wanting && suppressed {

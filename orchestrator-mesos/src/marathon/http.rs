@@ -896,14 +896,26 @@ async fn queue_delay(State(api): State<Api>, method: Method, Path(rest): Path<St
     }
 }
 
-async fn events(State(api): State<Api>, Query(q): Query<Vec<(String, String)>>) -> Response {
+/// `/v2/events`: Server-Sent Events, opened (as Marathon does) with an
+/// `event_stream_attached` naming the client, filtered by `event_type`.
+async fn events(
+    State(api): State<Api>,
+    Query(q): Query<Vec<(String, String)>>,
+    parts: axum::http::request::Parts,
+) -> Response {
     let types: Vec<String> = q
         .iter()
         .filter(|(k, _)| k == "event_type")
         .map(|(_, v)| v.clone())
         .collect();
-    let stream = BroadcastStream::new(api.marathon.events()).filter_map(move |e| {
-        let e = e.ok()?;
+    let remote = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(String::new, |c| c.0.ip().to_string());
+    let attached = json!({"remoteAddress": remote, "eventType": "event_stream_attached",
+        "timestamp": super::framework::version_now()});
+    let live = BroadcastStream::new(api.marathon.events()).filter_map(|e| e.ok());
+    let stream = tokio_stream::iter([attached]).chain(live).filter_map(move |e| {
         let kind = e.get("eventType").and_then(Value::as_str).unwrap_or("").to_string();
         if !types.is_empty() && !types.contains(&kind) {
             return None;

@@ -34,7 +34,9 @@ pub enum Step {
     ScaleApplication {
         /// App id.
         app: String,
-        /// Target count.
+        /// Target count (not on the wire: Marathon's `DeploymentAction` is
+        /// `{action, app}`).
+        #[serde(skip_serializing)]
         instances: u32,
     },
     /// Replace every instance with one of the new version, within the upgrade bounds.

@@ -4,15 +4,42 @@ library's own models, which refuse fields Marathon does not write and times
 that are not Marathon's ISO 8601. Prints what it did; exits non-zero on the
 first thing that does not hold."""
 
+import collections
+import collections.abc
+import json
+import pathlib
 import sys
+import threading
 import time
 
+# The library still names `collections.Iterable`, which Python 3.10
+# removed; restoring the alias is the whole shim (its code is unchanged).
+collections.Iterable = collections.abc.Iterable
+
+import requests
 from marathon import MarathonClient
-from marathon.models import MarathonApp
+from marathon.exceptions import NotFoundError
+from marathon.models import MarathonApp, MarathonGroup
 
 url = sys.argv[1]
 client = MarathonClient(url)
 APP = "/pyclient/web"
+
+# The event bus, parsed by the library's EventFactory (an event type
+# Marathon does not have, or a shape its models refuse, ends the stream
+# with an error).
+events, event_errors = [], []
+
+
+def follow_events():
+    try:
+        for event in MarathonClient(url).event_stream():
+            events.append(event)
+    except Exception as e:  # noqa: BLE001 - reported below
+        event_errors.append(repr(e))
+
+
+threading.Thread(target=follow_events, daemon=True).start()
 
 
 def until(what, check, within=60):
@@ -99,6 +126,62 @@ print("deployments", len(deployments))
 assert client.get_info() is not None
 assert client.get_leader() is not None
 
+# Groups: created with an app inside, read back as the library's group
+# model, listed, scaled by a factor, deleted whole.
+GROUP = "/pygroup"
+until("no deployment in progress", lambda: not client.list_deployments())
+client.create_group(MarathonGroup(id=GROUP, apps=[MarathonApp(id=f"{GROUP}/db", cmd="exec sleep 600", cpus=0.05, mem=16, instances=1)]))
+until("the group's app running", lambda: running(f"{GROUP}/db", 1))
+group = client.get_group(GROUP)
+assert group.id == GROUP and [a.id for a in group.apps] == [f"{GROUP}/db"], group
+assert GROUP in [g.id for g in client.list_groups()] or any(GROUP in [c.id for c in g.groups] for g in client.list_groups())
+until("no deployment in progress", lambda: not client.list_deployments())
+client.scale_group(GROUP, 2)
+until("the group scaled by two", lambda: running(f"{GROUP}/db", 2))
+client.delete_group(GROUP, force=True)
+until("the group gone", lambda: GROUP not in [g.id for g in client.get_group("/").groups])
+print("group", GROUP, "created, scaled and deleted")
+
+# Errors in Marathon's form, checked against the error schema the DC/OS
+# CLI (PyPI `dcos`) validates Marathon's answers with.
+import importlib.util  # noqa: E402
+
+import jsonschema_rs  # noqa: E402
+
+dcos_dir = pathlib.Path(importlib.util.find_spec("dcos").submodule_search_locations[0])
+schema = json.loads((dcos_dir / "data/marathon/error.schema.json").read_text())
+validator = jsonschema_rs.validator_for(schema)
+try:
+    client.get_app("/pyclient/nothing-here")
+    raise SystemExit("an unknown app was found")
+except NotFoundError:
+    pass
+answers = {
+    404: requests.get(f"{url}/v2/apps/pyclient/nothing-here"),
+    422: requests.post(f"{url}/v2/apps", json={"id": "/pyclient/bad", "cmd": "x", "cpus": -1}),
+    400: requests.post(f"{url}/v2/apps", data="{not json", headers={"Content-Type": "application/json"}),
+}
+for status, r in answers.items():
+    assert r.status_code == status, (status, r.status_code, r.text)
+    validator.validate(r.json())
+    print("error", status, "in Marathon's form:", r.json().get("message"))
+details = answers[422].json().get("details")
+assert details and all("path" in d and d["errors"] for d in details), answers[422].text
+
 client.delete_app(APP, force=True)
 until("the app gone", lambda: APP not in [a.id for a in client.list_apps()])
+
+# What the event bus said, as the library's models.
+deadline = time.time() + 20
+while not any(e.event_type == "app_terminated_event" for e in events) and not event_errors:
+    if time.time() > deadline:
+        raise SystemExit(f"no app_terminated_event; saw {sorted({e.event_type for e in events})}")
+    time.sleep(0.2)
+assert not event_errors, event_errors
+kinds = {e.event_type for e in events}
+for kind in ["event_stream_attached", "api_post_event", "status_update_event", "deployment_info", "deployment_success", "group_change_success", "app_terminated_event"]:
+    assert kind in kinds, (kind, sorted(kinds))
+running_updates = [e for e in events if e.event_type == "status_update_event" and e.task_status == "TASK_RUNNING"]
+assert running_updates and all(e.app_id and e.task_id and e.slave_id and e.host for e in running_updates), running_updates[:1]
+print("events", len(events), sorted(kinds))
 print("deleted")

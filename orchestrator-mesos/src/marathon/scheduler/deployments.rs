@@ -30,7 +30,7 @@ impl Deployment {
         self.steps.iter().any(|s| matches!(s, Step::RestartApplication { .. }))
     }
 
-    pub(super) fn stops(&self) -> bool {
+    pub(crate) fn stops(&self) -> bool {
         self.steps.iter().any(|s| matches!(s, Step::StopApplication { .. }))
     }
 }
