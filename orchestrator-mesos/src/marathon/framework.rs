@@ -490,13 +490,13 @@ impl Marathon {
                 }
                 Err(e) => tracing::warn!(error = %e, "marathon cannot subscribe; retrying"),
             }
-            // Again after a pause that doubles up to a second (a new leader
-            // may take a moment to serve), or as soon as another master leads.
+            // Again after a pause that doubles up to a second, or as soon as
+            // another master leads; a new leader may still be recovering
+            // (503) for a moment, so the pauses start short again then.
             tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = self.inner.client.leader_changed() => {}
+                () = tokio::time::sleep(pause) => pause = (pause * 2).min(Duration::from_secs(1)),
+                () = self.inner.client.leader_changed() => pause = first,
             }
-            pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 
