@@ -124,12 +124,12 @@ async fn main() -> anyhow::Result<()> {
         );
         let app = axum::Router::new().route(
             "/metrics",
-            axum::routing::get(move || {
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
                 let (stats, publishers) = (stats.clone(), publishers.clone());
                 async move {
                     let named: Vec<(String, &orchestrator::probe::PublishStats)> =
                         publishers.iter().map(|(u, s)| (u.clone(), s.as_ref())).collect();
-                    metrics::render(&stats, &named)
+                    support::metrics_response(&headers, metrics::render(&stats, &named))
                 }
             }),
         );

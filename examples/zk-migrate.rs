@@ -182,9 +182,9 @@ fn show_progress(progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
 async fn serve_metrics(addr: SocketAddr, sync: Arc<stats_slot::Slot>) -> std::io::Result<()> {
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || {
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
             let sync = sync.clone();
-            async move { sync.render() }
+            async move { support::metrics_response(&headers, sync.render()) }
         }),
     );
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -32,6 +32,17 @@ pub fn no_huge_pages() {
     let _ = nix::sys::prctl::set_thp_disable(true);
 }
 
+/// A `/metrics` answer from an OpenMetrics `body`, in the format the
+/// scraper's `Accept` asks for (OpenMetrics for Prometheus, the classic
+/// text format for curl and older tools).
+#[allow(dead_code)] // Only the binaries that serve /metrics themselves.
+pub fn metrics_response(headers: &axum::http::HeaderMap, body: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = orchestrator::core::exposition::negotiate(accept, body);
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM, for graceful shutdown.
 ///
 /// # Panics

@@ -56,6 +56,7 @@ mod allocator;
 mod collector;
 mod container;
 mod error;
+pub mod exposition;
 mod ids;
 mod labels;
 mod name;

@@ -12,7 +12,8 @@ use crate::{AppPublisher, ProbeStats};
 
 type Labels = Vec<(String, String)>;
 
-/// The probe's counters, and each publisher's, in the Prometheus text format.
+/// The probe's counters, and each publisher's, as OpenMetrics text (serve
+/// it through `orchestrator_core::exposition::negotiate`).
 pub fn render(stats: &ProbeStats, publishers: &[(String, &crate::PublishStats)]) -> String {
     let mut registry = Registry::with_prefix("probe");
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -123,4 +124,21 @@ pub fn render_probe(stats: &ProbeStats, publishers: &[AppPublisher]) -> String {
     let named: Vec<(String, &crate::PublishStats)> =
         publishers.iter().map(|p| (p.url().to_string(), p.stats())).collect();
     render(stats, &named)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promtool_finds_nothing_to_object_to() {
+        let stats = ProbeStats::default();
+        stats.cycles.store(3, Ordering::Relaxed);
+        stats.collector_us.lock().push(("process", 1500));
+        let publisher = crate::PublishStats::default();
+        let om = render(&stats, &[("http://127.0.0.1:4040".to_string(), &publisher)]);
+        assert!(om.contains("probe_cycles_total 3"), "{om}");
+        let text = orchestrator_core::exposition::to_prometheus_text(&om);
+        orchestrator_testkit::promtool_check(&text, "probe metrics");
+    }
 }

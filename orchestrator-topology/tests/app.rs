@@ -562,18 +562,56 @@ async fn bad_input_is_refused_clearly_and_nothing_is_lost() {
             }
         }
     }
-    let metrics = server
-        .http
-        .get(format!("{}/metrics", server.base))
-        .bearer_auth(VIEWER)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // /metrics in the classic text format for curl and promtool, which
+    // finds nothing to object to; OpenMetrics for Prometheus's Accept.
+    let scrape = |accept: Option<&'static str>| {
+        let mut req = server.http.get(format!("{}/metrics", server.base)).bearer_auth(VIEWER);
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let ctype = r.headers()["content-type"].to_str().unwrap().to_string();
+            (ctype, r.text().await.unwrap())
+        }
+    };
+    let (ctype, metrics) = scrape(None).await;
+    assert_eq!(ctype, orchestrator_core::exposition::PROMETHEUS_TEXT);
     assert!(metrics.contains("topology_reports_received_total 3"), "{metrics}");
-    assert!(metrics.contains("topology_reports_rejected_total"));
+    assert!(
+        metrics.contains("# TYPE topology_reports_rejected_total counter"),
+        "{metrics}"
+    );
+    // The app's latencies and requests are histograms and counters that
+    // Prometheus can sum across replicas.
+    assert!(
+        metrics.contains("topology_latency_seconds_bucket{le=\"+Inf\",op=\"ingest\"}")
+            || metrics.contains("topology_latency_seconds_bucket{op=\"ingest\",le=\"+Inf\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE topology_http_requests_total counter"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("code=\"400\""),
+        "the refused reports are counted: {metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE topology_http_request_duration_seconds histogram"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("quantile"), "{metrics}");
+    orchestrator_testkit::promtool_check(&metrics, "bad_input_is_refused_clearly_and_nothing_is_lost");
+    let (ctype, om) = scrape(Some(
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    ))
+    .await;
+    assert_eq!(ctype, orchestrator_core::exposition::OPENMETRICS);
+    assert!(
+        om.ends_with("# EOF\n") && om.contains("# TYPE topology_reports_received counter"),
+        "{om}"
+    );
     // Without tokens the app may only listen on loopback.
     use orchestrator_topology::server::check_exposure;
     assert!(check_exposure(&AppConfig::default(), "0.0.0.0:4040".parse().unwrap()).is_err());

@@ -65,6 +65,6 @@ pub use error::{Error, Result};
 pub use migrate::{verify, MigrateOptions, Migration, VerifyReport};
 pub use node::{kind_of, path_matches, sequence_of, EphemeralPolicy, NodeRules, NodeStat, ZNode};
 pub use phase::{MigrationState, Phase, Step};
-pub use sync::{Conflict, ConflictPolicy, Side, SyncHandle, SyncOptions, SyncStats};
+pub use sync::{Conflict, ConflictPolicy, Side, SyncHandle, SyncOptions, SyncStats, LAG_BUCKETS_US};
 pub use tree::{read_tree, Progress, Snapshot};
 pub use verify::{AclEntry, DiffKind, Difference, Manifest, NodeKind, NodeRecord};

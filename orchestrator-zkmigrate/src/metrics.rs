@@ -1,14 +1,58 @@
 //! Prometheus exposition of a running sync (for `--metrics-listen`).
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::sync::SyncStats;
+use crate::sync::{SyncStats, LAG_BUCKETS_US};
 
-/// The sync's counters and lag quantiles in the Prometheus text format.
+/// The sync's lag as a Prometheus histogram, from the engine's own
+/// (finer) one: buckets Prometheus can sum across syncs and take
+/// `histogram_quantile` of, rather than precomputed quantiles.
+#[derive(Debug)]
+struct LagHistogram {
+    sum: f64,
+    count: u64,
+    /// (upper bound in seconds, count in that bucket); the last is +Inf.
+    buckets: Vec<(f64, u64)>,
+}
+
+impl LagHistogram {
+    #[allow(clippy::cast_precision_loss)]
+    fn of(stats: &SyncStats) -> Self {
+        let mut buckets: Vec<(f64, u64)> = LAG_BUCKETS_US
+            .iter()
+            .map(|&us| us as f64 / 1e6)
+            .chain(std::iter::once(f64::MAX))
+            .zip(stats.lag_buckets.iter().copied().chain(std::iter::repeat(0)))
+            .collect();
+        if stats.lag_buckets.is_empty() {
+            // No measurement yet: every bucket empty.
+            buckets.iter_mut().for_each(|b| b.1 = 0);
+        }
+        Self {
+            sum: stats.lag_sum_us as f64 / 1e6,
+            count: stats.lag_count,
+            buckets,
+        }
+    }
+}
+
+impl EncodeMetric for LagHistogram {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// The sync's counters and lag histogram (OpenMetrics text; see
+/// `orchestrator_core::exposition` for the classic format).
 pub fn render(stats: &SyncStats) -> String {
     let mut registry = Registry::with_prefix("zkmigrate_sync");
     let counter = |registry: &mut Registry, name: &str, help: &str, v: u64| {
@@ -49,20 +93,10 @@ pub fn render(stats: &SyncStats) -> String {
     let pending: Gauge = Gauge::default();
     pending.set(i64::try_from(stats.pending).unwrap_or(i64::MAX));
     registry.register("pending", "Paths waiting to be reconciled", pending);
-    let lag = Family::<Vec<(String, String)>, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-    for (q, us) in [
-        ("0.5", stats.lag_p50_us),
-        ("0.99", stats.lag_p99_us),
-        ("1", stats.lag_max_us),
-    ] {
-        #[allow(clippy::cast_precision_loss)]
-        lag.get_or_create(&vec![("quantile".to_string(), q.to_string())])
-            .set(us as f64 / 1e6);
-    }
     registry.register(
         "lag_seconds",
         "Time from a change on one side to its write on the other",
-        lag,
+        LagHistogram::of(stats),
     );
     let mut out = String::new();
     encode(&mut out, &registry).expect("writing to a String cannot fail");
@@ -74,16 +108,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_counters_and_lag_quantiles() {
+    fn renders_counters_and_a_lag_histogram() {
+        let mut lag_buckets = vec![0; LAG_BUCKETS_US.len() + 1];
+        lag_buckets[0] = 2; // two at or under 0.5 ms
+        lag_buckets[2] = 1; // one at or under 2.5 ms
         let text = render(&SyncStats {
             applied: 7,
-            lag_p99_us: 2500,
+            lag_count: 3,
+            lag_sum_us: 2_900,
+            lag_buckets,
             ..SyncStats::default()
         });
         assert!(text.contains("zkmigrate_sync_applied_total 7"), "{text}");
+        assert!(text.contains("# TYPE zkmigrate_sync_lag_seconds histogram"), "{text}");
         assert!(
-            text.contains("zkmigrate_sync_lag_seconds{quantile=\"0.99\"} 0.0025"),
+            text.contains("zkmigrate_sync_lag_seconds_bucket{le=\"0.0005\"} 2"),
             "{text}"
         );
+        assert!(
+            text.contains("zkmigrate_sync_lag_seconds_bucket{le=\"0.001\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("zkmigrate_sync_lag_seconds_bucket{le=\"0.0025\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("zkmigrate_sync_lag_seconds_bucket{le=\"+Inf\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("zkmigrate_sync_lag_seconds_count 3"), "{text}");
+        assert!(!text.contains("quantile"), "{text}");
     }
 }

@@ -163,6 +163,39 @@ pub fn schemathesis(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// Checks a `/metrics` body in the classic text format with Prometheus's
+/// own `promtool check metrics` (parse and lint: counters named `_total`,
+/// help on every family, no quantile-labelled gauges posing as summaries…).
+/// Returns whether promtool ran (it is missing only outside scripts/test,
+/// which installs Debian's `prometheus`).
+///
+/// # Panics
+/// When promtool finds anything, with what it said and the body.
+pub fn promtool_check(body: &str, test: &str) -> bool {
+    use std::io::Write as _;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        missing("promtool (Debian's prometheus)", test);
+        return false;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(body.as_bytes()).expect("feeding promtool");
+    }
+    let out = child.wait_with_output().expect("promtool runs");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "{test}: promtool check metrics: {}{}\n--- the body ---\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
 /// `target/<profile>/examples/<name>`, which `cargo test --workspace`
 /// builds along with the tests.
 ///

@@ -198,9 +198,17 @@ async fn zk_migrate_cli_copies_verifies_resumes_migrates_and_syncs() {
         }
     };
     assert!(
-        metrics.contains("zkmigrate_sync_lag_seconds{quantile=\"0.99\"}"),
+        metrics.contains("zkmigrate_sync_lag_seconds_bucket{le=\"+Inf\"}"),
         "{metrics}"
     );
+    assert!(
+        metrics
+            .to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{metrics}"
+    );
+    let body = metrics.split_once("\r\n\r\n").map_or(metrics.as_str(), |(_, b)| b);
+    orchestrator_testkit::promtool_check(body, "zk-migrate sync --metrics-listen");
     nix_kill_int(sync.id());
     let status = sync.wait().unwrap();
     assert!(status.success(), "{status:?}");

@@ -970,7 +970,9 @@ async fn abdicate() -> Response {
     )
 }
 
-async fn metrics(State(api): State<Api>) -> Response {
+/// `/metrics`: the scheduler's gauges, as OpenMetrics to Prometheus and in
+/// the classic text format to everyone else.
+async fn metrics(State(api): State<Api>, headers: axum::http::HeaderMap) -> Response {
     use prometheus_client::encoding::text::encode;
     use prometheus_client::metrics::gauge::Gauge;
     use prometheus_client::registry::Registry;
@@ -1002,5 +1004,7 @@ async fn metrics(State(api): State<Api>) -> Response {
     if encode(&mut out, &registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = orchestrator_core::exposition::negotiate(accept, out);
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }

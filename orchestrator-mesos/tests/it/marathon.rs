@@ -383,6 +383,7 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
         .await
         .unwrap();
     assert!(metrics.contains("marathon_tasks_running 2"), "{metrics}");
+    orchestrator_testkit::promtool_check(&metrics, "the_v2_api (/metrics)");
     let missing = http.get(format!("{base}/v2/apps/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 

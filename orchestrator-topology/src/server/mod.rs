@@ -160,6 +160,8 @@ pub(crate) struct Inner {
     pub(crate) controls: controls::Controls,
     pub(crate) counters: Counters,
     pub(crate) latencies: Mutex<Latencies>,
+    /// What `/metrics` exports of the app itself.
+    pub(crate) instruments: metrics::Instruments,
     /// Permits to decode a report (`max_concurrent_reports`).
     ingest_permits: Arc<tokio::sync::Semaphore>,
     /// Replaced reports and renders, freed on a thread of their own.
@@ -218,6 +220,7 @@ impl App {
                 controls,
                 counters: Counters::default(),
                 latencies: Mutex::new(Latencies::default()),
+                instruments: metrics::Instruments::default(),
                 garbage: tx,
             }),
         })
@@ -259,8 +262,10 @@ impl App {
                     let generation = i.store.read().generation();
                     i.generation.send_replace(generation);
                 }
-                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let took = started.elapsed();
+                let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
                 let _ = i.latencies.lock().ingest.record(us.max(1));
+                i.instruments.latency("ingest", took.as_secs_f64());
                 Ok(ingested)
             }
             Err(e) => {
@@ -300,8 +305,10 @@ impl App {
             let started = std::time::Instant::now();
             let r = render(&app.inner.store.read(), view, &filters, crate::now_ms());
             app.inner.counters.renders.fetch_add(1, Ordering::Relaxed);
-            let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let took = started.elapsed();
+            let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
             let _ = app.inner.latencies.lock().render.record(us.max(1));
+            app.inner.instruments.latency("render", took.as_secs_f64());
             r
         };
         match tokio::task::spawn_blocking(job.clone()).await {
@@ -388,6 +395,7 @@ impl App {
             .merge(admin)
             .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint (see /api/openapi.json)") })
             .layer(axum::middleware::from_fn_with_state(app.clone(), auth::identify))
+            .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::observe_http))
             .layer(axum::extract::DefaultBodyLimit::max(
                 self.inner.config.limits.max_encoded,
             ))

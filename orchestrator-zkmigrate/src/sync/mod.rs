@@ -55,7 +55,7 @@ use crate::node::NodeRules;
 use echoes::Echoes;
 use queue::WorkQueue;
 use stats::Counters;
-pub use stats::SyncStats;
+pub use stats::{SyncStats, LAG_BUCKETS_US};
 
 /// How long the engine keeps trying to reach a side before it reports an error.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -42,7 +42,20 @@ pub struct SyncStats {
     pub lag_p99_us: u64,
     /// Largest lag, µs.
     pub lag_max_us: u64,
+    /// Sum of the lags measured, µs (with `lag_count`, a histogram's
+    /// `_sum` and `_count`).
+    pub lag_sum_us: u64,
+    /// How many lags fell at or under each of [`LAG_BUCKETS_US`] (per
+    /// bucket, not cumulative); one more entry for the rest.
+    pub lag_buckets: Vec<u64>,
 }
+
+/// Upper bounds of the lag histogram's buckets, µs: half a millisecond to
+/// ten seconds, as Prometheus histograms of latency usually are.
+pub const LAG_BUCKETS_US: [u64; 14] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
+    10_000_000,
+];
 
 /// What the engine counts while it runs.
 pub(super) struct Counters {
@@ -143,6 +156,20 @@ impl Counters {
             lag_p50_us: lag.value_at_quantile(0.5),
             lag_p99_us: lag.value_at_quantile(0.99),
             lag_max_us: lag.max(),
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            lag_sum_us: (lag.mean() * lag.len() as f64) as u64,
+            lag_buckets: {
+                let mut buckets = vec![0; LAG_BUCKETS_US.len() + 1];
+                for v in lag.iter_recorded() {
+                    let i = LAG_BUCKETS_US.partition_point(|&bound| bound < v.value_iterated_to());
+                    buckets[i] += v.count_at_value();
+                }
+                buckets
+            },
         }
     }
 }
