@@ -60,6 +60,9 @@ impl<A: Allocator + 'static> MasterHandle<A> {
             .route("/api/v1/agents/{agent_id}/heartbeat", post(agent_heartbeat::<A>))
             .route("/api/v1/agents/{agent_id}/unregister", post(agent_unregister::<A>))
             .route("/api/v1/agents/{agent_id}/update", post(agent_update::<A>))
+            // As Mesos: a standby's state would be empty, so readers of the
+            // state (Mesos-DNS, dashboards) are sent to the leader's.
+            .route("/master/state", get(state::<A>))
             .merge(super::operator::leader_routes::<A>())
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -68,7 +71,6 @@ impl<A: Allocator + 'static> MasterHandle<A> {
         Router::new()
             .merge(leader_only)
             .route("/health", get(|| async { StatusCode::OK }))
-            .route("/master/state", get(state::<A>))
             .route("/master/redirect", get(super::leading::redirect::<A>))
             .merge(super::operator::routes::<A>())
             .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
