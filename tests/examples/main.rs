@@ -1,11 +1,13 @@
 //! The example binaries driven as users run them, in one test binary (one
 //! link of the whole facade instead of three): the all-in-one, the web UI
-//! in Chromium against `app-server` and `probe`, and the `zk-migrate` CLI.
+//! in Chromium against `app-server` and `probe`, the `zk-migrate` CLI, and
+//! the container image of `deploy/docker`.
 
 mod aio;
 mod all_in_one;
 mod dns;
 mod ha;
+mod image;
 mod lb;
 mod ui;
 mod zk_migrate_cli;
