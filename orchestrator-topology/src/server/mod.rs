@@ -421,16 +421,48 @@ impl App {
 
 /// Lets a report's body be read only with a permit: at most
 /// `max_concurrent_reports` are buffered and decoded at once.
+///
+/// A body declared larger than the limit is refused with 413 after it has
+/// been read and dropped (up to [`LINGER_BYTES`], for [`LINGER`]): a
+/// server that answers while the client is still sending, and closes,
+/// makes the client's kernel reset the connection and lose the answer, so
+/// the client would see a broken connection instead of the 413.
 async fn limit_ingest(
     axum::extract::State(app): axum::extract::State<App>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let max = app.inner.config.limits.max_encoded;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|&len| len > max as u64) {
+        let mut body = req.into_body().into_data_stream();
+        let deadline = tokio::time::Instant::now() + LINGER;
+        let mut drained = 0usize;
+        while drained < LINGER_BYTES {
+            match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut body)).await {
+                Ok(Some(Ok(chunk))) => drained += chunk.len(),
+                _ => break,
+            }
+        }
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a report is at most {max} bytes; this one is {len}"),
+        );
+    }
     let Ok(_permit) = app.inner.ingest_permits.clone().acquire_owned().await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
     next.run(req).await
 }
+
+/// How much of a refused oversized body is read and dropped, and for how
+/// long, before the 413 goes out.
+const LINGER_BYTES: usize = 64 << 20;
+const LINGER: Duration = Duration::from_secs(5);
 
 /// Checks that the app may listen on `addr`: without tokens it runs open,
 /// which is only allowed on a loopback address.
