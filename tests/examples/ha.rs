@@ -464,20 +464,24 @@ async fn a_standalone_master_restarted_on_its_work_dir_keeps_agents_weights_and_
     ];
     let mut master = Proc::start("master", &args, &dir);
     let agent_work = dir.join("agent");
-    let agent = Proc::start(
-        "agent",
-        &[
-            "--master".into(),
-            format!("127.0.0.1:{port}"),
-            "--port".into(),
-            free_port().to_string(),
-            "--resources".into(),
-            "cpus:8;mem:4096".into(),
-            "--work-dir".into(),
-            agent_work.display().to_string(),
-        ],
-        &dir,
-    );
+    // The agent, on the same work directory each time (so the same id).
+    let start_agent = || {
+        Proc::start(
+            "agent",
+            &[
+                "--master".into(),
+                format!("127.0.0.1:{port}"),
+                "--port".into(),
+                free_port().to_string(),
+                "--resources".into(),
+                "cpus:8;mem:4096".into(),
+                "--work-dir".into(),
+                agent_work.display().to_string(),
+            ],
+            &dir,
+        )
+    };
+    let agent = start_agent();
     let agent_id = until("the agent registered", Duration::from_secs(20), async || {
         let state = get_json(&format!("{url}/master/state")).await?;
         state["slaves"][0]["id"].as_str().map(str::to_string)
@@ -516,20 +520,7 @@ async fn a_standalone_master_restarted_on_its_work_dir_keeps_agents_weights_and_
     assert_eq!(quota["infos"][0]["guarantee"][0]["scalar"]["value"], 2.0, "{quota}");
 
     // The agent comes back under its id, with its checkpointed identity.
-    let _agent = Proc::start(
-        "agent",
-        &[
-            "--master".into(),
-            format!("127.0.0.1:{port}"),
-            "--port".into(),
-            free_port().to_string(),
-            "--resources".into(),
-            "cpus:8;mem:4096".into(),
-            "--work-dir".into(),
-            agent_work.display().to_string(),
-        ],
-        &dir,
-    );
+    let _agent = start_agent();
     until("the agent back under its id", Duration::from_secs(20), async || {
         let state = get_json(&format!("{url}/master/state")).await?;
         (state["slaves"][0]["id"] == agent_id.as_str()
