@@ -408,6 +408,11 @@ impl Agent {
         self.spawn(self.clone().retries());
         let mut backoff = Duration::from_millis(100);
         loop {
+            // A draining agent is leaving: it must not register again when
+            // the master, told of its unregistration, closes its stream.
+            if self.inner.draining.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
             let registered = self.inner.registered.load(Ordering::SeqCst);
             let attempt = match self.id() {
                 Some(id) if registered => Ok(id),
