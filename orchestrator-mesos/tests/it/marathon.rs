@@ -1059,6 +1059,12 @@ async fn a_group_deploys_in_dependency_order_and_deletes_whole() {
         404
     );
 
+    // As a Marathon client would: the group's deployment must finish before
+    // the next change (409 otherwise); a task running is not yet the end of it.
+    until("the group's deployment done", Duration::from_secs(20), || {
+        m.with(|s| s.deployments().count() == 0)
+    })
+    .await;
     let r = http
         .put(format!("{base}/v2/groups/stack"))
         .json(&json!({"scaleBy": 2}))
@@ -1073,6 +1079,10 @@ async fn a_group_deploys_in_dependency_order_and_deletes_whole() {
     })
     .await;
 
+    until("the scaling deployment done", Duration::from_secs(20), || {
+        m.with(|s| s.deployments().count() == 0)
+    })
+    .await;
     let r = http.delete(format!("{base}/v2/groups/stack")).send().await.unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     until("the group gone", Duration::from_secs(20), || {
