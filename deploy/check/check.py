@@ -8,6 +8,8 @@
    `@kubernetes-models` packages).
 4. Every flag a manifest passes to one of our binaries is in that binary's
    `--help`.
+5. The canary analysis runs for real (analysis.py): every AnalysisTemplate
+   query on a real Prometheus scraping a healthy and an erroring app server.
 
 `--self-test` plants one mistake of each kind in a copy of a rendered
 overlay and fails unless each check catches its own, naming where.
@@ -25,6 +27,8 @@ import tempfile
 
 import kubernetes_validate
 import yaml
+
+import analysis
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEPLOY = os.path.dirname(HERE)
@@ -146,6 +150,7 @@ def main():
     ap.add_argument("--self-test", action="store_true")
     args = ap.parse_args()
     errors = check_all(args.bin_dir)
+    errors += analysis.run(args.bin_dir)
     if args.self_test:
         errors += self_test(args.bin_dir)
     for e in errors:
