@@ -5,7 +5,8 @@
    are errors), against the Kubernetes schemas (`kubernetes-validate`).
 3. Every Argo CD and Argo Rollouts object (from the overlays and
    deploy/argocd) validates against its CRD schema (argo.mjs, on the
-   `@kubernetes-models` packages).
+   `@kubernetes-models` packages), unknown fields included (their
+   TypeScript types, checked by the TypeScript compiler).
 4. Every flag a manifest passes to one of our binaries is in that binary's
    `--help`.
 5. The canary analysis runs for real (analysis.py): every AnalysisTemplate
@@ -125,6 +126,7 @@ def self_test(bin_dir):
     plants = [
         ("an unknown field in a StatefulSet", "  podManagementPolicy: Parallel\n", "  podManagementPolicy: Parallel\n  replicaz: 3\n", "replicaz"),
         ("a wrong type in a Rollout step", "setWeight: 50", "setWeight: fifty", "setWeight"),
+        ("a misspelt field in an AnalysisTemplate", "successCondition:", "successConditon:", "metrics/0/successConditon"),
         ("a flag the binary does not have", "--agent-reregister-timeout=", "--agent-reregister-timout=", "--agent-reregister-timout"),
     ]
     failures = []
