@@ -8,7 +8,6 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -18,9 +17,19 @@ use orchestrator::probe::{metrics, ControlPolicy, Probe, ProbeConfig, PublishCon
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// A topology app to publish to (repeatable).
-    #[arg(long = "app", alias = "probe.app")]
+    /// A topology app to publish to (repeatable). A name is every address
+    /// it resolves to, each replica published to (resolved again every
+    /// --resolve-interval): give a headless Service's name to reach every
+    /// app server replica.
+    #[arg(long = "app", alias = "probe.app", value_parser = parse_app)]
     apps: Vec<String>,
+    /// The DNS server (IP:PORT) app names are resolved with, rather than
+    /// the system's resolver.
+    #[arg(long, alias = "probe.resolver")]
+    resolver: Option<SocketAddr>,
+    /// How often app names are resolved again.
+    #[arg(long = "resolve-interval", default_value = "10s", value_parser = support::parse_duration)]
+    resolve_interval: Duration,
     /// Bearer token for the apps (or ORCH_PROBE_TOKEN).
     #[arg(long, env = "ORCH_PROBE_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -67,6 +76,15 @@ struct Args {
     metrics_listen: Option<SocketAddr>,
 }
 
+/// An app is an `http://` or `https://` URL with a host.
+fn parse_app(s: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("not a URL ({e}): give http://HOST:PORT"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err("give http://HOST:PORT (or https://)".to_string());
+    }
+    Ok(s.to_string())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     support::init_tracing();
@@ -84,6 +102,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut config = ProbeConfig::new(&hostname);
     config.apps = args.apps;
+    config.resolver = args.resolver;
+    config.resolve_interval = args.resolve_interval.max(Duration::from_secs(1));
     config.spy_interval = args.spy_interval;
     config.publish_interval = args.publish_interval;
     config.full_every = args.full_every.max(1);
@@ -111,26 +131,19 @@ async fn main() -> anyhow::Result<()> {
         } else {
             "not collected"
         },
-        probe.publishers().iter().map(|p| p.url()).collect::<Vec<_>>()
+        probe
+            .publishers()
+            .iter()
+            .map(|p| p.endpoint().to_string())
+            .collect::<Vec<_>>()
     );
     if let Some(addr) = args.metrics_listen {
         let stats = probe.stats();
-        let publishers: Arc<Vec<(String, Arc<orchestrator::probe::PublishStats>)>> = Arc::new(
-            probe
-                .publishers()
-                .iter()
-                .map(|p| (p.url().to_string(), p.shared_stats()))
-                .collect(),
-        );
         let app = axum::Router::new().route(
             "/metrics",
             axum::routing::get(move |headers: axum::http::HeaderMap| {
-                let (stats, publishers) = (stats.clone(), publishers.clone());
-                async move {
-                    let named: Vec<(String, &orchestrator::probe::PublishStats)> =
-                        publishers.iter().map(|(u, s)| (u.clone(), s.as_ref())).collect();
-                    support::metrics_response(&headers, metrics::render(&stats, &named))
-                }
+                let stats = stats.clone();
+                async move { support::metrics_response(&headers, metrics::render(&stats)) }
             }),
         );
         let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -8,6 +8,7 @@
 //! allow-list; a refused control is answered, never silently dropped.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use crate::apps::Endpoint;
 use crate::docker::CONTROLS;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -371,11 +373,90 @@ fn daemon_error(e: &bollard::errors::Error) -> String {
     }
 }
 
+/// One control socket per app endpoint (see [`crate::apps`]), kept in
+/// step as the endpoints change: a replica that goes away loses its
+/// socket, a new one gets one.
+pub(crate) struct Sockets {
+    executor: Arc<Executor>,
+    token: Option<String>,
+    probe_id: String,
+    hostname: String,
+    stopped: tokio::sync::watch::Receiver<bool>,
+    open: HashMap<Endpoint, tokio::task::JoinHandle<()>>,
+}
+
+impl Sockets {
+    /// Sockets run by `executor` until `stopped` turns true.
+    pub(crate) fn new(
+        executor: Arc<Executor>,
+        token: Option<String>,
+        probe_id: &str,
+        hostname: &str,
+        stopped: tokio::sync::watch::Receiver<bool>,
+    ) -> Sockets {
+        Sockets {
+            executor,
+            token,
+            probe_id: probe_id.to_string(),
+            hostname: hostname.to_string(),
+            stopped,
+            open: HashMap::new(),
+        }
+    }
+
+    /// Opens a socket to each of `endpoints` not yet connected and closes
+    /// those to endpoints no longer there.
+    pub(crate) fn set(&mut self, endpoints: &[Endpoint]) {
+        self.open.retain(|e, task| {
+            let keep = endpoints.contains(e);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for e in endpoints {
+            if self.open.contains_key(e) {
+                continue;
+            }
+            let (endpoint, token) = (e.clone(), self.token.clone());
+            let (id, host, executor) = (self.probe_id.clone(), self.hostname.clone(), self.executor.clone());
+            let mut stopped = self.stopped.clone();
+            let task = tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                connect(
+                    &endpoint.url,
+                    endpoint.address,
+                    token.as_deref(),
+                    &id,
+                    &host,
+                    executor,
+                    stop,
+                )
+                .await;
+            });
+            self.open.insert(e.clone(), task);
+        }
+    }
+
+    /// Waits for every socket to close (after `stopped` turned true).
+    pub(crate) async fn closed(self) {
+        for (_, task) in self.open {
+            let _ = task.await;
+        }
+    }
+}
+
 /// Keeps a control socket to the app at `app_url` (`http://host:4040`)
 /// open until `shutdown` resolves, handing requests to `executor`.
 /// Reconnects with backoff (0.5 s doubling to 30 s) when the app goes away.
+/// With an `address` (one replica of an app whose name resolves to
+/// several: see [`crate::apps`]) the socket goes there, still naming the
+/// app's host.
 pub async fn connect(
     app_url: &str,
+    address: Option<SocketAddr>,
     token: Option<&str>,
     probe_id: &str,
     hostname: &str,
@@ -392,13 +473,13 @@ pub async fn connect(
     let url = format!("{ws}/api/v1/ws?probe_id={probe_id}");
     let mut backoff = Duration::from_millis(500);
     loop {
-        let attempt = session(&url, token, probe_id, hostname, &executor);
+        let attempt = session(&url, address, token, probe_id, hostname, &executor);
         tokio::select! {
             () = &mut shutdown => return,
             r = attempt => {
                 match r {
                     Ok(()) => backoff = Duration::from_millis(500),
-                    Err(e) => tracing::debug!(%url, error = %e, "control socket failed"),
+                    Err(e) => tracing::debug!(%url, ?address, error = %e, "control socket failed"),
                 }
             }
         }
@@ -412,6 +493,7 @@ pub async fn connect(
 
 async fn session(
     url: &str,
+    address: Option<SocketAddr>,
     token: Option<&str>,
     probe_id: &str,
     hostname: &str,
@@ -426,9 +508,23 @@ async fn session(
             .map_err(|_| "token is not a valid header value")?;
         request.headers_mut().insert("authorization", value);
     }
-    let (socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| e.to_string())?;
+    let socket = match address {
+        // A plain socket to the replica; the request still names the host.
+        Some(a) if url.starts_with("ws://") => {
+            let tcp = tokio::net::TcpStream::connect(a).await.map_err(|e| e.to_string())?;
+            let _ = tcp.set_nodelay(true);
+            tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+                .await
+                .map_err(|e| e.to_string())?
+                .0
+        }
+        _ => {
+            tokio_tungstenite::connect_async(request)
+                .await
+                .map_err(|e| e.to_string())?
+                .0
+        }
+    };
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<FromProbe>(256);
     let hello = FromProbe::Hello {

@@ -32,6 +32,7 @@
 //! # Ok::<(), orchestrator_probe::Error>(())
 //! ```
 
+pub mod apps;
 mod budget;
 pub mod controls;
 pub mod docker;

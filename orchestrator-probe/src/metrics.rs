@@ -8,13 +8,15 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::{AppPublisher, ProbeStats};
+use crate::ProbeStats;
 
 type Labels = Vec<(String, String)>;
 
-/// The probe's counters, and each publisher's, as OpenMetrics text (serve
-/// it through `orchestrator_core::exposition::negotiate`).
-pub fn render(stats: &ProbeStats, publishers: &[(String, &crate::PublishStats)]) -> String {
+/// The probe's counters, and each app endpoint's publisher's (labelled by
+/// the app as given and the address it resolved to, empty when none), as
+/// OpenMetrics text (serve it through
+/// `orchestrator_core::exposition::negotiate`).
+pub fn render(stats: &ProbeStats) -> String {
     let mut registry = Registry::with_prefix("probe");
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let counter = |registry: &mut Registry, name: &str, help: &str, v: u64| {
@@ -94,8 +96,13 @@ pub fn render(stats: &ProbeStats, publishers: &[(String, &crate::PublishStats)])
     );
     let family = |registry: &mut Registry, name: &str, help: &str, f: &dyn Fn(&crate::PublishStats) -> u64| {
         let fam = Family::<Labels, Counter>::default();
-        for (url, s) in publishers {
-            fam.get_or_create(&vec![("app".to_string(), url.clone())]).inc_by(f(s));
+        for (endpoint, s) in stats.apps.lock().iter() {
+            let address = endpoint.address.map(|a| a.to_string()).unwrap_or_default();
+            fam.get_or_create(&vec![
+                ("app".to_string(), endpoint.url.clone()),
+                ("address".to_string(), address),
+            ])
+            .inc_by(f(s));
         }
         registry.register(name, help, fam);
     };
@@ -119,15 +126,10 @@ pub fn render(stats: &ProbeStats, publishers: &[(String, &crate::PublishStats)])
     out
 }
 
-/// [`render`] for a probe's publishers.
-pub fn render_probe(stats: &ProbeStats, publishers: &[AppPublisher]) -> String {
-    let named: Vec<(String, &crate::PublishStats)> =
-        publishers.iter().map(|p| (p.url().to_string(), p.stats())).collect();
-    render(stats, &named)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -135,8 +137,19 @@ mod tests {
         let stats = ProbeStats::default();
         stats.cycles.store(3, Ordering::Relaxed);
         stats.collector_us.lock().push(("process", 1500));
-        let publisher = crate::PublishStats::default();
-        let om = render(&stats, &[("http://127.0.0.1:4040".to_string(), &publisher)]);
+        let endpoint = crate::apps::Endpoint {
+            url: "http://app-server:4040".to_string(),
+            host: "app-server".to_string(),
+            address: Some("10.0.0.7:4040".parse().unwrap()),
+        };
+        let publisher = Arc::new(crate::PublishStats::default());
+        publisher.sent.store(5, Ordering::Relaxed);
+        stats.apps.lock().push((endpoint, publisher));
+        let om = render(&stats);
+        assert!(
+            om.contains(r#"probe_reports_sent_total{app="http://app-server:4040",address="10.0.0.7:4040"} 5"#),
+            "{om}"
+        );
         assert!(om.contains("probe_cycles_total 3"), "{om}");
         let text = orchestrator_core::exposition::to_prometheus_text(&om);
         orchestrator_testkit::promtool_check(&text, "probe metrics");

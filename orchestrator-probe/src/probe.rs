@@ -29,6 +29,7 @@
 //! collector does: rebuilding ten thousand endpoints because one socket
 //! closed held two copies of them at once, the probe's peak memory.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,13 +40,14 @@ use orchestrator_core::report::{encode, encode_merged, ids, Header, Report, Topo
 use orchestrator_core::{BoxError, Collector, Written};
 use parking_lot::Mutex;
 
+use crate::apps::{Apps, Endpoint};
 use crate::budget::{cpu_us, cpu_us_of, Budget, THREAD};
-use crate::controls::{ControlPolicy, Executor};
+use crate::controls::{ControlPolicy, Executor, Sockets};
 use crate::docker::DockerCollector;
 use crate::host::HostCollector;
 use crate::network::NetworkCollector;
 use crate::process::ProcessCollector;
-use crate::publish::{AppPublisher, PublishConfig};
+use crate::publish::{AppPublisher, PublishConfig, PublishStats};
 use crate::{tag, Result};
 
 /// What a probe does and where it reports.
@@ -61,8 +63,14 @@ pub struct ProbeConfig {
     pub publish_interval: Duration,
     /// A full report every this many publishes.
     pub full_every: u32,
-    /// Apps to publish to (`http://host:4040`).
+    /// Apps to publish to (`http://host:4040`); a name is every address it
+    /// resolves to (see [`crate::apps`]).
     pub apps: Vec<String>,
+    /// The DNS server app names are resolved with (`IP:PORT`); the
+    /// system's resolver when `None`.
+    pub resolver: Option<SocketAddr>,
+    /// How often app names are resolved again (10 s).
+    pub resolve_interval: Duration,
     /// How to publish.
     pub publish: PublishConfig,
     /// The Docker engine (`unix:///var/run/docker.sock`), if any.
@@ -92,6 +100,8 @@ impl ProbeConfig {
             publish_interval: Duration::from_secs(15),
             full_every: 4,
             apps: Vec::new(),
+            resolver: None,
+            resolve_interval: Duration::from_secs(10),
             publish: PublishConfig::default(),
             docker_host: None,
             proc_root: PathBuf::from("/proc"),
@@ -128,6 +138,8 @@ pub struct ProbeStats {
     pub deferred: AtomicU64,
     /// Age of each source's data at the end of the last cycle, ms.
     pub source_age_ms: Mutex<Vec<(&'static str, u64)>>,
+    /// Every app endpoint published to now, with its publisher's counters.
+    pub apps: Mutex<Vec<(Endpoint, Arc<PublishStats>)>>,
 }
 
 /// A collector and what it last produced.
@@ -231,6 +243,10 @@ pub struct Probe {
     /// The join the parts were last tagged with.
     join: tag::Join,
     publishers: Vec<AppPublisher>,
+    apps: Arc<Apps>,
+    http: reqwest::Client,
+    /// The endpoints the resolution follower last found (while running).
+    endpoints: Option<tokio::sync::watch::Receiver<Vec<Endpoint>>>,
     stats: Arc<ProbeStats>,
     published_any: bool,
     seq: u64,
@@ -281,14 +297,9 @@ impl Probe {
 
     /// A probe with the given collectors (embedding, tests).
     pub fn with_collectors(config: ProbeConfig, collectors: Vec<Box<dyn Collector>>) -> Probe {
-        let http = reqwest::Client::new();
-        let publishers = config
-            .apps
-            .iter()
-            .map(|a| AppPublisher::start(a, http.clone(), config.publish.clone()))
-            .collect();
+        let apps = Arc::new(Apps::new(&config.apps, config.resolver));
         let empty = Report::new(&config.probe_id, &config.hostname, 0);
-        Probe {
+        let mut p = Probe {
             sources: collectors
                 .into_iter()
                 .map(|collector| Source {
@@ -303,14 +314,37 @@ impl Probe {
             budget: Budget::default(),
             join: tag::Join::default(),
             config,
-            publishers,
+            publishers: Vec::new(),
+            http: reqwest::Client::new(),
+            endpoints: None,
             stats: Arc::default(),
             published_any: false,
             seq: 0,
             wake: None,
             docker: None,
             last_errors: Mutex::new(Vec::new()),
+            apps,
+        };
+        let given = p.apps.as_given();
+        p.set_endpoints(&given);
+        p
+    }
+
+    /// Publishes to exactly `wanted`: publishers of endpoints gone are
+    /// dropped, new endpoints get one (whose first report is full).
+    fn set_endpoints(&mut self, wanted: &[Endpoint]) {
+        self.publishers.retain(|p| wanted.contains(p.endpoint()));
+        for e in wanted {
+            if !self.publishers.iter().any(|p| p.endpoint() == e) {
+                let p = AppPublisher::start_at(e.clone(), self.http.clone(), self.config.publish.clone());
+                self.publishers.push(p);
+            }
         }
+        *self.stats.apps.lock() = self
+            .publishers
+            .iter()
+            .map(|p| (p.endpoint().clone(), p.shared_stats()))
+            .collect();
     }
 
     /// The engine client when containers are collected (for controls).
@@ -528,6 +562,12 @@ impl Probe {
     /// when the app needs one, otherwise the delta since the previous
     /// publish.
     pub fn publish(&mut self) {
+        if let Some(rx) = &mut self.endpoints {
+            if rx.has_changed().unwrap_or(false) {
+                let wanted = rx.borrow_and_update().clone();
+                self.set_endpoints(&wanted);
+            }
+        }
         self.seq += 1;
         let due_full = !self.published_any || self.seq % u64::from(self.config.full_every.max(1)) == 1;
         let mut full_bytes: Option<Arc<Vec<u8>>> = None;
@@ -591,27 +631,73 @@ impl Probe {
     /// Container events trigger an early collection, at most once a second.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
-        // One control socket per app, while the probe runs.
-        let (stop_controls, controls_stopped) = tokio::sync::watch::channel(false);
-        let mut control_tasks = Vec::new();
-        if let Some(docker) = self.docker.clone().filter(|_| !self.config.controls.disabled) {
-            let executor = Arc::new(Executor::new(docker, self.config.controls.clone()));
-            for app in &self.config.apps {
-                let (app, token) = (app.clone(), self.config.publish.token.clone());
-                let (id, host) = (self.config.probe_id.clone(), self.config.hostname.clone());
-                let (executor, mut stopped) = (executor.clone(), controls_stopped.clone());
-                control_tasks.push(tokio::spawn(async move {
-                    crate::controls::connect(&app, token.as_deref(), &id, &host, executor, async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await;
-                }));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        // One control socket per app endpoint, while the probe runs.
+        let mut sockets = self
+            .docker
+            .clone()
+            .filter(|_| !self.config.controls.disabled)
+            .map(|docker| {
+                let executor = Arc::new(Executor::new(docker, self.config.controls.clone()));
+                let token = self.config.publish.token.clone();
+                Sockets::new(
+                    executor,
+                    token,
+                    &self.config.probe_id,
+                    &self.config.hostname,
+                    stopped.clone(),
+                )
+            });
+        let mut current: Vec<Endpoint> = self.publishers.iter().map(|p| p.endpoint().clone()).collect();
+        let mut follower = None;
+        if self.apps.has_names() {
+            // Resolved before the first publish, so every replica gets the
+            // first full report.
+            if let Ok(found) = tokio::time::timeout(Duration::from_secs(5), self.apps.resolve(&current)).await {
+                current = found;
             }
+            self.set_endpoints(&current);
+            let (found_tx, found_rx) = tokio::sync::watch::channel(current.clone());
+            self.endpoints = Some(found_rx);
+            let (apps, every, mut stopped) = (self.apps.clone(), self.config.resolve_interval, stopped.clone());
+            let mut sockets = sockets.take();
+            if let Some(s) = &mut sockets {
+                s.set(&current);
+            }
+            follower = Some(tokio::spawn(async move {
+                loop {
+                    let next = tokio::select! {
+                        _ = stopped.wait_for(|s| *s) => break,
+                        next = async {
+                            tokio::time::sleep(every).await;
+                            apps.resolve(&current).await
+                        } => next,
+                    };
+                    if next != current {
+                        tracing::info!(
+                            endpoints = ?next.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                            "app endpoints changed"
+                        );
+                        if let Some(s) = &mut sockets {
+                            s.set(&next);
+                        }
+                        let _ = found_tx.send(next.clone());
+                        current = next;
+                    }
+                }
+                sockets
+            }));
+        } else if let Some(s) = &mut sockets {
+            s.set(&current);
         }
         self.cycle_loop(&mut shutdown).await;
-        let _ = stop_controls.send(true);
-        for t in control_tasks {
-            let _ = t.await;
+        let _ = stop.send(true);
+        let sockets = match follower {
+            Some(f) => f.await.ok().flatten(),
+            None => sockets,
+        };
+        if let Some(s) = sockets {
+            s.closed().await;
         }
     }
 

@@ -17,6 +17,8 @@ use orchestrator_core::report::CONTENT_TYPE;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::apps::Endpoint;
+
 /// How reports are sent.
 #[derive(Clone, Debug)]
 pub struct PublishConfig {
@@ -66,8 +68,10 @@ struct Queue {
     stats: Arc<PublishStats>,
 }
 
-/// The publisher of one app.
+/// The publisher of one app (one replica of it, when its name resolves
+/// to several addresses: see [`crate::apps`]).
 pub struct AppPublisher {
+    endpoint: Endpoint,
     url: String,
     queue: Arc<Queue>,
     task: tokio::task::JoinHandle<()>,
@@ -77,7 +81,7 @@ pub struct AppPublisher {
 impl std::fmt::Debug for AppPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppPublisher")
-            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
             .finish_non_exhaustive()
     }
 }
@@ -100,7 +104,29 @@ fn jitter(seed: &mut u64, max: Duration) -> Duration {
 impl AppPublisher {
     /// Starts a sender for the app at `base_url` (`http://host:4040`).
     pub fn start(base_url: &str, http: reqwest::Client, config: PublishConfig) -> AppPublisher {
-        let url = format!("{}/api/v1/reports", base_url.trim_end_matches('/'));
+        let endpoint = Endpoint {
+            url: base_url.to_string(),
+            host: String::new(),
+            address: None,
+        };
+        AppPublisher::start_at(endpoint, http, config)
+    }
+
+    /// Starts a sender for one endpoint of an app: requests go to its
+    /// address when it has one (still naming the app's host), with a
+    /// client of their own; otherwise through `http`.
+    pub fn start_at(endpoint: Endpoint, http: reqwest::Client, config: PublishConfig) -> AppPublisher {
+        let http = match endpoint.address {
+            Some(address) => reqwest::Client::builder()
+                .resolve(&endpoint.host, address)
+                .build()
+                .unwrap_or_else(|e| {
+                    tracing::warn!(%endpoint, error = %e, "no client pinned to the address; resolving by name");
+                    http
+                }),
+            None => http,
+        };
+        let url = format!("{}/api/v1/reports", endpoint.url.trim_end_matches('/'));
         let queue = Arc::new(Queue {
             items: Mutex::new(VecDeque::new()),
             ready: Notify::new(),
@@ -109,11 +135,17 @@ impl AppPublisher {
         });
         let task = tokio::spawn(send_loop(url.clone(), http, config.clone(), queue.clone()));
         AppPublisher {
+            endpoint,
             url,
             queue,
             task,
             buffer: config.buffer.max(1),
         }
+    }
+
+    /// The app (and the address) this publisher sends to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     /// Where reports go.

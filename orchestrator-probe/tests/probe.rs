@@ -596,7 +596,7 @@ async fn every_control_works_on_a_real_container_over_the_control_socket() {
     let probe_side = tokio::spawn({
         let (url, host, executor) = (format!("http://127.0.0.1:{port}"), host.clone(), executor.clone());
         async move {
-            connect(&url, Some("probe-token"), "probe-1", &host, executor, async {
+            connect(&url, None, Some("probe-token"), "probe-1", &host, executor, async {
                 let _ = stop_rx.await;
             })
             .await;

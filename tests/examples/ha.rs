@@ -5,7 +5,9 @@
 //! session, and ZooKeeper itself restarted; tasks keep running through it
 //! all. An existing Mesos client (pymesos's detector, on kazoo) finds the
 //! leader from the znodes. And a standalone master restarted on its
-//! `--work-dir` keeps its registry.
+//! `--work-dir` keeps its registry. App servers run as replicas behind one
+//! DNS name (a real dnsmasq), which the probe follows as replicas come and
+//! go.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -532,6 +534,61 @@ async fn a_standalone_master_restarted_on_its_work_dir_keeps_agents_weights_and_
     master.kill();
 }
 
+/// A DNS server (Debian's dnsmasq) answering `apps.test` with the
+/// addresses in a hosts file, re-read on SIGHUP: a headless Service's name
+/// as a probe's resolver sees it.
+struct Dns {
+    proc: Proc,
+    hosts: PathBuf,
+    port: u16,
+}
+
+impl Dns {
+    fn start(dir: &Path, addresses: &[&str]) -> Option<Dns> {
+        if Command::new("dnsmasq").arg("--version").output().is_err() {
+            orchestrator_testkit::missing("dnsmasq (Debian's dnsmasq-base)", "app servers behind one name");
+            return None;
+        }
+        let hosts = dir.join("apps.hosts");
+        let port = free_port();
+        let mut dns = Dns {
+            proc: Proc {
+                child: Command::new("dnsmasq")
+                    .args([
+                        "--keep-in-foreground",
+                        "--no-resolv",
+                        "--no-hosts",
+                        "--bind-interfaces",
+                        "--listen-address=127.0.0.1",
+                        "--user=root",
+                        "--pid-file=",
+                        "--log-facility=-",
+                        "--local-ttl=0",
+                        &format!("--port={port}"),
+                        &format!("--addn-hosts={}", hosts.display()),
+                    ])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("starting dnsmasq"),
+                log: dir.join("dnsmasq.log"),
+            },
+            hosts,
+            port,
+        };
+        dns.set(addresses);
+        Some(dns)
+    }
+
+    /// `apps.test` is these addresses from now on.
+    fn set(&mut self, addresses: &[&str]) {
+        let lines: String = addresses.iter().map(|a| format!("{a} apps.test\n")).collect();
+        std::fs::write(&self.hosts, lines).unwrap();
+        self.proc.signal("-HUP");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_app_servers_behind_one_name_share_views_and_saved_filters() {
     let _beside = crate::HEAVY.read().await;
@@ -539,49 +596,68 @@ async fn three_app_servers_behind_one_name_share_views_and_saved_filters() {
         return;
     };
     let dir = scratch("replicas");
+    // Three replicas on one port of three loopback addresses, behind one
+    // name; the probe is given the name only.
+    let port = free_port();
     let zk_url = format!("zk://{}/topology-test-{}", zk.address, std::process::id());
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut apps: Vec<Proc> = ports
-        .iter()
-        .map(|p| {
-            Proc::start(
-                "app-server",
-                &["--port".into(), p.to_string(), "--zk".into(), zk_url.clone()],
-                &dir,
-            )
-        })
-        .collect();
-    let mut probe_args = vec![
-        "--spy-interval".to_string(),
-        "1s".into(),
-        "--publish-interval".into(),
-        "1s".into(),
-        "--no-docker".into(),
-        "--hostname".into(),
-        "replica-host".into(),
-    ];
-    for p in &ports {
-        probe_args.extend(["--app".to_string(), format!("http://127.0.0.1:{p}")]);
-    }
+    let replica = |ip: &str| {
+        Proc::start(
+            "app-server",
+            &[
+                "--host".into(),
+                ip.to_string(),
+                "--port".into(),
+                port.to_string(),
+                "--zk".into(),
+                zk_url.clone(),
+            ],
+            &dir,
+        )
+    };
+    let ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    let mut apps: Vec<Proc> = ips.iter().map(|ip| replica(ip)).collect();
+    let Some(mut dns) = Dns::start(&dir, &ips) else {
+        return;
+    };
+    let metrics_port = free_port();
+    let probe_args: Vec<String> = [
+        "--spy-interval",
+        "1s",
+        "--publish-interval",
+        "1s",
+        "--no-docker",
+        "--hostname",
+        "replica-host",
+        "--resolve-interval",
+        "1s",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .chain([
+        format!("--app=http://apps.test:{port}"),
+        format!("--resolver=127.0.0.1:{}", dns.port),
+        format!("--metrics-listen=127.0.0.1:{metrics_port}"),
+    ])
+    .collect();
     let _probe = Proc::start("probe", &probe_args, &dir);
-    let hosts = |port: u16| async move {
-        let v = get_json(&format!("http://127.0.0.1:{port}/api/topology/hosts")).await?;
+    let hosts = |ip: &'static str| async move {
+        let v = get_json(&format!("http://{ip}:{port}/api/topology/hosts")).await?;
         let mut ids: Vec<String> = v["nodes"].as_object()?.keys().cloned().collect();
         ids.sort();
         Some(ids)
     };
-    for &p in &ports {
+    for ip in ips {
         until(
-            "every replica holding the probe's host",
+            &format!("the replica at {ip} holding the probe's host"),
             Duration::from_secs(30),
-            async || hosts(p).await.filter(|h| h.iter().any(|l| l == "replica-host")),
+            async || hosts(ip).await.filter(|h| h.iter().any(|l| l == "replica-host")),
         )
         .await;
     }
 
     // A filter saved on one replica is listed by, and applies on, another.
     let r = http()
-        .post(format!("http://127.0.0.1:{}/api/filters", ports[0]))
+        .post(format!("http://127.0.0.1:{port}/api/filters"))
         .json(&json!({"name": "nothing", "query": "no-such-node-anywhere", "view": "hosts"}))
         .send()
         .await
@@ -589,21 +665,60 @@ async fn three_app_servers_behind_one_name_share_views_and_saved_filters() {
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let saved: Value = r.json().await.unwrap();
     let id = saved["id"].as_str().unwrap();
-    let listed = get_json(&format!("http://127.0.0.1:{}/api/filters", ports[1]))
-        .await
-        .unwrap();
+    let listed = get_json(&format!("http://127.0.0.2:{port}/api/filters")).await.unwrap();
     assert_eq!(listed["filters"][0]["id"], id, "{listed}");
-    let filtered = get_json(&format!("http://127.0.0.1:{}/api/topology/hosts?filter={id}", ports[2]))
+    let filtered = get_json(&format!("http://127.0.0.3:{port}/api/topology/hosts?filter={id}"))
         .await
         .unwrap();
     assert_eq!(filtered["nodes"], json!({}), "the filter applies on another replica");
 
-    // One replica dies: the probe keeps publishing to the other two, which
-    // answer the same views; a filter deleted on one is gone on the other.
+    // One replica dies and leaves the name; another joins it. The probe
+    // follows the name: the new replica gets its reports, the live ones
+    // keep getting them, the dead one is no longer published to.
     apps[0].kill();
-    let reports = |port: u16| async move {
+    apps.push(replica("127.0.0.4"));
+    dns.set(&["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
+    until(
+        "the replica that joined the name holding the probe's host",
+        Duration::from_secs(30),
+        async || {
+            hosts("127.0.0.4")
+                .await
+                .filter(|h| h.iter().any(|l| l == "replica-host"))
+        },
+    )
+    .await;
+    let published_to = async || {
         let m = http()
-            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let mut addresses: Vec<String> = m
+            .lines()
+            .filter(|l| l.starts_with("probe_reports_sent_total{"))
+            .filter_map(|l| Some(l.split("address=\"").nth(1)?.split('"').next()?.to_string()))
+            .collect();
+        addresses.sort();
+        Some(addresses)
+    };
+    let want = [
+        format!("127.0.0.2:{port}"),
+        format!("127.0.0.3:{port}"),
+        format!("127.0.0.4:{port}"),
+    ];
+    until(
+        "the probe publishing to exactly the name's addresses",
+        Duration::from_secs(20),
+        async || published_to().await.filter(|a| a[..] == want[..]),
+    )
+    .await;
+    let reports = |ip: &'static str| async move {
+        let m = http()
+            .get(format!("http://{ip}:{port}/metrics"))
             .send()
             .await
             .ok()?
@@ -614,26 +729,24 @@ async fn three_app_servers_behind_one_name_share_views_and_saved_filters() {
             .find(|l| l.starts_with("topology_reports_received_total"))
             .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
     };
-    let (r1, r2) = (reports(ports[1]).await.unwrap(), reports(ports[2]).await.unwrap());
+    let (r2, r3) = (reports("127.0.0.2").await.unwrap(), reports("127.0.0.3").await.unwrap());
     until(
-        "reports still arriving at both live replicas",
+        "reports still arriving at both replicas that stayed",
         Duration::from_secs(20),
         async || {
-            let (n1, n2) = (reports(ports[1]).await?, reports(ports[2]).await?);
-            (n1 >= r1 + 3.0 && n2 >= r2 + 3.0).then_some(())
+            let (n2, n3) = (reports("127.0.0.2").await?, reports("127.0.0.3").await?);
+            (n2 >= r2 + 3.0 && n3 >= r3 + 3.0).then_some(())
         },
     )
     .await;
-    assert_eq!(hosts(ports[1]).await, hosts(ports[2]).await, "the same views");
+    assert_eq!(hosts("127.0.0.2").await, hosts("127.0.0.4").await, "the same views");
     let r = http()
-        .delete(format!("http://127.0.0.1:{}/api/filters/{id}", ports[2]))
+        .delete(format!("http://127.0.0.3:{port}/api/filters/{id}"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let listed = get_json(&format!("http://127.0.0.1:{}/api/filters", ports[1]))
-        .await
-        .unwrap();
+    let listed = get_json(&format!("http://127.0.0.4:{port}/api/filters")).await.unwrap();
     assert_eq!(listed["filters"], json!([]));
     drop(apps);
 }
