@@ -6,8 +6,9 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -56,6 +57,50 @@ struct Args {
     /// Port of HAProxy's shared HTTP frontend for virtual hosts.
     #[arg(long = "haproxy-http-port", default_value_t = 80)]
     haproxy_http_port: u16,
+    /// Serve the balancer's own status at http://ADDR: `/health` (and
+    /// marathon-lb's `/_haproxy_health_check`) while it runs, `/ready` once
+    /// it has read the scheduler's apps, `/metrics` for Prometheus.
+    #[arg(long = "status-listen")]
+    status_listen: Option<SocketAddr>,
+}
+
+/// The status endpoints of `--status-listen`.
+fn status_routes(lb: Arc<LoadBalancer>) -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use axum::Json;
+    let alive = || async { Json(serde_json::json!({"status": "ok"})) };
+    let ready = {
+        let lb = Arc::clone(&lb);
+        move || {
+            let lb = Arc::clone(&lb);
+            async move {
+                let status = lb.status();
+                let body = serde_json::json!({
+                    "services": lb.services().len(),
+                    "read_seconds_ago": status.read_ago().map(|d| d.as_secs_f64()),
+                    "last_error": status.last_error(),
+                });
+                // Ready once the apps were read; a scheduler away since
+                // then leaves the last backends in service.
+                let code = if status.read_ago().is_some() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                (code, Json(body))
+            }
+        }
+    };
+    let metrics = move |headers: axum::http::HeaderMap| {
+        let lb = Arc::clone(&lb);
+        async move { support::metrics_response(&headers, lb.metrics().await) }
+    };
+    axum::Router::new()
+        .route("/health", get(alive))
+        .route("/_haproxy_health_check", get(alive))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
 }
 
 #[tokio::main]
@@ -63,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     support::init_tracing();
     let balance = Balance::parse(&args.balance).context("--balance: roundrobin or leastconn")?;
-    let lb = LoadBalancer::start(LbConfig {
+    let lb = Arc::new(LoadBalancer::start(LbConfig {
         marathon: args.marathon.clone(),
         bind: args.bind,
         balance,
@@ -85,7 +130,17 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
         }),
-    });
+    }));
+    if let Some(addr) = args.status_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--status-listen {addr}"))?;
+        let routes = status_routes(Arc::clone(&lb));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, routes).await;
+        });
+        println!("status at http://{addr}/ready");
+    }
     println!("balancing the service ports of {} on {}", args.marathon, args.bind);
     let mut services = lb.subscribe();
     let shutdown = support::shutdown_signal();

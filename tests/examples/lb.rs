@@ -280,9 +280,11 @@ async fn a_real_haproxy_routes_with_the_generated_configuration_and_reloads_on_s
     // The balancer writes HAProxy's file (and asks it to reload on change).
     let config = work.join("haproxy.cfg");
     let pidfile = work.join("haproxy.pid");
+    let status_port = orchestrator_testkit::free_port();
     let _lb = Group::spawn(
         std::process::Command::new(orchestrator_testkit::example_binary("lb"))
             .args(["--marathon", &marathon, "--no-proxy", "--group", "external"])
+            .args(["--status-listen", &format!("127.0.0.1:{status_port}")])
             .args(["--haproxy-http-port", &http_port.to_string(), "--haproxy-config"])
             .arg(&config)
             .arg("--haproxy-reload")
@@ -305,6 +307,7 @@ async fn a_real_haproxy_routes_with_the_generated_configuration_and_reloads_on_s
         }
     };
     servers(2).await;
+    lb_status_answers(status_port, &["/edge/web"]).await;
     let check = std::process::Command::new("haproxy")
         .args(["-c", "-f"])
         .arg(&config)
@@ -368,4 +371,85 @@ async fn a_real_haproxy_routes_with_the_generated_configuration_and_reloads_on_s
 
     assert!(aio.interrupt().success(), "{}", aio.said());
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The balancer's status endpoints (`--status-listen`), as health checks
+/// and Prometheus use them: alive and ready, and metrics that promtool
+/// accepts, with the backends of `apps`.
+async fn lb_status_answers(port: u16, apps: &[&str]) {
+    let client = reqwest::Client::new();
+    let at = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    for path in ["/health", "/_haproxy_health_check", "/ready"] {
+        let r = client.get(at(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}: {}", r.text().await.unwrap());
+    }
+    let ready: Value = client.get(at("/ready")).send().await.unwrap().json().await.unwrap();
+    assert!(ready["read_seconds_ago"].as_f64().unwrap() < 10.0, "{ready}");
+    let metrics = client
+        .get(at("/metrics"))
+        .header("accept", "text/plain")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for app in apps {
+        assert!(metrics.contains(&format!("lb_backends{{app=\"{app}\"")), "{metrics}");
+    }
+    orchestrator_testkit::promtool_check(&metrics, "the balancer's /metrics");
+}
+
+/// A balancer whose scheduler cannot be reached stays alive (it would
+/// serve the backends it last read) but is not ready until it has read
+/// the apps, and says why.
+#[tokio::test]
+async fn a_balancer_that_never_reached_its_scheduler_is_alive_but_not_ready() {
+    let (status_port, dead) = (orchestrator_testkit::free_port(), orchestrator_testkit::free_port());
+    let _lb = Group::spawn(
+        std::process::Command::new(orchestrator_testkit::example_binary("lb"))
+            .args(["--marathon", &format!("http://127.0.0.1:{dead}"), "--no-proxy"])
+            .args(["--status-listen", &format!("127.0.0.1:{status_port}")])
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null()),
+    );
+    let client = reqwest::Client::new();
+    let ready = until("the balancer's status port", Duration::from_secs(15), async || {
+        let r = client
+            .get(format!("http://127.0.0.1:{status_port}/ready"))
+            .send()
+            .await
+            .ok()?;
+        let code = r.status();
+        let body: Value = r.json().await.ok()?;
+        (!body["last_error"].is_null()).then_some((code, body))
+    })
+    .await;
+    assert_eq!(ready.0, 503, "{}", ready.1);
+    assert!(ready.1["read_seconds_ago"].is_null(), "{}", ready.1);
+    let alive = client
+        .get(format!("http://127.0.0.1:{status_port}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alive.status(), 200);
+    let metrics = client
+        .get(format!("http://127.0.0.1:{status_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    assert_eq!(
+        value("lb_scheduler_last_read_timestamp_seconds"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert!(value("lb_scheduler_reads_failed_total").unwrap() >= 1.0, "{metrics}");
 }

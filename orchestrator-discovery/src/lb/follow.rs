@@ -9,15 +9,18 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::services::{services_of, Balance, Services};
+use super::status::SyncStatus;
 use crate::fetch::{get_json, next_burst};
 
 /// Publishes the services of the scheduler at `marathon` into `services`
-/// until the returned task is aborted or every receiver is gone.
+/// until the returned task is aborted or every receiver is gone; every
+/// read and failure is noted in `status`.
 pub fn follow_scheduler(
     marathon: String,
     default_balance: Balance,
     resync: Duration,
     services: watch::Sender<Arc<Services>>,
+    status: Arc<SyncStatus>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let client = reqwest::Client::new();
@@ -35,6 +38,7 @@ pub fn follow_scheduler(
             loop {
                 match read_apps(&client, &base).await {
                     Ok(apps) => {
+                        status.read();
                         last_failure.clear();
                         let next = services_of(&apps, default_balance);
                         if **services.borrow() != next && services.send(Arc::new(next)).is_err() {
@@ -42,6 +46,7 @@ pub fn follow_scheduler(
                         }
                     }
                     Err(e) => {
+                        status.failed(&e);
                         if e != last_failure {
                             tracing::warn!(error = %e, "could not read the scheduler's apps; keeping the last ones");
                             last_failure = e;

@@ -10,12 +10,14 @@
 //! - [`follow`]: reading them again on every event;
 //! - [`proxy`]: the listeners and the connections;
 //! - [`haproxy`]: the same services as an HAProxy configuration, for
-//!   users who run HAProxy at the edge.
+//!   users who run HAProxy at the edge;
+//! - [`status`]: its own health and metrics.
 
 pub mod follow;
 pub mod haproxy;
 pub mod proxy;
 pub mod services;
+pub mod status;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -63,6 +65,7 @@ impl LbConfig {
 /// The balancer, running.
 pub struct LoadBalancer {
     services: watch::Receiver<Arc<Services>>,
+    status: Arc<status::SyncStatus>,
     proxy: Arc<Mutex<proxy::Proxy>>,
     follower: JoinHandle<()>,
     applier: JoinHandle<()>,
@@ -72,7 +75,14 @@ impl LoadBalancer {
     /// Starts following the scheduler and listening on its service ports.
     pub fn start(config: LbConfig) -> LoadBalancer {
         let (tx, rx) = watch::channel(Arc::new(Services::new()));
-        let follower = follow::follow_scheduler(config.marathon.clone(), config.balance, config.resync, tx);
+        let status = Arc::new(status::SyncStatus::default());
+        let follower = follow::follow_scheduler(
+            config.marathon.clone(),
+            config.balance,
+            config.resync,
+            tx,
+            Arc::clone(&status),
+        );
         let proxy = Arc::new(Mutex::new(proxy::Proxy::new(config.bind, config.connect_timeout)));
         let applier = {
             let (mut rx, proxy) = (rx.clone(), Arc::clone(&proxy));
@@ -101,6 +111,7 @@ impl LoadBalancer {
         };
         LoadBalancer {
             services: rx,
+            status,
             proxy,
             follower,
             applier,
@@ -127,8 +138,18 @@ impl LoadBalancer {
             .collect()
     }
 
+    /// How reading the scheduler goes.
+    pub fn status(&self) -> Arc<status::SyncStatus> {
+        Arc::clone(&self.status)
+    }
+
+    /// [`status::render_metrics`] now.
+    pub async fn metrics(&self) -> String {
+        status::render_metrics(&self.services(), &self.ports().await, &self.status)
+    }
+
     /// Stops following and closes the listeners (open connections run on).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.follower.abort();
         self.applier.abort();
         self.proxy.lock().await.close();
