@@ -7,7 +7,8 @@
 //!
 //! Exit codes: 0 done; 1 unexpected failure; 2 bad arguments or a phase
 //! refused (the message says why); 3 verify found differences; 4 a
-//! ZooKeeper ensemble failed or could not be reached.
+//! ZooKeeper ensemble failed or could not be reached; 5 nodes could not be
+//! read with the credentials given (nothing was written).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -21,8 +22,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use orchestrator::zkmigrate::{
-    self as zkm, ConflictPolicy, CopyOptions, Endpoint, EphemeralPolicy, MigrateOptions, Migration, NodeRules, Phase,
-    Progress, SyncHandle, SyncOptions,
+    self as zkm, ConflictPolicy, CopyOptions, Credential, Endpoint, EphemeralPolicy, MigrateOptions, Migration,
+    NodeRules, Phase, Progress, SyncHandle, SyncOptions,
 };
 
 #[derive(Parser)]
@@ -73,6 +74,34 @@ struct Args {
     /// Print results as JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// A credential for the source, `SCHEME:AUTH` as `addauth` takes it
+    /// (`digest:USER:PASSWORD`); repeatable. Keep passwords off the
+    /// command line with the environment variable or --source-auth-file.
+    #[arg(
+        long = "source-auth",
+        global = true,
+        env = "ZK_MIGRATE_SOURCE_AUTH",
+        hide_env_values = true
+    )]
+    source_auth: Vec<String>,
+    /// A file of source credentials, one `SCHEME:AUTH` per line.
+    #[arg(long = "source-auth-file", global = true)]
+    source_auth_file: Option<PathBuf>,
+    /// A credential for the target (as --source-auth); repeatable.
+    #[arg(
+        long = "target-auth",
+        global = true,
+        env = "ZK_MIGRATE_TARGET_AUTH",
+        hide_env_values = true
+    )]
+    target_auth: Vec<String>,
+    /// A file of target credentials, one `SCHEME:AUTH` per line.
+    #[arg(long = "target-auth-file", global = true)]
+    target_auth_file: Option<PathBuf>,
+    /// Leave out (and list) nodes a side may not read, and all below them,
+    /// instead of stopping before any write (exit code 5).
+    #[arg(long = "skip-unreadable", global = true)]
+    skip_unreadable: bool,
 }
 
 #[derive(Subcommand)]
@@ -137,10 +166,28 @@ fn rules(args: &Args) -> NodeRules {
     }
 }
 
+/// The credentials given inline (or by the environment) and in a file.
+fn credentials(inline: &[String], file: Option<&PathBuf>) -> zkm::Result<Vec<Credential>> {
+    let mut out = inline
+        .iter()
+        .map(|c| Credential::parse(c))
+        .collect::<zkm::Result<Vec<_>>>()?;
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| zkm::Error::Endpoint {
+            endpoint: path.display().to_string(),
+            reason: format!("cannot read the credentials file: {e}"),
+        })?;
+        out.extend(Credential::parse_lines(&text)?);
+    }
+    Ok(out)
+}
+
 fn endpoints(args: &Args) -> zkm::Result<(Endpoint, Endpoint)> {
     Ok((
-        Endpoint::parse("source", &args.source, &args.path)?,
-        Endpoint::parse("target", &args.target, &args.path)?,
+        Endpoint::parse("source", &args.source, &args.path)?
+            .with_credentials(credentials(&args.source_auth, args.source_auth_file.as_ref())?),
+        Endpoint::parse("target", &args.target, &args.path)?
+            .with_credentials(credentials(&args.target_auth, args.target_auth_file.as_ref())?),
     ))
 }
 
@@ -260,6 +307,7 @@ async fn run(args: Args) -> zkm::Result<i32> {
     let copy_opts = CopyOptions {
         delete_extra: !args.no_delete,
         rules: rules(&args),
+        skip_unreadable: args.skip_unreadable,
     };
     let sync_opts = SyncOptions {
         policy: match args.conflicts {
@@ -294,7 +342,7 @@ async fn run(args: Args) -> zkm::Result<i32> {
         }
         Command::Verify => {
             let (s, t) = tokio::try_join!(source.connect(timeout), target.connect(timeout))?;
-            let report = zkm::verify(&s, &source, &t, &target, &copy_opts.rules).await?;
+            let report = zkm::verify(&s, &source, &t, &target, &copy_opts.rules, args.skip_unreadable).await?;
             if args.json {
                 print(true, &report);
             } else {
@@ -307,6 +355,9 @@ async fn run(args: Args) -> zkm::Result<i32> {
                 }
                 if report.differences.len() > 100 {
                     println!("  … and {} more", report.differences.len() - 100);
+                }
+                for u in &report.unreadable {
+                    println!("  left out, unreadable: {u}");
                 }
                 println!("{}", if report.equal() { "equal" } else { "DIFFERENT" });
             }

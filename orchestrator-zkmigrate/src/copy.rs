@@ -15,7 +15,7 @@ use zookeeper_client as zk;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::node::{create_options, sequence_of, NodeRules, ZNode};
-use crate::tree::{child_rel, read_tree, Progress, Snapshot};
+use crate::tree::{child_rel, read_both, Progress, Snapshot};
 use crate::verify::NodeKind;
 
 /// Operations per `multi` request.
@@ -34,6 +34,9 @@ pub struct CopyOptions {
     pub delete_extra: bool,
     /// Ephemeral policy and node types.
     pub rules: NodeRules,
+    /// Leave out nodes either side may not read (and all below them), and
+    /// report them, instead of stopping before any write; off by default.
+    pub skip_unreadable: bool,
 }
 
 impl Default for CopyOptions {
@@ -41,6 +44,7 @@ impl Default for CopyOptions {
         CopyOptions {
             delete_extra: true,
             rules: NodeRules::default(),
+            skip_unreadable: false,
         }
     }
 }
@@ -128,6 +132,9 @@ pub struct CopyReport {
     pub sequences_advanced: usize,
     /// What could not be done, one line each.
     pub warnings: Vec<String>,
+    /// Nodes left out because a side may not read them (`side path:
+    /// reason`), with `skip_unreadable`.
+    pub unreadable: Vec<String>,
     /// Milliseconds spent reading both sides.
     pub read_ms: u64,
     /// Milliseconds taken in all.
@@ -206,7 +213,11 @@ pub fn plan(source: &Snapshot, target: &Snapshot, opts: &CopyOptions) -> Plan {
 ///
 /// # Errors
 /// [`Error::Zk`] when a side cannot be read or a write fails for a reason
-/// other than a concurrent change (those are retried one by one).
+/// other than a concurrent change (those are retried one by one);
+/// [`Error::Unreadable`] before any write when a side may not read some
+/// nodes and `opts.skip_unreadable` is off; [`Error::NotPermitted`] before
+/// any write when the target's identity may not make some of the writes
+/// (see [`crate::acl`]; a dry run lists them as warnings instead).
 #[allow(clippy::too_many_arguments)]
 pub async fn copy(
     source: &zk::Client,
@@ -218,17 +229,28 @@ pub async fn copy(
     progress: Option<&Progress>,
 ) -> Result<(Plan, CopyReport)> {
     let started = Instant::now();
-    let (s, t) = tokio::join!(
-        read_tree(source, source_ep, &opts.rules, progress),
-        read_tree(target, target_ep, &opts.rules, progress)
-    );
-    let (s, t) = (s?, t?);
+    let (s, t, unreadable) = read_both(
+        [(source, source_ep), (target, target_ep)],
+        &opts.rules,
+        opts.skip_unreadable,
+        progress,
+    )
+    .await?;
     let read_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let plan = plan(&s, &t, opts);
+    let denied = crate::acl::denied(&plan, &s, &t, &target_ep.credentials, |r| target_ep.abs(r));
+    if !denied.is_empty() && !dry_run {
+        return Err(Error::NotPermitted {
+            count: denied.len(),
+            paths: denied,
+        });
+    }
     Progress::add(progress.map(|p| &p.planned), plan.ops.len());
     let mut report = CopyReport {
         source_nodes: s.len(),
         target_nodes_before: t.len(),
+        unreadable,
+        warnings: denied,
         read_ms,
         ..CopyReport::default()
     };
@@ -520,6 +542,7 @@ mod tests {
     fn snap(nodes: &[(&str, ZNode)]) -> Snapshot {
         Snapshot {
             nodes: nodes.iter().map(|(p, n)| ((*p).to_string(), n.clone())).collect(),
+            ..Snapshot::default()
         }
     }
 

@@ -1,4 +1,5 @@
-//! Where a tree lives: servers plus an absolute root (chroot and path).
+//! Where a tree lives: servers plus an absolute root (chroot and path),
+//! and who the tool is there (`addauth` credentials).
 
 use std::fmt;
 use std::time::Duration;
@@ -20,6 +21,85 @@ pub struct Endpoint {
     pub root: String,
     /// A short label for messages (`source`, `target`).
     pub label: String,
+    /// Credentials every session adds (as `addauth` does), in order.
+    pub credentials: Vec<Credential>,
+}
+
+/// One `addauth` credential: a scheme and what it is given, e.g. `digest`
+/// and `USER:PASSWORD`. Its `Debug` form hides the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The scheme (`digest`, or another the servers have a provider for).
+    pub scheme: String,
+    /// What the scheme is given (`USER:PASSWORD` for `digest`).
+    pub auth: Vec<u8>,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = match self.scheme.as_str() {
+            "digest" => String::from_utf8_lossy(&self.auth)
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            _ => String::new(),
+        };
+        write!(f, "{}:{user}:***", self.scheme)
+    }
+}
+
+impl Credential {
+    /// Parses `SCHEME:AUTH` (`digest:USER:PASSWORD`), as `addauth` takes it.
+    ///
+    /// # Errors
+    /// [`Error::Endpoint`] without a scheme, or a `digest` without
+    /// `USER:PASSWORD`; the message never repeats the secret.
+    pub fn parse(spec: &str) -> Result<Credential> {
+        let bad = |reason: &str| Error::Endpoint {
+            endpoint: "credential".to_string(),
+            reason: reason.to_string(),
+        };
+        let spec = spec.trim_end_matches(['\r', '\n']);
+        let Some((scheme, auth)) = spec.split_once(':') else {
+            return Err(bad("expected SCHEME:AUTH, e.g. digest:USER:PASSWORD"));
+        };
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad("the scheme (before the first ':') must be a word, e.g. digest"));
+        }
+        if scheme == "digest" && auth.split_once(':').is_none_or(|(u, _)| u.is_empty()) {
+            return Err(bad("digest needs USER:PASSWORD"));
+        }
+        Ok(Credential {
+            scheme: scheme.to_string(),
+            auth: auth.as_bytes().to_vec(),
+        })
+    }
+
+    /// The credentials in `text`: one `SCHEME:AUTH` per line; blank lines
+    /// and lines starting with `#` are skipped (a credentials file).
+    ///
+    /// # Errors
+    /// [`Error::Endpoint`] naming the line of the first malformed one.
+    pub fn parse_lines(text: &str) -> Result<Vec<Credential>> {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .map(|(i, l)| {
+                Credential::parse(l.trim()).map_err(|e| match e {
+                    Error::Endpoint { reason, .. } => Error::Endpoint {
+                        endpoint: format!("credential on line {}", i + 1),
+                        reason,
+                    },
+                    other => other,
+                })
+            })
+            .collect()
+    }
 }
 
 fn check_path(endpoint: &str, path: &str) -> Result<()> {
@@ -77,7 +157,15 @@ impl Endpoint {
             servers: servers.to_string(),
             root,
             label: label.to_string(),
+            credentials: Vec::new(),
         })
+    }
+
+    /// This endpoint, with sessions that add `credentials`.
+    #[must_use]
+    pub fn with_credentials(mut self, credentials: Vec<Credential>) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// The absolute path of `rel` (`/` is the root itself).
@@ -114,13 +202,17 @@ impl Endpoint {
     pub async fn connect(&self, timeout: Duration) -> Result<zk::Client> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let attempt = zk::Client::connector()
+            let mut connector = zk::Client::connector()
                 .with_session_timeout(Duration::from_secs(10))
-                .with_connection_timeout(Duration::from_secs(2))
-                .connect(&self.servers)
-                .await;
+                .with_connection_timeout(Duration::from_secs(2));
+            for c in &self.credentials {
+                connector = connector.with_auth(&c.scheme, &c.auth);
+            }
+            let attempt = connector.connect(&self.servers).await;
             match attempt {
                 Ok(c) => return Ok(c),
+                // Credentials the servers refuse are not worth retrying.
+                Err(e @ zk::Error::AuthFailed) => return Err(Error::zk(&self.label, "authenticate", &self.servers, e)),
                 Err(e) if tokio::time::Instant::now() >= deadline => {
                     return Err(Error::zk(&self.label, "connect", &self.servers, e));
                 }

@@ -44,6 +44,33 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// Nodes a side may not read: nothing was written.
+    #[error(
+        "{count} node(s) cannot be read, nothing was written: {}{} (give credentials that can read them, \
+         --source-auth/--target-auth, or --skip-unreadable to leave them out)",
+        paths.iter().take(5).cloned().collect::<Vec<_>>().join("; "),
+        if *count > 5 { "; …" } else { "" }
+    )]
+    Unreadable {
+        /// How many.
+        count: usize,
+        /// `side path: reason`, one per node.
+        paths: Vec<String>,
+    },
+    /// Writes the target's identity may not make (their ACLs deny it):
+    /// nothing was written.
+    #[error(
+        "{count} write(s) the target's ACLs do not permit, nothing was written: {}{} \
+         (give the target credentials that have the permissions, --target-auth)",
+        paths.iter().take(5).cloned().collect::<Vec<_>>().join("; "),
+        if *count > 5 { "; …" } else { "" }
+    )]
+    NotPermitted {
+        /// How many.
+        count: usize,
+        /// `path: what is denied`, one per write.
+        paths: Vec<String>,
+    },
     /// Verification found differences.
     #[error("source and target differ in {count} path(s), first: {first}")]
     Differs {
@@ -69,12 +96,14 @@ impl Error {
 
     /// The exit code a command-line tool should use: 2 for usage and
     /// state problems, 3 when verification found differences, 4 for
-    /// ZooKeeper failures.
+    /// ZooKeeper failures, 5 when nodes could not be read or written with
+    /// the credentials given.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Endpoint { .. } | Error::State { .. } | Error::Phase { .. } => 2,
             Error::Differs { .. } => 3,
             Error::Zk { .. } => 4,
+            Error::Unreadable { .. } | Error::NotPermitted { .. } => 5,
         }
     }
 }

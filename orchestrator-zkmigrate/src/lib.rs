@@ -48,6 +48,7 @@
 //! assert_eq!(diff[0].to_string(), "/mesos/leader: data differs (8 bytes on source, 8 on target)");
 //! ```
 
+pub mod acl;
 pub mod copy;
 mod endpoint;
 mod error;
@@ -60,7 +61,7 @@ mod tree;
 mod verify;
 
 pub use copy::{CopyOptions, CopyReport, Op, Plan};
-pub use endpoint::Endpoint;
+pub use endpoint::{Credential, Endpoint};
 pub use error::{Error, Result};
 pub use migrate::{verify, MigrateOptions, Migration, VerifyReport};
 pub use node::{kind_of, path_matches, sequence_of, EphemeralPolicy, NodeRules, NodeStat, ZNode};

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::node::NodeRules;
 use crate::phase::{MigrationState, Phase};
 use crate::sync::{Side, SyncHandle, SyncOptions};
-use crate::tree::{read_tree, Progress};
+use crate::tree::{read_both, read_tree, Progress};
 use crate::verify::Difference;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,6 +32,9 @@ pub struct VerifyReport {
     pub target_checksum: String,
     /// Every path that differs, sorted.
     pub differences: Vec<Difference>,
+    /// Nodes left out of the comparison because a side may not read them
+    /// (`side path: reason`), when asked to skip them.
+    pub unreadable: Vec<String>,
 }
 
 impl VerifyReport {
@@ -51,26 +54,30 @@ impl VerifyReport {
 
 /// Reads both subtrees and compares their checksums.
 ///
+/// Nodes a side may not read stop it with [`Error::Unreadable`], unless
+/// `skip_unreadable`: then they (and all below them) are left out of both
+/// sides and listed in the report.
+///
 /// # Errors
-/// [`Error::Zk`] when a side cannot be read.
+/// [`Error::Zk`] when a side cannot be read; [`Error::Unreadable`] as above.
 pub async fn verify(
     source: &zk::Client,
     source_ep: &Endpoint,
     target: &zk::Client,
     target_ep: &Endpoint,
     rules: &NodeRules,
+    skip_unreadable: bool,
 ) -> Result<VerifyReport> {
-    let (s, t) = tokio::join!(
-        read_tree(source, source_ep, rules, None),
-        read_tree(target, target_ep, rules, None)
-    );
-    let (s, t) = (s?.manifest(), t?.manifest());
+    let (s, t, unreadable) =
+        read_both([(source, source_ep), (target, target_ep)], rules, skip_unreadable, None).await?;
+    let (s, t) = (s.manifest(), t.manifest());
     Ok(VerifyReport {
         source_nodes: s.len(),
         target_nodes: t.len(),
         source_checksum: format!("{:032x}", s.checksum()),
         target_checksum: format!("{:032x}", t.checksum()),
         differences: s.diff(&t),
+        unreadable,
     })
 }
 
@@ -229,7 +236,15 @@ impl Migration {
             if let Some(sync) = &self.sync {
                 sync.wait_idle(self.opts.settle).await;
             }
-            let report = verify(&s, &self.source, &t, &self.target, &self.opts.copy.rules).await?;
+            let report = verify(
+                &s,
+                &self.source,
+                &t,
+                &self.target,
+                &self.opts.copy.rules,
+                self.opts.copy.skip_unreadable,
+            )
+            .await?;
             if report.equal() {
                 return Ok(report);
             }
@@ -245,11 +260,14 @@ impl Migration {
             Phase::Plan => {
                 let (s, t) = self.clients().await?;
                 let eph = &self.opts.copy.rules;
-                let (a, b) = tokio::join!(
-                    read_tree(&s, &self.source, eph, Some(&self.progress)),
-                    read_tree(&t, &self.target, eph, Some(&self.progress))
-                );
-                let (a, b) = (a?, b?);
+                let skip = self.opts.copy.skip_unreadable;
+                let (a, b, _) = read_both(
+                    [(&s, &self.source), (&t, &self.target)],
+                    eph,
+                    skip,
+                    Some(&self.progress),
+                )
+                .await?;
                 let p = plan(&a, &b, &self.opts.copy);
                 let note = format!(
                     "{} source nodes, {} target nodes, {} writes to make",

@@ -40,6 +40,9 @@ impl Progress {
 pub struct Snapshot {
     /// The nodes by path relative to the endpoint's root (`/` is the root).
     pub nodes: BTreeMap<String, ZNode>,
+    /// Nodes this session may not read (their ACL grants its identity no
+    /// READ), with why: neither they nor anything below them is known.
+    pub unreadable: BTreeMap<String, String>,
 }
 
 impl Snapshot {
@@ -61,6 +64,65 @@ impl Snapshot {
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
+
+    /// Forgets `rel` and everything below it.
+    pub fn prune(&mut self, rel: &str) {
+        let below = if rel == "/" { "/".to_string() } else { format!("{rel}/") };
+        let doomed: Vec<String> = std::iter::once(rel.to_string())
+            .filter(|r| self.nodes.contains_key(r))
+            .chain(
+                self.nodes
+                    .range(below.clone()..)
+                    .take_while(|(p, _)| p.starts_with(&below))
+                    .map(|(p, _)| p.clone()),
+            )
+            .collect();
+        for p in doomed {
+            self.nodes.remove(&p);
+        }
+    }
+}
+
+/// Reads both sides; nodes either side may not read stop the reading
+/// with [`Error::Unreadable`] (naming them), unless `skip_unreadable`,
+/// when they and everything below them are left out of *both* snapshots
+/// (so nothing there is planned, compared or deleted) and returned as
+/// `side path: reason` lines.
+///
+/// # Errors
+/// [`Error::Zk`] when a side cannot be read; [`Error::Unreadable`] as above.
+pub async fn read_both(
+    sides: [(&zk::Client, &Endpoint); 2],
+    rules: &NodeRules,
+    skip_unreadable: bool,
+    progress: Option<&Progress>,
+) -> Result<(Snapshot, Snapshot, Vec<String>)> {
+    let [(sc, sep), (tc, tep)] = sides;
+    let (s, t) = tokio::join!(read_tree(sc, sep, rules, progress), read_tree(tc, tep, rules, progress));
+    let (mut s, mut t) = (s?, t?);
+    let lines: Vec<String> = [(&s, sep), (&t, tep)]
+        .iter()
+        .flat_map(|(snap, ep)| {
+            snap.unreadable
+                .iter()
+                .map(move |(rel, why)| format!("{} {}: {why}", ep.label, ep.abs(rel)))
+        })
+        .collect();
+    if lines.is_empty() {
+        return Ok((s, t, lines));
+    }
+    if !skip_unreadable {
+        return Err(Error::Unreadable {
+            count: lines.len(),
+            paths: lines,
+        });
+    }
+    let unknown: Vec<String> = s.unreadable.keys().chain(t.unreadable.keys()).cloned().collect();
+    for rel in &unknown {
+        s.prune(rel);
+        t.prune(rel);
+    }
+    Ok((s, t, lines))
 }
 
 /// The relative path of `name` under `parent`.
@@ -73,7 +135,9 @@ pub(crate) fn child_rel(parent: &str, name: &str) -> String {
 }
 
 /// Reads the endpoint's whole subtree. Nodes deleted while it reads are
-/// simply absent; `/zookeeper` is never read.
+/// simply absent; nodes the session may not read are listed in
+/// [`Snapshot::unreadable`] (nothing below them is read); `/zookeeper` is
+/// never read.
 ///
 /// Data and children are read with multi-reads of 256 nodes (one
 /// request instead of hundreds: ZooKeeper's cost is per request, not per
@@ -107,8 +171,13 @@ pub async fn read_tree(
             let (data, acls) = (data?, acls?);
             let mut parents = Vec::new();
             for (((rel, a), d), acl) in chunk.iter().zip(&abs).zip(data).zip(acls) {
-                let (Some((bytes, stat)), Some(acl)) = (d, acl) else {
-                    continue;
+                let (bytes, stat, acl) = match (d, acl) {
+                    (Read::Found((bytes, stat)), Read::Found(acl)) => (bytes, stat, acl),
+                    (Read::Denied, _) | (_, Read::Denied) => {
+                        out.unreadable.insert(rel.clone(), DENIED.to_string());
+                        continue;
+                    }
+                    _ => continue,
                 };
                 if stat.num_children > 0 {
                     parents.push((rel, a));
@@ -121,7 +190,16 @@ pub async fn read_tree(
             let paths: Vec<String> = parents.iter().map(|(_, a)| (*a).clone()).collect();
             let children = multi_get_children(client, ep, &paths).await?;
             for ((rel, _), names) in parents.into_iter().zip(children) {
-                for name in names.into_iter().flatten() {
+                let names = match names {
+                    Read::Found(names) => names,
+                    Read::Missing => continue,
+                    Read::Denied => {
+                        out.nodes.remove(rel);
+                        out.unreadable.insert(rel.clone(), format!("{DENIED} (its children)"));
+                        continue;
+                    }
+                };
+                for name in names {
                     let c = child_rel(rel, &name);
                     if !Endpoint::is_system(&ep.abs(&c)) {
                         next.push(c);
@@ -141,7 +219,18 @@ const POOL_THRESHOLD: usize = 2048;
 /// Sessions reading ACLs of a wide level.
 const ACL_SESSIONS: usize = 4;
 
-type DataResult = Option<(Vec<u8>, zk::Stat)>;
+/// Why a node is in [`Snapshot::unreadable`].
+const DENIED: &str = "not authorized to read (no READ for this identity: give credentials that have it)";
+
+/// One read's outcome: the node is gone, or the session may not read it,
+/// are answers too.
+enum Read<T> {
+    Found(T),
+    Missing,
+    Denied,
+}
+
+type DataResult = Read<(Vec<u8>, zk::Stat)>;
 
 async fn multi_get_data(client: &zk::Client, ep: &Endpoint, abs: &[String]) -> Result<Vec<DataResult>> {
     let mut pending = Vec::new();
@@ -154,11 +243,25 @@ async fn multi_get_data(client: &zk::Client, ep: &Endpoint, abs: &[String]) -> R
     }
     let mut out = Vec::with_capacity(abs.len());
     for (chunk, r) in abs.chunks(MULTI_READ).zip(join_all(pending).await) {
-        let results = r.map_err(|e| Error::zk(&ep.label, "read", &chunk[0], e))?;
+        // ZooKeeper fails a whole multi-read when one node denies READ:
+        // read that chunk one by one to learn which.
+        let results = match r {
+            Err(zk::Error::NoAuth) => {
+                let one = join_all(chunk.iter().map(|a| client.get_data(a))).await;
+                one.into_iter()
+                    .map(|r| match r {
+                        Ok((data, stat)) => zk::MultiReadResult::Data { data, stat },
+                        Err(err) => zk::MultiReadResult::Error { err },
+                    })
+                    .collect()
+            }
+            r => r.map_err(|e| Error::zk(&ep.label, "read", &chunk[0], e))?,
+        };
         for (a, r) in chunk.iter().zip(results) {
             out.push(match r {
-                zk::MultiReadResult::Data { data, stat } => Some((data, stat)),
-                zk::MultiReadResult::Error { err: zk::Error::NoNode } => None,
+                zk::MultiReadResult::Data { data, stat } => Read::Found((data, stat)),
+                zk::MultiReadResult::Error { err: zk::Error::NoNode } => Read::Missing,
+                zk::MultiReadResult::Error { err: zk::Error::NoAuth } => Read::Denied,
                 zk::MultiReadResult::Error { err } => return Err(Error::zk(&ep.label, "read", a, err)),
                 other => {
                     let e = zk::Error::UnexpectedError(format!("{other:?}"));
@@ -170,7 +273,7 @@ async fn multi_get_data(client: &zk::Client, ep: &Endpoint, abs: &[String]) -> R
     Ok(out)
 }
 
-async fn multi_get_children(client: &zk::Client, ep: &Endpoint, abs: &[String]) -> Result<Vec<Option<Vec<String>>>> {
+async fn multi_get_children(client: &zk::Client, ep: &Endpoint, abs: &[String]) -> Result<Vec<Read<Vec<String>>>> {
     let mut pending = Vec::new();
     for chunk in abs.chunks(MULTI_READ) {
         let mut m = client.new_multi_reader();
@@ -181,11 +284,23 @@ async fn multi_get_children(client: &zk::Client, ep: &Endpoint, abs: &[String]) 
     }
     let mut out = Vec::with_capacity(abs.len());
     for (chunk, r) in abs.chunks(MULTI_READ).zip(join_all(pending).await) {
-        let results = r.map_err(|e| Error::zk(&ep.label, "list", &chunk[0], e))?;
+        let results = match r {
+            Err(zk::Error::NoAuth) => {
+                let one = join_all(chunk.iter().map(|a| client.list_children(a))).await;
+                one.into_iter()
+                    .map(|r| match r {
+                        Ok(children) => zk::MultiReadResult::Children { children },
+                        Err(err) => zk::MultiReadResult::Error { err },
+                    })
+                    .collect()
+            }
+            r => r.map_err(|e| Error::zk(&ep.label, "list", &chunk[0], e))?,
+        };
         for (a, r) in chunk.iter().zip(results) {
             out.push(match r {
-                zk::MultiReadResult::Children { children } => Some(children),
-                zk::MultiReadResult::Error { err: zk::Error::NoNode } => None,
+                zk::MultiReadResult::Children { children } => Read::Found(children),
+                zk::MultiReadResult::Error { err: zk::Error::NoNode } => Read::Missing,
+                zk::MultiReadResult::Error { err: zk::Error::NoAuth } => Read::Denied,
                 zk::MultiReadResult::Error { err } => return Err(Error::zk(&ep.label, "list", a, err)),
                 other => {
                     let e = zk::Error::UnexpectedError(format!("{other:?}"));
@@ -198,13 +313,14 @@ async fn multi_get_children(client: &zk::Client, ep: &Endpoint, abs: &[String]) 
 }
 
 /// ACLs of `abs`, round-robin over the sessions of `pool`, all in flight.
-async fn read_acls(pool: &[zk::Client], ep: &Endpoint, abs: &[String]) -> Result<Vec<Option<Vec<zk::Acl>>>> {
+async fn read_acls(pool: &[zk::Client], ep: &Endpoint, abs: &[String]) -> Result<Vec<Read<Vec<zk::Acl>>>> {
     let results = join_all(abs.iter().enumerate().map(|(i, a)| pool[i % pool.len()].get_acl(a))).await;
     abs.iter()
         .zip(results)
         .map(|(a, r)| match r {
-            Ok((acl, _)) => Ok(Some(acl)),
-            Err(zk::Error::NoNode) => Ok(None),
+            Ok((acl, _)) => Ok(Read::Found(acl)),
+            Err(zk::Error::NoNode) => Ok(Read::Missing),
+            Err(zk::Error::NoAuth) => Ok(Read::Denied),
             Err(e) => Err(Error::zk(&ep.label, "read ACL", a, e)),
         })
         .collect()

@@ -77,7 +77,7 @@ async fn populate(c: &zk::Client, ep: &Endpoint, n: usize) {
 }
 
 async fn assert_equal(s: &zk::Client, sep: &Endpoint, t: &zk::Client, tep: &Endpoint) {
-    let r = verify(s, sep, t, tep, &NodeRules::default()).await.unwrap();
+    let r = verify(s, sep, t, tep, &NodeRules::default(), false).await.unwrap();
     assert!(
         r.equal(),
         "differences: {:?}",
@@ -89,7 +89,7 @@ async fn assert_equal(s: &zk::Client, sep: &Endpoint, t: &zk::Client, tep: &Endp
 async fn converge(s: &zk::Client, sep: &Endpoint, t: &zk::Client, tep: &Endpoint, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        let r = verify(s, sep, t, tep, &NodeRules::default()).await.unwrap();
+        let r = verify(s, sep, t, tep, &NodeRules::default(), false).await.unwrap();
         if r.equal() {
             return;
         }
@@ -223,7 +223,7 @@ async fn verify_finds_every_planted_difference() {
     .unwrap();
     t.delete(&tep.abs("/f3/n3"), None).await.unwrap();
     t.create(&tep.abs("/extra"), b"", &open()).await.unwrap();
-    let r = verify(&s, &sep, &t, &tep, &NodeRules::default()).await.unwrap();
+    let r = verify(&s, &sep, &t, &tep, &NodeRules::default(), false).await.unwrap();
     let found: Vec<(String, DiffKind)> = r.differences.iter().map(|d| (d.path.clone(), d.kind.clone())).collect();
     assert_eq!(
         found,
@@ -257,7 +257,7 @@ async fn an_interrupted_copy_resumes_and_converges() {
     }
     job.abort();
     let _ = job.await;
-    let partial = verify(&s, &sep, &t, &tep, &NodeRules::default()).await.unwrap();
+    let partial = verify(&s, &sep, &t, &tep, &NodeRules::default(), false).await.unwrap();
     assert!(!partial.equal(), "the interrupted copy had already finished");
     let (_, report) = copy(&s, &sep, &t, &tep, &CopyOptions::default(), false, None)
         .await
@@ -409,7 +409,7 @@ async fn phases_run_in_order_check_exit_criteria_and_roll_back() {
     let Some((sep, tep)) = endpoints("phases") else { return };
     let (s, t) = (connect(&sep).await, connect(&tep).await);
     populate(&s, &sep, 300).await;
-    let before = verify(&s, &sep, &s, &sep, &NodeRules::default()).await.unwrap();
+    let before = verify(&s, &sep, &s, &sep, &NodeRules::default(), false).await.unwrap();
     let dir = std::env::temp_dir().join(format!("zkm-phases-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("state.json");
@@ -463,7 +463,7 @@ async fn phases_run_in_order_check_exit_criteria_and_roll_back() {
         (m.state().phase, m.state().authoritative),
         (Phase::RolledBack, Side::Source)
     );
-    let after = verify(&s, &sep, &s, &sep, &NodeRules::default()).await.unwrap();
+    let after = verify(&s, &sep, &s, &sep, &NodeRules::default(), false).await.unwrap();
     assert_eq!(after.source_nodes, before.source_nodes);
     assert_eq!(t.check_stat(&tep.root).await.unwrap(), None);
     let on_disk = orchestrator_zkmigrate::MigrationState::load(&state).unwrap().unwrap();

@@ -219,3 +219,143 @@ fn nix_kill_int(pid: u32) {
     let status = Command::new("kill").arg("-INT").arg(pid.to_string()).status().unwrap();
     assert!(status.success());
 }
+
+/// A tree where part is protected by a digest ACL, as Mesos, Marathon and
+/// Kafka deployments protect their znodes: without credentials nothing is
+/// copied and the protected paths are named (exit 5); with
+/// `--skip-unreadable` the rest is copied; with the credentials (from a
+/// file for the source, the environment for the target) everything is,
+/// ACLs exactly (the digest id's hash carries over), and verify agrees.
+/// A target identity the copied ACLs would lock out is refused before any
+/// write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_migrate_cli_copies_a_digest_protected_tree_with_credentials() {
+    let _beside = crate::HEAVY.read().await;
+    let Some((a, b)) = zookeeper_pair("zk_migrate_cli_digest") else {
+        return;
+    };
+    let root = format!("/secured-{}", std::process::id());
+    let alice = |addr: String| async move {
+        zk::Client::connector()
+            .with_auth("digest", b"alice:s3cret")
+            .connect(&addr)
+            .await
+            .expect("connect as alice")
+    };
+    let s = alice(a.address.clone()).await;
+    let (t_anyone, t_alice) = (client(&b.address).await, alice(b.address.clone()).await);
+    // Open nodes, a node only alice may touch with a child of the same,
+    // a read-only node and one open to an address range.
+    let mine = zk::CreateMode::Persistent.with_acls(zk::Acls::creator_all());
+    s.create(&root, b"", &open()).await.unwrap();
+    s.create(&format!("{root}/open"), b"public", &open()).await.unwrap();
+    s.create(&format!("{root}/secure"), b"secret", &mine).await.unwrap();
+    s.create(&format!("{root}/secure/child"), b"more", &mine).await.unwrap();
+    let read_only = [zk::Acl::new(zk::Permission::READ, zk::AuthId::anyone())];
+    let ro = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&read_only));
+    s.create(&format!("{root}/readonly"), b"ro", &ro).await.unwrap();
+    let by_ip = [zk::Acl::new(zk::Permission::ALL, zk::AuthId::new("ip", "127.0.0.0/8"))];
+    let ip = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&by_ip));
+    s.create(&format!("{root}/by-ip"), b"local", &ip).await.unwrap();
+    let (source_acl, _) = s.get_acl(&format!("{root}/secure")).await.unwrap();
+    assert_eq!(source_acl[0].scheme(), "digest");
+
+    let base = ["--source", &a.address, "--target", &b.address, "--path", &root];
+    let cmd = |extra: &[&str]| {
+        let mut c = Command::new(binary());
+        c.args(extra).args(base).env("RUST_LOG", "warn");
+        c
+    };
+
+    // No credentials: refused before any write, the protected path named.
+    let refused = cmd(&["copy"]).output().unwrap();
+    assert_eq!(code(&refused), 5, "{}", text(&refused));
+    assert!(
+        text(&refused).contains(&format!("source {root}/secure: not authorized")),
+        "{}",
+        text(&refused)
+    );
+    assert!(t_anyone.check_stat(&root).await.unwrap().is_none(), "nothing written");
+
+    // Skipping what cannot be read copies the rest and lists it.
+    let partial = cmd(&["copy", "--skip-unreadable", "--json"]).output().unwrap();
+    assert_eq!(code(&partial), 0, "{}", text(&partial));
+    let report: serde_json::Value = serde_json::from_slice(&partial.stdout).unwrap();
+    assert_eq!(report["unreadable"].as_array().unwrap().len(), 1, "{report}");
+    assert!(t_anyone.check_stat(&format!("{root}/open")).await.unwrap().is_some());
+    assert!(t_anyone.check_stat(&format!("{root}/secure")).await.unwrap().is_none());
+
+    // Source credentials only: the copied ACL would lock the target's
+    // identity out of creating the child, so nothing is written.
+    let dir = std::env::temp_dir().join(format!("zkm-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let creds = dir.join("source.auth");
+    std::fs::write(&creds, "# alice\ndigest:alice:s3cret\n").unwrap();
+    let creds = creds.display().to_string();
+    let locked_out = cmd(&["copy", "--source-auth-file", &creds]).output().unwrap();
+    assert_eq!(code(&locked_out), 5, "{}", text(&locked_out));
+    assert!(
+        text(&locked_out).contains(&format!(
+            "{root}/secure/child: creating it needs CREATE on {root}/secure"
+        )),
+        "{}",
+        text(&locked_out)
+    );
+    assert!(
+        t_anyone.check_stat(&format!("{root}/secure")).await.unwrap().is_none(),
+        "nothing written"
+    );
+
+    // Both credentials: everything, ACLs exactly.
+    let full = cmd(&["copy", "--source-auth-file", &creds])
+        .env("ZK_MIGRATE_TARGET_AUTH", "digest:alice:s3cret")
+        .output()
+        .unwrap();
+    assert_eq!(code(&full), 0, "{}", text(&full));
+    assert!(
+        !text(&full).contains("s3cret"),
+        "the password is never printed: {}",
+        text(&full)
+    );
+    for rel in ["/secure", "/secure/child", "/readonly", "/by-ip", "/open"] {
+        let p = format!("{root}{rel}");
+        let (sa, _) = s.get_acl(&p).await.unwrap();
+        let (ta, _) = t_alice.get_acl(&p).await.unwrap();
+        assert_eq!(sa, ta, "{p}: the ACL copied exactly");
+        let (sd, _) = s.get_data(&p).await.unwrap();
+        let (td, _) = t_alice.get_data(&p).await.unwrap();
+        assert_eq!(sd, td, "{p}");
+    }
+    assert!(
+        matches!(
+            t_anyone.get_data(&format!("{root}/secure")).await,
+            Err(zk::Error::NoAuth)
+        ),
+        "still protected on the target"
+    );
+
+    // Verify: with credentials equal; without them, exit 5 naming both sides.
+    let equal = cmd(&[
+        "verify",
+        "--source-auth",
+        "digest:alice:s3cret",
+        "--target-auth",
+        "digest:alice:s3cret",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(code(&equal), 0, "{}", text(&equal));
+    assert!(text(&equal).contains("equal"), "{}", text(&equal));
+    let blind = cmd(&["verify"]).output().unwrap();
+    assert_eq!(code(&blind), 5, "{}", text(&blind));
+    assert!(text(&blind).contains("target"), "{}", text(&blind));
+    let bad_cred = cmd(&["verify", "--source-auth", "digest"]).output().unwrap();
+    assert_eq!(code(&bad_cred), 2, "{}", text(&bad_cred));
+
+    let _ = std::fs::remove_dir_all(&dir);
+    for c in [&s, &t_alice] {
+        for rel in ["/secure/child", "/secure", "/open", "/readonly", "/by-ip", ""] {
+            let _ = c.delete(&format!("{root}{rel}"), None).await;
+        }
+    }
+}

@@ -16,7 +16,7 @@ use super::{Shared, Side, CONNECT_TIMEOUT};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::node::{self, create_options, ZNode};
-use crate::tree::{child_rel, read_tree};
+use crate::tree::{child_rel, read_both};
 use crate::verify::NodeKind;
 
 /// Attempts at one path before giving up until its next event.
@@ -54,6 +54,17 @@ impl Shared {
                 match self.reconcile_once(rel, pending).await {
                     Ok(Outcome::Done) => return,
                     Ok(Outcome::Retry) => {}
+                    Err(
+                        e @ Error::Zk {
+                            source: zk::Error::NoAuth,
+                            ..
+                        },
+                    ) => {
+                        // Retrying cannot help: the credentials can.
+                        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(path = rel, error = %e, "not authorized: left unsynced (give credentials with --source-auth/--target-auth)");
+                        return;
+                    }
                     Err(e) => {
                         tracing::debug!(path = rel, error = %e, "reconcile failed; retrying");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -288,12 +299,20 @@ impl Shared {
             self.reconcile_again.store(false, Ordering::SeqCst);
             self.counters.full_reconciles.fetch_add(1, Ordering::Relaxed);
             let (s, t) = (self.client(Side::Source), self.client(Side::Target));
-            let (a, b) = tokio::join!(
-                read_tree(&s, &self.sides[0].ep, &self.opts.rules, None),
-                read_tree(&t, &self.sides[1].ep, &self.opts.rules, None)
-            );
-            match (a, b) {
-                (Ok(a), Ok(b)) => {
+            // Nodes either side may not read are left alone (the copy
+            // before reported them).
+            let both = read_both(
+                [(&s, &self.sides[0].ep), (&t, &self.sides[1].ep)],
+                &self.opts.rules,
+                true,
+                None,
+            )
+            .await;
+            match both {
+                Ok((a, b, unreadable)) => {
+                    if !unreadable.is_empty() {
+                        tracing::warn!(count = unreadable.len(), first = %unreadable[0], "nodes left unsynced: not readable");
+                    }
                     let mut queue = Vec::new();
                     {
                         let mut base = self.base.lock();
@@ -311,7 +330,7 @@ impl Shared {
                         self.queue.push(&rel, self.authoritative(), false);
                     }
                 }
-                (Err(e), _) | (_, Err(e)) => {
+                Err(e) => {
                     tracing::warn!(error = %e, "full reconcile could not read a side; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     self.reconcile_again.store(true, Ordering::SeqCst);
