@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use orchestrator::zkmigrate::{
     self as zkm, ConflictPolicy, CopyOptions, Credential, Endpoint, EphemeralPolicy, MigrateOptions, Migration,
-    NodeRules, Phase, Progress, SyncHandle, SyncOptions,
+    NodeRules, Phase, Progress, SyncHandle, SyncOptions, Tls,
 };
 
 #[derive(Parser)]
@@ -98,6 +98,25 @@ struct Args {
     /// A file of target credentials, one `SCHEME:AUTH` per line.
     #[arg(long = "target-auth-file", global = true)]
     target_auth_file: Option<PathBuf>,
+    /// TLS to the source's secure client port: the CA (PEM) that signed
+    /// its servers' certificates.
+    #[arg(long = "source-tls-ca", global = true)]
+    source_tls_ca: Option<PathBuf>,
+    /// The client certificate (PEM) for a source that asks for one.
+    #[arg(long = "source-tls-cert", global = true, requires = "source_tls_ca")]
+    source_tls_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long = "source-tls-key", global = true, requires = "source_tls_cert")]
+    source_tls_key: Option<PathBuf>,
+    /// TLS to the target's secure client port (as --source-tls-ca).
+    #[arg(long = "target-tls-ca", global = true)]
+    target_tls_ca: Option<PathBuf>,
+    /// The client certificate (PEM) for a target that asks for one.
+    #[arg(long = "target-tls-cert", global = true, requires = "target_tls_ca")]
+    target_tls_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long = "target-tls-key", global = true, requires = "target_tls_cert")]
+    target_tls_key: Option<PathBuf>,
     /// Leave out (and list) nodes a side may not read, and all below them,
     /// instead of stopping before any write (exit code 5).
     #[arg(long = "skip-unreadable", global = true)]
@@ -182,12 +201,35 @@ fn credentials(inline: &[String], file: Option<&PathBuf>) -> zkm::Result<Vec<Cre
     Ok(out)
 }
 
+fn tls(ca: Option<&PathBuf>, cert: Option<&PathBuf>, key: Option<&PathBuf>) -> Option<Tls> {
+    ca.map(|ca| Tls {
+        ca: ca.clone(),
+        cert: cert.cloned(),
+        key: key.cloned(),
+    })
+}
+
 fn endpoints(args: &Args) -> zkm::Result<(Endpoint, Endpoint)> {
+    let source_tls = tls(
+        args.source_tls_ca.as_ref(),
+        args.source_tls_cert.as_ref(),
+        args.source_tls_key.as_ref(),
+    );
+    let target_tls = tls(
+        args.target_tls_ca.as_ref(),
+        args.target_tls_cert.as_ref(),
+        args.target_tls_key.as_ref(),
+    );
+    for t in source_tls.iter().chain(&target_tls) {
+        t.options()?; // unreadable files are a usage error, before connecting
+    }
     Ok((
         Endpoint::parse("source", &args.source, &args.path)?
-            .with_credentials(credentials(&args.source_auth, args.source_auth_file.as_ref())?),
+            .with_credentials(credentials(&args.source_auth, args.source_auth_file.as_ref())?)
+            .with_tls(source_tls),
         Endpoint::parse("target", &args.target, &args.path)?
-            .with_credentials(credentials(&args.target_auth, args.target_auth_file.as_ref())?),
+            .with_credentials(credentials(&args.target_auth, args.target_auth_file.as_ref())?)
+            .with_tls(target_tls),
     ))
 }
 

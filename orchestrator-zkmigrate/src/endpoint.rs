@@ -2,6 +2,7 @@
 //! and who the tool is there (`addauth` credentials).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use zookeeper_client as zk;
@@ -23,6 +24,59 @@ pub struct Endpoint {
     pub label: String,
     /// Credentials every session adds (as `addauth` does), in order.
     pub credentials: Vec<Credential>,
+    /// TLS to the servers' secure client port, when set.
+    pub tls: Option<Tls>,
+}
+
+/// TLS to a ZooKeeper ensemble's `secureClientPort`: the CA that signed the
+/// servers' certificates (which must name the address connected to), and
+/// a client certificate for servers with `ssl.clientAuth=need`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tls {
+    /// PEM file of the CA certificate(s).
+    pub ca: PathBuf,
+    /// PEM file of the client certificate (chain), if the servers ask for one.
+    pub cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    pub key: Option<PathBuf>,
+}
+
+impl Tls {
+    /// The client's TLS options, read from the files.
+    ///
+    /// # Errors
+    /// [`Error::Endpoint`] naming the file that cannot be read or parsed,
+    /// or a certificate without its key.
+    pub fn options(&self) -> Result<zk::TlsOptions> {
+        let read = |p: &PathBuf, what: &str| {
+            std::fs::read_to_string(p).map_err(|e| Error::Endpoint {
+                endpoint: p.display().to_string(),
+                reason: format!("cannot read the TLS {what}: {e}"),
+            })
+        };
+        let bad = |p: &PathBuf, what: &str, e: zk::Error| Error::Endpoint {
+            endpoint: p.display().to_string(),
+            reason: format!("not a PEM {what}: {e}"),
+        };
+        let mut options = zk::TlsOptions::new()
+            .with_pem_ca(&read(&self.ca, "CA")?)
+            .map_err(|e| bad(&self.ca, "CA certificate", e))?;
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                options = options
+                    .with_pem_identity(&read(cert, "certificate")?, &read(key, "key")?)
+                    .map_err(|e| bad(cert, "certificate and key", e))?;
+            }
+            (None, None) => {}
+            (Some(p), None) | (None, Some(p)) => {
+                return Err(Error::Endpoint {
+                    endpoint: p.display().to_string(),
+                    reason: "a client certificate needs its key, and a key its certificate".to_string(),
+                })
+            }
+        }
+        Ok(options)
+    }
 }
 
 /// One `addauth` credential: a scheme and what it is given, e.g. `digest`
@@ -158,7 +212,15 @@ impl Endpoint {
             root,
             label: label.to_string(),
             credentials: Vec::new(),
+            tls: None,
         })
+    }
+
+    /// This endpoint, reached over TLS.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<Tls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// This endpoint, with sessions that add `credentials`.
@@ -201,6 +263,15 @@ impl Endpoint {
     /// [`Error::Zk`] when no session could be established in time.
     pub async fn connect(&self, timeout: Duration) -> Result<zk::Client> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let tls = match &self.tls {
+            Some(t) => {
+                // The client library builds its TLS configuration on the
+                // process's default provider; ours is ring.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                Some(t.options()?)
+            }
+            None => None,
+        };
         loop {
             let mut connector = zk::Client::connector()
                 .with_session_timeout(Duration::from_secs(10))
@@ -208,7 +279,10 @@ impl Endpoint {
             for c in &self.credentials {
                 connector = connector.with_auth(&c.scheme, &c.auth);
             }
-            let attempt = connector.connect(&self.servers).await;
+            let attempt = match &tls {
+                Some(options) => connector.with_tls(options.clone()).secure_connect(&self.servers).await,
+                None => connector.connect(&self.servers).await,
+            };
             match attempt {
                 Ok(c) => return Ok(c),
                 // Credentials the servers refuse are not worth retrying.

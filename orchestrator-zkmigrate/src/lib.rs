@@ -61,7 +61,7 @@ mod tree;
 mod verify;
 
 pub use copy::{CopyOptions, CopyReport, Op, Plan};
-pub use endpoint::{Credential, Endpoint};
+pub use endpoint::{Credential, Endpoint, Tls};
 pub use error::{Error, Result};
 pub use migrate::{verify, MigrateOptions, Migration, VerifyReport};
 pub use node::{kind_of, path_matches, sequence_of, EphemeralPolicy, NodeRules, NodeStat, ZNode};

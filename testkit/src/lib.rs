@@ -310,6 +310,7 @@ pub struct ZkServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    classpath: String,
 }
 
 impl ZkServer {
@@ -319,26 +320,41 @@ impl ZkServer {
     /// # Panics
     /// When the server was found but did not come up within 30 s.
     pub fn start(test: &str) -> Option<ZkServer> {
-        let Ok(classpath) = std::env::var("ORCH_ZK_CLASSPATH") else {
+        ZkServer::start_with(test, "", &[])
+    }
+
+    /// [`start`](Self::start) with more lines of `zoo.cfg` (a
+    /// `secureClientPort` and its `ssl.*` settings, say) and more jars on
+    /// the class path (Netty's, which TLS needs).
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_with(test: &str, extra_config: &str, extra_jars: &[&str]) -> Option<ZkServer> {
+        let Ok(mut classpath) = std::env::var("ORCH_ZK_CLASSPATH") else {
             missing("ZooKeeper jars (ORCH_ZK_CLASSPATH)", test);
             return None;
         };
+        for jar in extra_jars {
+            classpath.push(':');
+            classpath.push_str(jar);
+        }
         let dir = std::env::temp_dir().join(format!("orch-zk-{}-{}", std::process::id(), free_port()));
         let mut server = ZkServer {
             port: free_port(),
             dir,
             child: None,
+            classpath,
         };
-        server.write_config().expect("writing zoo.cfg");
-        server.spawn(&classpath);
+        server.write_config(extra_config).expect("writing zoo.cfg");
+        server.spawn();
         Some(server)
     }
 
-    fn write_config(&self) -> std::io::Result<()> {
+    fn write_config(&self, extra: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(self.dir.join("data"))?;
         let cfg = format!(
             "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\nforceSync=no\n",
+             admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\nforceSync=no\n{extra}\n",
             self.dir.join("data").display(),
             self.port
         );
@@ -352,7 +368,7 @@ impl ZkServer {
         std::fs::write(self.dir.join("log4j.properties"), log4j)
     }
 
-    fn spawn(&mut self, classpath: &str) {
+    fn spawn(&mut self) {
         let child = Command::new("java")
             .arg("-Xmx1g")
             // TTL nodes, so migrations can be tested with every node type.
@@ -364,7 +380,7 @@ impl ZkServer {
                 self.dir.join("log4j.properties").display()
             ))
             .arg("-cp")
-            .arg(classpath)
+            .arg(&self.classpath)
             .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
             .arg(self.dir.join("zoo.cfg"))
             .stdin(Stdio::null())
@@ -415,8 +431,7 @@ impl ZkServer {
     /// As [`start`](Self::start).
     pub fn restart(&mut self) {
         self.stop();
-        let classpath = std::env::var("ORCH_ZK_CLASSPATH").expect("ORCH_ZK_CLASSPATH was set at start");
-        self.spawn(&classpath);
+        self.spawn();
     }
 }
 

@@ -359,3 +359,205 @@ async fn zk_migrate_cli_copies_a_digest_protected_tree_with_credentials() {
         }
     }
 }
+
+/// `openssl` run in `dir`; panics with its output when it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate,
+/// made with openssl in `dir`.
+fn certificates(dir: &std::path::Path) {
+    let subj = |cn: &str| format!("/CN={cn}");
+    for ca in ["ca", "other-ca"] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-subj",
+                &subj(ca),
+            ],
+        );
+    }
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+                "-subj",
+                &subj(who),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-days",
+                "2",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{who}.pem"),
+                "-extfile",
+                &format!("{who}.ext"),
+            ],
+        );
+    }
+    let keystore = [
+        std::fs::read(dir.join("server.key")).unwrap(),
+        std::fs::read(dir.join("server.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(dir.join("server-keystore.pem"), keystore).unwrap();
+}
+
+/// An ensemble reached only over TLS: a real ZooKeeper with a
+/// `secureClientPort` (Netty) that requires client certificates, made in
+/// the test with openssl. The CLI copies and verifies over it with the CA
+/// and a client certificate; without TLS, with another CA or without a
+/// client certificate it cannot connect (exit 4), and a key without its
+/// certificate is a usage error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_migrate_cli_copies_over_tls_with_a_client_certificate() {
+    let _beside = crate::HEAVY.read().await;
+    let Some((a, _)) = zookeeper_pair("zk_migrate_cli_tls") else {
+        return;
+    };
+    let netty: Vec<String> = [
+        "netty-buffer",
+        "netty-codec",
+        "netty-common",
+        "netty-handler",
+        "netty-resolver",
+        "netty-transport",
+        "netty-transport-native-epoll",
+        "netty-transport-native-unix-common",
+    ]
+    .iter()
+    .map(|j| format!("/usr/share/java/{j}.jar"))
+    .collect();
+    if netty.iter().any(|j| !std::path::Path::new(j).exists()) {
+        orchestrator_testkit::missing(
+            "Netty's jars (Debian's zookeeper depends on them)",
+            "zk-migrate over TLS",
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("zkm-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    certificates(&dir);
+    let at = |f: &str| dir.join(f).display().to_string();
+    let secure = free_port();
+    let config = format!(
+        "secureClientPort={secure}\nsecureClientPortAddress=127.0.0.1\n\
+         serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+         ssl.keyStore.location={}\nssl.keyStore.type=PEM\nssl.trustStore.location={}\nssl.trustStore.type=PEM\n\
+         ssl.clientAuth=need\n",
+        at("server-keystore.pem"),
+        at("ca.pem")
+    );
+    let jars: Vec<&str> = netty.iter().map(String::as_str).collect();
+    let Some(_tls_server) = orchestrator_testkit::ZkServer::start_with("zk-migrate over TLS", &config, &jars) else {
+        return;
+    };
+    let root = format!("/tls-{}", std::process::id());
+    let s = client(&a.address).await;
+    populate(&s, &root, 20, 10).await;
+
+    let target = format!("127.0.0.1:{secure}");
+    let base = [
+        "--source",
+        &a.address,
+        "--target",
+        &target,
+        "--path",
+        &root,
+        "--connect-timeout",
+        "3s",
+    ];
+    let (ca, other_ca, cert, key) = (at("ca.pem"), at("other-ca.pem"), at("client.pem"), at("client.key"));
+    let tls = [
+        "--target-tls-ca",
+        &ca,
+        "--target-tls-cert",
+        &cert,
+        "--target-tls-key",
+        &key,
+    ];
+    let cmd = |extra: &[&str]| {
+        Command::new(binary())
+            .args(extra)
+            .args(base)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+
+    let copied = cmd(&[&["copy", "--json"][..], &tls[..]].concat());
+    assert_eq!(code(&copied), 0, "{}", text(&copied));
+    let report: serde_json::Value = serde_json::from_slice(&copied.stdout).unwrap();
+    assert_eq!(report["created"], 20 * 10 + 20 + 1, "{report}");
+    let verified = cmd(&[&["verify"][..], &tls[..]].concat());
+    assert_eq!(code(&verified), 0, "{}", text(&verified));
+    assert!(text(&verified).contains("equal"), "{}", text(&verified));
+
+    let plain = cmd(&["verify"]);
+    assert_eq!(code(&plain), 4, "plaintext to the TLS port: {}", text(&plain));
+    let wrong_ca = cmd(&[
+        "verify",
+        "--target-tls-ca",
+        &other_ca,
+        "--target-tls-cert",
+        &cert,
+        "--target-tls-key",
+        &key,
+    ]);
+    assert_eq!(code(&wrong_ca), 4, "a server the CA did not sign: {}", text(&wrong_ca));
+    let no_cert = cmd(&["verify", "--target-tls-ca", &ca]);
+    assert_eq!(code(&no_cert), 4, "no client certificate: {}", text(&no_cert));
+    let key_only = cmd(&["verify", "--target-tls-key", &key]);
+    assert_eq!(code(&key_only), 2, "{}", text(&key_only));
+    let missing_file = cmd(&["verify", "--target-tls-ca", &at("nope.pem")]);
+    assert_eq!(code(&missing_file), 2, "{}", text(&missing_file));
+    assert!(
+        text(&missing_file).contains("cannot read the TLS CA"),
+        "{}",
+        text(&missing_file)
+    );
+
+    let _ = std::fs::remove_dir_all(&dir);
+}
