@@ -88,19 +88,23 @@ pub fn denied(
     abs: impl Fn(&str) -> String,
 ) -> Vec<String> {
     let ids = identities(credentials);
-    let creates_or_reacls = |rel: &str| {
-        plan.ops
-            .iter()
-            .any(|op| op.path() == rel && matches!(op, Op::Create { .. } | Op::Recreate { .. } | Op::SetAcl { .. }))
-    };
+    let created: std::collections::HashSet<&str> = plan
+        .ops
+        .iter()
+        .filter(|op| matches!(op, Op::Create { .. } | Op::Recreate { .. }))
+        .map(Op::path)
+        .collect();
+    let reacled: std::collections::HashSet<&str> = plan
+        .ops
+        .iter()
+        .filter(|op| matches!(op, Op::SetAcl { .. }))
+        .map(Op::path)
+        .collect();
+    let creates_or_reacls = |rel: &str| created.contains(rel) || reacled.contains(rel);
     // The ACL a node has when its children are written: creates come
     // before ACL changes, so a node only re-ACLed still has its old one.
     let acl_for_children = |rel: &str| -> Option<&Vec<AclEntry>> {
-        let created = plan
-            .ops
-            .iter()
-            .any(|op| op.path() == rel && matches!(op, Op::Create { .. } | Op::Recreate { .. }));
-        if created {
+        if created.contains(rel) {
             source.nodes.get(rel).map(|n| &n.acl)
         } else {
             target.nodes.get(rel).map(|n| &n.acl)

@@ -14,7 +14,7 @@ use crate::node::{NodeRules, ZNode};
 use crate::verify::Manifest;
 
 /// How many reads one level keeps in flight at most.
-const READ_WINDOW: usize = 4096;
+const READ_WINDOW: usize = 16384;
 
 /// Counters a command-line tool turns into a progress bar.
 #[derive(Debug, Default)]
@@ -217,7 +217,7 @@ const MULTI_READ: usize = 256;
 /// Levels at least this wide read ACLs on extra sessions.
 const POOL_THRESHOLD: usize = 2048;
 /// Sessions reading ACLs of a wide level.
-const ACL_SESSIONS: usize = 4;
+const ACL_SESSIONS: usize = 8;
 
 /// Why a node is in [`Snapshot::unreadable`].
 const DENIED: &str = "not authorized to read (no READ for this identity: give credentials that have it)";
