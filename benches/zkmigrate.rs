@@ -11,6 +11,15 @@
 //!   iteration is the sync's p99 lag in that second (change's modification
 //!   time on the source → written on the target). Target ≤ 10 ms.
 //!
+//! - `zkmigrate/cli_copy_100k_into_empty_target` and
+//!   `zkmigrate/cli_noop_rerun_100k`: the `zk-migrate copy` command as
+//!   users run it (process start, connect, read both trees, plan, write)
+//!   on the same 100,000 nodes: into an empty target with no ACL memo (a
+//!   first run; target ≥ 20,000 znodes/s), and run again on equal trees
+//!   with the memo the previous run left (target ≥ 50,000 znodes/s);
+//!   `cli_noop_rerun_100k_no_memo` the same re-run reading every ACL. The
+//!   bench builds the release `zk-migrate` first.
+//!
 //! Servers: `ORCH_BENCH_ZK` and `ORCH_BENCH_ZK2` (or `ORCH_TEST_ZK` and
 //! `ORCH_TEST_ZK2`) when set, else two started here from the Debian
 //! `zookeeper` package (`ORCH_ZK_CLASSPATH` overrides the jars).
@@ -77,6 +86,43 @@ async fn delete_all(c: &zk::Client, paths: &[String]) {
     }
 }
 
+/// The release `zk-migrate`, built for the bench.
+fn cli() -> Option<std::path::PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--example", "zk-migrate"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("examples").join("zk-migrate");
+    (built && bin.exists()).then_some(bin)
+}
+
+/// One `zk-migrate copy`, timed from spawn to exit; its JSON report.
+fn run_cli(
+    bin: &std::path::Path,
+    source: &str,
+    target: &str,
+    path: &str,
+    memo: Option<&std::path::Path>,
+) -> (Duration, serde_json::Value) {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["copy", "--json", "--source", source, "--target", target, "--path", path]);
+    match memo {
+        Some(dir) => cmd.arg("--acl-memo").arg(dir),
+        None => cmd.arg("--no-acl-memo"),
+    };
+    let started = Instant::now();
+    let out = cmd.output().expect("running zk-migrate");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "zk-migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (took, serde_json::from_slice(&out.stdout).expect("a JSON report"))
+}
+
 fn tree(root: &str, folders: usize, leaves: usize) -> Vec<String> {
     let mut out = vec![root.to_string()];
     out.extend((0..folders).map(|f| format!("{root}/f{f:04}")));
@@ -138,6 +184,66 @@ fn bench(c: &mut Criterion) {
             })
         });
     });
+
+    // ---- the same through the command-line tool
+    if let Some(bin) = cli() {
+        let memo_root = std::env::temp_dir().join(format!("zkm-bench-memo-{run}"));
+        let target_at = |chroot: &str| format!("{b}{chroot}");
+        let clean = |chroot: &str| {
+            rt.block_on(async {
+                delete_all(&t, &tree(&format!("{chroot}{}", sep.root), 1000, 99)).await;
+                let _ = t.delete(chroot, None).await;
+            });
+        };
+        let fresh = AtomicUsize::new(0);
+        group.bench_function("cli_copy_100k_into_empty_target", |bench| {
+            bench.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let k = fresh.fetch_add(1, Ordering::Relaxed);
+                    let chroot = format!("/cli-{run}-{k}");
+                    rt.block_on(create_all(&t, std::slice::from_ref(&chroot), b""));
+                    // An empty memo directory: a first run reads every ACL.
+                    let memo = memo_root.join(format!("first-{k}"));
+                    let (took, report) = run_cli(&bin, &a, &target_at(&chroot), &sep.root, Some(&memo));
+                    assert_eq!(report["created"], nodes, "{report}");
+                    eprintln!("cli copy: {took:?} (read {} ms)", report["read_ms"]);
+                    total += took;
+                    clean(&chroot);
+                }
+                total
+            })
+        });
+        let chroot = format!("/cli-{run}-rerun");
+        rt.block_on(create_all(&t, std::slice::from_ref(&chroot), b""));
+        let memo = memo_root.join("rerun");
+        run_cli(&bin, &a, &target_at(&chroot), &sep.root, Some(&memo));
+        for (name, memo) in [
+            ("cli_noop_rerun_100k", Some(memo.as_path())),
+            ("cli_noop_rerun_100k_no_memo", None),
+        ] {
+            group.bench_function(name, |bench| {
+                bench.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let (took, report) = run_cli(&bin, &a, &target_at(&chroot), &sep.root, memo);
+                        let writes: u64 = ["created", "data_set", "acl_set", "deleted", "recreated"]
+                            .iter()
+                            .map(|k| report[k].as_u64().unwrap_or(0))
+                            .sum();
+                        assert_eq!(writes, 0, "{report}");
+                        eprintln!("{name}: {took:?} ({} ACLs known)", report["acls_known"]);
+                        total += took;
+                    }
+                    total
+                })
+            });
+        }
+        clean(&chroot);
+        let _ = std::fs::remove_dir_all(&memo_root);
+    } else {
+        eprintln!("the CLI benchmarks skipped: `cargo build --release --example zk-migrate` failed");
+    }
     rt.block_on(delete_all(&s, &source_tree));
 
     // ---- live sync

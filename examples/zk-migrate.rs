@@ -117,6 +117,14 @@ struct Args {
     /// The client certificate's key (PEM).
     #[arg(long = "target-tls-key", global = true, requires = "target_tls_cert")]
     target_tls_key: Option<PathBuf>,
+    /// Where each side's ACLs are remembered between runs (by node stat:
+    /// a re-run reads only the ACLs that can have changed). Default
+    /// `$XDG_CACHE_HOME/zk-migrate`, else `~/.cache/zk-migrate`.
+    #[arg(long = "acl-memo", global = true)]
+    acl_memo: Option<PathBuf>,
+    /// Read every ACL every time; remember none.
+    #[arg(long = "no-acl-memo", global = true, conflicts_with = "acl_memo")]
+    no_acl_memo: bool,
     /// Leave out (and list) nodes a side may not read, and all below them,
     /// instead of stopping before any write (exit code 5).
     #[arg(long = "skip-unreadable", global = true)]
@@ -199,6 +207,20 @@ fn credentials(inline: &[String], file: Option<&PathBuf>) -> zkm::Result<Vec<Cre
         out.extend(Credential::parse_lines(&text)?);
     }
     Ok(out)
+}
+
+/// The ACL memo's directory, unless turned off.
+fn acl_memo_dir(args: &Args) -> Option<PathBuf> {
+    if args.no_acl_memo {
+        return None;
+    }
+    args.acl_memo.clone().or_else(|| {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("zk-migrate"))
+    })
 }
 
 fn tls(ca: Option<&PathBuf>, cert: Option<&PathBuf>, key: Option<&PathBuf>) -> Option<Tls> {
@@ -350,6 +372,7 @@ async fn run(args: Args) -> zkm::Result<i32> {
         delete_extra: !args.no_delete,
         rules: rules(&args),
         skip_unreadable: args.skip_unreadable,
+        acl_memo: acl_memo_dir(&args),
     };
     let sync_opts = SyncOptions {
         policy: match args.conflicts {

@@ -6,6 +6,7 @@
 //! only what changed, and a copy killed halfway resumes by running again.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -14,6 +15,7 @@ use zookeeper_client as zk;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::memo::AclMemo;
 use crate::node::{create_options, sequence_of, NodeRules, ZNode};
 use crate::tree::{child_rel, read_both, Progress, Snapshot};
 use crate::verify::NodeKind;
@@ -37,6 +39,10 @@ pub struct CopyOptions {
     /// Leave out nodes either side may not read (and all below them), and
     /// report them, instead of stopping before any write; off by default.
     pub skip_unreadable: bool,
+    /// A directory where each side's ACLs are remembered between runs
+    /// (see [`crate::memo`]), so a re-run reads only the ACLs that can
+    /// have changed; `None` reads every ACL every time.
+    pub acl_memo: Option<PathBuf>,
 }
 
 impl Default for CopyOptions {
@@ -45,6 +51,7 @@ impl Default for CopyOptions {
             delete_extra: true,
             rules: NodeRules::default(),
             skip_unreadable: false,
+            acl_memo: None,
         }
     }
 }
@@ -135,6 +142,8 @@ pub struct CopyReport {
     /// Nodes left out because a side may not read them (`side path:
     /// reason`), with `skip_unreadable`.
     pub unreadable: Vec<String>,
+    /// ACLs known from the memo of an earlier run instead of read.
+    pub acls_known: u64,
     /// Milliseconds spent reading both sides.
     pub read_ms: u64,
     /// Milliseconds taken in all.
@@ -229,13 +238,24 @@ pub async fn copy(
     progress: Option<&Progress>,
 ) -> Result<(Plan, CopyReport)> {
     let started = Instant::now();
-    let (s, t, unreadable) = read_both(
-        [(source, source_ep), (target, target_ep)],
-        &opts.rules,
-        opts.skip_unreadable,
-        progress,
-    )
-    .await?;
+    let mut memos = opts
+        .acl_memo
+        .as_ref()
+        .map(|dir| (AclMemo::load(dir, source_ep), AclMemo::load(dir, target_ep)));
+    let (s, t, unreadable) = {
+        let (sm, tm) = match memos.as_mut() {
+            Some((a, b)) => (Some(a), Some(b)),
+            None => (None, None),
+        };
+        read_both(
+            [(source, source_ep), (target, target_ep)],
+            &opts.rules,
+            opts.skip_unreadable,
+            progress,
+            [sm, tm],
+        )
+        .await?
+    };
     let read_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let plan = plan(&s, &t, opts);
     let denied = crate::acl::denied(&plan, &s, &t, &target_ep.credentials, |r| target_ep.abs(r));
@@ -254,8 +274,27 @@ pub async fn copy(
         read_ms,
         ..CopyReport::default()
     };
+    if let Some((sm, tm)) = &memos {
+        report.acls_known = sm.hits + tm.hits;
+    }
     if !dry_run {
-        apply(target, target_ep, &plan, &s, &mut report, progress).await?;
+        apply_with_memo(
+            target,
+            target_ep,
+            &plan,
+            &s,
+            &mut report,
+            progress,
+            memos.as_mut().map(|(_, t)| t),
+        )
+        .await?;
+    }
+    if let (Some(dir), Some((sm, tm))) = (&opts.acl_memo, &memos) {
+        for m in [sm, tm] {
+            if let Err(e) = m.save(dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "ACL memo not saved (the next run reads every ACL)");
+            }
+        }
     }
     report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok((plan, report))
@@ -314,6 +353,23 @@ pub async fn apply(
     report: &mut CopyReport,
     progress: Option<&Progress>,
 ) -> Result<()> {
+    apply_with_memo(client, ep, plan, source, report, progress, None).await
+}
+
+/// [`apply`], remembering in `memo` the ACLs it writes with the stats the
+/// server answers (creates, ACL changes) and forgetting what it deletes.
+///
+/// # Errors
+/// As [`apply`].
+pub async fn apply_with_memo(
+    client: &zk::Client,
+    ep: &Endpoint,
+    plan: &Plan,
+    source: &Snapshot,
+    report: &mut CopyReport,
+    progress: Option<&Progress>,
+    mut memo: Option<&mut AclMemo>,
+) -> Result<()> {
     // ACLs cannot go in a multi; they are pipelined on their own.
     let (acls, rest): (Vec<&Op>, Vec<&Op>) = plan.ops.iter().partition(|op| matches!(op, Op::SetAcl { .. }));
     let (sequences, writes): (Vec<&Op>, Vec<&Op>) = rest
@@ -328,12 +384,25 @@ pub async fn apply(
             for op in &batch.ops {
                 add_to_multi(&mut multi, ep, op, source, &zk_acls)?;
             }
+            if memo.is_some() {
+                add_zxid_probe(&mut multi, ep, &batch.ops, source)?;
+            }
             pending.push(multi.commit());
         }
         for (batch, result) in window.iter().zip(join_all(pending).await) {
-            if result.is_err() {
-                for op in &batch.ops {
-                    apply_one(client, ep, op, source, &zk_acls, report).await?;
+            match result {
+                Ok(results) => {
+                    if let Some(memo) = memo.as_deref_mut() {
+                        remember(memo, &batch.ops, &results, source);
+                    }
+                }
+                Err(_) => {
+                    for op in &batch.ops {
+                        if let Some(memo) = memo.as_deref_mut() {
+                            memo.forget(op.path());
+                        }
+                        apply_one(client, ep, op, source, &zk_acls, report).await?;
+                    }
                 }
             }
             for op in &batch.ops {
@@ -351,7 +420,12 @@ pub async fn apply(
         .await;
         for (op, (r, abs)) in window.iter().zip(results) {
             match r {
-                Ok(_) => count(report, op),
+                Ok(stat) => {
+                    if let (Some(memo), Some(n)) = (memo.as_deref_mut(), source.nodes.get(op.path())) {
+                        memo.put(op.path(), &stat, &n.acl);
+                    }
+                    count(report, op);
+                }
                 Err(zk::Error::NoNode) => report
                     .warnings
                     .push(format!("{abs}: deleted on the target while copying")),
@@ -368,6 +442,69 @@ pub async fn apply(
         }
     }
     Ok(())
+}
+
+/// Ends a batch that creates nodes with a rewrite of the last created
+/// node's data (the same bytes), whose answer carries the stat a create's
+/// answer in a `multi` lacks on ZooKeeper before 3.9 (ZOOKEEPER-4026):
+/// every node of one `multi` is created by the same transaction, so its
+/// `mzxid` and `mtime` are each created node's `czxid` and `ctime`. That
+/// node's `version` becomes 1, which nothing compares.
+fn add_zxid_probe(multi: &mut zk::MultiWriter<'_>, ep: &Endpoint, ops: &[&Op], source: &Snapshot) -> Result<()> {
+    let last_created = ops.iter().rev().find_map(|op| match op {
+        Op::Create { path } | Op::Recreate { path } => Some(path),
+        _ => None,
+    });
+    if let Some(path) = last_created {
+        let abs = ep.abs(path);
+        multi
+            .add_set_data(&abs, &source.nodes[path].data, None)
+            .map_err(|e| Error::zk(&ep.label, "batch", &abs, e))?;
+    }
+    Ok(())
+}
+
+/// Notes in `memo` what a committed batch did: the ACL each created node
+/// has, with the stat it was created with (from the batch's zxid probe,
+/// when the server's create answers lack it), and the nodes deleted.
+fn remember(memo: &mut AclMemo, ops: &[&Op], results: &[zk::MultiWriteResult], source: &Snapshot) {
+    let probe = match results.last() {
+        Some(zk::MultiWriteResult::SetData { stat }) if results.len() > ops.len() => Some(stat),
+        _ => None,
+    };
+    let mut results = results.iter();
+    for op in ops {
+        match op {
+            Op::Create { path } | Op::Recreate { path } => {
+                if matches!(op, Op::Recreate { .. }) {
+                    results.next(); // its delete
+                }
+                let created = match (results.next(), probe) {
+                    (Some(zk::MultiWriteResult::Create { stat, .. }), _) if !stat.is_invalid() => Some(*stat),
+                    (Some(zk::MultiWriteResult::Create { .. }), Some(probe)) => {
+                        let mut stat = *probe;
+                        stat.czxid = probe.mzxid;
+                        stat.ctime = probe.mtime;
+                        stat.aversion = 0;
+                        Some(stat)
+                    }
+                    _ => None,
+                };
+                match (created, source.nodes.get(path)) {
+                    (Some(stat), Some(n)) => memo.put(path, &stat, &n.acl),
+                    _ => memo.forget(path),
+                }
+            }
+            Op::Delete { path } => {
+                results.next();
+                memo.forget(path);
+            }
+            Op::SetData { .. } => {
+                results.next(); // the ACL and its stat fields are unchanged
+            }
+            Op::SetAcl { .. } | Op::AdvanceSequence { .. } => {}
+        }
+    }
 }
 
 fn add_to_multi(

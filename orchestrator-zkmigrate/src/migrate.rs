@@ -68,8 +68,14 @@ pub async fn verify(
     rules: &NodeRules,
     skip_unreadable: bool,
 ) -> Result<VerifyReport> {
-    let (s, t, unreadable) =
-        read_both([(source, source_ep), (target, target_ep)], rules, skip_unreadable, None).await?;
+    let (s, t, unreadable) = read_both(
+        [(source, source_ep), (target, target_ep)],
+        rules,
+        skip_unreadable,
+        None,
+        [None, None],
+    )
+    .await?;
     let (s, t) = (s.manifest(), t.manifest());
     Ok(VerifyReport {
         source_nodes: s.len(),
@@ -266,6 +272,7 @@ impl Migration {
                     eph,
                     skip,
                     Some(&self.progress),
+                    [None, None],
                 )
                 .await?;
                 let p = plan(&a, &b, &self.opts.copy);

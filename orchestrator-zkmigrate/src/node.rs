@@ -132,16 +132,13 @@ pub fn kind_of(owner: i64) -> NodeKind {
 
 impl ZNode {
     pub(crate) fn from_zk(data: Vec<u8>, stat: &zk::Stat, acl: &[zk::Acl]) -> Self {
+        ZNode::from_parts(data, stat, acl_entries(acl))
+    }
+
+    pub(crate) fn from_parts(data: Vec<u8>, stat: &zk::Stat, acl: Vec<AclEntry>) -> Self {
         ZNode {
             data,
-            acl: acl
-                .iter()
-                .map(|a| AclEntry {
-                    perms: perms_bits(a.permission()),
-                    scheme: a.scheme().to_string(),
-                    id: a.id().to_string(),
-                })
-                .collect(),
+            acl,
             kind: kind_of(stat.ephemeral_owner),
             stat: NodeStat {
                 version: stat.version,
@@ -174,6 +171,17 @@ impl ZNode {
             .map(|a| zk::Acl::new(permission(a.perms), zk::AuthId::new(&a.scheme, &a.id)))
             .collect()
     }
+}
+
+/// Our form of a client ACL.
+pub(crate) fn acl_entries(acl: &[zk::Acl]) -> Vec<AclEntry> {
+    acl.iter()
+        .map(|a| AclEntry {
+            perms: perms_bits(a.permission()),
+            scheme: a.scheme().to_string(),
+            id: a.id().to_string(),
+        })
+        .collect()
 }
 
 const PERMISSIONS: [(u32, zk::Permission); 5] = [

@@ -10,8 +10,9 @@ use zookeeper_client as zk;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::node::{NodeRules, ZNode};
-use crate::verify::Manifest;
+use crate::memo::AclMemo;
+use crate::node::{acl_entries, NodeRules, ZNode};
+use crate::verify::{AclEntry, Manifest};
 
 /// How many reads one level keeps in flight at most.
 const READ_WINDOW: usize = 16384;
@@ -96,9 +97,14 @@ pub async fn read_both(
     rules: &NodeRules,
     skip_unreadable: bool,
     progress: Option<&Progress>,
+    memos: [Option<&mut AclMemo>; 2],
 ) -> Result<(Snapshot, Snapshot, Vec<String>)> {
     let [(sc, sep), (tc, tep)] = sides;
-    let (s, t) = tokio::join!(read_tree(sc, sep, rules, progress), read_tree(tc, tep, rules, progress));
+    let [sm, tm] = memos;
+    let (s, t) = tokio::join!(
+        read_tree_with(sc, sep, rules, progress, sm),
+        read_tree_with(tc, tep, rules, progress, tm)
+    );
     let (mut s, mut t) = (s?, t?);
     let lines: Vec<String> = [(&s, sep), (&t, tep)]
         .iter()
@@ -152,6 +158,22 @@ pub async fn read_tree(
     rules: &NodeRules,
     progress: Option<&Progress>,
 ) -> Result<Snapshot> {
+    read_tree_with(client, ep, rules, progress, None).await
+}
+
+/// [`read_tree`], reading only the ACLs `memo` does not know for the stat
+/// each node's data came with (see [`crate::memo`]), and adding those it
+/// reads.
+///
+/// # Errors
+/// As [`read_tree`].
+pub async fn read_tree_with(
+    client: &zk::Client,
+    ep: &Endpoint,
+    rules: &NodeRules,
+    progress: Option<&Progress>,
+    mut memo: Option<&mut AclMemo>,
+) -> Result<Snapshot> {
     let mut out = Snapshot::default();
     let mut pool = vec![client.clone()];
     let mut level = vec!["/".to_string()];
@@ -167,8 +189,53 @@ pub async fn read_tree(
         let mut next = Vec::new();
         for chunk in level.chunks(READ_WINDOW) {
             let abs: Vec<String> = chunk.iter().map(|r| ep.abs(r)).collect();
-            let (data, acls) = tokio::join!(multi_get_data(client, ep, &abs), read_acls(&pool, ep, &abs));
-            let (data, acls) = (data?, acls?);
+            let (data, acls) = match memo.as_deref_mut() {
+                // Without a memo, data and ACLs are read at once.
+                None => {
+                    let (data, acls) = tokio::join!(multi_get_data(client, ep, &abs), read_acls(&pool, ep, &abs));
+                    let acls = acls?
+                        .into_iter()
+                        .map(|r| match r {
+                            Read::Found((acl, _)) => Read::Found(acl_entries(&acl)),
+                            Read::Missing => Read::Missing,
+                            Read::Denied => Read::Denied,
+                        })
+                        .collect::<Vec<_>>();
+                    (data?, acls)
+                }
+                // With one, the data's stats say which ACLs are known.
+                Some(memo) => {
+                    let data = multi_get_data(client, ep, &abs).await?;
+                    let mut acls: Vec<Read<Vec<AclEntry>>> = Vec::with_capacity(data.len());
+                    let mut unknown = Vec::new();
+                    for (i, d) in data.iter().enumerate() {
+                        match d {
+                            Read::Found((_, stat)) => match memo.get(&chunk[i], stat) {
+                                Some(acl) => acls.push(Read::Found(acl)),
+                                None => {
+                                    unknown.push(i);
+                                    acls.push(Read::Missing);
+                                }
+                            },
+                            Read::Missing => acls.push(Read::Missing),
+                            Read::Denied => acls.push(Read::Denied),
+                        }
+                    }
+                    let wanted: Vec<String> = unknown.iter().map(|i| abs[*i].clone()).collect();
+                    for (i, r) in unknown.into_iter().zip(read_acls(&pool, ep, &wanted).await?) {
+                        acls[i] = match r {
+                            Read::Found((acl, stat)) => {
+                                let entries = acl_entries(&acl);
+                                memo.put(&chunk[i], &stat, &entries);
+                                Read::Found(entries)
+                            }
+                            Read::Missing => Read::Missing,
+                            Read::Denied => Read::Denied,
+                        };
+                    }
+                    (data, acls)
+                }
+            };
             let mut parents = Vec::new();
             for (((rel, a), d), acl) in chunk.iter().zip(&abs).zip(data).zip(acls) {
                 let (bytes, stat, acl) = match (d, acl) {
@@ -182,7 +249,7 @@ pub async fn read_tree(
                 if stat.num_children > 0 {
                     parents.push((rel, a));
                 }
-                if let Some(n) = rules.normalize(rel, ZNode::from_zk(bytes, &stat, &acl)) {
+                if let Some(n) = rules.normalize(rel, ZNode::from_parts(bytes, &stat, acl)) {
                     out.nodes.insert(rel.clone(), n);
                 }
             }
@@ -312,13 +379,14 @@ async fn multi_get_children(client: &zk::Client, ep: &Endpoint, abs: &[String]) 
     Ok(out)
 }
 
-/// ACLs of `abs`, round-robin over the sessions of `pool`, all in flight.
-async fn read_acls(pool: &[zk::Client], ep: &Endpoint, abs: &[String]) -> Result<Vec<Read<Vec<zk::Acl>>>> {
+/// ACLs of `abs` with the stats they came with, round-robin over the
+/// sessions of `pool`, all in flight.
+async fn read_acls(pool: &[zk::Client], ep: &Endpoint, abs: &[String]) -> Result<Vec<Read<(Vec<zk::Acl>, zk::Stat)>>> {
     let results = join_all(abs.iter().enumerate().map(|(i, a)| pool[i % pool.len()].get_acl(a))).await;
     abs.iter()
         .zip(results)
         .map(|(a, r)| match r {
-            Ok((acl, _)) => Ok(Read::Found(acl)),
+            Ok(found) => Ok(Read::Found(found)),
             Err(zk::Error::NoNode) => Ok(Read::Missing),
             Err(zk::Error::NoAuth) => Ok(Read::Denied),
             Err(e) => Err(Error::zk(&ep.label, "read ACL", a, e)),

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
 /// The kind of a znode, as far as a target can express it.
@@ -26,7 +26,7 @@ pub enum NodeKind {
 }
 
 /// One ACL entry.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AclEntry {
     /// Permission bits (READ 1, WRITE 2, CREATE 4, DELETE 8, ADMIN 16).
     pub perms: u32,

@@ -482,3 +482,49 @@ async fn phases_run_in_order_check_exit_criteria_and_roll_back() {
     assert!(Migration::open(sep.clone(), other, state, MigrateOptions::default()).is_err());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The ACL memo lets a re-run skip ACL reads, and never hides a change:
+/// an ACL set on the source (its `aversion` moves), a target node deleted
+/// and created again with another ACL (its `czxid` moves), and a memo file
+/// that is garbage are all noticed, and the copy makes both sides equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acl_memo_skips_reads_and_never_hides_a_change() {
+    let Some((sep, tep)) = endpoints("acl_memo") else {
+        return;
+    };
+    let (s, t) = (connect(&sep).await, connect(&tep).await);
+    populate(&s, &sep, 1001).await;
+    let dir = std::env::temp_dir().join(format!("zkm-memo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = CopyOptions {
+        acl_memo: Some(dir.clone()),
+        ..CopyOptions::default()
+    };
+    let (_, first) = copy(&s, &sep, &t, &tep, &opts, false, None).await.unwrap();
+    assert_eq!((first.created, first.acls_known), (1001, 0), "{first:?}");
+    // Both sides known now, the target's from the copy's own writes.
+    let (_, again) = copy(&s, &sep, &t, &tep, &opts, false, None).await.unwrap();
+    assert_eq!((again.writes(), again.acls_known), (0, 2002), "{again:?}");
+
+    let read_only = [zk::Acl::new(zk::Permission::READ, zk::AuthId::anyone())];
+    s.set_acl(&sep.abs("/f3/n3"), &read_only, None).await.unwrap();
+    t.delete(&tep.abs("/f5/n5"), None).await.unwrap();
+    let admin = [zk::Acl::new(
+        zk::Permission::READ | zk::Permission::ADMIN,
+        zk::AuthId::anyone(),
+    )];
+    let other = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&admin));
+    let (data, _) = s.get_data(&sep.abs("/f5/n5")).await.unwrap();
+    t.create(&tep.abs("/f5/n5"), &data, &other).await.unwrap();
+    let (_, changed) = copy(&s, &sep, &t, &tep, &opts, false, None).await.unwrap();
+    assert_eq!(changed.acl_set, 2, "both changed ACLs noticed: {changed:?}");
+    assert_eq!(changed.acls_known, 2000, "{changed:?}");
+    assert_equal(&s, &sep, &t, &tep).await;
+
+    for f in std::fs::read_dir(&dir).unwrap() {
+        std::fs::write(f.unwrap().path(), b"{not json").unwrap();
+    }
+    let (_, garbage) = copy(&s, &sep, &t, &tep, &opts, false, None).await.unwrap();
+    assert_eq!((garbage.writes(), garbage.acls_known), (0, 0), "{garbage:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

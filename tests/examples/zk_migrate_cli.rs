@@ -15,8 +15,19 @@ fn binary() -> PathBuf {
     orchestrator_testkit::example_binary("zk-migrate")
 }
 
+/// `zk-migrate`, with its ACL memo in a directory of this test run's
+/// (not the user's `~/.cache`).
+fn zkm() -> Command {
+    let mut c = Command::new(binary());
+    c.env(
+        "XDG_CACHE_HOME",
+        std::env::temp_dir().join(format!("zkm-cache-{}", std::process::id())),
+    );
+    c
+}
+
 fn run(args: &[&str]) -> Output {
-    Command::new(binary())
+    zkm()
         .args(args)
         .env("RUST_LOG", "warn")
         .output()
@@ -100,7 +111,7 @@ async fn zk_migrate_cli_copies_verifies_resumes_migrates_and_syncs() {
 
     // A copy killed with SIGKILL halfway, then run again, converges.
     populate(&s, &root, 300, 100).await;
-    let mut child = Command::new(binary())
+    let mut child = zkm()
         .args(with(&["copy"]))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -166,7 +177,7 @@ async fn zk_migrate_cli_copies_verifies_resumes_migrates_and_syncs() {
     // Live sync: changes cross over, metrics are served, SIGINT ends it cleanly.
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut sync = Command::new(binary())
+    let mut sync = zkm()
         .args(with(&["sync", "--metrics-listen", &listen]))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -262,7 +273,7 @@ async fn zk_migrate_cli_copies_a_digest_protected_tree_with_credentials() {
 
     let base = ["--source", &a.address, "--target", &b.address, "--path", &root];
     let cmd = |extra: &[&str]| {
-        let mut c = Command::new(binary());
+        let mut c = zkm();
         c.args(extra).args(base).env("RUST_LOG", "warn");
         c
     };
@@ -518,14 +529,7 @@ async fn zk_migrate_cli_copies_over_tls_with_a_client_certificate() {
         "--target-tls-key",
         &key,
     ];
-    let cmd = |extra: &[&str]| {
-        Command::new(binary())
-            .args(extra)
-            .args(base)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
-    };
+    let cmd = |extra: &[&str]| zkm().args(extra).args(base).env("RUST_LOG", "warn").output().unwrap();
 
     let copied = cmd(&[&["copy", "--json"][..], &tls[..]].concat());
     assert_eq!(code(&copied), 0, "{}", text(&copied));

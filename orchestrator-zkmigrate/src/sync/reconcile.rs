@@ -306,6 +306,7 @@ impl Shared {
                 &self.opts.rules,
                 true,
                 None,
+                [None, None],
             )
             .await;
             match both {
