@@ -40,10 +40,19 @@ ROLLOUTS = os.path.join(os.path.dirname(HERE), "rollouts")
 TRAFFIC_SECONDS = 6
 
 
+TAKEN = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on 127.0.0.1, never one handed out before in this run
+    (the kernel may offer a just-closed port again)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in TAKEN:
+            TAKEN.add(port)
+            return port
 
 
 def wait_for(url, what, timeout=20):
@@ -131,6 +140,9 @@ def run(bin_dir):
             servers[hash_] = f"http://127.0.0.1:{port}"
         for hash_, url in servers.items():
             wait_for(f"{url}/health", f"the {hash_} app server")
+        for p in procs:
+            if p.poll() is not None:
+                raise SystemExit(f"an app server exited at start (code {p.returncode}); see its log")
 
         prom_port = free_port()
         config = {

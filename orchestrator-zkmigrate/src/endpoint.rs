@@ -26,6 +26,9 @@ pub struct Endpoint {
     pub credentials: Vec<Credential>,
     /// TLS to the servers' secure client port, when set.
     pub tls: Option<Tls>,
+    /// The session timeout asked for (10 s, as Mesos and Marathon use);
+    /// the servers bound it to 2–20 ticks.
+    pub session_timeout: Duration,
 }
 
 /// TLS to a ZooKeeper ensemble's `secureClientPort`: the CA that signed the
@@ -213,7 +216,15 @@ impl Endpoint {
             label: label.to_string(),
             credentials: Vec::new(),
             tls: None,
+            session_timeout: Duration::from_secs(10),
         })
+    }
+
+    /// This endpoint, with sessions of this timeout.
+    #[must_use]
+    pub fn with_session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
     }
 
     /// This endpoint, reached over TLS.
@@ -274,7 +285,7 @@ impl Endpoint {
         };
         loop {
             let mut connector = zk::Client::connector()
-                .with_session_timeout(Duration::from_secs(10))
+                .with_session_timeout(self.session_timeout)
                 .with_connection_timeout(Duration::from_secs(2));
             for c in &self.credentials {
                 connector = connector.with_auth(&c.scheme, &c.auth);

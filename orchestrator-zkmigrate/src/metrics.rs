@@ -86,6 +86,12 @@ pub fn render(stats: &SyncStats) -> String {
     );
     counter(
         &mut registry,
+        "sessions_renewed",
+        "Sessions that expired or closed and were replaced",
+        stats.sessions_renewed,
+    );
+    counter(
+        &mut registry,
         "errors",
         "Paths given up on after repeated failures",
         stats.errors,

@@ -528,3 +528,45 @@ async fn the_acl_memo_skips_reads_and_never_hides_a_change() {
     assert_eq!((garbage.writes(), garbage.acls_known), (0, 0), "{garbage:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The session-expiry path of the sync, for real: the target's server is
+/// frozen (SIGSTOP) past the session timeout while the source changes;
+/// when it runs again the session has expired, the engine opens a new one,
+/// re-reads both trees and carries every change over; live sync goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_expired_during_sync_is_replaced_and_reconciled() {
+    let Some((sep, _)) = endpoints("expiry") else { return };
+    let Some(server) = ZkServer::start("a_session_expired_during_sync_is_replaced_and_reconciled") else {
+        return;
+    };
+    let tep = Endpoint::parse("target", &server.address(), &sep.root)
+        .unwrap()
+        .with_session_timeout(Duration::from_secs(2));
+    let s = connect(&sep).await;
+    populate(&s, &sep, 200).await;
+    let sync = SyncHandle::start(sep.clone(), tep.clone(), SyncOptions::default())
+        .await
+        .unwrap();
+    let t = connect(&tep).await;
+    assert_equal(&s, &sep, &t, &tep).await;
+    let before = sync.stats();
+
+    server.freeze();
+    for i in 0..30 {
+        s.set_data(&sep.abs(&format!("/f{i}/n{i}")), b"while expired", None)
+            .await
+            .unwrap();
+    }
+    s.create(&sep.abs("/born-while-expired"), b"", &open()).await.unwrap();
+    s.delete(&sep.abs("/f70/n70"), None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    server.thaw();
+
+    let t = connect(&tep).await;
+    converge(&s, &sep, &t, &tep, Duration::from_secs(40)).await;
+    let after = sync.stats();
+    assert!(after.sessions_renewed > before.sessions_renewed, "{after:?}");
+    assert!(after.full_reconciles > before.full_reconciles, "{after:?}");
+    s.set_data(&sep.abs("/f1/n1"), b"after", None).await.unwrap();
+    converge(&s, &sep, &t, &tep, Duration::from_secs(10)).await;
+}

@@ -417,6 +417,23 @@ impl ZkServer {
         &self.dir
     }
 
+    /// Freezes the server (SIGSTOP): it answers nothing and expires no
+    /// session until [`thaw`](Self::thaw)ed, as a stalled process would.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [`freeze`](Self::freeze)d server run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").args([sig, &child.id().to_string()]).status();
+        }
+    }
+
     /// Kills the server (SIGKILL, as a crash would) and waits for it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

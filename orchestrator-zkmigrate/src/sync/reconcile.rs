@@ -397,6 +397,7 @@ impl Shared {
                             self.echoes.forget(side);
                             tracing::warn!(side = ?side, ?state, "session ended; opening a new one");
                             self.reconnect(side).await;
+                            self.counters.sessions_renewed.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
                     },

@@ -27,6 +27,8 @@ pub struct SyncStats {
     pub conflicts: u64,
     /// Full re-reads of both trees (start, reconnects, expiries).
     pub full_reconciles: u64,
+    /// Sessions that ended (expired or closed) and were replaced by new ones.
+    pub sessions_renewed: u64,
     /// Paths given up on after repeated failures (retried on their next event).
     pub errors: u64,
     /// Events recognised as echoes of the engine's own writes and dropped.
@@ -63,6 +65,7 @@ pub(super) struct Counters {
     pub applied: AtomicU64,
     pub conflicts: AtomicU64,
     pub full_reconciles: AtomicU64,
+    pub sessions_renewed: AtomicU64,
     pub errors: AtomicU64,
     pub echoes_dropped: AtomicU64,
     pub lag: Mutex<Histogram<u64>>,
@@ -76,6 +79,7 @@ impl Default for Counters {
             applied: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             full_reconciles: AtomicU64::new(0),
+            sessions_renewed: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             echoes_dropped: AtomicU64::new(0),
             lag: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")),
@@ -149,6 +153,7 @@ impl Counters {
             applied: self.applied.load(Ordering::Relaxed),
             conflicts: self.conflicts.load(Ordering::Relaxed),
             full_reconciles: self.full_reconciles.load(Ordering::Relaxed),
+            sessions_renewed: self.sessions_renewed.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             echoes: self.echoes_dropped.load(Ordering::Relaxed),
             pending,
