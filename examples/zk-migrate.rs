@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use orchestrator::zkmigrate::{
     self as zkm, ConflictPolicy, CopyOptions, Credential, Endpoint, EphemeralPolicy, MigrateOptions, Migration,
-    NodeRules, Phase, Progress, SyncHandle, SyncOptions, Tls,
+    NodeRules, Phase, Progress, SaslLogin, SyncHandle, SyncOptions, Tls,
 };
 
 #[derive(Parser)]
@@ -98,6 +98,21 @@ struct Args {
     /// A file of target credentials, one `SCHEME:AUTH` per line.
     #[arg(long = "target-auth-file", global = true)]
     target_auth_file: Option<PathBuf>,
+    /// SASL DIGEST-MD5 login to the source, from this JAAS file's section
+    /// (--jaas-section, `Client` as ZooKeeper clients read it):
+    /// `org.apache.zookeeper.server.auth.DigestLoginModule required
+    /// username="…" password="…";`. Kerberos is not supported.
+    #[arg(long = "source-jaas", global = true)]
+    source_jaas: Option<PathBuf>,
+    /// SASL DIGEST-MD5 login to the target (as --source-jaas).
+    #[arg(long = "target-jaas", global = true)]
+    target_jaas: Option<PathBuf>,
+    /// The JAAS section the logins are read from.
+    #[arg(long = "jaas-section", global = true, default_value = "Client")]
+    jaas_section: String,
+    /// The session timeout asked of both ensembles.
+    #[arg(long = "session-timeout", global = true, default_value = "10s", value_parser = support::parse_duration)]
+    session_timeout: Duration,
     /// TLS to the source's secure client port: the CA (PEM) that signed
     /// its servers' certificates.
     #[arg(long = "source-tls-ca", global = true)]
@@ -231,6 +246,16 @@ fn tls(ca: Option<&PathBuf>, cert: Option<&PathBuf>, key: Option<&PathBuf>) -> O
     })
 }
 
+/// The SASL login in a JAAS file, if one is given.
+fn sasl(file: Option<&PathBuf>, section: &str) -> zkm::Result<Option<SaslLogin>> {
+    let Some(path) = file else { return Ok(None) };
+    let text = std::fs::read_to_string(path).map_err(|e| zkm::Error::Endpoint {
+        endpoint: path.display().to_string(),
+        reason: format!("cannot read the JAAS file: {e}"),
+    })?;
+    SaslLogin::from_jaas(&text, section).map(Some)
+}
+
 fn endpoints(args: &Args) -> zkm::Result<(Endpoint, Endpoint)> {
     let source_tls = tls(
         args.source_tls_ca.as_ref(),
@@ -248,10 +273,14 @@ fn endpoints(args: &Args) -> zkm::Result<(Endpoint, Endpoint)> {
     Ok((
         Endpoint::parse("source", &args.source, &args.path)?
             .with_credentials(credentials(&args.source_auth, args.source_auth_file.as_ref())?)
-            .with_tls(source_tls),
+            .with_tls(source_tls)
+            .with_sasl(sasl(args.source_jaas.as_ref(), &args.jaas_section)?)
+            .with_session_timeout(args.session_timeout),
         Endpoint::parse("target", &args.target, &args.path)?
             .with_credentials(credentials(&args.target_auth, args.target_auth_file.as_ref())?)
-            .with_tls(target_tls),
+            .with_tls(target_tls)
+            .with_sasl(sasl(args.target_jaas.as_ref(), &args.jaas_section)?)
+            .with_session_timeout(args.session_timeout),
     ))
 }
 

@@ -8,9 +8,9 @@
 //! the write that fails, that would leave the target half-copied; so every
 //! write is checked first against the ACL it will meet (the parent's as
 //! it will be by then, or the node's as it is), for the identities the
-//! target's session has: `world:anyone` and one `digest` id per `digest`
+//! target's session has: `world:anyone`, one `digest` id per `digest`
 //! credential (`USER:base64(sha1(USER:PASSWORD))`, as ZooKeeper derives
-//! it). Entries of schemes this cannot evaluate (`ip`, `sasl`, `x509`, …)
+//! it) and `sasl:USER` for a SASL login. Entries of schemes this cannot evaluate (`ip`, `sasl`, `x509`, …)
 //! are given the benefit of the doubt: the server decides those.
 
 use base64::Engine as _;
@@ -33,13 +33,17 @@ pub fn digest_id(user_password: &str) -> String {
     format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
 }
 
-/// The identities a session with `credentials` has, as `(scheme, id)`.
-fn identities(credentials: &[Credential]) -> Vec<(String, String)> {
+/// The identities a session with `credentials` (and a SASL user) has,
+/// as `(scheme, id)`.
+fn identities(credentials: &[Credential], sasl_user: Option<&str>) -> Vec<(String, String)> {
     let mut out = vec![("world".to_string(), "anyone".to_string())];
     for c in credentials {
         if c.scheme == "digest" {
             out.push(("digest".to_string(), digest_id(&String::from_utf8_lossy(&c.auth))));
         }
+    }
+    if let Some(user) = sasl_user {
+        out.push(("sasl".to_string(), user.to_string()));
     }
     out
 }
@@ -50,7 +54,7 @@ fn grants(acl: &[AclEntry], ids: &[(String, String)], perm: u32) -> bool {
     acl.iter().any(|e| {
         e.perms & perm == perm
             && match e.scheme.as_str() {
-                "world" | "digest" => ids.iter().any(|(s, id)| *s == e.scheme && *id == e.id),
+                "world" | "digest" | "sasl" => ids.iter().any(|(s, id)| *s == e.scheme && *id == e.id),
                 // `auth` never appears in a stored ACL; anything else
                 // (ip, sasl, x509, custom providers) is the server's call.
                 _ => true,
@@ -85,9 +89,10 @@ pub fn denied(
     source: &Snapshot,
     target: &Snapshot,
     credentials: &[Credential],
+    sasl_user: Option<&str>,
     abs: impl Fn(&str) -> String,
 ) -> Vec<String> {
-    let ids = identities(credentials);
+    let ids = identities(credentials, sasl_user);
     let created: std::collections::HashSet<&str> = plan
         .ops
         .iter()
@@ -217,14 +222,14 @@ mod tests {
         let target = snap(vec![("/", open.clone())]);
         let p = plan(&source, &target, &CopyOptions::default());
         let abs = |r: &str| format!("/root{r}");
-        let denied_anyone = denied(&p, &source, &target, &[], abs);
+        let denied_anyone = denied(&p, &source, &target, &[], None, abs);
         assert_eq!(denied_anyone.len(), 1, "{denied_anyone:?}");
         assert!(
             denied_anyone[0].starts_with("/root/s/c: creating it needs CREATE on /root/s"),
             "{denied_anyone:?}"
         );
         let as_alice = [Credential::parse("digest:alice:secret").unwrap()];
-        assert!(denied(&p, &source, &target, &as_alice, abs).is_empty());
+        assert!(denied(&p, &source, &target, &as_alice, None, abs).is_empty());
         // An ip entry is the server's call, not refused here.
         let by_ip = snap(vec![
             ("/", open.clone()),
@@ -232,7 +237,7 @@ mod tests {
             ("/s/c", open),
         ]);
         let p = plan(&by_ip, &target, &CopyOptions::default());
-        assert!(denied(&p, &by_ip, &target, &[], abs).is_empty());
+        assert!(denied(&p, &by_ip, &target, &[], None, abs).is_empty());
     }
 
     #[test]
@@ -243,7 +248,7 @@ mod tests {
         let source = snap(vec![("/", changed)]);
         let target = snap(vec![("/", readonly)]);
         let p = plan(&source, &target, &CopyOptions::default());
-        let found = denied(&p, &source, &target, &[], |r| r.to_string());
+        let found = denied(&p, &source, &target, &[], None, |r| r.to_string());
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].contains("needs WRITE"), "{found:?}");
         assert!(found[1].contains("needs ADMIN"), "{found:?}");

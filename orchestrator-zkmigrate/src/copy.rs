@@ -258,7 +258,8 @@ pub async fn copy(
     };
     let read_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let plan = plan(&s, &t, opts);
-    let denied = crate::acl::denied(&plan, &s, &t, &target_ep.credentials, |r| target_ep.abs(r));
+    let sasl_user = target_ep.sasl.as_ref().map(|l| l.username.as_str());
+    let denied = crate::acl::denied(&plan, &s, &t, &target_ep.credentials, sasl_user, |r| target_ep.abs(r));
     if !denied.is_empty() && !dry_run {
         return Err(Error::NotPermitted {
             count: denied.len(),

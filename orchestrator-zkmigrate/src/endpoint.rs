@@ -29,6 +29,90 @@ pub struct Endpoint {
     /// The session timeout asked for (10 s, as Mesos and Marathon use);
     /// the servers bound it to 2–20 ticks.
     pub session_timeout: Duration,
+    /// SASL DIGEST-MD5 login, when set (see [`SaslLogin::from_jaas`]).
+    pub sasl: Option<SaslLogin>,
+}
+
+/// A SASL DIGEST-MD5 login, as ZooKeeper's `DigestLoginModule` takes it in
+/// a JAAS file's `Client` section. Its `Debug` form hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SaslLogin {
+    /// The user (what `sasl:USER` ACL entries name).
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl fmt::Debug for SaslLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SaslLogin({}:***)", self.username)
+    }
+}
+
+impl SaslLogin {
+    /// The login of section `section` (ZooKeeper clients read `Client`) of
+    /// a JAAS configuration:
+    ///
+    /// ```text
+    /// Client {
+    ///     org.apache.zookeeper.server.auth.DigestLoginModule required
+    ///     username="bob"
+    ///     password="bobsecret";
+    /// };
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Endpoint`] when the section is missing, uses another login
+    /// module (Kerberos is not supported: use DIGEST-MD5, `digest`
+    /// credentials or TLS client certificates), or lacks a username or
+    /// password.
+    pub fn from_jaas(text: &str, section: &str) -> Result<SaslLogin> {
+        let bad = |reason: String| Error::Endpoint {
+            endpoint: format!("JAAS section {section}"),
+            reason,
+        };
+        // Comments out, then `Name { module flag key="value" …; };` entries.
+        let text: String = text
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut rest = text.as_str();
+        let body = loop {
+            let Some(open) = rest.find('{') else {
+                return Err(bad("not found".to_string()));
+            };
+            let name = rest[..open]
+                .trim()
+                .rsplit(|c: char| c.is_whitespace() || c == ';')
+                .next()
+                .unwrap_or("");
+            let close = rest[open..]
+                .find("};")
+                .map(|i| open + i)
+                .ok_or_else(|| bad("not closed with `};`".to_string()))?;
+            if name == section {
+                break &rest[open + 1..close];
+            }
+            rest = &rest[close + 2..];
+        };
+        let module = body.split_whitespace().next().unwrap_or("");
+        if !module.ends_with("DigestLoginModule") {
+            return Err(bad(format!(
+                "uses {module}; only DIGEST-MD5 (org.apache.zookeeper.server.auth.DigestLoginModule) is supported: \
+                 for Kerberos use digest credentials (--source-auth) or TLS client certificates"
+            )));
+        }
+        let option = |key: &str| {
+            let at = body.find(&format!("{key}=\""))? + key.len() + 2;
+            let end = body[at..].find('"')?;
+            Some(body[at..at + end].to_string())
+        };
+        match (option("username"), option("password")) {
+            (Some(username), Some(password)) if !username.is_empty() => Ok(SaslLogin { username, password }),
+            _ => Err(bad("needs username=\"…\" and password=\"…\"".to_string())),
+        }
+    }
 }
 
 /// TLS to a ZooKeeper ensemble's `secureClientPort`: the CA that signed the
@@ -217,6 +301,7 @@ impl Endpoint {
             credentials: Vec::new(),
             tls: None,
             session_timeout: Duration::from_secs(10),
+            sasl: None,
         })
     }
 
@@ -224,6 +309,13 @@ impl Endpoint {
     #[must_use]
     pub fn with_session_timeout(mut self, timeout: Duration) -> Self {
         self.session_timeout = timeout;
+        self
+    }
+
+    /// This endpoint, logging in with SASL DIGEST-MD5.
+    #[must_use]
+    pub fn with_sasl(mut self, login: Option<SaslLogin>) -> Self {
+        self.sasl = login;
         self
     }
 
@@ -290,6 +382,12 @@ impl Endpoint {
             for c in &self.credentials {
                 connector = connector.with_auth(&c.scheme, &c.auth);
             }
+            if let Some(login) = &self.sasl {
+                connector = connector.with_sasl(zk::SaslOptions::digest_md5(
+                    login.username.clone(),
+                    login.password.clone(),
+                ));
+            }
             let attempt = match &tls {
                 Some(options) => connector.with_tls(options.clone()).secure_connect(&self.servers).await,
                 None => connector.connect(&self.servers).await,
@@ -316,6 +414,38 @@ impl fmt::Display for Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_digest_login_from_a_jaas_file_and_refuses_kerberos() {
+        let jaas = r#"
+            // the server's part
+            Server {
+                org.apache.zookeeper.server.auth.DigestLoginModule required
+                user_bob="bobsecret";
+            };
+            Client {
+                org.apache.zookeeper.server.auth.DigestLoginModule required
+                username="bob"
+                password="bobsecret";
+            };
+            Kerberos {
+                com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true;
+            };
+        "#;
+        let login = SaslLogin::from_jaas(jaas, "Client").unwrap();
+        assert_eq!((login.username.as_str(), login.password.as_str()), ("bob", "bobsecret"));
+        assert_eq!(format!("{login:?}"), "SaslLogin(bob:***)");
+        let krb = SaslLogin::from_jaas(jaas, "Kerberos").unwrap_err().to_string();
+        assert!(krb.contains("only DIGEST-MD5"), "{krb}");
+        assert!(SaslLogin::from_jaas(jaas, "Nope")
+            .unwrap_err()
+            .to_string()
+            .contains("not found"));
+        assert!(
+            SaslLogin::from_jaas(jaas, "Server").is_err(),
+            "no username in the server's part"
+        );
+    }
 
     #[test]
     fn parses_servers_chroot_and_path() {

@@ -62,7 +62,7 @@ mod tree;
 mod verify;
 
 pub use copy::{CopyOptions, CopyReport, Op, Plan};
-pub use endpoint::{Credential, Endpoint, Tls};
+pub use endpoint::{Credential, Endpoint, SaslLogin, Tls};
 pub use error::{Error, Result};
 pub use memo::AclMemo;
 pub use migrate::{verify, MigrateOptions, Migration, VerifyReport};

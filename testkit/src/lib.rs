@@ -311,6 +311,7 @@ pub struct ZkServer {
     dir: PathBuf,
     child: Option<Child>,
     classpath: String,
+    jvm: Vec<String>,
 }
 
 impl ZkServer {
@@ -320,16 +321,17 @@ impl ZkServer {
     /// # Panics
     /// When the server was found but did not come up within 30 s.
     pub fn start(test: &str) -> Option<ZkServer> {
-        ZkServer::start_with(test, "", &[])
+        ZkServer::start_with(test, "", &[], &[])
     }
 
     /// [`start`](Self::start) with more lines of `zoo.cfg` (a
-    /// `secureClientPort` and its `ssl.*` settings, say) and more jars on
-    /// the class path (Netty's, which TLS needs).
+    /// `secureClientPort` and its `ssl.*` settings, say), more jars on the
+    /// class path (Netty's, which TLS needs) and JVM options (a JAAS
+    /// configuration for SASL).
     ///
     /// # Panics
     /// As [`start`](Self::start).
-    pub fn start_with(test: &str, extra_config: &str, extra_jars: &[&str]) -> Option<ZkServer> {
+    pub fn start_with(test: &str, extra_config: &str, extra_jars: &[&str], jvm: &[&str]) -> Option<ZkServer> {
         let Ok(mut classpath) = std::env::var("ORCH_ZK_CLASSPATH") else {
             missing("ZooKeeper jars (ORCH_ZK_CLASSPATH)", test);
             return None;
@@ -344,6 +346,7 @@ impl ZkServer {
             dir,
             child: None,
             classpath,
+            jvm: jvm.iter().map(ToString::to_string).collect(),
         };
         server.write_config(extra_config).expect("writing zoo.cfg");
         server.spawn();
@@ -375,6 +378,7 @@ impl ZkServer {
             .arg("-Dzookeeper.extendedTypesEnabled=true")
             // Empty containers and expired TTL nodes go within a second.
             .arg("-Dznode.container.checkIntervalMs=500")
+            .args(&self.jvm)
             .arg(format!(
                 "-Dlog4j.configuration=file:{}",
                 self.dir.join("log4j.properties").display()

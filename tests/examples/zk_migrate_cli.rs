@@ -502,7 +502,8 @@ async fn zk_migrate_cli_copies_over_tls_with_a_client_certificate() {
         at("ca.pem")
     );
     let jars: Vec<&str> = netty.iter().map(String::as_str).collect();
-    let Some(_tls_server) = orchestrator_testkit::ZkServer::start_with("zk-migrate over TLS", &config, &jars) else {
+    let Some(_tls_server) = orchestrator_testkit::ZkServer::start_with("zk-migrate over TLS", &config, &jars, &[])
+    else {
         return;
     };
     let root = format!("/tls-{}", std::process::id());
@@ -563,5 +564,115 @@ async fn zk_migrate_cli_copies_over_tls_with_a_client_certificate() {
         text(&missing_file)
     );
 
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SASL DIGEST-MD5 as ensembles protected by a JAAS `Server` section use
+/// it: a real ZooKeeper with the SASL provider, a node whose ACL is
+/// `sasl:bob`. Without a login it cannot be read (exit 5); with bob's
+/// login from a JAAS file (`Client` section, as ZooKeeper's own clients
+/// read it) for the source only, the copied ACL would lock the target's
+/// identity out (exit 5, nothing written); with it for both, everything
+/// is copied, the ACL exactly, and verify agrees. A wrong password cannot
+/// connect (exit 4); a Kerberos section is refused by name (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_migrate_cli_logs_in_with_sasl_digest_md5_from_a_jaas_file() {
+    let _beside = crate::HEAVY.read().await;
+    if zookeeper_pair("zk_migrate_cli_sasl").is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("zkm-sasl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let module = "org.apache.zookeeper.server.auth.DigestLoginModule required";
+    let server_jaas = file(
+        "server.jaas",
+        &format!("Server {{\n  {module}\n  user_bob=\"bobsecret\";\n}};\n"),
+    );
+    let client_jaas = file(
+        "client.jaas",
+        &format!("Client {{\n  {module}\n  username=\"bob\"\n  password=\"bobsecret\";\n}};\n"),
+    );
+    let wrong_jaas = file(
+        "wrong.jaas",
+        &format!("Client {{\n  {module}\n  username=\"bob\"\n  password=\"guess\";\n}};\n"),
+    );
+    let kerberos = file(
+        "krb.jaas",
+        "Client {\n  com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true;\n};\n",
+    );
+    let Some(server) = orchestrator_testkit::ZkServer::start_with(
+        "zk-migrate with SASL",
+        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+        &[],
+        &[&format!("-Djava.security.auth.login.config={server_jaas}")],
+    ) else {
+        return;
+    };
+    let bob = zk::Client::connector()
+        .with_sasl(zk::SaslOptions::digest_md5("bob", "bobsecret"))
+        .connect(&server.address())
+        .await
+        .expect("bob logs in");
+    let only_bob = [zk::Acl::new(zk::Permission::ALL, zk::AuthId::new("sasl", "bob"))];
+    let bobs = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&only_bob));
+    for p in ["/src", "/dst", "/src/tree"] {
+        bob.create(p, b"", &open()).await.unwrap();
+    }
+    bob.create("/src/tree/secret", b"bob's", &bobs).await.unwrap();
+    bob.create("/src/tree/secret/kid", b"also bob's", &bobs).await.unwrap();
+
+    let (source, target) = (format!("{}/src", server.address()), format!("{}/dst", server.address()));
+    let base = [
+        "--source",
+        &source,
+        "--target",
+        &target,
+        "--path",
+        "/tree",
+        "--connect-timeout",
+        "3s",
+    ];
+    let cmd = |extra: &[&str]| zkm().args(extra).args(base).env("RUST_LOG", "warn").output().unwrap();
+
+    let blind = cmd(&["copy"]);
+    assert_eq!(code(&blind), 5, "{}", text(&blind));
+    assert!(
+        text(&blind).contains("/src/tree/secret: not authorized"),
+        "{}",
+        text(&blind)
+    );
+    let half = cmd(&["copy", "--source-jaas", &client_jaas]);
+    assert_eq!(code(&half), 5, "{}", text(&half));
+    assert!(
+        text(&half).contains("needs CREATE on /dst/tree/secret"),
+        "{}",
+        text(&half)
+    );
+    assert!(bob.check_stat("/dst/tree").await.unwrap().is_none(), "nothing written");
+
+    let both = cmd(&["copy", "--source-jaas", &client_jaas, "--target-jaas", &client_jaas]);
+    assert_eq!(code(&both), 0, "{}", text(&both));
+    assert!(!text(&both).contains("bobsecret"), "{}", text(&both));
+    for rel in ["/secret", "/secret/kid"] {
+        let (sa, _) = bob.get_acl(&format!("/src/tree{rel}")).await.unwrap();
+        let (ta, _) = bob.get_acl(&format!("/dst/tree{rel}")).await.unwrap();
+        assert_eq!(sa, ta, "{rel}: the ACL copied exactly");
+        let (sd, _) = bob.get_data(&format!("/src/tree{rel}")).await.unwrap();
+        let (td, _) = bob.get_data(&format!("/dst/tree{rel}")).await.unwrap();
+        assert_eq!(sd, td, "{rel}");
+    }
+    let verified = cmd(&["verify", "--source-jaas", &client_jaas, "--target-jaas", &client_jaas]);
+    assert_eq!(code(&verified), 0, "{}", text(&verified));
+
+    let wrong = cmd(&["verify", "--source-jaas", &wrong_jaas, "--target-jaas", &client_jaas]);
+    assert_eq!(code(&wrong), 4, "a wrong password: {}", text(&wrong));
+    let krb = cmd(&["verify", "--source-jaas", &kerberos]);
+    assert_eq!(code(&krb), 2, "{}", text(&krb));
+    assert!(text(&krb).contains("only DIGEST-MD5"), "{}", text(&krb));
     let _ = std::fs::remove_dir_all(&dir);
 }
