@@ -550,6 +550,9 @@ impl Dns {
             return None;
         }
         let hosts = dir.join("apps.hosts");
+        // Written before dnsmasq starts: a SIGHUP before it has set up its
+        // handlers would end it.
+        std::fs::write(&hosts, Dns::lines(addresses)).unwrap();
         let port = free_port();
         let mut dns = Dns {
             proc: Proc {
@@ -577,14 +580,27 @@ impl Dns {
             hosts,
             port,
         };
-        dns.set(addresses);
+        // Serving once its UDP port is taken (and it is still running).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            assert!(Instant::now() < deadline, "dnsmasq did not bind 127.0.0.1:{port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            matches!(dns.proc.child.try_wait(), Ok(None)),
+            "dnsmasq exited at start (its port taken?)"
+        );
         Some(dns)
+    }
+
+    fn lines(addresses: &[&str]) -> String {
+        addresses.iter().map(|a| format!("{a} apps.test\n")).collect()
     }
 
     /// `apps.test` is these addresses from now on.
     fn set(&mut self, addresses: &[&str]) {
-        let lines: String = addresses.iter().map(|a| format!("{a} apps.test\n")).collect();
-        std::fs::write(&self.hosts, lines).unwrap();
+        std::fs::write(&self.hosts, Dns::lines(addresses)).unwrap();
         self.proc.signal("-HUP");
     }
 }
