@@ -301,6 +301,12 @@ test('logs follow in the panel and a shell in a busybox container echoes what is
     if (status && status !== 'attaching…' && status !== 'attached') throw new Error(`terminal: ${status}`);
     return status === 'attached';
   });
+  // Type once the shell shows its prompt: a shell setting up its
+  // terminal may drop what was typed before (under load it starts late).
+  await until('the shell prompt', 30_000, async () => {
+    const text = await p.evaluate(() => document.querySelector('#details .xterm-rows')?.textContent ?? '');
+    return /[#$]\s*$/.test(text.trimEnd() + ' ') || /[#$] /.test(text);
+  });
   const word = `hello-${Math.random().toString(36).slice(2, 9)}`;
   await p.click('#details .xterm-holder');
   await p.keyboard.type(`echo ${word}\n`, { delay: 10 });
