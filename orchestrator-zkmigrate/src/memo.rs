@@ -72,11 +72,15 @@ fn key(ep: &Endpoint) -> String {
     format!("{}{}", ep.servers, ep.root)
 }
 
+/// The memo file of the endpoint whose key is `key`, in `dir`.
+fn file_in(dir: &Path, key: &str) -> PathBuf {
+    dir.join(format!("acls-{:016x}.json", xxhash_rust::xxh3::xxh3_64(key.as_bytes())))
+}
+
 impl AclMemo {
     /// The memo file of `ep` in `dir`.
     pub fn path(dir: &Path, ep: &Endpoint) -> PathBuf {
-        let hash = xxhash_rust::xxh3::xxh3_64(key(ep).as_bytes());
-        dir.join(format!("acls-{hash:016x}.json"))
+        file_in(dir, &key(ep))
     }
 
     /// The memo of `ep` kept in `dir`; empty when there is none yet, or
@@ -115,10 +119,7 @@ impl AclMemo {
             acls: self.acls.clone(),
             nodes: self.touched.clone(),
         };
-        let path = dir.join(format!(
-            "acls-{:016x}.json",
-            xxhash_rust::xxh3::xxh3_64(self.endpoint.as_bytes())
-        ));
+        let path = file_in(dir, &self.endpoint);
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, serde_json::to_vec(&file).map_err(std::io::Error::other)?)?;
         std::fs::rename(tmp, path)

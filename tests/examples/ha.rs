@@ -76,6 +76,10 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
+async fn get_text(url: &str) -> Option<String> {
+    http().get(url).send().await.ok()?.text().await.ok()
+}
+
 async fn get_json(url: &str) -> Option<Value> {
     let r = http().get(url).send().await.ok()?;
     if !r.status().is_success() {
@@ -705,14 +709,7 @@ async fn three_app_servers_behind_one_name_share_views_and_saved_filters() {
     )
     .await;
     let published_to = async || {
-        let m = http()
-            .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let m = get_text(&format!("http://127.0.0.1:{metrics_port}/metrics")).await?;
         let mut addresses: Vec<String> = m
             .lines()
             .filter(|l| l.starts_with("probe_reports_sent_total{"))
@@ -733,14 +730,7 @@ async fn three_app_servers_behind_one_name_share_views_and_saved_filters() {
     )
     .await;
     let reports = |ip: &'static str| async move {
-        let m = http()
-            .get(format!("http://{ip}:{port}/metrics"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let m = get_text(&format!("http://{ip}:{port}/metrics")).await?;
         m.lines()
             .find(|l| l.starts_with("topology_reports_received_total"))
             .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
