@@ -92,7 +92,7 @@ async fn state(State(agent): State<Agent>) -> Response {
         "resources": resources_json(&c.resources),
         "attributes": c.attributes,
         "tasks": tasks,
-        "unacknowledged_updates": books.pending.len(),
+        "unacknowledged_updates": books.updates.len(),
     }))
     .into_response()
 }
@@ -106,7 +106,7 @@ async fn metrics(State(agent): State<Agent>) -> Response {
         "slave/tasks_starting": count(TaskState::Starting),
         "slave/tasks_running": count(TaskState::Running),
         "slave/tasks_killing": count(TaskState::Killing),
-        "slave/status_updates_pending": books.pending.len() as f64,
+        "slave/status_updates_pending": books.updates.len() as f64,
         "slave/cpus_total": agent.inner.config.resources.cpus(),
         "slave/mem_total": agent.inner.config.resources.mem(),
     }))

@@ -17,9 +17,11 @@ use orchestrator_core::{
 };
 
 mod http;
+mod journal;
 mod recovery;
+mod updates;
 
-use crate::api::agent::{AgentCommand, AgentUpdate, RegisterAgent};
+use crate::api::agent::{AgentCommand, AgentUpdate, AgentUpdates, RegisterAgent, MAX_UPDATE_BATCH};
 use crate::api::recordio::Records;
 use crate::{Error, Result};
 
@@ -80,17 +82,10 @@ struct Running {
     framework: FrameworkInfo,
 }
 
-struct Pending {
-    update: AgentUpdate,
-    next: Instant,
-    backoff: Duration,
-}
-
-#[derive(Default)]
 struct Books {
     tasks: HashMap<(FrameworkId, TaskId), Running>,
-    /// Unacknowledged updates by uuid.
-    pending: HashMap<String, Pending>,
+    /// Unacknowledged updates, a stream per task.
+    updates: updates::UpdateStreams,
     /// Frameworks the master tore down while they had tasks here: their
     /// tasks are being killed and their updates are not sent. Forgotten
     /// when their last task is gone.
@@ -102,6 +97,10 @@ struct Inner {
     http: reqwest::Client,
     containerizers: Vec<Arc<dyn Containerizer>>,
     books: Mutex<Books>,
+    /// Updates wait to be sent (or were acknowledged, so the next can go).
+    updates_ready: tokio::sync::Notify,
+    /// The task checkpoints; locked before `books` when both are.
+    journal: Mutex<journal::Journal>,
     agent_id: Mutex<Option<AgentId>>,
     /// Whether the master has confirmed the current id.
     registered: AtomicBool,
@@ -161,12 +160,20 @@ impl Agent {
     /// An agent trying `containerizers` in order for each task (the first
     /// that supports a task runs it, like `--containerizers docker,mesos`).
     pub fn new(config: AgentConfig, containerizers: Vec<Arc<dyn Containerizer>>) -> Self {
+        let books = Books {
+            tasks: HashMap::new(),
+            updates: updates::UpdateStreams::new(config.update_retry),
+            shut_down: std::collections::HashSet::new(),
+        };
+        let journal = journal::Journal::new(config.work_dir.join("tasks.journal"));
         Self {
             inner: Arc::new(Inner {
                 config,
                 http: reqwest::Client::new(),
                 containerizers,
-                books: Mutex::new(Books::default()),
+                books: Mutex::new(books),
+                updates_ready: tokio::sync::Notify::new(),
+                journal: Mutex::new(journal),
                 agent_id: Mutex::new(None),
                 registered: AtomicBool::new(false),
                 spawned: Mutex::new(Vec::new()),
@@ -180,7 +187,11 @@ impl Agent {
     fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
         let handle = tokio::spawn(fut).abort_handle();
         let mut spawned = self.inner.spawned.lock().unwrap_or_else(|p| p.into_inner());
-        spawned.retain(|h| !h.is_finished());
+        // Finished work is swept out each time the list doubles: a sweep
+        // per spawn made 10,000 launches on one agent quadratic.
+        if spawned.len() >= 64 && spawned.len().is_power_of_two() {
+            spawned.retain(|h| !h.is_finished());
+        }
         spawned.push(handle);
     }
 
@@ -294,7 +305,7 @@ impl Agent {
 
     /// Updates not yet acknowledged.
     pub fn unacknowledged(&self) -> usize {
-        self.books().pending.len()
+        self.books().updates.len()
     }
 
     /// `path` on the master: the leader's when following ZooKeeper.
@@ -337,12 +348,8 @@ impl Agent {
 
     /// Sends every unacknowledged update again now (to a new leader).
     fn resend_pending(&self) {
-        let now = Instant::now();
-        let retry = self.inner.config.update_retry;
-        for p in self.books().pending.values_mut() {
-            p.next = now;
-            p.backoff = retry;
-        }
+        self.books().updates.resend_all();
+        self.inner.updates_ready.notify_one();
     }
 
     async fn register(&self) -> Result<AgentId> {
@@ -405,7 +412,7 @@ impl Agent {
         })?;
         self.recover().await;
         self.spawn(self.clone().heartbeats());
-        self.spawn(self.clone().retries());
+        self.spawn(self.clone().send_updates());
         let mut backoff = Duration::from_millis(100);
         loop {
             // A draining agent is leaving: it must not register again when
@@ -488,8 +495,16 @@ impl Agent {
                 tracing::info!(framework = %framework_id, task = %task_id, "the master asks to kill a task");
                 self.spawn(self.clone().kill(framework_id, task_id, grace));
             }
-            AgentCommand::Acknowledged { uuid, .. } => {
-                self.books().pending.remove(&uuid);
+            AgentCommand::Acknowledged {
+                framework_id,
+                task_id,
+                uuid,
+            } => {
+                let mut books = self.books();
+                if books.updates.acknowledge(&framework_id, &task_id, &uuid) && books.updates.has_ready() {
+                    drop(books);
+                    self.inner.updates_ready.notify_one();
+                }
             }
             AgentCommand::ShutdownFramework { framework_id } => self.shutdown_framework(&framework_id),
         }
@@ -500,7 +515,7 @@ impl Agent {
     fn shutdown_framework(&self, framework_id: &FrameworkId) {
         let tasks: Vec<TaskId> = {
             let mut books = self.books();
-            books.pending.retain(|_, p| p.update.framework_id != *framework_id);
+            books.updates.drop_framework(framework_id);
             let tasks: Vec<TaskId> = books
                 .tasks
                 .keys()
@@ -532,40 +547,51 @@ impl Agent {
         }
     }
 
-    async fn retries(self) {
+    /// Sends what the update streams have ready, in batches: one request
+    /// at a time, so what becomes ready meanwhile goes in the next, and
+    /// the order of one task's updates is the order they are sent in.
+    /// Retries come due on a 250 ms tick.
+    async fn send_updates(self) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            let now = Instant::now();
-            let due: Vec<AgentUpdate> = {
-                let mut books = self.books();
-                books
-                    .pending
-                    .values_mut()
-                    .filter(|p| p.next <= now)
-                    .map(|p| {
-                        p.next = now + p.backoff;
-                        p.backoff = (p.backoff * 2).min(Duration::from_secs(600));
-                        p.update.clone()
-                    })
-                    .collect()
-            };
-            for update in due {
-                self.post_update(&update).await;
+            tokio::select! {
+                () = self.inner.updates_ready.notified() => {}
+                _ = tick.tick() => self.books().updates.retry_due(Instant::now()),
+            }
+            loop {
+                let batch = self.books().updates.take_ready(Instant::now(), MAX_UPDATE_BATCH);
+                if batch.is_empty() {
+                    break;
+                }
+                self.post_updates(batch).await;
             }
         }
     }
 
-    async fn post_update(&self, update: &AgentUpdate) {
-        if let Some(id) = self.id() {
-            if let Ok(url) = self.url(&format!("/api/v1/agents/{id}/update")) {
-                let _ = self.inner.http.post(&url).json(update).send().await;
+    /// Posts a batch of updates; what is not acknowledged is sent again
+    /// when its retry comes.
+    async fn post_updates(&self, updates: Vec<AgentUpdate>) {
+        let Some(id) = self.id() else { return };
+        let Ok(url) = self.url(&format!("/api/v1/agents/{id}/updates")) else {
+            return;
+        };
+        let n = updates.len();
+        match self.inner.http.post(&url).json(&AgentUpdates { updates }).send().await {
+            Ok(resp) if resp.status().is_success() => {}
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                tracing::warn!(%status, updates = n, answer = %text, "the master did not take status updates; they are sent again later");
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, updates = n, "status updates not delivered; they are sent again later")
             }
         }
     }
 
-    /// Sends a status update and keeps it until acknowledged.
-    async fn report(
+    /// Queues a status update on its task's stream, kept until acknowledged.
+    fn report(
         &self,
         framework_id: &FrameworkId,
         task_id: &TaskId,
@@ -586,8 +612,7 @@ impl Agent {
             .duration_since(UNIX_EPOCH)
             .ok()
             .map(|d| d.as_secs_f64());
-        let uuid = new_uuid();
-        status.uuid = Some(uuid.clone());
+        status.uuid = Some(new_uuid());
         {
             let mut books = self.books();
             if let Some(running) = books.tasks.get_mut(&(framework_id.clone(), task_id.clone())) {
@@ -601,21 +626,12 @@ impl Agent {
                 }
                 return;
             }
+            books.updates.push(AgentUpdate {
+                framework_id: framework_id.clone(),
+                status,
+            });
         }
-        let update = AgentUpdate {
-            framework_id: framework_id.clone(),
-            status,
-        };
-        let retry = self.inner.config.update_retry;
-        self.books().pending.insert(
-            uuid,
-            Pending {
-                update: update.clone(),
-                next: Instant::now() + retry,
-                backoff: retry * 2,
-            },
-        );
-        self.post_update(&update).await;
+        self.inner.updates_ready.notify_one();
     }
 
     async fn launch(self, framework: FrameworkInfo, task: TaskInfo) {
@@ -675,8 +691,7 @@ impl Agent {
                 },
             );
             self.checkpoint_task(&framework_id, &task_id);
-            self.report(&framework_id, &task_id, TaskState::Starting, None, "launching")
-                .await;
+            self.report(&framework_id, &task_id, TaskState::Starting, None, "launching");
             let c = self.inner.containerizers[index].clone();
             if let Err(e) = c.launch(&container, &spec, &sandbox).await {
                 self.books().tasks.remove(&(framework_id.clone(), task_id.clone()));
@@ -689,14 +704,13 @@ impl Agent {
                 TaskState::Running,
                 None,
                 format!("running in {}", c.name()),
-            )
-            .await;
+            );
             Ok((container, index))
         }
         .await;
         match outcome {
             Ok((container, index)) => self.watch(framework_id, task_id, container, index).await,
-            Err((state, reason, message)) => self.report(&framework_id, &task_id, state, reason, message).await,
+            Err((state, reason, message)) => self.report(&framework_id, &task_id, state, reason, message),
         }
     }
 
@@ -715,7 +729,7 @@ impl Agent {
                 e.to_string(),
             ),
         };
-        self.report(&framework_id, &task_id, state, reason, message).await;
+        self.report(&framework_id, &task_id, state, reason, message);
     }
 
     async fn kill(self, framework_id: FrameworkId, task_id: TaskId, grace: Option<Duration>) {
@@ -731,12 +745,10 @@ impl Agent {
                 TaskState::Lost,
                 Some(TaskReason::ReasonAgentUnknown),
                 "the agent does not know this task",
-            )
-            .await;
+            );
             return;
         };
-        self.report(&framework_id, &task_id, TaskState::Killing, None, "killing")
-            .await;
+        self.report(&framework_id, &task_id, TaskState::Killing, None, "killing");
         let grace = grace.or(task_grace).unwrap_or(self.inner.config.default_kill_grace);
         // The launch flow reports the terminal state when the container ends.
         let _ = self.inner.containerizers[index].kill(&container, grace).await;

@@ -1,21 +1,21 @@
 //! What the agent keeps on disk, and how it comes back after a restart:
-//! its id is checkpointed in `<work_dir>/agent.json` and each task in
-//! `<work_dir>/tasks/<framework>/<task>.json` (written before its container
-//! starts, removed when it ends — one small file per change, so launching
-//! thousands of tasks never rewrites a growing list); on start
-//! the containerizers recover the containers they still run, the agent
-//! re-registers with its old id and those tasks, and tasks that did not
-//! survive are reported failed.
+//! its id is checkpointed in `<work_dir>/agent.json` and its tasks in the
+//! task journal (`journal.rs`: a line when a task is added, before its
+//! container starts, and one when it ends); on start the containerizers
+//! recover the containers they still run, the agent re-registers with its
+//! old id and those tasks, and tasks that did not survive are reported
+//! failed. Checkpoints of older releases (a list in `agent.json`, then a
+//! file per task under `<work_dir>/tasks/`) are read and moved into the
+//! journal.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
-use orchestrator_core::{
-    AgentId, AgentInfo, ContainerId, FrameworkId, FrameworkInfo, TaskId, TaskInfo, TaskReason, TaskState,
-};
+use orchestrator_core::{AgentId, AgentInfo, ContainerId, FrameworkId, TaskId, TaskReason, TaskState};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::journal::{CheckpointedTask, Entry};
 use super::{Agent, Running};
 use crate::api::agent::{ReregisterAgent, ReregisteredTask};
 use crate::{Error, Result};
@@ -23,21 +23,11 @@ use crate::{Error, Result};
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Checkpoint {
     agent_id: Option<AgentId>,
+    /// Tasks as the oldest releases kept them (read, never written).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     tasks: Vec<CheckpointedTask>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct CheckpointedTask {
-    framework: FrameworkInfo,
-    task: TaskInfo,
-    container: ContainerId,
-    containerizer: String,
-    sandbox: PathBuf,
-}
-
-/// Writes JSON to `path` through a temporary file and a rename; best
-/// effort (a failed write keeps the older file, and recovery reports the
-/// tasks it cannot find as failed).
 /// Writes a checkpoint through a temporary file and a rename. A failure is
 /// logged, not returned: the task runs on, but a restarted agent will not
 /// recover it, and the operator should know why.
@@ -58,13 +48,9 @@ impl Agent {
         self.inner.config.work_dir.join("agent.json")
     }
 
-    fn task_path(&self, framework_id: &FrameworkId, task_id: &TaskId) -> PathBuf {
-        self.inner
-            .config
-            .work_dir
-            .join("tasks")
-            .join(framework_id.as_str())
-            .join(format!("{}.json", super::bounded_name(task_id.as_str(), 250)))
+    /// Where releases before the journal kept each task.
+    fn legacy_tasks_dir(&self) -> PathBuf {
+        self.inner.config.work_dir.join("tasks")
     }
 
     /// Writes the agent's id, atomically (a crash mid-write leaves the
@@ -77,43 +63,65 @@ impl Agent {
         write_atomically(&self.checkpoint_path(), &cp);
     }
 
+    /// The checkpoint record of a task in the books.
+    fn record(&self, books: &super::Books, key: &(FrameworkId, TaskId)) -> Option<CheckpointedTask> {
+        books.tasks.get(key).map(|r| CheckpointedTask {
+            framework: r.framework.clone(),
+            task: r.task.clone(),
+            container: r.container.clone(),
+            containerizer: self.inner.containerizers[r.containerizer].name().to_string(),
+            sandbox: r.sandbox.clone(),
+        })
+    }
+
     /// Records a task before its container starts.
     pub(super) fn checkpoint_task(&self, framework_id: &FrameworkId, task_id: &TaskId) {
-        let record = self
-            .books()
-            .tasks
-            .get(&(framework_id.clone(), task_id.clone()))
-            .map(|r| CheckpointedTask {
-                framework: r.framework.clone(),
-                task: r.task.clone(),
-                container: r.container.clone(),
-                containerizer: self.inner.containerizers[r.containerizer].name().to_string(),
-                sandbox: r.sandbox.clone(),
-            });
+        let mut journal = self.inner.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let record = self.record(&self.books(), &(framework_id.clone(), task_id.clone()));
         if let Some(record) = record {
-            let path = self.task_path(framework_id, task_id);
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
+            if let Err(e) = journal.append(&[Entry::Add(Box::new(record))]) {
+                tracing::warn!(path = %journal.path().display(), error = %e, "cannot checkpoint a task: a restarted agent will not recover it");
             }
-            write_atomically(&path, &record);
         }
     }
 
-    /// Forgets a task that ended.
+    /// Forgets a task that ended; rewrites the journal once it is mostly
+    /// ended tasks.
     pub(super) fn forget_task(&self, framework_id: &FrameworkId, task_id: &TaskId) {
-        let path = self.task_path(framework_id, task_id);
-        if let Err(e) = std::fs::remove_file(&path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove an ended task's checkpoint");
-            }
+        let mut journal = self.inner.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let removed = Entry::Remove {
+            framework_id: framework_id.clone(),
+            task_id: task_id.clone(),
+        };
+        if let Err(e) = journal.append(&[removed]) {
+            tracing::warn!(path = %journal.path().display(), error = %e, "cannot record an ended task: a restarted agent will report it failed");
+        }
+        let live = self.books().tasks.len();
+        if journal.wants_rewrite(live) {
+            self.rewrite_journal(&mut journal);
         }
     }
 
-    /// Every task record on disk (and those of the older single-file format).
+    /// Replaces the journal by the tasks in the books.
+    fn rewrite_journal(&self, journal: &mut super::journal::Journal) {
+        let live: Vec<CheckpointedTask> = {
+            let books = self.books();
+            books.tasks.keys().filter_map(|k| self.record(&books, k)).collect()
+        };
+        if let Err(e) = journal.rewrite(live) {
+            tracing::warn!(path = %journal.path().display(), error = %e, "cannot rewrite the task journal; it keeps growing");
+        }
+    }
+
+    /// Every task the work directory lists: the journal's, and those of
+    /// the older layouts (`legacy`, and a file per task).
     fn checkpointed_tasks(&self, legacy: Vec<CheckpointedTask>) -> Vec<CheckpointedTask> {
         let mut out = legacy;
-        let root = self.inner.config.work_dir.join("tasks");
-        for fw in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        for fw in std::fs::read_dir(self.legacy_tasks_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             for f in std::fs::read_dir(fw.path()).into_iter().flatten().flatten() {
                 let p = f.path();
                 if p.extension().is_some_and(|e| e == "json") {
@@ -126,6 +134,8 @@ impl Agent {
                 }
             }
         }
+        let journaled = self.inner.journal.lock().unwrap_or_else(|p| p.into_inner()).replay();
+        out.extend(journaled);
         out
     }
 
@@ -168,8 +178,6 @@ impl Agent {
                         framework: t.framework.clone(),
                     },
                 );
-                // Rewritten in the per-task layout (older agents kept one list).
-                self.checkpoint_task(&framework_id, &t.task.task_id);
                 let agent = self.clone();
                 let (task_id, container) = (t.task.task_id.clone(), t.container.clone());
                 self.spawn(async move { agent.watch(framework_id, task_id, container, index).await });
@@ -185,22 +193,23 @@ impl Agent {
             }
         }
         self.checkpoint();
-        for (framework_id, task_id) in &lost {
-            self.forget_task(framework_id, task_id);
+        // The journal now lists exactly the recovered tasks; the older
+        // layouts' files are gone.
+        self.rewrite_journal(&mut self.inner.journal.lock().unwrap_or_else(|p| p.into_inner()));
+        let legacy = self.legacy_tasks_dir();
+        if legacy.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&legacy) {
+                tracing::warn!(path = %legacy.display(), error = %e, "cannot remove the older task checkpoints");
+            }
         }
         for (framework_id, task_id) in lost {
-            let agent = self.clone();
-            self.spawn(async move {
-                agent
-                    .report(
-                        &framework_id,
-                        &task_id,
-                        TaskState::Failed,
-                        Some(TaskReason::ReasonAgentRestarted),
-                        "the task did not survive the agent's restart",
-                    )
-                    .await
-            });
+            self.report(
+                &framework_id,
+                &task_id,
+                TaskState::Failed,
+                Some(TaskReason::ReasonAgentRestarted),
+                "the task did not survive the agent's restart",
+            );
         }
     }
 

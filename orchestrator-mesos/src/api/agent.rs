@@ -53,6 +53,18 @@ pub struct AgentUpdate {
     pub status: TaskStatus,
 }
 
+/// The most updates an agent sends in one batch, and a master takes.
+pub const MAX_UPDATE_BATCH: usize = 1_000;
+
+/// Status updates of many tasks in one request (`POST
+/// /api/v1/agents/{id}/updates`); at most one per task, the oldest it has
+/// not had acknowledged, so a task's updates stay in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentUpdates {
+    /// The updates, applied in this order.
+    pub updates: Vec<AgentUpdate>,
+}
+
 /// An agent's first registration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RegisterAgent {

@@ -23,7 +23,7 @@ use tokio_stream::StreamExt;
 
 use super::handle::{lock, MasterHandle, Sink, STREAM_BUFFER};
 use super::state::{AgentState, TaskEntry};
-use crate::api::agent::{AgentUpdate, RegisterAgent, ReregisterAgent};
+use crate::api::agent::{AgentUpdate, AgentUpdates, RegisterAgent, ReregisterAgent, MAX_UPDATE_BATCH};
 use crate::api::json::{error, refuse_non_json, resources_json};
 use crate::api::scheduler::{Call, SchedulerCall};
 use crate::Error;
@@ -60,6 +60,7 @@ impl<A: Allocator + 'static> MasterHandle<A> {
             .route("/api/v1/agents/{agent_id}/heartbeat", post(agent_heartbeat::<A>))
             .route("/api/v1/agents/{agent_id}/unregister", post(agent_unregister::<A>))
             .route("/api/v1/agents/{agent_id}/update", post(agent_update::<A>))
+            .route("/api/v1/agents/{agent_id}/updates", post(agent_updates::<A>))
             // As Mesos: a standby's state would be empty, so readers of the
             // state (Mesos-DNS, dashboards) are sent to the leader's.
             .route("/master/state", get(state::<A>))
@@ -285,6 +286,51 @@ async fn agent_update<A: Allocator + 'static>(
         }
         Err(e) => bad_request(e),
     }
+}
+
+/// A batch of status updates, applied in order under one lock. Updates the
+/// master cannot take (their framework is unknown) are listed in the
+/// answer; the agent sends them again later, as after a lost request.
+async fn agent_updates<A: Allocator + 'static>(
+    State(h): State<MasterHandle<A>>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Response {
+    let id = match AgentId::new(raw) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let batch: AgentUpdates = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("Failed to parse status updates: {e}")),
+    };
+    if batch.updates.len() > MAX_UPDATE_BATCH {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} status updates in one request; at most {MAX_UPDATE_BATCH} are taken",
+                batch.updates.len()
+            ),
+        );
+    }
+    let now = Instant::now();
+    let mut effects = Vec::with_capacity(batch.updates.len());
+    let mut refused = Vec::new();
+    {
+        let mut master = lock(&h.shared.master);
+        if !master.agents().contains_key(&id) {
+            return error(StatusCode::NOT_FOUND, format!("Unknown agent {id}: register first"));
+        }
+        for u in batch.updates {
+            let task_id = u.status.task_id.clone();
+            match master.status_update(&id, &u.framework_id, u.status, now) {
+                Ok(e) => effects.extend(e),
+                Err(e) => refused.push(json!({ "task_id": task_id, "message": e.to_string() })),
+            }
+        }
+    }
+    h.dispatch(effects);
+    (StatusCode::ACCEPTED, Json(json!({ "refused": refused }))).into_response()
 }
 
 async fn state<A: Allocator + 'static>(State(h): State<MasterHandle<A>>) -> Response {

@@ -5,6 +5,8 @@
 //! instances and the framework id in a [`StateStore`] (through `persist.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -88,6 +90,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub fn version_now() -> String {
     super::iso8601::Iso8601::now().to_string()
 }
+
+/// Events taken from the stream to be handled together.
+const EVENT_BATCH: usize = 1024;
+
+mod updates;
 
 struct AbortOnDrop(JoinHandle<()>);
 
@@ -545,7 +552,19 @@ impl Marathon {
         loop {
             tokio::select! {
                 ev = sub.events.recv() => match ev {
-                    Some(ev) => self.on_event(&fw, ev).await,
+                    Some(ev) => {
+                        // What else has arrived is handled with it: a run
+                        // of status updates as one batch (one lock, their
+                        // writes and acknowledgements in parallel).
+                        let mut batch = vec![ev];
+                        while batch.len() < EVENT_BATCH {
+                            match sub.events.try_recv() {
+                                Ok(ev) => batch.push(ev),
+                                Err(_) => break,
+                            }
+                        }
+                        self.on_events(&fw, batch).await;
+                    }
                     None => return,
                 },
                 _ = tick.tick() => pending = true,
@@ -564,6 +583,25 @@ impl Marathon {
     async fn send(&self, body: Value) {
         if let Err(e) = self.inner.client.call(call(body)).await {
             tracing::warn!(error = %e, "marathon call refused");
+        }
+    }
+
+    /// Handles events in order; runs of status updates together.
+    async fn on_events(&self, fw: &FrameworkId, events: Vec<Event>) {
+        let mut updates = Vec::new();
+        for ev in events {
+            match ev.update {
+                Some(u) if ev.offers.is_none() => updates.push(u.status),
+                _ => {
+                    if !updates.is_empty() {
+                        self.on_updates(fw, std::mem::take(&mut updates)).await;
+                    }
+                    self.on_event(fw, ev).await;
+                }
+            }
+        }
+        if !updates.is_empty() {
+            self.on_updates(fw, updates).await;
         }
     }
 
@@ -612,9 +650,10 @@ impl Marathon {
                 }
             }
             // Recorded before the launch, so a restart never forgets a task.
-            for i in &records {
-                self.inner.store.save_instance(i).await;
-            }
+            let store = &self.inner.store;
+            futures_util::stream::iter(&records)
+                .for_each_concurrent(updates::IN_FLIGHT, |i| store.save_instance(i))
+                .await;
             for (offer_id, tasks) in accepts {
                 self.send(json!({"framework_id": fw, "type": "ACCEPT", "accept": {
                     "offer_ids": [offer_id],
@@ -630,42 +669,7 @@ impl Marathon {
             }
         }
         if let Some(update) = ev.update {
-            let status = update.status;
-            let known = lock(&self.inner.sched).update(&status, now);
-            if let Some(i) = &known {
-                if status.state.is_terminal() {
-                    tracing::info!(task = %status.task_id, state = ?status.state, reason = ?status.reason,
-                        message = status.message.as_deref().unwrap_or(""), "instance ended");
-                    self.inner.store.delete_instance(&i.task_id).await;
-                } else {
-                    self.inner.store.save_instance(i).await;
-                }
-            }
-            match &known {
-                Some(i) => self.emit(
-                    "status_update_event",
-                    json!({"appId": i.app_id, "taskId": status.task_id.as_str(), "taskStatus": status.state,
-                        "slaveId": i.agent_id.as_str(), "host": i.hostname, "ports": i.ports, "version": i.version}),
-                ),
-                None if !status.state.is_terminal() => {
-                    // A task this scheduler does not know (an earlier life's): kill it.
-                    if let Some(agent) = &status.agent_id {
-                        tracing::info!(task = %status.task_id, %agent, "a task this scheduler does not know: killing it");
-                        self.send(json!({"framework_id": fw, "type": "KILL",
-                            "kill": {"task_id": status.task_id, "agent_id": agent}}))
-                            .await;
-                    }
-                }
-                None => {}
-            }
-            if let (Some(uuid), Some(agent)) = (&status.uuid, &status.agent_id) {
-                self.send(json!({"framework_id": fw, "type": "ACKNOWLEDGE",
-                    "acknowledge": {"agent_id": agent, "task_id": status.task_id, "uuid": uuid}}))
-                    .await;
-            }
-            if status.state.is_terminal() || status.state == TaskState::Running {
-                self.inner.wake.notify_one();
-            }
+            self.on_updates(fw, vec![update.status]).await;
         }
     }
 
