@@ -13,19 +13,29 @@
 //!   running instances each (100,000 tasks launched the same way). Target
 //!   ≤ 100 ms (Marathon took 12 s at 1,000 tasks, upstream issue #1274).
 //!
-//! The last two run only with `ORCH_BENCH_MARATHON_AGENTS=1` (long setup).
+//! - `marathon/scale_0_to_1000_sleeps_10_agents_process`: 1,000 real
+//!   `sleep` processes through the process containerizer (cgroups when the
+//!   machine has them) on 10 agents; beside it
+//!   `marathon/scale_0_to_1000_instances_10_agents_recording` (the same
+//!   without processes: scheduler, master and status round trips) and
+//!   `process_containerizer/launch_1000_sleeps_{cgroups,no_cgroups}` (the
+//!   containerizer alone: fork/exec, and the cgroup set-up on top).
+//!
+//! All but the first run only with `ORCH_BENCH_MARATHON_AGENTS=1` (long setup).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use orchestrator::core::{
-    AgentId, Attributes, Containerizer, FrameworkId, MemStore, Offer, OfferId, TaskState, TaskStatus,
+    AgentId, Attributes, ContainerId, Containerizer, FrameworkId, MemStore, Offer, OfferId, TaskState, TaskStatus,
 };
 use orchestrator::mesos::marathon::matcher::match_offer;
 use orchestrator::mesos::marathon::{http, AppDefinition, Marathon, MarathonConfig, Scheduler};
 use orchestrator::mesos::testing::LoopbackMaster;
-use orchestrator::mesos::{Agent, AgentConfig, MasterClient, MasterConfig, RecordingContainerizer};
+use orchestrator::mesos::{
+    Agent, AgentConfig, MasterClient, MasterConfig, ProcessContainerizer, RecordingContainerizer,
+};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -115,12 +125,18 @@ struct Platform {
     _master: LoopbackMaster,
 }
 
-/// A master on loopback, `agents` agents with a recording containerizer,
-/// and the framework (in-process client) with its API on loopback.
-async fn platform(agents: usize, resources: &str) -> Platform {
+/// A master on loopback, `agents` agents whose containerizer `make` gives
+/// (from the agent's work directory), and the framework (in-process
+/// client) with its API on loopback.
+async fn platform(
+    name: &str,
+    agents: usize,
+    resources: &str,
+    make: impl Fn(&std::path::Path) -> Arc<dyn Containerizer>,
+) -> Platform {
     let master = LoopbackMaster::start(Duration::from_millis(50), MasterConfig::default().heartbeat_interval).await;
     let (handle, addr) = (master.handle.clone(), master.addr.clone());
-    let work = std::env::temp_dir().join(format!("orch-marathon-bench-{}", std::process::id()));
+    let work = std::env::temp_dir().join(format!("orch-marathon-bench-{}-{name}", std::process::id()));
     let mut all = Vec::new();
     for i in 0..agents {
         let mut config = AgentConfig::new(
@@ -129,8 +145,8 @@ async fn platform(agents: usize, resources: &str) -> Platform {
             work.join(format!("a{i}")),
         );
         config.hostname = format!("agent-{i}");
-        let recorder: Arc<dyn Containerizer> = Arc::new(RecordingContainerizer::new());
-        let agent = Agent::new(config, vec![recorder]);
+        let containerizer = make(&config.work_dir);
+        let agent = Agent::new(config, vec![containerizer]);
         tokio::spawn({
             let agent = agent.clone();
             async move {
@@ -228,6 +244,39 @@ fn ten_thousand_apps(rt: &tokio::runtime::Runtime, p: &Platform, http: &reqwest:
     url
 }
 
+const SCALE_APP: &str = r#"{"id": "/scale", "cmd": "x", "cpus": 0.01, "mem": 1, "instances": 0}"#;
+
+/// Scales `/scale` (defined by `json`, with 0 instances) to `n` instances
+/// and times it until all run, as the scheduler sees them; then, untimed,
+/// deletes it and waits until every instance is gone.
+async fn scale_once(p: &Platform, json: &str, n: u32, within: Duration) -> Duration {
+    let zero = app(json);
+    p.marathon
+        .put_app(zero.clone(), true)
+        .await
+        .expect("store")
+        .expect("unlocked");
+    wait_for(&p.marathon, 0, 0, Duration::from_secs(60)).await;
+    let mut many = zero;
+    many.instances = n;
+    let started = Instant::now();
+    p.marathon.put_app(many, true).await.expect("store").expect("unlocked");
+    let n = n as usize;
+    wait_for(&p.marathon, n, n, within).await;
+    let took = started.elapsed();
+    eprintln!("0 → {n} instances in {took:?} ({:.0}/s)", n as f64 / took.as_secs_f64());
+    p.marathon
+        .delete_app("/scale", true)
+        .await
+        .expect("store")
+        .expect("unlocked");
+    wait_for(&p.marathon, 0, 0, Duration::from_secs(120)).await;
+    while p.marathon.with(|s| s.app("/scale").is_some()) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    took
+}
+
 fn scale_bench(c: &mut Criterion) {
     // These start 100 agents and 100,000 tasks: minutes of setup, so they
     // run only when asked for.
@@ -239,7 +288,12 @@ fn scale_bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let p = rt.block_on(platform(100, "cpus:100;mem:100000;ports:[10000-20000]"));
+    let p = rt.block_on(platform(
+        "scale",
+        100,
+        "cpus:100;mem:100000;ports:[10000-20000]",
+        |_| Arc::new(RecordingContainerizer::new()),
+    ));
     let mut group = c.benchmark_group("marathon");
     group.sampling_mode(SamplingMode::Flat).sample_size(10);
     group.measurement_time(Duration::from_secs(30));
@@ -249,43 +303,13 @@ fn scale_bench(c: &mut Criterion) {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let zero = app(r#"{"id": "/scale", "cmd": "x", "cpus": 0.01, "mem": 1, "instances": 0}"#);
-                    p.marathon
-                        .put_app(zero.clone(), true)
-                        .await
-                        .expect("store")
-                        .expect("unlocked");
-                    wait_for(&p.marathon, 0, 0, Duration::from_secs(60)).await;
-                    let mut many = zero;
-                    many.instances = 10_000;
-                    let started = Instant::now();
-                    p.marathon.put_app(many, true).await.expect("store").expect("unlocked");
-                    wait_for(&p.marathon, 10_000, 10_000, Duration::from_secs(40)).await;
-                    let took = started.elapsed();
-                    eprintln!(
-                        "0 → 10,000 instances in {took:?} ({:.0}/s)",
-                        10_000.0 / took.as_secs_f64()
-                    );
-                    total += took;
-                    // Untimed: back to nothing.
-                    p.marathon
-                        .delete_app("/scale", true)
-                        .await
-                        .expect("store")
-                        .expect("unlocked");
-                    wait_for(&p.marathon, 0, 0, Duration::from_secs(120)).await;
-                    while p.marathon.with(|s| s.app("/scale").is_some()) {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
+                    total += scale_once(&p, SCALE_APP, 10_000, Duration::from_secs(40)).await;
                 }
                 total
             })
         });
     });
 
-    group.sampling_mode(SamplingMode::Auto).sample_size(20);
-    group.measurement_time(Duration::from_secs(20));
-    group.throughput(Throughput::Elements(100_000));
     // Its setup (100,000 tasks, minutes) runs only when this benchmark is
     // not filtered out.
     let http = reqwest::Client::new();
@@ -306,5 +330,125 @@ fn scale_bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, plan_bench, scale_bench);
+/// 1,000 real `sleep` processes through the process containerizer on 10
+/// agents, beside the same scale on recording agents and the
+/// containerizer alone with and without cgroups: where the time goes.
+fn process_bench(c: &mut Criterion) {
+    if std::env::var("ORCH_BENCH_MARATHON_AGENTS").is_err() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let resources = "cpus:100;mem:100000;ports:[10000-20000]";
+    let recording = rt.block_on(platform("rec10", 10, resources, |_| {
+        Arc::new(RecordingContainerizer::new())
+    }));
+    let process = rt.block_on(platform("proc10", 10, resources, |dir| {
+        Arc::new(ProcessContainerizer::new(dir).expect("process containerizer"))
+    }));
+    let sleeps = r#"{"id": "/scale", "cmd": "sleep 600", "cpus": 0.01, "mem": 16, "instances": 0}"#;
+    let mut group = c.benchmark_group("marathon");
+    group.sampling_mode(SamplingMode::Flat).sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(1_000));
+    group.bench_function("scale_0_to_1000_instances_10_agents_recording", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += scale_once(&recording, SCALE_APP, 1_000, Duration::from_secs(30)).await;
+                }
+                total
+            })
+        });
+    });
+    group.bench_function("scale_0_to_1000_sleeps_10_agents_process", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += scale_once(&process, sleeps, 1_000, Duration::from_secs(60)).await;
+                }
+                total
+            })
+        });
+    });
+    group.finish();
+
+    // The containerizer alone: 1,000 launches at once, as an agent given
+    // them in one go starts them; timed until every launch returned.
+    let mut group = c.benchmark_group("process_containerizer");
+    group.sampling_mode(SamplingMode::Flat).sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(1_000));
+    let work = std::env::temp_dir().join(format!("orch-process-bench-{}", std::process::id()));
+    for cgroups in [true, false] {
+        let dir = work.join(if cgroups { "cg" } else { "plain" });
+        std::fs::create_dir_all(&dir).expect("work dir");
+        let containerizer = if cgroups {
+            ProcessContainerizer::new(&dir)
+        } else {
+            ProcessContainerizer::with_cgroups(&dir, None)
+        }
+        .expect("process containerizer");
+        if cgroups && containerizer.cgroups().is_none() {
+            eprintln!("process_containerizer/launch_1000_sleeps_cgroups skipped: no writable cgroup hierarchy");
+            continue;
+        }
+        let name = if cgroups {
+            "launch_1000_sleeps_cgroups"
+        } else {
+            "launch_1000_sleeps_no_cgroups"
+        };
+        let mut round = 0;
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        round += 1;
+                        let spec = orchestrator::core::ContainerSpec::shell("sleep 600");
+                        let ids: Vec<_> = (0..1_000)
+                            .map(|i| ContainerId::new(format!("r{round}-t{i}")).expect("id"))
+                            .collect();
+                        let sandboxes: Vec<_> = ids
+                            .iter()
+                            .map(|id| {
+                                let s = dir.join("sandboxes").join(id.as_str());
+                                std::fs::create_dir_all(&s).expect("sandbox");
+                                s
+                            })
+                            .collect();
+                        let started = Instant::now();
+                        let launches = ids
+                            .iter()
+                            .zip(&sandboxes)
+                            .map(|(id, sandbox)| containerizer.launch(id, &spec, sandbox));
+                        for r in futures_util::future::join_all(launches).await {
+                            r.expect("launch");
+                        }
+                        total += started.elapsed();
+                        // Untimed: every sleep stopped and its container gone.
+                        let ends = ids.iter().map(|id| containerizer.destroy(id));
+                        futures_util::future::join_all(ends).await;
+                        let _ = std::fs::remove_dir_all(dir.join("sandboxes"));
+                    }
+                    total
+                })
+            });
+        });
+    }
+    group.finish();
+    if let Some(cg) = ProcessContainerizer::new(work.join("cg"))
+        .ok()
+        .and_then(|c| c.cgroups().cloned())
+    {
+        cg.remove_if_empty();
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+criterion_group!(benches, plan_bench, scale_bench, process_bench);
 criterion_main!(benches);
