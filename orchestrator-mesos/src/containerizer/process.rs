@@ -1,6 +1,18 @@
 //! The process containerizer (Mesos's "mesos" containerizer without
-//! images): each task is a process tree in its own session and process
-//! group, with a sandbox directory, Mesos's environment, and cgroup limits.
+//! images): each task is a process tree in its own process group (and
+//! session, when it runs as another user), with a sandbox directory,
+//! Mesos's environment, and cgroup limits.
+//!
+//! How a task is started matters at scale: `fork` copies the agent's page
+//! tables, and an agent embedded in a big control plane (the all-in-one)
+//! paid milliseconds per task for it. So tasks start through
+//! `posix_spawn` (glibc's `clone(CLONE_VM|CLONE_VFORK)`, no copy), and
+//! joining the container's cgroups — which must happen before the task's
+//! own code runs, or its first children would escape them — is done by a
+//! three-line `/bin/sh` launcher that writes itself into the cgroups and
+//! `exec`s the task in place (Mesos uses its `mesos-containerizer launch`
+//! helper for the same). Only a task run as another user still forks, to
+//! change its ids in the child.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -47,8 +59,8 @@ struct Container {
     exit: watch::Receiver<Option<Termination>>,
 }
 
-/// Runs tasks as plain processes, isolated by process group, session and
-/// cgroups (v1 or v2). Tasks that name an image belong to another
+/// Runs tasks as plain processes, isolated by process group and cgroups
+/// (v1 or v2). Tasks that name an image belong to another
 /// containerizer.
 pub struct ProcessContainerizer {
     checkpoints: PathBuf,
@@ -82,9 +94,28 @@ fn now_secs() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Joins the cgroups whose `cgroup.procs` files `ORCH_CGROUP_PROCS` lists
+/// (writing "0" moves the writer), then becomes the task. Its arguments:
+/// the task's program and arguments.
+const LAUNCHER: &str = r#"IFS=:
+for f in $ORCH_CGROUP_PROCS; do echo 0 > "$f" || { echo "cannot join the container's cgroup $f" >&2; exit 127; }; done
+unset IFS ORCH_CGROUP_PROCS; exec "$@""#;
+
+/// Whether `program` names an executable file (a bare name: on `PATH`).
+fn executable(program: &str, path: Option<&str>) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let runs = |p: &Path| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        return runs(Path::new(program));
+    }
+    path.unwrap_or("/usr/local/bin:/usr/bin:/bin")
+        .split(':')
+        .any(|dir| runs(&Path::new(dir).join(program)))
+}
+
 fn signal_group(pid: i32, signal: Signal) {
-    // The task is the leader of its own process group (setsid), so its pid
-    // is the group id; an already-empty group is not an error here.
+    // The task leads its own process group, so its pid is the group id;
+    // an already-empty group is not an error here.
     let _ = killpg(Pid::from_raw(pid), signal);
 }
 
@@ -170,17 +201,11 @@ impl ProcessContainerizer {
         sandbox: &Path,
         cgroup: Option<&ContainerCgroup>,
     ) -> Result<tokio::process::Command> {
-        let mut cmd = match &spec.command {
-            Command::Shell(line) => {
-                let mut c = tokio::process::Command::new("/bin/sh");
-                c.arg("-c").arg(line);
-                c
-            }
-            Command::Exec { program, args } => {
-                let mut c = tokio::process::Command::new(program);
-                c.args(args);
-                c
-            }
+        let argv: Vec<&str> = match &spec.command {
+            Command::Shell(line) => vec!["/bin/sh", "-c", line],
+            Command::Exec { program, args } => std::iter::once(program.as_str())
+                .chain(args.iter().map(String::as_str))
+                .collect(),
             Command::ImageDefault { .. } => {
                 return Err(Error::Container {
                     container_id: id.to_string(),
@@ -189,6 +214,36 @@ impl ProcessContainerizer {
                 })
             }
         };
+        // Forks only to change users (see the module's doc); then the
+        // child also joins the cgroups itself.
+        let forks = spec.user.is_some();
+        let procs_files = cgroup.map(ContainerCgroup::procs_files).unwrap_or_default();
+        let launcher = !forks && !procs_files.is_empty();
+        let mut cmd = if launcher {
+            // The launcher's `exec` would fail inside the task's sandbox,
+            // after the launch was reported good: check the program here.
+            let path = spec.env.get("PATH").map(String::as_str);
+            let program = argv[0];
+            if !executable(program, path.or(std::env::var("PATH").ok().as_deref())) {
+                return Err(container_err(
+                    id,
+                    format!("cannot start `{program}`"),
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no such executable"),
+                ));
+            }
+            let mut c = tokio::process::Command::new("/bin/sh");
+            c.arg("-c").arg(LAUNCHER).arg("orchestrator-launch").args(&argv);
+            let joined: Vec<String> = procs_files.iter().map(|p| p.display().to_string()).collect();
+            c.env("ORCH_CGROUP_PROCS", joined.join(":"));
+            c
+        } else {
+            let mut c = tokio::process::Command::new(argv[0]);
+            c.args(&argv[1..]);
+            c
+        };
+        if !forks {
+            cmd.process_group(0);
+        }
         let open = |name: &str| {
             fs::OpenOptions::new()
                 .create(true)
@@ -228,9 +283,10 @@ impl ProcessContainerizer {
                 })?;
             cmd.uid(found.uid.as_raw()).gid(found.gid.as_raw());
         }
-        let procs: Vec<CString> = cgroup
-            .map(|cg| cg.procs_files())
-            .unwrap_or_default()
+        if !forks {
+            return Ok(cmd);
+        }
+        let procs: Vec<CString> = procs_files
             .iter()
             .filter_map(|p| CString::new(p.as_os_str().as_bytes()).ok())
             .collect();

@@ -223,7 +223,10 @@ async fn a_torn_down_framework_s_tasks_end_and_its_updates_stop() {
         (agent.unacknowledged() == 2).then_some(())
     })
     .await;
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let pid: i32 = until("the task's pid written", Duration::from_secs(10), async || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .await;
 
     let code = fw
         .call(json!({"framework_id": {"value": fw.id}, "type": "TEARDOWN"}))
@@ -449,8 +452,12 @@ async fn a_restarted_agent_recovers_its_running_task() {
     fw.launch("survivor", "echo $$ > pid; exec sleep 60").await;
     while fw.update(true).await.state != TaskState::Running {}
     let id = first.id().expect("registered");
-    let pid_file = find(&work, "pid").expect("the task wrote its pid");
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    // RUNNING means started, not that the task's first line has run.
+    let pid_file = until("the task's pid", Duration::from_secs(10), async || find(&work, "pid")).await;
+    let pid: i32 = until("the task's pid written", Duration::from_secs(10), async || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .await;
 
     // The agent crashes: all its work in this process stops; the task runs on.
     first.shutdown();
