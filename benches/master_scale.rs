@@ -146,7 +146,7 @@ fn master_scale(c: &mut Criterion) {
         for a in 0..APPS {
             let def = AppDefinition::from_json(
                 format!(
-                    r#"{{"id": "/scale/app{a}", "cmd": "sleep 1000", "cpus": 0.01, "mem": 1, "instances": {PER_APP}}}"#
+                    r#"{{"id": "/scale/app{a}", "cmd": "sleep 1000", "cpus": 0.01, "mem": 1, "instances": {PER_APP}, "portDefinitions": []}}"#
                 )
                 .as_bytes(),
             )
