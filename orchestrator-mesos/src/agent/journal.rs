@@ -1,6 +1,9 @@
-//! The agent's task journal, `<work_dir>/tasks.journal`: one JSON line per
-//! change — a task added before its container starts, removed when it ends
-//! — appended to one open file.
+//! The agent's journal, `<work_dir>/tasks.journal`: one JSON line per
+//! change — a task added before its container starts, removed when it
+//! ends; a status update made, acknowledged — appended to one open file.
+//! Status updates are checkpointed as Mesos's status update manager does,
+//! so an agent that crashes with updates unacknowledged sends them again
+//! after its restart: none is lost, and a task's stay in order.
 //!
 //! Why not a file per task (the earlier layout): creating and deleting tens
 //! of thousands of small files is where a busy agent spent its time —
@@ -8,7 +11,8 @@
 //! launches that was 40 % of the whole platform's CPU. An append costs one
 //! `write` and no inode. The journal is rewritten from the live tasks
 //! (through a temporary file and a rename) once it holds more than twice
-//! as many lines as there are tasks, so it stays proportional to what runs.
+//! as many lines as there are tasks and pending updates, so it stays
+//! proportional to what runs.
 //!
 //! Replay is idempotent (the last line about a task wins) and skips a torn
 //! last line, so a crash mid-append loses at most the change being written,
@@ -21,6 +25,8 @@ use std::path::{Path, PathBuf};
 
 use orchestrator_core::{ContainerId, FrameworkId, FrameworkInfo, TaskId, TaskInfo};
 use serde::{Deserialize, Serialize};
+
+use crate::api::agent::AgentUpdate;
 
 /// A task as checkpointed: enough to recover its container and re-register it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +52,21 @@ pub(super) enum Entry {
     Add(Box<CheckpointedTask>),
     /// A task ended.
     Remove { framework_id: FrameworkId, task_id: TaskId },
+    /// A status update was made; kept until acknowledged.
+    Update(Box<AgentUpdate>),
+    /// The master acknowledged an update.
+    Ack { uuid: String },
+    /// A framework was torn down: its updates are dropped.
+    DropFramework { framework_id: FrameworkId },
+}
+
+/// What a journal says is live.
+#[derive(Debug, Default)]
+pub(super) struct Replayed {
+    /// Tasks, in the order they were added.
+    pub(super) tasks: Vec<CheckpointedTask>,
+    /// Unacknowledged updates, in the order they were made.
+    pub(super) updates: Vec<AgentUpdate>,
 }
 
 /// Lines the journal may hold before its size is weighed against the live
@@ -100,13 +121,18 @@ impl Journal {
         self.lines > COMPACT_FLOOR && self.lines > 2 * live
     }
 
-    /// Replaces the journal by one `Add` line per task in `live`.
-    pub(super) fn rewrite(&mut self, live: Vec<CheckpointedTask>) -> std::io::Result<()> {
+    /// Replaces the journal by one `Add` line per task in `live` and one
+    /// `Update` line per update in `pending` (oldest first).
+    pub(super) fn rewrite(&mut self, live: Vec<CheckpointedTask>, pending: Vec<AgentUpdate>) -> std::io::Result<()> {
         let tmp = self.path.with_extension("journal.tmp");
-        let mut buf = Vec::with_capacity(live.len() * 512);
-        let n = live.len();
-        for t in live {
-            serde_json::to_writer(&mut buf, &Entry::Add(Box::new(t))).map_err(std::io::Error::other)?;
+        let mut buf = Vec::with_capacity((live.len() + pending.len()) * 512);
+        let n = live.len() + pending.len();
+        let entries = live
+            .into_iter()
+            .map(|t| Entry::Add(Box::new(t)))
+            .chain(pending.into_iter().map(|u| Entry::Update(Box::new(u))));
+        for e in entries {
+            serde_json::to_writer(&mut buf, &e).map_err(std::io::Error::other)?;
             buf.push(b'\n');
         }
         let written = std::fs::write(&tmp, &buf).and_then(|()| std::fs::rename(&tmp, &self.path));
@@ -121,11 +147,10 @@ impl Journal {
         Ok(())
     }
 
-    /// The tasks the journal at `path` says are live, in the order they
-    /// were added; counts its lines for the next rewrite.
-    pub(super) fn replay(&mut self) -> Vec<CheckpointedTask> {
+    /// What the journal says is live; counts its lines for the next rewrite.
+    pub(super) fn replay(&mut self) -> Replayed {
         let Ok(bytes) = std::fs::read(&self.path) else {
-            return Vec::new();
+            return Replayed::default();
         };
         let (live, lines) = replay(&bytes);
         self.lines = lines;
@@ -139,11 +164,13 @@ impl Journal {
     }
 }
 
-/// The live tasks of a journal's bytes and its line count. Lines that do
+/// What a journal's bytes say is live, and its line count. Lines that do
 /// not parse (a torn last append) are skipped.
-fn replay(bytes: &[u8]) -> (Vec<CheckpointedTask>, usize) {
+fn replay(bytes: &[u8]) -> (Replayed, usize) {
     let mut order: Vec<(FrameworkId, TaskId)> = Vec::new();
     let mut live: HashMap<(FrameworkId, TaskId), CheckpointedTask> = HashMap::new();
+    let mut updates: Vec<Option<AgentUpdate>> = Vec::new();
+    let mut by_uuid: HashMap<String, usize> = HashMap::new();
     let mut lines = 0;
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         lines += 1;
@@ -157,11 +184,29 @@ fn replay(bytes: &[u8]) -> (Vec<CheckpointedTask>, usize) {
             Ok(Entry::Remove { framework_id, task_id }) => {
                 live.remove(&(framework_id, task_id));
             }
+            Ok(Entry::Update(u)) => {
+                let Some(uuid) = u.status.uuid.clone() else { continue };
+                by_uuid.insert(uuid, updates.len());
+                updates.push(Some(*u));
+            }
+            Ok(Entry::Ack { uuid }) => {
+                if let Some(at) = by_uuid.remove(&uuid) {
+                    updates[at] = None;
+                }
+            }
+            Ok(Entry::DropFramework { framework_id }) => {
+                for u in &mut updates {
+                    if u.as_ref().is_some_and(|u| u.framework_id == framework_id) {
+                        *u = None;
+                    }
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "a line of the task journal does not parse; skipped"),
         }
     }
     let tasks = order.into_iter().filter_map(|k| live.remove(&k)).collect();
-    (tasks, lines)
+    let updates = updates.into_iter().flatten().collect();
+    (Replayed { tasks, updates }, lines)
 }
 
 #[cfg(test)]
@@ -192,6 +237,39 @@ mod tests {
         dir
     }
 
+    fn update(task: &str, uuid: &str) -> AgentUpdate {
+        let state = orchestrator_core::TaskState::Running;
+        let mut status = orchestrator_core::TaskStatus::new(TaskId::new(task).unwrap(), state);
+        status.uuid = Some(uuid.into());
+        AgentUpdate {
+            framework_id: FrameworkId::new("f").unwrap(),
+            status,
+        }
+    }
+
+    #[test]
+    fn updates_stay_until_acknowledged_or_their_framework_is_dropped() {
+        let dir = scratch("updates");
+        let mut j = Journal::new(dir.join("tasks.journal"));
+        let mut other = update("b", "u3");
+        other.framework_id = FrameworkId::new("g").unwrap();
+        let entries = [
+            Entry::Update(Box::new(update("a", "u1"))),
+            Entry::Update(Box::new(update("a", "u2"))),
+            Entry::Update(Box::new(other.clone())),
+            Entry::Ack { uuid: "u1".into() },
+            Entry::Update(Box::new(update("c", "u4"))),
+            Entry::DropFramework {
+                framework_id: FrameworkId::new("f").unwrap(),
+            },
+            Entry::Update(Box::new(update("d", "u5"))),
+        ];
+        j.append(&entries).unwrap();
+        let replayed = Journal::new(j.path().to_path_buf()).replay();
+        assert_eq!(replayed.updates, [other, update("d", "u5")]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     fn remove(fw: &str, id: &str) -> Entry {
         Entry::Remove {
             framework_id: FrameworkId::new(fw).unwrap(),
@@ -214,7 +292,7 @@ mod tests {
         let mut f = std::fs::OpenOptions::new().append(true).open(j.path()).unwrap();
         f.write_all(br#"{"add": {"framework": {"#).unwrap();
         let mut again = Journal::new(j.path().to_path_buf());
-        let live = again.replay();
+        let live = again.replay().tasks;
         let ids: Vec<_> = live
             .iter()
             .map(|t| format!("{}/{}", t.framework.id.as_ref().unwrap(), t.task.task_id))
@@ -223,7 +301,7 @@ mod tests {
         assert_eq!(again.lines, 5);
         // Appending after the torn line starts a new line that parses.
         again.append(&[remove("f", "b")]).unwrap();
-        let live = Journal::new(j.path().to_path_buf()).replay();
+        let live = Journal::new(j.path().to_path_buf()).replay().tasks;
         assert_eq!(live.len(), 1, "the torn line swallowed the next one: {live:?}");
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -239,17 +317,18 @@ mod tests {
                 j.append(&[remove("f", &id)]).unwrap();
             }
         }
-        let live = Journal::new(j.path().to_path_buf()).replay();
+        let live = Journal::new(j.path().to_path_buf()).replay().tasks;
         assert_eq!(live.len(), 15);
         assert!(j.wants_rewrite(live.len()));
-        j.rewrite(live.clone()).unwrap();
+        j.rewrite(live.clone(), vec![update("t7", "u1")]).unwrap();
         assert!(!j.wants_rewrite(live.len()));
         j.append(&[remove("f", "t0")]).unwrap();
         let after = Journal::new(j.path().to_path_buf()).replay();
-        assert_eq!(after.len(), 14);
-        assert_eq!(after, live[1..]);
+        assert_eq!(after.tasks.len(), 14);
+        assert_eq!(after.tasks, live[1..]);
+        assert_eq!(after.updates, [update("t7", "u1")]);
         let text = std::fs::read_to_string(j.path()).unwrap();
-        assert_eq!(text.lines().count(), 16);
+        assert_eq!(text.lines().count(), 17);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -21,7 +21,10 @@ mod journal;
 mod recovery;
 mod updates;
 
-use crate::api::agent::{AgentCommand, AgentUpdate, AgentUpdates, RegisterAgent, MAX_UPDATE_BATCH};
+use crate::api::agent::{AgentCommand, AgentUpdate, AgentUpdates, AgentUpdatesAnswer, RegisterAgent, MAX_UPDATE_BATCH};
+
+/// How soon an update the master deferred (its framework was busy) is sent again.
+const DEFERRED_RETRY: Duration = Duration::from_millis(200);
 use crate::api::recordio::Records;
 use crate::{Error, Result};
 
@@ -288,6 +291,19 @@ impl Agent {
         }
     }
 
+    /// The journal; taken before `books` when both are.
+    fn journal(&self) -> std::sync::MutexGuard<'_, journal::Journal> {
+        self.inner.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends to the journal; a failure is logged (the change stands in
+    /// memory, but a restarted agent will not know it).
+    fn journal_append(&self, journal: &mut journal::Journal, entry: journal::Entry) {
+        if let Err(e) = journal.append(std::slice::from_ref(&entry)) {
+            tracing::warn!(path = %journal.path().display(), error = %e, "cannot write to the agent's journal: a restarted agent will not know this change");
+        }
+    }
+
     fn books(&self) -> std::sync::MutexGuard<'_, Books> {
         self.inner.books.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -500,10 +516,15 @@ impl Agent {
                 task_id,
                 uuid,
             } => {
+                let mut journal = self.journal();
                 let mut books = self.books();
-                if books.updates.acknowledge(&framework_id, &task_id, &uuid) && books.updates.has_ready() {
+                if books.updates.acknowledge(&framework_id, &task_id, &uuid) {
+                    let more = books.updates.has_ready();
                     drop(books);
-                    self.inner.updates_ready.notify_one();
+                    self.journal_append(&mut journal, journal::Entry::Ack { uuid });
+                    if more {
+                        self.inner.updates_ready.notify_one();
+                    }
                 }
             }
             AgentCommand::ShutdownFramework { framework_id } => self.shutdown_framework(&framework_id),
@@ -514,6 +535,11 @@ impl Agent {
     /// master would never acknowledge them) and its tasks are killed.
     fn shutdown_framework(&self, framework_id: &FrameworkId) {
         let tasks: Vec<TaskId> = {
+            let mut journal = self.journal();
+            let dropped = journal::Entry::DropFramework {
+                framework_id: framework_id.clone(),
+            };
+            self.journal_append(&mut journal, dropped);
             let mut books = self.books();
             books.updates.drop_framework(framework_id);
             let tasks: Vec<TaskId> = books
@@ -577,8 +603,22 @@ impl Agent {
             return;
         };
         let n = updates.len();
-        match self.inner.http.post(&url).json(&AgentUpdates { updates }).send().await {
-            Ok(resp) if resp.status().is_success() => {}
+        let body = AgentUpdates { updates };
+        match self.inner.http.post(&url).json(&body).send().await {
+            Ok(resp) if resp.status().is_success() => {
+                let answer: AgentUpdatesAnswer = resp.json().await.unwrap_or_default();
+                if !answer.deferred.is_empty() {
+                    let at = Instant::now() + DEFERRED_RETRY;
+                    let deferred: std::collections::HashSet<&str> =
+                        answer.deferred.iter().map(String::as_str).collect();
+                    let mut books = self.books();
+                    for u in &body.updates {
+                        if let Some(uuid) = u.status.uuid.as_deref().filter(|x| deferred.contains(x)) {
+                            books.updates.defer(&u.framework_id, &u.status.task_id, uuid, at);
+                        }
+                    }
+                }
+            }
             Ok(resp) => {
                 let status = resp.status();
                 let text = resp.text().await.unwrap_or_default();
@@ -613,6 +653,9 @@ impl Agent {
             .ok()
             .map(|d| d.as_secs_f64());
         status.uuid = Some(new_uuid());
+        // The journal is locked first (and held while the update is
+        // queued), so the updates are journaled in the order they queue.
+        let mut journal = self.journal();
         {
             let mut books = self.books();
             if let Some(running) = books.tasks.get_mut(&(framework_id.clone(), task_id.clone())) {
@@ -626,11 +669,15 @@ impl Agent {
                 }
                 return;
             }
-            books.updates.push(AgentUpdate {
+            let update = AgentUpdate {
                 framework_id: framework_id.clone(),
                 status,
-            });
+            };
+            books.updates.push(update.clone());
+            drop(books);
+            self.journal_append(&mut journal, journal::Entry::Update(Box::new(update)));
         }
+        drop(journal);
         self.inner.updates_ready.notify_one();
     }
 

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::journal::{CheckpointedTask, Entry};
 use super::{Agent, Running};
+use crate::api::agent::AgentUpdate;
 use crate::api::agent::{ReregisterAgent, ReregisteredTask};
 use crate::{Error, Result};
 
@@ -76,46 +77,47 @@ impl Agent {
 
     /// Records a task before its container starts.
     pub(super) fn checkpoint_task(&self, framework_id: &FrameworkId, task_id: &TaskId) {
-        let mut journal = self.inner.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let mut journal = self.journal();
         let record = self.record(&self.books(), &(framework_id.clone(), task_id.clone()));
         if let Some(record) = record {
-            if let Err(e) = journal.append(&[Entry::Add(Box::new(record))]) {
-                tracing::warn!(path = %journal.path().display(), error = %e, "cannot checkpoint a task: a restarted agent will not recover it");
-            }
+            self.journal_append(&mut journal, Entry::Add(Box::new(record)));
         }
     }
 
     /// Forgets a task that ended; rewrites the journal once it is mostly
     /// ended tasks.
     pub(super) fn forget_task(&self, framework_id: &FrameworkId, task_id: &TaskId) {
-        let mut journal = self.inner.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let mut journal = self.journal();
         let removed = Entry::Remove {
             framework_id: framework_id.clone(),
             task_id: task_id.clone(),
         };
-        if let Err(e) = journal.append(&[removed]) {
-            tracing::warn!(path = %journal.path().display(), error = %e, "cannot record an ended task: a restarted agent will report it failed");
-        }
-        let live = self.books().tasks.len();
+        self.journal_append(&mut journal, removed);
+        let live = {
+            let books = self.books();
+            books.tasks.len() + books.updates.len()
+        };
         if journal.wants_rewrite(live) {
             self.rewrite_journal(&mut journal);
         }
     }
 
-    /// Replaces the journal by the tasks in the books.
+    /// Replaces the journal by the tasks and unacknowledged updates in the books.
     fn rewrite_journal(&self, journal: &mut super::journal::Journal) {
-        let live: Vec<CheckpointedTask> = {
+        let (live, pending) = {
             let books = self.books();
-            books.tasks.keys().filter_map(|k| self.record(&books, k)).collect()
+            let live: Vec<CheckpointedTask> = books.tasks.keys().filter_map(|k| self.record(&books, k)).collect();
+            (live, books.updates.pending())
         };
-        if let Err(e) = journal.rewrite(live) {
+        if let Err(e) = journal.rewrite(live, pending) {
             tracing::warn!(path = %journal.path().display(), error = %e, "cannot rewrite the task journal; it keeps growing");
         }
     }
 
-    /// Every task the work directory lists: the journal's, and those of
-    /// the older layouts (`legacy`, and a file per task).
-    fn checkpointed_tasks(&self, legacy: Vec<CheckpointedTask>) -> Vec<CheckpointedTask> {
+    /// Every task the work directory lists — the journal's, and those of
+    /// the older layouts (`legacy`, and a file per task) — and the
+    /// unacknowledged updates.
+    fn checkpointed(&self, legacy: Vec<CheckpointedTask>) -> (Vec<CheckpointedTask>, Vec<AgentUpdate>) {
         let mut out = legacy;
         for fw in std::fs::read_dir(self.legacy_tasks_dir())
             .into_iter()
@@ -134,9 +136,9 @@ impl Agent {
                 }
             }
         }
-        let journaled = self.inner.journal.lock().unwrap_or_else(|p| p.into_inner()).replay();
-        out.extend(journaled);
-        out
+        let journaled = self.journal().replay();
+        out.extend(journaled.tasks);
+        (out, journaled.updates)
     }
 
     /// Takes back what the checkpoint says this agent ran.
@@ -148,10 +150,23 @@ impl Agent {
             return;
         };
         *self.inner.agent_id.lock().unwrap_or_else(|p| p.into_inner()) = cp.agent_id;
-        let cp = Checkpoint {
-            agent_id: None,
-            tasks: self.checkpointed_tasks(cp.tasks),
-        };
+        let (tasks, updates) = self.checkpointed(cp.tasks);
+        let cp = Checkpoint { agent_id: None, tasks };
+        // Updates the last run did not have acknowledged go out again,
+        // before anything this run reports.
+        let resent = updates.len();
+        {
+            let mut books = self.books();
+            for u in updates {
+                books.updates.push(u);
+            }
+        }
+        if resent > 0 {
+            tracing::info!(
+                updates = resent,
+                "status updates not acknowledged before the restart are sent again"
+            );
+        }
         self.inner.registered.store(false, Ordering::SeqCst);
         let mut lost = Vec::new();
         for (index, c) in self.inner.containerizers.iter().enumerate() {
@@ -195,7 +210,7 @@ impl Agent {
         self.checkpoint();
         // The journal now lists exactly the recovered tasks; the older
         // layouts' files are gone.
-        self.rewrite_journal(&mut self.inner.journal.lock().unwrap_or_else(|p| p.into_inner()));
+        self.rewrite_journal(&mut self.journal());
         let legacy = self.legacy_tasks_dir();
         if legacy.exists() {
             if let Err(e) = std::fs::remove_dir_all(&legacy) {

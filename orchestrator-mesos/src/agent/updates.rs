@@ -84,6 +84,13 @@ impl UpdateStreams {
         self.len += 1;
     }
 
+    /// Every unacknowledged update, oldest first (for a checkpoint).
+    pub(crate) fn pending(&self) -> Vec<AgentUpdate> {
+        let mut all: Vec<&Pending> = self.streams.values().flatten().collect();
+        all.sort_unstable_by_key(|p| p.seq);
+        all.into_iter().map(|p| p.update.clone()).collect()
+    }
+
     /// Up to `max` heads that are due, oldest first, marked sent at `now`.
     pub(crate) fn take_ready(&mut self, now: Instant, max: usize) -> Vec<AgentUpdate> {
         let mut out = Vec::new();
@@ -102,6 +109,17 @@ impl UpdateStreams {
     /// Whether heads wait to be sent now.
     pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()
+    }
+
+    /// The master held back update `uuid` of a task (its framework is
+    /// busy): it is sent again at `at`, with the backoff it had before.
+    pub(crate) fn defer(&mut self, framework_id: &FrameworkId, task_id: &TaskId, uuid: &str, at: Instant) {
+        let key = (framework_id.clone(), task_id.clone());
+        let head = self.streams.get_mut(&key).and_then(VecDeque::front_mut);
+        if let Some(head) = head.filter(|h| h.uuid == uuid) {
+            head.next = Some(at);
+            head.backoff = (head.backoff / 2).max(self.retry);
+        }
     }
 
     /// Makes heads whose retry time has come ready again.

@@ -65,6 +65,18 @@ pub struct AgentUpdates {
     pub updates: Vec<AgentUpdate>,
 }
 
+/// The master's answer to [`AgentUpdates`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentUpdatesAnswer {
+    /// Updates not taken (`task_id`, `message`); sent again at their retry.
+    #[serde(default)]
+    pub refused: Vec<serde_json::Value>,
+    /// Uuids of updates held back because their framework's stream is
+    /// full; the agent sends them again shortly.
+    #[serde(default)]
+    pub deferred: Vec<String>,
+}
+
 /// An agent's first registration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RegisterAgent {

@@ -75,7 +75,19 @@ pub(super) enum Sink {
     Local(mpsc::Sender<Event>),
 }
 
+/// Room kept in a framework's stream for events other than status
+/// updates (offers, rescinds, heartbeats) when updates are held back.
+pub(super) const STREAM_RESERVE: usize = 1 << 10;
+
 impl Sink {
+    /// Events that can still be queued.
+    fn room(&self) -> usize {
+        match self {
+            Sink::Http(tx) => tx.capacity(),
+            Sink::Local(tx) => tx.capacity(),
+        }
+    }
+
     /// `false` when the subscriber is gone or too slow to keep up.
     fn send(&self, event: &Event) -> bool {
         match self {
@@ -233,6 +245,17 @@ impl<A: Allocator + 'static> MasterHandle<A> {
             lock(&self.shared.streams).remove(&fw);
             lock(&self.shared.master).disconnect(&fw, Instant::now());
         }
+    }
+
+    /// How many status updates `framework_id`'s stream takes now (keeping
+    /// [`STREAM_RESERVE`] for other events); `None` when it has no stream.
+    /// Updates beyond it are not forwarded but deferred to the agent, which
+    /// sends them again shortly: a framework slower than its agents slows
+    /// its own updates, never the master, and is not cut off for it.
+    pub(super) fn update_room(&self, framework_id: &FrameworkId) -> Option<usize> {
+        lock(&self.shared.streams)
+            .get(framework_id)
+            .map(|s| s.sink.room().saturating_sub(STREAM_RESERVE))
     }
 
     /// Subscribes a framework (`call` is a `SUBSCRIBE`) with its events

@@ -290,7 +290,9 @@ async fn agent_update<A: Allocator + 'static>(
 
 /// A batch of status updates, applied in order under one lock. Updates the
 /// master cannot take (their framework is unknown) are listed in the
-/// answer; the agent sends them again later, as after a lost request.
+/// answer as `refused`; the agent sends them again later, as after a lost
+/// request. Updates whose framework's stream is full are `deferred` by
+/// uuid, not applied: the agent sends them again shortly.
 async fn agent_updates<A: Allocator + 'static>(
     State(h): State<MasterHandle<A>>,
     Path(raw): Path<String>,
@@ -316,12 +318,25 @@ async fn agent_updates<A: Allocator + 'static>(
     let now = Instant::now();
     let mut effects = Vec::with_capacity(batch.updates.len());
     let mut refused = Vec::new();
+    let mut deferred = Vec::new();
+    let mut room: std::collections::HashMap<FrameworkId, Option<usize>> = std::collections::HashMap::new();
+    for u in &batch.updates {
+        room.entry(u.framework_id.clone())
+            .or_insert_with(|| h.update_room(&u.framework_id));
+    }
     {
         let mut master = lock(&h.shared.master);
         if !master.agents().contains_key(&id) {
             return error(StatusCode::NOT_FOUND, format!("Unknown agent {id}: register first"));
         }
         for u in batch.updates {
+            if let Some(Some(left)) = room.get_mut(&u.framework_id) {
+                if *left == 0 {
+                    deferred.extend(u.status.uuid);
+                    continue;
+                }
+                *left -= 1;
+            }
             let task_id = u.status.task_id.clone();
             match master.status_update(&id, &u.framework_id, u.status, now) {
                 Ok(e) => effects.extend(e),
@@ -330,7 +345,11 @@ async fn agent_updates<A: Allocator + 'static>(
         }
     }
     h.dispatch(effects);
-    (StatusCode::ACCEPTED, Json(json!({ "refused": refused }))).into_response()
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "refused": refused, "deferred": deferred })),
+    )
+        .into_response()
 }
 
 async fn state<A: Allocator + 'static>(State(h): State<MasterHandle<A>>) -> Response {
