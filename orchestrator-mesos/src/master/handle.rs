@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::body::Bytes;
-use orchestrator_core::{AgentId, Allocator, FrameworkId};
+use orchestrator_core::{AgentId, Allocator, FrameworkId, TaskId};
 use tokio::sync::mpsc;
 
 use super::state::{Effect, Master};
@@ -37,13 +37,14 @@ const MAX_AGENT_BACKLOG: usize = 65_536;
 #[derive(Default)]
 pub(super) struct AgentLink {
     pub(super) tx: Option<mpsc::Sender<Bytes>>,
-    backlog: std::collections::VecDeque<Bytes>,
+    /// Commands waiting, with the task each launches (if it does).
+    backlog: std::collections::VecDeque<(Option<TaskId>, Bytes)>,
 }
 
 impl AgentLink {
     /// Sends what waits, in order, as far as the stream takes it.
     pub(super) fn flush(&mut self) {
-        while let (Some(tx), Some(front)) = (&self.tx, self.backlog.front()) {
+        while let (Some(tx), Some((_, front))) = (&self.tx, self.backlog.front()) {
             match tx.try_send(front.clone()) {
                 Ok(()) => {
                     self.backlog.pop_front();
@@ -54,12 +55,23 @@ impl AgentLink {
         }
     }
 
-    fn send(&mut self, command: Bytes) {
-        self.backlog.push_back(command);
+    fn send(&mut self, launches: Option<TaskId>, command: Bytes) {
+        self.backlog.push_back((launches, command));
         if self.backlog.len() > MAX_AGENT_BACKLOG {
             self.backlog.pop_front();
         }
         self.flush();
+    }
+
+    /// The agent re-registered: its old command stream is dead (what is
+    /// queued from now on waits for the new one), and the launches of
+    /// `lost` tasks, declared lost meanwhile, must never reach it.
+    pub(super) fn reconnecting(&mut self, lost: &std::collections::HashSet<TaskId>) {
+        self.tx = None;
+        if !lost.is_empty() {
+            self.backlog
+                .retain(|(task, _)| task.as_ref().is_none_or(|t| !lost.contains(t)));
+        }
     }
 }
 
@@ -200,7 +212,8 @@ impl<A: Allocator + 'static> MasterHandle<A> {
                     if watched {
                         let _ = self.shared.operator.send(super::events::task_added(&framework, &task));
                     }
-                    self.to_agent(&agent_id, &AgentCommand::Launch { framework, task });
+                    let launches = Some(task.task_id.clone());
+                    self.send_to_agent(&agent_id, launches, &AgentCommand::Launch { framework, task });
                 }
                 Effect::Kill {
                     agent_id,
@@ -340,11 +353,15 @@ impl<A: Allocator + 'static> MasterHandle<A> {
     /// Sends a command to an agent, or keeps it until the agent's command
     /// stream opens (a restarting agent must still get its kills).
     fn to_agent(&self, agent_id: &AgentId, command: &AgentCommand) {
+        self.send_to_agent(agent_id, None, command);
+    }
+
+    fn send_to_agent(&self, agent_id: &AgentId, launches: Option<TaskId>, command: &AgentCommand) {
         let Ok(json) = serde_json::to_vec(command) else { return };
         lock(&self.shared.agents)
             .entry(agent_id.clone())
             .or_default()
-            .send(Bytes::from(recordio::encode(&json)));
+            .send(launches, Bytes::from(recordio::encode(&json)));
     }
 
     /// Allocation rounds, framework heartbeats and agent/failover checks,

@@ -15,16 +15,15 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use orchestrator_core::{AgentId, Allocator, FrameworkId};
+use orchestrator_core::{AgentId, Allocator, FrameworkId, TaskId};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
 use super::handle::{lock, MasterHandle, Sink, STREAM_BUFFER};
-use super::state::{AgentState, TaskEntry};
 use crate::api::agent::{AgentUpdate, AgentUpdates, RegisterAgent, ReregisterAgent, MAX_UPDATE_BATCH};
-use crate::api::json::{error, refuse_non_json, resources_json};
+use crate::api::json::{error, refuse_non_json};
 use crate::api::scheduler::{Call, SchedulerCall};
 use crate::Error;
 
@@ -194,13 +193,32 @@ async fn agent_reregister<A: Allocator + 'static>(State(h): State<MasterHandle<A
     let result = {
         let mut master = lock(&h.shared.master);
         let result = master.reregister_agent(req.agent_id, req.agent_info, tasks, Instant::now());
-        if result.is_ok() {
+        if let Ok(effects) = &result {
             h.announce_agent(&master, &id);
+            // Under the master's lock: no launch for a lost task can be
+            // queued after its removal from the backlog.
+            let lost: std::collections::HashSet<TaskId> = effects
+                .iter()
+                .filter_map(|e| match e {
+                    super::state::Effect::ToFramework { event, .. } => {
+                        event.update.as_ref().map(|u| u.status.task_id.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            lock(&h.shared.agents)
+                .entry(id.clone())
+                .or_default()
+                .reconnecting(&lost);
         }
         result
     };
     match result {
-        Ok(()) => Json(json!({ "agent_id": id })).into_response(),
+        Ok(effects) => {
+            h.dispatch(effects);
+            h.shared.allocate_soon.notify_one();
+            Json(json!({ "agent_id": id })).into_response()
+        }
         Err(e) => bad_request(e),
     }
 }
@@ -353,87 +371,17 @@ async fn agent_updates<A: Allocator + 'static>(
 }
 
 async fn state<A: Allocator + 'static>(State(h): State<MasterHandle<A>>) -> Response {
-    let master = lock(&h.shared.master);
-    let task_json = |fw: &FrameworkId, t: &TaskEntry| {
-        json!({
-            "id": t.info.task_id.as_str(),
-            "name": t.info.name,
-            "framework_id": fw.as_str(),
-            "slave_id": t.info.agent_id.as_str(),
-            "state": t.state,
-            "resources": resources_json(&t.info.resources),
-            "statuses": t.status.iter().collect::<Vec<_>>(),
-        })
+    let who = super::state_json::Identity {
+        me: h.info(),
+        leader: h.leader(),
+        elected_time: if h.leads() { h.elected_time() } else { None },
     };
-    let slaves: Vec<_> = master
-        .agents()
-        .iter()
-        .map(|(id, a)| {
-            json!({
-                "id": id.as_str(),
-                "hostname": a.info.hostname,
-                "port": a.info.port,
-                "resources": resources_json(&a.info.resources),
-                "attributes": a.info.attributes,
-                "active": a.state == AgentState::Active,
-            })
-        })
-        .collect();
-    let frameworks: Vec<_> = master
-        .frameworks()
-        .iter()
-        .map(|(id, f)| {
-            let offers: Vec<_> = master
-                .offers()
-                .filter(|o| o.framework_id == *id)
-                .map(|o| o.id.as_str())
-                .collect();
-            json!({
-                "id": id.as_str(),
-                "name": f.info.name,
-                "user": f.info.user,
-                "roles": f.info.effective_roles(),
-                "active": f.connected,
-                "connected": f.connected,
-                "failover_timeout": f.info.failover_timeout.unwrap_or(0.0),
-                "tasks": f.tasks.values().map(|t| task_json(id, t)).collect::<Vec<_>>(),
-                "completed_tasks": f.completed.iter().map(|t| task_json(id, t)).collect::<Vec<_>>(),
-                "offers": offers,
-            })
-        })
-        .collect();
-    let active = master
-        .agents()
-        .values()
-        .filter(|a| a.state == AgentState::Active)
-        .count();
-    let recovered: Vec<_> = master
-        .recovering_agents()
-        .values()
-        .map(|(info, _)| {
-            json!({
-                "id": info.id.as_ref().map(AgentId::as_str),
-                "hostname": info.hostname,
-                "port": info.port,
-                "resources": resources_json(&info.resources),
-                "attributes": info.attributes,
-            })
-        })
-        .collect();
-    let me = h.info();
-    let leader = h.leader();
-    Json(json!({
-        "id": master.config().master_id,
-        "pid": me.as_ref().map(|m| m.pid.clone()),
-        "hostname": me.as_ref().map(|m| m.hostname.clone()),
-        "leader": leader.as_ref().map(|l| l.pid.clone()),
-        "leader_info": leader,
-        "elected_time": if h.leads() { h.elected_time() } else { None },
-        "recovered_slaves": recovered,
-        "activated_slaves": active,
-        "deactivated_slaves": master.agents().len() - active,
-        "slaves": slaves,
-        "frameworks": frameworks,
-    }))
-    .into_response()
+    let body = super::state_json::render(&lock(&h.shared.master), &who);
+    match body {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render the state: {e}"),
+        ),
+    }
 }

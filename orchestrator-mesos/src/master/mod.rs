@@ -13,6 +13,7 @@ mod leading;
 mod operator;
 mod registry;
 mod state;
+mod state_json;
 
 pub use handle::MasterHandle;
 pub use http::MAX_BODY;

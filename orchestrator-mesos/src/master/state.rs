@@ -329,7 +329,8 @@ impl<A: Allocator> Master<A> {
 
     /// An agent that restarted (or a master that restarted) comes back with
     /// its id and the tasks it still runs. A known agent becomes active
-    /// again; an unknown or recovering one is added with those tasks'
+    /// again, and its tasks it does not list end `TASK_LOST` (the returned
+    /// effects tell their frameworks); an unknown or recovering one is added with those tasks'
     /// resources in use. A framework this master does not know yet (it
     /// failed over and the framework has not re-subscribed) is recovered
     /// from the task's framework info: disconnected, with its tasks, and
@@ -343,10 +344,11 @@ impl<A: Allocator> Master<A> {
         mut info: AgentInfo,
         tasks: Vec<ReregisteredTask>,
         now: Instant,
-    ) -> Result<()> {
+    ) -> Result<Vec<Effect>> {
         info.id = Some(agent_id.clone());
         if self.agents.contains_key(&agent_id) {
-            return self.agent_heartbeat(&agent_id, now);
+            self.agent_heartbeat(&agent_id, now)?;
+            return Ok(self.reconcile_known_agent(&agent_id, &tasks));
         }
         for t in &tasks {
             if self.frameworks.contains_key(&t.framework_id) {
@@ -408,7 +410,55 @@ impl<A: Allocator> Master<A> {
                 state: AgentState::Active,
             },
         );
-        Ok(())
+        Ok(Vec::new())
+    }
+
+    /// A known agent came back (it restarted): tasks this master placed on
+    /// it that it does not list never ran there or did not survive — their
+    /// launch was lost with the agent's old command stream, or the agent
+    /// crashed before checkpointing them. They end `TASK_LOST` (reason
+    /// agent restarted), their resources return, and their frameworks are
+    /// told, as Mesos's master reconciles a re-registering agent. Returns
+    /// the effects: one `TASK_LOST` update per task.
+    fn reconcile_known_agent(&mut self, agent_id: &AgentId, reported: &[ReregisteredTask]) -> Vec<Effect> {
+        let listed: std::collections::HashSet<(&FrameworkId, &TaskId)> =
+            reported.iter().map(|t| (&t.framework_id, &t.task.task_id)).collect();
+        let mut effects = Vec::new();
+        let mut freed = Vec::new();
+        for (fw_id, f) in &mut self.frameworks {
+            let gone: Vec<TaskId> = f
+                .tasks
+                .values()
+                .filter(|t| &t.info.agent_id == agent_id && !listed.contains(&(fw_id, &t.info.task_id)))
+                .map(|t| t.info.task_id.clone())
+                .collect();
+            for id in gone {
+                let Some(mut done) = f.tasks.remove(&id) else { continue };
+                let s = master_update(
+                    id,
+                    Some(agent_id.clone()),
+                    TaskState::Lost,
+                    TaskReason::ReasonAgentRestarted,
+                    "The agent restarted without this task".into(),
+                );
+                freed.push((fw_id.clone(), done.info.resources.clone()));
+                done.state = TaskState::Lost;
+                done.status = Some(s.clone());
+                f.completed.push(done);
+                if f.completed.len() > COMPLETED_KEPT {
+                    f.completed.remove(0);
+                }
+                effects.push(Effect::ToFramework {
+                    framework_id: fw_id.clone(),
+                    event: Box::new(Event::update(s)),
+                });
+            }
+        }
+        for (fw_id, resources) in freed {
+            self.allocator
+                .recover_resources(&fw_id, agent_id, &resources, None, Instant::now());
+        }
+        effects
     }
 
     /// Notes that an agent is alive; an unreachable agent becomes active again.

@@ -13,4 +13,5 @@ mod master;
 mod master_http;
 mod process_containerizer;
 mod scheduler_api;
+mod update_burst;
 mod zk_store;
