@@ -83,6 +83,8 @@ pub(super) struct Journal {
     /// The file ends in a torn line (found by replay): the next append
     /// starts on a line of its own.
     torn: bool,
+    /// Acknowledgements not written yet (see [`note_ack`](Self::note_ack)).
+    acks: Vec<u8>,
 }
 
 impl Journal {
@@ -93,15 +95,37 @@ impl Journal {
             file: None,
             lines: 0,
             torn: false,
+            acks: Vec::new(),
         }
     }
 
-    /// Appends `entries` in one write.
+    /// Notes that update `uuid` was acknowledged; written with the next
+    /// append or [`flush`](Self::flush). Losing it in a crash only makes
+    /// the restarted agent send the update once more (at least once), so
+    /// it need not cost a write of its own.
+    pub(super) fn note_ack(&mut self, uuid: String) {
+        let entry = Entry::Ack { uuid };
+        if serde_json::to_writer(&mut self.acks, &entry).is_ok() {
+            self.acks.push(b'\n');
+            self.lines += 1;
+        }
+    }
+
+    /// Writes the noted acknowledgements.
+    pub(super) fn flush(&mut self) -> std::io::Result<()> {
+        if self.acks.is_empty() {
+            return Ok(());
+        }
+        self.append(&[])
+    }
+
+    /// Appends `entries` (after any noted acknowledgements) in one write.
     pub(super) fn append(&mut self, entries: &[Entry]) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(entries.len() * 512);
+        let mut buf = Vec::with_capacity(self.acks.len() + entries.len() * 512 + 1);
         if self.torn {
             buf.push(b'\n');
         }
+        buf.append(&mut self.acks);
         for e in entries {
             serde_json::to_writer(&mut buf, e).map_err(std::io::Error::other)?;
             buf.push(b'\n');
@@ -140,8 +164,10 @@ impl Journal {
             let _ = std::fs::remove_file(&tmp);
         }
         written?;
-        // Appends go to the new file from now on.
+        // Appends go to the new file from now on; noted acknowledgements
+        // are in what it lists.
         self.file = None;
+        self.acks.clear();
         self.lines = n;
         self.torn = false;
         Ok(())
@@ -266,7 +292,12 @@ mod tests {
         ];
         j.append(&entries).unwrap();
         let replayed = Journal::new(j.path().to_path_buf()).replay();
-        assert_eq!(replayed.updates, [other, update("d", "u5")]);
+        assert_eq!(replayed.updates, [other.clone(), update("d", "u5")]);
+        // A noted acknowledgement is written with the next flush.
+        j.note_ack("u5".into());
+        assert_eq!(Journal::new(j.path().to_path_buf()).replay().updates.len(), 2);
+        j.flush().unwrap();
+        assert_eq!(Journal::new(j.path().to_path_buf()).replay().updates, [other]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

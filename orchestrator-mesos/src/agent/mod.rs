@@ -521,7 +521,7 @@ impl Agent {
                 if books.updates.acknowledge(&framework_id, &task_id, &uuid) {
                     let more = books.updates.has_ready();
                     drop(books);
-                    self.journal_append(&mut journal, journal::Entry::Ack { uuid });
+                    journal.note_ack(uuid);
                     if more {
                         self.inner.updates_ready.notify_one();
                     }
@@ -591,6 +591,10 @@ impl Agent {
                     break;
                 }
                 self.post_updates(batch).await;
+            }
+            let mut journal = self.journal();
+            if let Err(e) = journal.flush() {
+                tracing::warn!(path = %journal.path().display(), error = %e, "cannot write acknowledgements to the agent's journal; a restarted agent sends those updates again");
             }
         }
     }
