@@ -716,13 +716,15 @@ impl Agent {
                 &new_uuid()[..8].replace(['/', '+'], "x")
             ))
             .map_err(|e| failed(e.to_string()))?;
+            // One directory per run, named by its container (the task's id
+            // and a suffix): a directory per task around it doubled the
+            // directory creations, which are most of a launch's cost here.
             let sandbox = self
                 .inner
                 .config
                 .work_dir
                 .join("sandboxes")
                 .join(framework_id.as_str())
-                .join(task_id.as_str())
                 .join(container.as_str());
             std::fs::create_dir_all(&sandbox).map_err(|e| failed(format!("cannot create the sandbox: {e}")))?;
             let grace = task

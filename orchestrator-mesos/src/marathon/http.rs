@@ -898,6 +898,7 @@ async fn queue_delay(State(api): State<Api>, method: Method, Path(rest): Path<St
 
 /// `/v2/events`: Server-Sent Events, opened (as Marathon does) with an
 /// `event_stream_attached` naming the client, filtered by `event_type`.
+/// Up to 4,096 events wait for a client; one further behind is cut off.
 async fn events(
     State(api): State<Api>,
     Query(q): Query<Vec<(String, String)>>,
@@ -914,7 +915,18 @@ async fn events(
         .map_or_else(String::new, |c| c.0.ip().to_string());
     let attached = json!({"remoteAddress": remote, "eventType": "event_stream_attached",
         "timestamp": super::framework::version_now()});
-    let live = BroadcastStream::new(api.marathon.events()).filter_map(|e| e.ok());
+    // A client so far behind that events it has not read were dropped
+    // loses its stream (it would otherwise miss them silently), as
+    // Marathon closes slow event-stream consumers; it reconnects and reads
+    // the state afresh. Nobody ever waits for a slow client.
+    let client = remote.clone();
+    let live = BroadcastStream::new(api.marathon.events()).map_while(move |e| match e {
+        Ok(e) => Some(e),
+        Err(lagged) => {
+            tracing::info!(%client, error = %lagged, "an event-stream client fell behind: its stream is closed");
+            None
+        }
+    });
     let stream = tokio_stream::iter([attached]).chain(live).filter_map(move |e| {
         let kind = e.get("eventType").and_then(Value::as_str).unwrap_or("").to_string();
         if !types.is_empty() && !types.contains(&kind) {

@@ -1096,3 +1096,53 @@ async fn a_group_deploys_in_dependency_order_and_deletes_whole() {
     agent.drain(Duration::from_secs(2)).await;
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// An event-stream client that stops reading never holds the scheduler
+/// back: 4,500 events of about 8 KiB each (far more than socket buffers
+/// hold) go out while it reads nothing; the scheduler serves on, and the
+/// client's stream ends once it has fallen too far behind (rather than
+/// skipping events without a word).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_event_stream_client_is_cut_off_not_waited_for() {
+    use futures_util::StreamExt;
+    let s = stack("sse-stall", Arc::new(MemStore::new())).await;
+    let resp = reqwest::get(format!("{}/v2/events", s.base)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event_stream_attached"));
+    // 1,500 apps, three events each, while the client reads nothing.
+    let label = "x".repeat(8_000);
+    const APPS: usize = 1_500;
+    for i in 0..APPS {
+        let def = app(&format!(
+            r#"{{"id": "/stall/app{i}", "cmd": "sleep 1", "instances": 0, "labels": {{"big": "{label}"}}}}"#
+        ));
+        s.m.put_app(def, false).await.unwrap().unwrap();
+    }
+    let apps: serde_json::Value = reqwest::get(format!("{}/v2/apps", s.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(apps["apps"].as_array().unwrap().len(), APPS);
+    // The client reads what was buffered for it, then its stream ends.
+    let mut events = 0;
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else { break };
+            events += String::from_utf8_lossy(&chunk).matches("event: ").count();
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the stalled client's stream did not end ({events} events read)"
+    );
+    assert!(
+        events < 3 * APPS,
+        "the stalled client got all {events} events: nothing was cut"
+    );
+    let _ = std::fs::remove_dir_all(&s.work);
+}
