@@ -40,6 +40,13 @@ use orchestrator::mesos::{
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+impl Drop for Platform {
+    fn drop(&mut self) {
+        // Sandboxes of every iteration: gigabytes after a long run.
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
 fn app(json: &str) -> AppDefinition {
     AppDefinition::from_json(json.as_bytes()).expect("app")
 }
@@ -120,6 +127,8 @@ fn plan_bench(c: &mut Criterion) {
 
 struct Platform {
     marathon: Marathon,
+    /// The agents' work directories (removed when the platform is dropped).
+    work: std::path::PathBuf,
     api: String,
     _agents: Vec<Agent>,
     _master: LoopbackMaster,
@@ -174,6 +183,7 @@ async fn platform(
     tokio::spawn(async move { axum::serve(listener, router).await });
     Platform {
         marathon,
+        work,
         api,
         _agents: all,
         _master: master,
