@@ -762,8 +762,11 @@ async fn three_app_servers_behind_one_name_share_views_and_saved_filters() {
 fn task_pid(task: &str) -> Option<i32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        // A task runs in its sandbox, named after its container: the
+        // task's id and a suffix.
         let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
-        cwd.to_string_lossy().contains(&format!("/{task}/")).then_some(pid)
+        let dir = cwd.file_name()?.to_string_lossy().into_owned();
+        dir.starts_with(&format!("{task}-")).then_some(pid)
     })
 }
 
