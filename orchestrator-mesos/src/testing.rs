@@ -167,3 +167,78 @@ impl EventStream {
         }
     }
 }
+
+/// A framework speaking the v1 scheduler API over HTTP, as tests drive
+/// one: its subscription's stream id and framework id, and its calls.
+#[derive(Debug)]
+pub struct SchedulerClient {
+    /// The master's base URL.
+    pub base: String,
+    /// The framework id the master gave.
+    pub id: String,
+    http: reqwest::Client,
+    stream_id: String,
+}
+
+impl SchedulerClient {
+    /// Subscribes a framework named `name` (user root, failover timeout
+    /// 60 s); returns it and its events after `SUBSCRIBED`.
+    ///
+    /// # Panics
+    /// When the master does not answer with a subscription.
+    pub async fn subscribe(base: &str, name: &str) -> (Self, EventStream) {
+        let http = reqwest::Client::new();
+        let body = serde_json::json!({"type": "SUBSCRIBE", "subscribe": {"framework_info":
+            {"user": "root", "name": name, "failover_timeout": 60}}});
+        let resp = http
+            .post(format!("{base}/api/v1/scheduler"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("the master answers SUBSCRIBE");
+        let stream_id = resp.headers()["Mesos-Stream-Id"]
+            .to_str()
+            .expect("a stream id")
+            .to_string();
+        let mut events = EventStream::new(resp);
+        let sub = events.next_of(EventType::Subscribed).await;
+        let id = sub.subscribed.expect("SUBSCRIBED").framework_id.to_string();
+        let client = SchedulerClient {
+            base: base.into(),
+            id,
+            http,
+            stream_id,
+        };
+        (client, events)
+    }
+
+    /// Sends a call; returns the HTTP status.
+    ///
+    /// # Panics
+    /// When the master cannot be reached.
+    pub async fn call(&self, body: serde_json::Value) -> u16 {
+        self.http
+            .post(format!("{}/api/v1/scheduler", self.base))
+            .header("Content-Type", "application/json")
+            .header("Mesos-Stream-Id", &self.stream_id)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("the master answers")
+            .status()
+            .as_u16()
+    }
+
+    /// Acknowledges an update (one without a uuid needs none): the status.
+    pub async fn acknowledge(&self, status: &orchestrator_core::TaskStatus) -> u16 {
+        let (Some(uuid), Some(agent)) = (&status.uuid, &status.agent_id) else {
+            return 202;
+        };
+        self.call(
+            serde_json::json!({"framework_id": {"value": self.id}, "type": "ACKNOWLEDGE", "acknowledge": {
+            "agent_id": {"value": agent.as_str()}, "task_id": {"value": status.task_id.as_str()}, "uuid": uuid}}),
+        )
+        .await
+    }
+}

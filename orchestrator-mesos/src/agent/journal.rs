@@ -100,9 +100,11 @@ impl Journal {
     }
 
     /// Notes that update `uuid` was acknowledged; written with the next
-    /// append or [`flush`](Self::flush). Losing it in a crash only makes
-    /// the restarted agent send the update once more (at least once), so
-    /// it need not cost a write of its own.
+    /// append or [`flush`](Self::flush), which must come before the task's
+    /// next update is sent (else a restarted agent would send the older one
+    /// again after it). Until then a crash only makes the restarted agent
+    /// send the update once more (at least once), so it need not cost a
+    /// write of its own.
     pub(super) fn note_ack(&mut self, uuid: String) {
         let entry = Entry::Ack { uuid };
         if serde_json::to_writer(&mut self.acks, &entry).is_ok() {

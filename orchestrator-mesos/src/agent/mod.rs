@@ -586,16 +586,24 @@ impl Agent {
                 _ = tick.tick() => self.books().updates.retry_due(Instant::now()),
             }
             loop {
+                // The acknowledgements that made these heads ready are
+                // written first: a restarted agent must never take an
+                // update that was acknowledged (and followed by the next)
+                // for pending, or it would send it again after the next.
+                self.flush_acks();
                 let batch = self.books().updates.take_ready(Instant::now(), MAX_UPDATE_BATCH);
                 if batch.is_empty() {
                     break;
                 }
                 self.post_updates(batch).await;
             }
-            let mut journal = self.journal();
-            if let Err(e) = journal.flush() {
-                tracing::warn!(path = %journal.path().display(), error = %e, "cannot write acknowledgements to the agent's journal; a restarted agent sends those updates again");
-            }
+        }
+    }
+
+    fn flush_acks(&self) {
+        let mut journal = self.journal();
+        if let Err(e) = journal.flush() {
+            tracing::warn!(path = %journal.path().display(), error = %e, "cannot write acknowledgements to the agent's journal; a restarted agent sends those updates again");
         }
     }
 

@@ -78,6 +78,11 @@ impl<A: Allocator + 'static> MasterHandle<A> {
     }
 }
 
+/// The agent id of an `/api/v1/agents/{agent_id}/…` path, or the 400 to answer.
+fn agent_id(raw: String) -> Result<AgentId, Box<Response>> {
+    AgentId::new(raw).map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, e.to_string())))
+}
+
 /// 503 for a registry that could not be written: nothing was changed.
 fn registry_failed(e: &Error) -> Response {
     error(
@@ -224,9 +229,9 @@ async fn agent_reregister<A: Allocator + 'static>(State(h): State<MasterHandle<A
 }
 
 async fn agent_commands<A: Allocator + 'static>(State(h): State<MasterHandle<A>>, Path(raw): Path<String>) -> Response {
-    let id = match AgentId::new(raw) {
+    let id = match agent_id(raw) {
         Ok(id) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(refused) => return *refused,
     };
     if !lock(&h.shared.master).agents().contains_key(&id) {
         return error(StatusCode::NOT_FOUND, format!("Unknown agent {id}: register first"));
@@ -244,9 +249,9 @@ async fn agent_heartbeat<A: Allocator + 'static>(
     State(h): State<MasterHandle<A>>,
     Path(raw): Path<String>,
 ) -> Response {
-    let id = match AgentId::new(raw) {
+    let id = match agent_id(raw) {
         Ok(id) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(refused) => return *refused,
     };
     let result = lock(&h.shared.master).agent_heartbeat(&id, Instant::now());
     match result {
@@ -261,9 +266,9 @@ async fn agent_unregister<A: Allocator + 'static>(
     State(h): State<MasterHandle<A>>,
     Path(raw): Path<String>,
 ) -> Response {
-    let id = match AgentId::new(raw) {
+    let id = match agent_id(raw) {
         Ok(id) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(refused) => return *refused,
     };
     if let Some(registry) = h.registry() {
         if let Err(e) = registry.remove_agent(&id).await {
@@ -288,9 +293,9 @@ async fn agent_update<A: Allocator + 'static>(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Response {
-    let id = match AgentId::new(raw) {
+    let id = match agent_id(raw) {
         Ok(id) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(refused) => return *refused,
     };
     let update: AgentUpdate = match serde_json::from_slice(&body) {
         Ok(u) => u,
@@ -316,9 +321,9 @@ async fn agent_updates<A: Allocator + 'static>(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Response {
-    let id = match AgentId::new(raw) {
+    let id = match agent_id(raw) {
         Ok(id) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(refused) => return *refused,
     };
     let batch: AgentUpdates = match serde_json::from_slice(&body) {
         Ok(u) => u,

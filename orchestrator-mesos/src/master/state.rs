@@ -122,6 +122,30 @@ pub struct FrameworkEntry {
     pub completed: Vec<TaskEntry>,
 }
 
+impl FrameworkEntry {
+    /// Ends a task with the master's `status` (it moves to the completed
+    /// ones, which are bounded); returns its resources and the update for
+    /// the framework, or `None` when the framework has no such task.
+    fn end_task(&mut self, framework_id: &FrameworkId, status: TaskStatus) -> Option<(Resources, Effect)> {
+        let mut done = self.tasks.remove(&status.task_id)?;
+        let resources = done.info.resources.clone();
+        done.state = status.state;
+        done.status = Some(status.clone());
+        self.completed.push(done);
+        if self.completed.len() > COMPLETED_KEPT {
+            self.completed.remove(0);
+        }
+        let event = Box::new(Event::update(status));
+        Some((
+            resources,
+            Effect::ToFramework {
+                framework_id: framework_id.clone(),
+                event,
+            },
+        ))
+    }
+}
+
 /// Whether an agent is reachable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AgentState {
@@ -433,7 +457,6 @@ impl<A: Allocator> Master<A> {
                 .map(|t| t.info.task_id.clone())
                 .collect();
             for id in gone {
-                let Some(mut done) = f.tasks.remove(&id) else { continue };
                 let s = master_update(
                     id,
                     Some(agent_id.clone()),
@@ -441,17 +464,10 @@ impl<A: Allocator> Master<A> {
                     TaskReason::ReasonAgentRestarted,
                     "The agent restarted without this task".into(),
                 );
-                freed.push((fw_id.clone(), done.info.resources.clone()));
-                done.state = TaskState::Lost;
-                done.status = Some(s.clone());
-                f.completed.push(done);
-                if f.completed.len() > COMPLETED_KEPT {
-                    f.completed.remove(0);
+                if let Some((resources, effect)) = f.end_task(fw_id, s) {
+                    freed.push((fw_id.clone(), resources));
+                    effects.push(effect);
                 }
-                effects.push(Effect::ToFramework {
-                    framework_id: fw_id.clone(),
-                    event: Box::new(Event::update(s)),
-                });
             }
         }
         for (fw_id, resources) in freed {
@@ -516,7 +532,6 @@ impl<A: Allocator> Master<A> {
                 .map(|t| t.info.task_id.clone())
                 .collect();
             for id in ids {
-                let Some(mut done) = f.tasks.remove(&id) else { continue };
                 let s = master_update(
                     id,
                     Some(agent_id.clone()),
@@ -524,16 +539,7 @@ impl<A: Allocator> Master<A> {
                     TaskReason::ReasonAgentRemoved,
                     "The agent was shut down and unregistered".into(),
                 );
-                done.state = state;
-                done.status = Some(s.clone());
-                f.completed.push(done);
-                if f.completed.len() > COMPLETED_KEPT {
-                    f.completed.remove(0);
-                }
-                effects.push(Effect::ToFramework {
-                    framework_id: fw_id.clone(),
-                    event: Box::new(Event::update(s)),
-                });
+                effects.extend(f.end_task(fw_id, s).map(|(_, effect)| effect));
             }
         }
         // The allocator forgets the agent with whatever it had allotted.

@@ -7,40 +7,25 @@ use std::time::Duration;
 
 use orchestrator_core::{Containerizer, TaskState};
 use orchestrator_mesos::api::scheduler::{Event, EventType};
-use orchestrator_mesos::testing::{process_agent, EventStream, LoopbackMaster};
+use orchestrator_mesos::testing::{process_agent, EventStream, LoopbackMaster, SchedulerClient};
 use orchestrator_mesos::{Agent, AgentConfig, Cgroups, ProcessContainerizer};
 use orchestrator_testkit::until;
 use serde_json::{json, Value};
 
 struct Framework {
-    base: String,
-    http: reqwest::Client,
-    stream_id: String,
+    client: SchedulerClient,
     id: String,
     events: EventStream,
 }
 
 impl Framework {
     async fn subscribe(base: &str) -> Framework {
-        let http = reqwest::Client::new();
-        let resp = http
-            .post(format!("{base}/api/v1/scheduler"))
-            .header("Content-Type", "application/json")
-            .body(r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"e2e","failover_timeout":60}}}"#)
-            .send()
-            .await
-            .unwrap();
-        let stream_id = resp.headers()["Mesos-Stream-Id"].to_str().unwrap().to_string();
-        let mut f = Framework {
-            base: base.into(),
-            http,
-            stream_id,
-            id: String::new(),
-            events: EventStream::new(resp),
-        };
-        let sub = f.next(EventType::Subscribed).await;
-        f.id = sub.subscribed.unwrap().framework_id.to_string();
-        f
+        let (client, events) = SchedulerClient::subscribe(base, "e2e").await;
+        Framework {
+            id: client.id.clone(),
+            client,
+            events,
+        }
     }
 
     /// The next event of `kind`, skipping heartbeats and others.
@@ -49,16 +34,7 @@ impl Framework {
     }
 
     async fn call(&self, body: Value) -> u16 {
-        self.http
-            .post(format!("{}/api/v1/scheduler", self.base))
-            .header("Content-Type", "application/json")
-            .header("Mesos-Stream-Id", &self.stream_id)
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        self.client.call(body).await
     }
 
     /// Accepts the next offer with the task `make` builds from it.
@@ -93,13 +69,7 @@ impl Framework {
     async fn update(&mut self, ack: bool) -> orchestrator_core::TaskStatus {
         let status = self.next(EventType::Update).await.update.unwrap().status;
         if ack {
-            if let (Some(uuid), Some(agent)) = (&status.uuid, &status.agent_id) {
-                let code = self
-                    .call(json!({"framework_id": {"value": self.id}, "type": "ACKNOWLEDGE", "acknowledge": {
-                        "agent_id": {"value": agent.as_str()}, "task_id": {"value": status.task_id.as_str()}, "uuid": uuid}}))
-                    .await;
-                assert_eq!(code, 202);
-            }
+            assert_eq!(self.client.acknowledge(&status).await, 202);
         }
         status
     }

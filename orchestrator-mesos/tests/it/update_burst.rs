@@ -6,9 +6,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use orchestrator_core::{TaskState, TaskStatus};
+use orchestrator_core::TaskState;
 use orchestrator_mesos::api::scheduler::{Event, EventType};
-use orchestrator_mesos::testing::{process_agent, EventStream, LoopbackMaster};
+use orchestrator_mesos::testing::{process_agent, LoopbackMaster, SchedulerClient};
 use orchestrator_mesos::{Agent, Cgroups};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -36,70 +36,20 @@ fn rank(s: TaskState) -> u8 {
     }
 }
 
-struct Subscriber {
-    base: String,
-    http: reqwest::Client,
-    stream_id: String,
-    id: String,
-    events: mpsc::UnboundedReceiver<Event>,
-}
-
-impl Subscriber {
-    async fn subscribe(base: &str) -> Subscriber {
-        let http = reqwest::Client::new();
-        let resp = http
-            .post(format!("{base}/api/v1/scheduler"))
-            .header("Content-Type", "application/json")
-            .body(r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"burst","failover_timeout":60}}}"#)
-            .send()
-            .await
-            .unwrap();
-        let stream_id = resp.headers()["Mesos-Stream-Id"].to_str().unwrap().to_string();
-        let mut stream = EventStream::new(resp);
-        stream.timeout = Duration::from_secs(120);
-        let (tx, mut events) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            loop {
-                if tx.send(stream.event().await).is_err() {
-                    return;
-                }
+/// The framework's client and its events, read by a task of their own so
+/// the test can wait for them with a timeout.
+async fn subscribe(base: &str) -> (SchedulerClient, mpsc::UnboundedReceiver<Event>) {
+    let (client, mut stream) = SchedulerClient::subscribe(base, "burst").await;
+    stream.timeout = Duration::from_secs(120);
+    let (tx, events) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            if tx.send(stream.event().await).is_err() {
+                return;
             }
-        });
-        let first = events.recv().await.expect("SUBSCRIBED");
-        let id = first.subscribed.expect("SUBSCRIBED first").framework_id.to_string();
-        Subscriber {
-            base: base.into(),
-            http,
-            stream_id,
-            id,
-            events,
         }
-    }
-
-    async fn call(&self, body: Value) {
-        let code = self
-            .http
-            .post(format!("{}/api/v1/scheduler", self.base))
-            .header("Content-Type", "application/json")
-            .header("Mesos-Stream-Id", &self.stream_id)
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(code, 202, "{body}");
-    }
-
-    async fn acknowledge(&self, s: &TaskStatus) {
-        let (Some(uuid), Some(agent)) = (&s.uuid, &s.agent_id) else {
-            return;
-        };
-        self.call(
-            json!({"framework_id": {"value": self.id}, "type": "ACKNOWLEDGE", "acknowledge": {
-            "agent_id": {"value": agent.as_str()}, "task_id": {"value": s.task_id.as_str()}, "uuid": uuid}}),
-        )
-        .await;
-    }
+    });
+    (client, events)
 }
 
 /// 160 real tasks launched on 4 agents at once; two agents crash (all
@@ -120,7 +70,7 @@ async fn a_burst_of_updates_stays_complete_and_in_order_across_agent_restarts() 
         agents.iter().all(Agent::registered)
     })
     .await;
-    let mut fw = Subscriber::subscribe(&base).await;
+    let (fw, mut events) = subscribe(&base).await;
 
     let mut launched = 0;
     // Per task, the uuids and states seen, in arrival order, repeats folded.
@@ -147,7 +97,7 @@ async fn a_burst_of_updates_stays_complete_and_in_order_across_agent_restarts() 
                 .count(),
             agents.iter().map(Agent::unacknowledged).collect::<Vec<_>>()
         );
-        let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), fw.events.recv()).await else {
+        let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await else {
             continue;
         };
         match ev.kind {
@@ -169,10 +119,12 @@ async fn a_burst_of_updates_stays_complete_and_in_order_across_agent_restarts() 
                     } else {
                         json!([{"type": "LAUNCH", "launch": {"task_infos": tasks}}])
                     };
-                    fw.call(json!({"framework_id": {"value": fw.id}, "type": "ACCEPT", "accept": {
-                        "offer_ids": [{"value": offer.id.as_str()}], "operations": operations,
-                        "filters": {"refuse_seconds": 3600}}}))
+                    let accepted = fw
+                        .call(json!({"framework_id": {"value": fw.id}, "type": "ACCEPT", "accept": {
+                            "offer_ids": [{"value": offer.id.as_str()}], "operations": operations,
+                            "filters": {"refuse_seconds": 3600}}}))
                         .await;
+                    assert_eq!(accepted, 202);
                 }
             }
             EventType::Update => {
@@ -199,7 +151,7 @@ async fn a_burst_of_updates_stays_complete_and_in_order_across_agent_restarts() 
                     }
                 }
                 updates += 1;
-                fw.acknowledge(&status).await;
+                assert_eq!(fw.acknowledge(&status).await, 202);
                 // Mid-burst, with launches and updates in flight: two agents crash.
                 if !crashed && updates >= TASKS / 2 {
                     crashed = true;
@@ -219,7 +171,7 @@ async fn a_burst_of_updates_stays_complete_and_in_order_across_agent_restarts() 
     assert!(crashed);
     // Everything acknowledged: nothing may come again.
     let quiet = Instant::now() + Duration::from_secs(2);
-    while let Ok(Some(ev)) = tokio::time::timeout_at(quiet.into(), fw.events.recv()).await {
+    while let Ok(Some(ev)) = tokio::time::timeout_at(quiet.into(), events.recv()).await {
         assert!(
             ev.update.is_none(),
             "an update after all were acknowledged: {:?}",
