@@ -328,7 +328,9 @@ test('a bulk stop of two containers gives two results', async () => {
   }
   await p.click('#bulk [data-control="docker_stop_container"]');
   await p.click('#bulk [data-control="docker_stop_container"]'); // confirm
-  await p.waitForSelector('#bulk .results li', { timeout: 30_000 });
+  // `sleep` as PID 1 ignores SIGTERM: each stop takes docker's full 10 s
+  // grace; under the whole suite's load two can take longer than 30 s.
+  await p.waitForSelector('#bulk .results li', { timeout: 60_000 });
   const results = await p.$$eval('#bulk .results li', (l) => l.map((x) => ({ id: x.dataset.id, cls: x.className })));
   assert.equal(results.length, 2, JSON.stringify(results));
   assert.ok(results.every((r) => r.cls === 'ok'), JSON.stringify(results));
