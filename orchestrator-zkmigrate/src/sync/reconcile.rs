@@ -94,6 +94,13 @@ impl Shared {
                 }
             }
         }
+        // The base is taken before the reads and must be the same after
+        // them: a decision pairs the reads with the agreement they were
+        // made under. Else a read from before another writer's copy (the
+        // initial reconcile's, say) met the base that copy recorded, and
+        // the side the copy had not reached yet looked like a deletion —
+        // which was then carried to the other side.
+        let base = self.base.lock().get(rel).copied();
         let (s, t) = tokio::join!(self.read(Side::Source, rel), self.read(Side::Target, rel));
         let (s, t) = (s?, t?);
         let (ds, dt) = (s.as_ref().map(ZNode::digest), t.as_ref().map(ZNode::digest));
@@ -105,7 +112,9 @@ impl Shared {
             };
             return Ok(Outcome::Done);
         }
-        let base = self.base.lock().get(rel).copied();
+        if self.base.lock().get(rel).copied() != base {
+            return Ok(Outcome::Retry);
+        }
         let held = |n: Option<&ZNode>| Held {
             digest: n.map(ZNode::digest),
             mtime: n.map(|n| n.stat.mtime),
