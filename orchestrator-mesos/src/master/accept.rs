@@ -129,14 +129,8 @@ impl<A: Allocator> Master<A> {
                             Ok(used) => {
                                 remaining -= &used;
                                 if let Some(f) = self.frameworks.get_mut(fw) {
-                                    f.tasks.insert(
-                                        task.task_id.clone(),
-                                        TaskEntry {
-                                            info: task.clone(),
-                                            state: TaskState::Staging,
-                                            status: None,
-                                        },
-                                    );
+                                    f.tasks
+                                        .insert(task.task_id.clone(), TaskEntry::new(task.clone(), TaskState::Staging));
                                 }
                                 if let Some(info) = &framework_info {
                                     effects.push(Effect::Launch {

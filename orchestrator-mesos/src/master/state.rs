@@ -105,6 +105,31 @@ pub struct TaskEntry {
     pub state: TaskState,
     /// The latest status.
     pub status: Option<TaskStatus>,
+    /// Whether the framework acknowledged `status` (by its uuid): a retry
+    /// of it that crossed the acknowledgement is not forwarded again.
+    pub acknowledged: bool,
+}
+
+impl TaskEntry {
+    /// A task the master has no status of yet.
+    pub fn new(info: TaskInfo, state: TaskState) -> TaskEntry {
+        TaskEntry {
+            info,
+            state,
+            status: None,
+            acknowledged: false,
+        }
+    }
+
+    /// Whether `uuid` is the latest status's and the framework acknowledged it.
+    fn acknowledged(&self, uuid: &str) -> bool {
+        self.acknowledged
+            && self
+                .status
+                .as_ref()
+                .and_then(|s| s.uuid.as_deref())
+                .is_some_and(|u| u == uuid)
+    }
 }
 
 /// A registered framework.
@@ -131,6 +156,7 @@ impl FrameworkEntry {
         let resources = done.info.resources.clone();
         done.state = status.state;
         done.status = Some(status.clone());
+        done.acknowledged = false;
         self.completed.push(done);
         if self.completed.len() > COMPLETED_KEPT {
             self.completed.remove(0);
@@ -143,6 +169,14 @@ impl FrameworkEntry {
                 event,
             },
         ))
+    }
+
+    /// The task, live or among the recently completed (newest first).
+    fn task_mut(&mut self, task_id: &TaskId) -> Option<&mut TaskEntry> {
+        match self.tasks.get_mut(task_id) {
+            Some(t) => Some(t),
+            None => self.completed.iter_mut().rev().find(|t| t.info.task_id == *task_id),
+        }
     }
 }
 
@@ -416,14 +450,7 @@ impl<A: Allocator> Master<A> {
         self.recovering.remove(&agent_id);
         for t in tasks {
             if let Some(f) = self.frameworks.get_mut(&t.framework_id) {
-                f.tasks.insert(
-                    t.task.task_id.clone(),
-                    TaskEntry {
-                        info: t.task,
-                        state: t.state,
-                        status: None,
-                    },
-                );
+                f.tasks.insert(t.task.task_id.clone(), TaskEntry::new(t.task, t.state));
             }
         }
         self.agents.insert(
@@ -790,6 +817,11 @@ impl<A: Allocator> Master<A> {
             tracing::warn!(agent = %ack.agent_id, task = %ack.task_id, "acknowledgement for an agent that is not registered; dropped");
             return Ok(Vec::new());
         }
+        if let Some(t) = self.frameworks.get_mut(fw).and_then(|f| f.task_mut(&ack.task_id)) {
+            if t.status.as_ref().and_then(|s| s.uuid.as_deref()) == Some(ack.uuid.as_str()) {
+                t.acknowledged = true;
+            }
+        }
         Ok(vec![Effect::Acknowledged {
             agent_id: ack.agent_id,
             framework_id: fw.clone(),
@@ -894,11 +926,25 @@ impl<A: Allocator> Master<A> {
         self.agent_heartbeat(agent_id, now)?;
         let f = self.framework_mut(framework_id)?;
         status.agent_id = Some(agent_id.clone());
+        // A retry that crossed the framework's acknowledgement (the agent
+        // sent it again before the acknowledgement reached it): the agent
+        // hears the acknowledgement again, the framework nothing.
+        if let Some(uuid) = &status.uuid {
+            if f.task_mut(&status.task_id).is_some_and(|t| t.acknowledged(uuid)) {
+                return Ok(vec![Effect::Acknowledged {
+                    agent_id: agent_id.clone(),
+                    framework_id: framework_id.clone(),
+                    task_id: status.task_id,
+                    uuid: uuid.clone(),
+                }]);
+            }
+        }
         let mut recovered = None;
         if let Some(task) = f.tasks.get_mut(&status.task_id) {
             if task.state.can_transition_to(status.state) {
                 task.state = status.state;
                 task.status = Some(status.clone());
+                task.acknowledged = false;
                 if status.state.is_terminal() {
                     if let Some(done) = f.tasks.remove(&status.task_id) {
                         recovered = Some(done.info.resources.clone());
@@ -974,6 +1020,7 @@ impl<A: Allocator> Master<A> {
                     );
                     t.state = state;
                     t.status = Some(s.clone());
+                    t.acknowledged = false;
                     effects.push(Effect::ToFramework {
                         framework_id: fw_id.clone(),
                         event: Box::new(Event::update(s)),

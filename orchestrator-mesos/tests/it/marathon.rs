@@ -294,6 +294,22 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
     assert_eq!(apps["apps"][0]["tasks"].as_array().unwrap().len(), 1);
     assert_eq!(apps["apps"][0]["instances"], 1);
 
+    // The deployment ends once its instance runs (the scheduler's next
+    // round, just after the update); clients wait for it as for Marathon's.
+    until("the deployment of /web", Duration::from_secs(20), || {
+        m.with(|s| s.deployments().count() == 0)
+    })
+    .await;
+    let listed: Value = http
+        .get(format!("{base}/v2/deployments"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]));
+
     // Scale with a partial PUT, as Marathon clients do.
     let scaled = http
         .put(format!("{base}/v2/apps/web"))

@@ -132,26 +132,52 @@ fn subscribe_offer_launch_and_finish() {
 
     let mut running = TaskStatus::new(TaskId::new("t1").unwrap(), TaskState::Running);
     running.uuid = Some("dXVpZA==".into());
-    let fx = w.master.status_update(&agent, &fw, running, w.now).unwrap();
+    let fx = w.master.status_update(&agent, &fw, running.clone(), w.now).unwrap();
     let up = updates(&fx);
     assert_eq!(
         (up[0].state, up[0].uuid.as_deref()),
         (TaskState::Running, Some("dXVpZA=="))
     );
-    let acks = w.call(
-        &fw,
-        SchedulerCall::Acknowledge(orchestrator_mesos::api::scheduler::Acknowledge {
-            agent_id: agent.clone(),
-            task_id: TaskId::new("t1").unwrap(),
-            uuid: "dXVpZA==".into(),
-        }),
-    );
+    // Until the framework acknowledges it, a retry is forwarded again (at least once).
+    let retried = w.master.status_update(&agent, &fw, running.clone(), w.now).unwrap();
+    assert_eq!(updates(&retried).len(), 1, "{retried:?}");
+    let ack = |w: &mut World, uuid: &str| {
+        w.call(
+            &fw,
+            SchedulerCall::Acknowledge(orchestrator_mesos::api::scheduler::Acknowledge {
+                agent_id: agent.clone(),
+                task_id: TaskId::new("t1").unwrap(),
+                uuid: uuid.into(),
+            }),
+        )
+    };
+    let acks = ack(&mut w, "dXVpZA==");
     assert!(matches!(&acks[..], [Effect::Acknowledged { uuid, .. }] if uuid == "dXVpZA=="));
+    // A retry that crossed the acknowledgement goes back to the agent as
+    // acknowledged; the framework does not see it again.
+    let crossed = w.master.status_update(&agent, &fw, running, w.now).unwrap();
+    assert!(
+        matches!(&crossed[..], [Effect::Acknowledged { uuid, agent_id, .. }] if uuid == "dXVpZA==" && *agent_id == agent),
+        "{crossed:?}"
+    );
 
-    let done = TaskStatus::new(TaskId::new("t1").unwrap(), TaskState::Finished);
-    w.master.status_update(&agent, &fw, done, w.now).unwrap();
+    let mut done = TaskStatus::new(TaskId::new("t1").unwrap(), TaskState::Finished);
+    done.uuid = Some("ZG9uZQ==".into());
+    let fx = w.master.status_update(&agent, &fw, done.clone(), w.now).unwrap();
+    assert_eq!(updates(&fx).len(), 1);
     assert!(w.master.frameworks()[&fw].tasks.is_empty());
     assert_eq!(w.master.frameworks()[&fw].completed.len(), 1);
+    // The same for a terminal update, whose task is among the completed.
+    assert_eq!(
+        updates(&w.master.status_update(&agent, &fw, done.clone(), w.now).unwrap()).len(),
+        1
+    );
+    ack(&mut w, "ZG9uZQ==");
+    let crossed = w.master.status_update(&agent, &fw, done, w.now).unwrap();
+    assert!(
+        matches!(&crossed[..], [Effect::Acknowledged { uuid, .. }] if uuid == "ZG9uZQ=="),
+        "{crossed:?}"
+    );
     // The task's resources are free again, but the filter on the rest holds.
     w.now += Duration::from_secs(61);
     let again = w.offers();

@@ -52,6 +52,27 @@ async fn subscribe(base: &str) -> (SchedulerClient, mpsc::UnboundedReceiver<Even
     (client, events)
 }
 
+/// Kills what the agents started and removes the work directory, also
+/// when the test fails midway (agents leave their tasks running on
+/// purpose, for the next agent to recover).
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for i in 0..AGENTS {
+            if let Some(cg) = Cgroups::detect(&cgroup_root(i), false) {
+                for name in cg.existing() {
+                    let c = cg.container(&name);
+                    c.kill_all();
+                    let _ = c.remove();
+                }
+                cg.remove_if_empty();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// 160 real tasks launched on 4 agents at once; two agents crash (all
 /// their work in this process stops, as a kill would) while updates are
 /// unacknowledged, and come back on their work directories. Every task's
@@ -65,6 +86,7 @@ async fn a_burst_of_updates_stays_complete_and_in_order_across_agent_restarts() 
     let base = master.base.clone();
     let work = std::env::temp_dir().join(format!("orch-burst-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
+    let _cleanup = Cleanup(work.clone());
     let mut agents: Vec<Agent> = (0..AGENTS).map(|i| agent(&base, &work, i)).collect();
     orchestrator_testkit::until_true("agents registered", Duration::from_secs(10), || {
         agents.iter().all(Agent::registered)
@@ -169,15 +191,6 @@ async fn a_burst_of_updates_stays_complete_and_in_order_across_agent_restarts() 
         }
     }
     assert!(crashed);
-    // Everything acknowledged: nothing may come again.
-    let quiet = Instant::now() + Duration::from_secs(2);
-    while let Ok(Some(ev)) = tokio::time::timeout_at(quiet.into(), events.recv()).await {
-        assert!(
-            ev.update.is_none(),
-            "an update after all were acknowledged: {:?}",
-            ev.update
-        );
-    }
     // Every task got its STARTING first (or ended before starting: its
     // agent crashed with the launch), and the running ones run.
     let mut running = HashSet::new();
@@ -187,6 +200,54 @@ async fn a_burst_of_updates_stays_complete_and_in_order_across_agent_restarts() 
         if list.last().is_some_and(|(_, s)| *s == TaskState::Running) {
             running.insert(task.clone());
         }
+    }
+    // Every acknowledgement has reached the agents, so the master has
+    // them all: from now on it forwards no agent's update. A retry it
+    // forwarded before an acknowledgement came in may still be on its way
+    // (at least once), and can only be the newest of its task. An implicit
+    // reconciliation asked now marks the point in the stream: after its
+    // answers (the master's, without uuid) nothing may come at all.
+    let reconcile = json!({"framework_id": {"value": fw.id}, "type": "RECONCILE", "reconcile": {"tasks": []}});
+    assert_eq!(fw.call(reconcile).await, 202);
+    let mut answered = HashSet::new();
+    let mut late_repeats = 0;
+    while !running.is_subset(&answered) {
+        let ev = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .expect("the reconciliation is answered")
+            .expect("the stream stays open");
+        let Some(update) = ev.update else { continue };
+        let status = update.status;
+        let task = status.task_id.to_string();
+        match &status.uuid {
+            None => {
+                assert_eq!(
+                    status.state,
+                    TaskState::Running,
+                    "{task} reconciled as {:?}",
+                    status.state
+                );
+                answered.insert(task);
+            }
+            Some(uuid) => {
+                let newest = seen.get(&task).and_then(|l| l.last()).map(|(u, _)| u);
+                assert_eq!(
+                    newest,
+                    Some(uuid),
+                    "{task}: an update that is not a repeat of the newest, after all were acknowledged: {status:?}"
+                );
+                late_repeats += 1;
+                assert_eq!(fw.acknowledge(&status).await, 202);
+            }
+        }
+    }
+    let quiet = Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(quiet.into(), events.recv()).await {
+        assert!(
+            ev.update.is_none(),
+            "an update after all were acknowledged and reconciled: {:?}",
+            ev.update
+        );
     }
     let state: Value = reqwest::get(format!("{base}/master/state"))
         .await
@@ -204,17 +265,11 @@ async fn a_burst_of_updates_stays_complete_and_in_order_across_agent_restarts() 
     assert_eq!(running, on_agents, "the framework's RUNNING tasks are the master's");
     assert!(running.len() >= TASKS / 2, "only {} of {TASKS} run", running.len());
     eprintln!(
-        "{} of {TASKS} running, {} ended by the crashes; {pending_at_crash} updates unacknowledged at the crash, {repeats} delivered twice",
+        "{} of {TASKS} running, {} ended by the crashes; {pending_at_crash} updates unacknowledged at the crash, {repeats} delivered twice, {late_repeats} of them after the last acknowledgement",
         running.len(),
         TASKS - running.len()
     );
     for a in &agents {
         a.drain(Duration::from_millis(200)).await;
     }
-    for i in 0..AGENTS {
-        if let Some(cg) = Cgroups::detect(&cgroup_root(i), false) {
-            cg.remove_if_empty();
-        }
-    }
-    let _ = std::fs::remove_dir_all(&work);
 }
