@@ -34,7 +34,44 @@ impl AllInOne {
 
     /// [`start`](Self::start), with the load balancer when `lb` (only one
     /// test runs one: every scheduler hands out the same service ports).
+    ///
+    /// A free port can be taken by another process between the test
+    /// choosing it and the all-in-one binding it (the whole suite runs at
+    /// once): when the all-in-one says it cannot listen, it is started
+    /// again on other ports, at most three times.
     pub(crate) fn start_with(args: &[String], lb: bool) -> AllInOne {
+        for _ in 0..2 {
+            let mut me = Self::spawn(args, lb);
+            if me.up_or_exited(Duration::from_secs(60)) {
+                return me;
+            }
+            let said = me.said();
+            assert!(said.contains("cannot listen on"), "exited before it was up:\n{said}");
+            eprintln!("the all-in-one found a port taken; again on other ports:\n{said}");
+        }
+        let me = Self::spawn(args, lb);
+        me.wait_printed("all-in-one is up", Duration::from_secs(60));
+        me
+    }
+
+    /// Whether it said it is up within `limit` (`false`: it exited first).
+    fn up_or_exited(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.printed("all-in-one is up") {
+                return true;
+            }
+            if self.child.try_wait().unwrap().is_some() {
+                // What it printed last is read by the threads: let them finish.
+                std::thread::sleep(Duration::from_millis(200));
+                return self.printed("all-in-one is up");
+            }
+            assert!(Instant::now() < deadline, "never said it is up:\n{}", self.said());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn spawn(args: &[String], lb: bool) -> AllInOne {
         let mut ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
         // `--masters N` runs masters on master-port..+N: a free run of N.
         let masters = args
@@ -99,7 +136,6 @@ impl AllInOne {
             dns_api: url(ports[5]),
             output,
         };
-        me.wait_printed("all-in-one is up", Duration::from_secs(60));
         me
     }
 

@@ -177,13 +177,15 @@ async fn zk_migrate_cli_copies_verifies_resumes_migrates_and_syncs() {
     // Live sync: changes cross over, metrics are served, SIGINT ends it cleanly.
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut sync = zkm()
-        .args(with(&["sync", "--metrics-listen", &listen]))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sync = Reaped(
+        zkm()
+            .args(with(&["sync", "--metrics-listen", &listen]))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut i = 0;
     loop {
@@ -198,14 +200,26 @@ async fn zk_migrate_cli_copies_verifies_resumes_migrates_and_syncs() {
         }
         assert!(Instant::now() < deadline, "sync never carried a change over");
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The change above may have crossed in the sync's first full read,
+    // before its watches were set: each round makes one more, which only
+    // a watch can carry (and `applied` counts). Generous: the whole suite
+    // shares two cores with this process.
+    let deadline = Instant::now() + Duration::from_secs(30);
     let metrics = loop {
-        match http_get(port, "/metrics") {
+        i += 1;
+        s.set_data(&format!("{root}/f1/n1"), format!("live {i}").as_bytes(), None)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let answer = tokio::task::spawn_blocking(move || http_get(port, "/metrics"))
+            .await
+            .unwrap();
+        match answer {
             Some(m) if m.contains("zkmigrate_sync_applied_total") && !m.contains("zkmigrate_sync_applied_total 0") => {
                 break m
             }
-            _ if Instant::now() > deadline => panic!("no metrics on {listen}"),
-            _ => tokio::time::sleep(Duration::from_millis(300)).await,
+            last if Instant::now() > deadline => panic!("no metrics on {listen}; last answer: {last:?}"),
+            _ => {}
         }
     };
     assert!(
@@ -220,10 +234,22 @@ async fn zk_migrate_cli_copies_verifies_resumes_migrates_and_syncs() {
     );
     let body = metrics.split_once("\r\n\r\n").map_or(metrics.as_str(), |(_, b)| b);
     orchestrator_testkit::promtool_check(body, "zk-migrate sync --metrics-listen");
-    nix_kill_int(sync.id());
-    let status = sync.wait().unwrap();
+    nix_kill_int(sync.0.id());
+    let status = sync.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A process the test stops itself; killed if the test fails first.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 fn nix_kill_int(pid: u32) {
