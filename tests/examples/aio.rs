@@ -125,7 +125,7 @@ impl AllInOne {
                 .and_then(|i| args.get(i + 1))
                 .cloned()
         };
-        let me = AllInOne {
+        AllInOne {
             child,
             work: flag("--work-dir").map(PathBuf::from),
             docker_host: flag("--docker-host"),
@@ -135,8 +135,7 @@ impl AllInOne {
             dns_port: ports[4],
             dns_api: url(ports[5]),
             output,
-        };
-        me
+        }
     }
 
     pub(crate) fn said(&self) -> String {
