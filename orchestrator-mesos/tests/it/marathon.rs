@@ -72,6 +72,12 @@ fn diagnose(m: &Marathon, handle: &MasterHandle) -> String {
     format!("{sched}; master: {master}")
 }
 
+/// GET `url` and its JSON body (the test fails on a transport error or
+/// a body that is not JSON).
+async fn get_json(http: &reqwest::Client, url: String) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 fn app(json: &str) -> AppDefinition {
     AppDefinition::from_json(json.as_bytes()).unwrap()
 }
@@ -282,14 +288,7 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
     assert_eq!(seen.last().map(String::as_str), Some("TASK_RUNNING"), "{seen:?}");
 
     // List with embedded tasks and a label filter.
-    let apps: Value = http
-        .get(format!("{base}/v2/apps?embed=apps.tasks&label=tier==front"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let apps: Value = get_json(&http, format!("{base}/v2/apps?embed=apps.tasks&label=tier==front")).await;
     assert_eq!(apps["apps"][0]["id"], "/web");
     assert_eq!(apps["apps"][0]["tasks"].as_array().unwrap().len(), 1);
     assert_eq!(apps["apps"][0]["instances"], 1);
@@ -300,14 +299,7 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
         m.with(|s| s.deployments().count() == 0)
     })
     .await;
-    let listed: Value = http
-        .get(format!("{base}/v2/deployments"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&http, format!("{base}/v2/deployments")).await;
     assert_eq!(listed, json!([]));
 
     // Scale with a partial PUT, as Marathon clients do.
@@ -364,31 +356,10 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
         running(&m, "/web") == 2 && m.with(|s| s.instances().count()) == 2
     })
     .await;
-    let deployments: Value = http
-        .get(format!("{base}/v2/deployments"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let tasks: Value = http
-        .get(format!("{base}/v2/apps/web/tasks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deployments: Value = get_json(&http, format!("{base}/v2/deployments")).await;
+    let tasks: Value = get_json(&http, format!("{base}/v2/apps/web/tasks")).await;
     assert_eq!(tasks["tasks"].as_array().unwrap().len(), 2, "{deployments}");
-    let versions: Value = http
-        .get(format!("{base}/v2/apps/web/versions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let versions: Value = get_json(&http, format!("{base}/v2/apps/web/versions")).await;
     assert!(!versions["versions"].as_array().unwrap().is_empty());
     let metrics = http
         .get(format!("{base}/metrics"))
@@ -405,23 +376,9 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
 
     // The task list as Marathon serves it: filtered by status, and in the
     // text form old load balancers read (app, service port, host:port…).
-    let running: Value = http
-        .get(format!("{base}/v2/tasks?status=running"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let running: Value = get_json(&http, format!("{base}/v2/tasks?status=running")).await;
     assert_eq!(running["tasks"].as_array().unwrap().len(), 2, "{running}");
-    let staging: Value = http
-        .get(format!("{base}/v2/tasks?status=staging"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let staging: Value = get_json(&http, format!("{base}/v2/tasks?status=staging")).await;
     assert_eq!(staging["tasks"].as_array().unwrap().len(), 0, "{staging}");
     let text = http
         .get(format!("{base}/v2/tasks"))
@@ -859,14 +816,7 @@ async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
         running(&m, "/ok") == 1
     })
     .await;
-    let apps: Value = http
-        .get(format!("{base}/v2/apps"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let apps: Value = get_json(&http, format!("{base}/v2/apps")).await;
     let ids: Vec<_> = apps["apps"]
         .as_array()
         .unwrap()
@@ -875,14 +825,7 @@ async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
         .collect();
     assert_eq!(ids, vec![json!("/ok")], "{apps}");
 
-    let queue: Value = http
-        .get(format!("{base}/v2/queue"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queue: Value = get_json(&http, format!("{base}/v2/queue")).await;
     let apart: Vec<&Value> = queue["queue"]
         .as_array()
         .unwrap()
@@ -920,14 +863,7 @@ async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
             .status(),
         404
     );
-    let queue: Value = http
-        .get(format!("{base}/v2/queue"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queue: Value = get_json(&http, format!("{base}/v2/queue")).await;
     assert!(
         queue["queue"]
             .as_array()
@@ -1045,25 +981,11 @@ async fn a_group_deploys_in_dependency_order_and_deletes_whole() {
     }
     assert_eq!(order, ["/stack/db", "/stack/api", "/stack/web"]);
 
-    let tree: Value = http
-        .get(format!("{base}/v2/groups"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tree: Value = get_json(&http, format!("{base}/v2/groups")).await;
     assert_eq!(tree["id"], "/");
     assert_eq!(tree["groups"][0]["id"], "/stack", "{tree}");
     assert_eq!(tree["groups"][0]["apps"].as_array().unwrap().len(), 3, "{tree}");
-    let group: Value = http
-        .get(format!("{base}/v2/groups/stack"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let group: Value = get_json(&http, format!("{base}/v2/groups/stack")).await;
     assert_eq!(group["apps"][0]["id"], "/stack/api", "{group}");
     assert_eq!(group["apps"][0]["dependencies"], json!(["/stack/db"]), "{group}");
     assert_eq!(
