@@ -256,10 +256,18 @@ fn ten_thousand_apps(rt: &tokio::runtime::Runtime, p: &Platform, http: &reqwest:
 
 const SCALE_APP: &str = r#"{"id": "/scale", "cmd": "x", "cpus": 0.01, "mem": 1, "instances": 0}"#;
 
+/// How long one scale took each way.
+struct Scaled {
+    /// 0 → n, until all run as the scheduler sees them.
+    up: Duration,
+    /// n → 0, until the scheduler has seen every instance end.
+    down: Duration,
+}
+
 /// Scales `/scale` (defined by `json`, with 0 instances) to `n` instances
-/// and times it until all run, as the scheduler sees them; then, untimed,
-/// deletes it and waits until every instance is gone.
-async fn scale_once(p: &Platform, json: &str, n: u32, within: Duration) -> Duration {
+/// and times it until all run, as the scheduler sees them; then back to 0,
+/// timed until every instance has ended; then, untimed, deletes it.
+async fn scale_once(p: &Platform, json: &str, n: u32, within: Duration) -> Scaled {
     let zero = app(json);
     p.marathon
         .put_app(zero.clone(), true)
@@ -267,24 +275,31 @@ async fn scale_once(p: &Platform, json: &str, n: u32, within: Duration) -> Durat
         .expect("store")
         .expect("unlocked");
     wait_for(&p.marathon, 0, 0, Duration::from_secs(60)).await;
-    let mut many = zero;
+    let mut many = zero.clone();
     many.instances = n;
     let started = Instant::now();
     p.marathon.put_app(many, true).await.expect("store").expect("unlocked");
     let n = n as usize;
     wait_for(&p.marathon, n, n, within).await;
-    let took = started.elapsed();
-    eprintln!("0 → {n} instances in {took:?} ({:.0}/s)", n as f64 / took.as_secs_f64());
+    let up = started.elapsed();
+    let started = Instant::now();
+    p.marathon.put_app(zero, true).await.expect("store").expect("unlocked");
+    wait_for(&p.marathon, 0, 0, within * 3).await;
+    let down = started.elapsed();
+    eprintln!(
+        "0 → {n} instances in {up:?} ({:.0}/s), {n} → 0 in {down:?} ({:.0}/s)",
+        n as f64 / up.as_secs_f64(),
+        n as f64 / down.as_secs_f64()
+    );
     p.marathon
         .delete_app("/scale", true)
         .await
         .expect("store")
         .expect("unlocked");
-    wait_for(&p.marathon, 0, 0, Duration::from_secs(120)).await;
     while p.marathon.with(|s| s.app("/scale").is_some()) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    took
+    Scaled { up, down }
 }
 
 fn scale_bench(c: &mut Criterion) {
@@ -308,17 +323,25 @@ fn scale_bench(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat).sample_size(10);
     group.measurement_time(Duration::from_secs(30));
     group.throughput(Throughput::Elements(10_000));
-    group.bench_function("scale_0_to_10000_instances_100_agents", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += scale_once(&p, SCALE_APP, 10_000, Duration::from_secs(40)).await;
-                }
-                total
-            })
+    for (name, way) in [
+        (
+            "scale_0_to_10000_instances_100_agents",
+            (|s: Scaled| s.up) as fn(Scaled) -> Duration,
+        ),
+        ("scale_10000_to_0_instances_100_agents", |s: Scaled| s.down),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += way(scale_once(&p, SCALE_APP, 10_000, Duration::from_secs(40)).await);
+                    }
+                    total
+                })
+            });
         });
-    });
+    }
 
     // Its setup (100,000 tasks, minutes) runs only when this benchmark is
     // not filtered out.
@@ -368,7 +391,9 @@ fn process_bench(c: &mut Criterion) {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    total += scale_once(&recording, SCALE_APP, 1_000, Duration::from_secs(30)).await;
+                    total += scale_once(&recording, SCALE_APP, 1_000, Duration::from_secs(30))
+                        .await
+                        .up;
                 }
                 total
             })
@@ -379,7 +404,7 @@ fn process_bench(c: &mut Criterion) {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    total += scale_once(&process, sleeps, 1_000, Duration::from_secs(60)).await;
+                    total += scale_once(&process, sleeps, 1_000, Duration::from_secs(60)).await.up;
                 }
                 total
             })
