@@ -2,7 +2,7 @@
 //! in with the current time, [`Effect`]s come out for the HTTP layer to
 //! deliver. Every Mesos rule about offers, tasks and updates lives here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use orchestrator_core::{
@@ -143,8 +143,8 @@ pub struct FrameworkEntry {
     pub disconnected_at: Option<Instant>,
     /// Tasks not yet terminal.
     pub tasks: BTreeMap<TaskId, TaskEntry>,
-    /// Terminal tasks, oldest first (bounded).
-    pub completed: Vec<TaskEntry>,
+    /// Terminal tasks, oldest first (the newest 1,000).
+    pub completed: VecDeque<TaskEntry>,
 }
 
 impl FrameworkEntry {
@@ -157,10 +157,7 @@ impl FrameworkEntry {
         done.state = status.state;
         done.status = Some(status.clone());
         done.acknowledged = false;
-        self.completed.push(done);
-        if self.completed.len() > COMPLETED_KEPT {
-            self.completed.remove(0);
-        }
+        self.complete(done);
         let event = Box::new(Event::update(status));
         Some((
             resources,
@@ -169,6 +166,15 @@ impl FrameworkEntry {
                 event,
             },
         ))
+    }
+
+    /// Keeps an ended task among the completed, forgetting the oldest
+    /// beyond `COMPLETED_KEPT`.
+    fn complete(&mut self, done: TaskEntry) {
+        if self.completed.len() >= COMPLETED_KEPT {
+            self.completed.pop_front();
+        }
+        self.completed.push_back(done);
     }
 
     /// The task, live or among the recently completed (newest first).
@@ -425,7 +431,7 @@ impl<A: Allocator> Master<A> {
                     connected: false,
                     disconnected_at: Some(now),
                     tasks: BTreeMap::new(),
-                    completed: Vec::new(),
+                    completed: VecDeque::new(),
                 },
             );
         }
@@ -662,7 +668,7 @@ impl<A: Allocator> Master<A> {
                         connected: true,
                         disconnected_at: None,
                         tasks: BTreeMap::new(),
-                        completed: Vec::new(),
+                        completed: VecDeque::new(),
                     },
                 );
                 id
@@ -948,10 +954,7 @@ impl<A: Allocator> Master<A> {
                 if status.state.is_terminal() {
                     if let Some(done) = f.tasks.remove(&status.task_id) {
                         recovered = Some(done.info.resources.clone());
-                        f.completed.push(done);
-                        if f.completed.len() > COMPLETED_KEPT {
-                            f.completed.remove(0);
-                        }
+                        f.complete(done);
                     }
                 }
             }
