@@ -54,6 +54,25 @@ struct Args {
         default_value = "unix:///var/run/docker.sock"
     )]
     docker_host: String,
+    /// How long the sandbox of an ended task is kept at most (less when
+    /// the disk fills, see --gc-disk-headroom).
+    #[arg(long = "gc-delay", alias = "gc_delay", default_value = "1weeks", value_parser = support::parse_duration)]
+    gc_delay: std::time::Duration,
+    /// Share of the disk kept free: with the disk U full, ended sandboxes
+    /// stay gc-delay × max(0, 1 − headroom − U) at most.
+    #[arg(long = "gc-disk-headroom", alias = "gc_disk_headroom", default_value_t = 0.1, value_parser = headroom)]
+    gc_disk_headroom: f64,
+    /// How often the disk is checked and old sandboxes removed.
+    #[arg(long = "disk-watch-interval", alias = "disk_watch_interval", default_value = "1mins", value_parser = support::parse_duration)]
+    disk_watch_interval: std::time::Duration,
+}
+
+/// A share of the disk, 0 to 1.
+fn headroom(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|h| (0.0..=1.0).contains(h))
+        .ok_or_else(|| format!("`{s}` is not a share between 0 and 1"))
 }
 
 #[tokio::main]
@@ -87,6 +106,9 @@ async fn main() -> anyhow::Result<()> {
     config.hostname = args.ip;
     config.port = args.port;
     config.attributes = args.attributes;
+    config.gc_delay = args.gc_delay;
+    config.gc_disk_headroom = args.gc_disk_headroom;
+    config.disk_watch_interval = args.disk_watch_interval;
     let listen = format!("{}:{}", config.hostname, config.port);
     let agent = Agent::new(config, chain);
     let listener = tokio::net::TcpListener::bind(&listen).await?;

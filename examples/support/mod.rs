@@ -57,7 +57,8 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Parses `500ms`, `1s`, `2m` (a bare number is seconds) for duration flags.
+/// Parses `500ms`, `1s`, `2m`, `3hrs`, `1weeks` (Mesos's units; a bare
+/// number is seconds) for duration flags.
 ///
 /// # Errors
 /// A message for clap when the text is not a positive duration.
@@ -75,6 +76,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => n / 1000.0,
         "" | "s" | "secs" => n,
         "m" | "mins" => n * 60.0,
+        "h" | "hrs" => n * 3600.0,
+        "d" | "days" => n * 86_400.0,
+        "w" | "weeks" => n * 604_800.0,
         _ => return Err(format!("unknown unit `{unit}` in `{s}`")),
     };
     Duration::try_from_secs_f64(secs)

@@ -90,6 +90,20 @@ impl<A: Allocator + 'static> Drop for LoopbackMaster<A> {
 /// # Panics
 /// When the work directory cannot be made.
 pub fn process_agent(master_base: &str, work: &Path, resources: &str, cgroup_root: &str) -> (Agent, JoinHandle<()>) {
+    process_agent_with(master_base, work, resources, cgroup_root, |_| {})
+}
+
+/// [`process_agent`], its settings changed by `configure` first.
+///
+/// # Panics
+/// When the work directory cannot be made.
+pub fn process_agent_with(
+    master_base: &str,
+    work: &Path,
+    resources: &str,
+    cgroup_root: &str,
+    configure: impl FnOnce(&mut AgentConfig),
+) -> (Agent, JoinHandle<()>) {
     let cgroups = Cgroups::detect(cgroup_root, false);
     let containerizer: Arc<dyn Containerizer> =
         Arc::new(ProcessContainerizer::with_cgroups(work, cgroups).expect("a process containerizer"));
@@ -97,6 +111,7 @@ pub fn process_agent(master_base: &str, work: &Path, resources: &str, cgroup_roo
     let mut config = AgentConfig::new(master_base, resources, work);
     config.update_retry = Duration::from_millis(300);
     config.heartbeat_interval = Duration::from_millis(500);
+    configure(&mut config);
     let agent = Agent::new(config, vec![containerizer]);
     let run = tokio::spawn({
         let agent = agent.clone();

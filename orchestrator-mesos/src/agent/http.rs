@@ -98,9 +98,10 @@ async fn state(State(agent): State<Agent>) -> Response {
 }
 
 async fn metrics(State(agent): State<Agent>) -> Response {
+    let gc = agent.inner.gc.lock().unwrap_or_else(|p| p.into_inner()).metrics();
     let books = agent.books();
     let count = |s: TaskState| books.tasks.values().filter(|r| r.state == s).count() as f64;
-    Json(json!({
+    let mut body = json!({
         "slave/registered": if agent.id().is_some() { 1.0 } else { 0.0 },
         "slave/tasks_staging": count(TaskState::Staging),
         "slave/tasks_starting": count(TaskState::Starting),
@@ -109,8 +110,11 @@ async fn metrics(State(agent): State<Agent>) -> Response {
         "slave/status_updates_pending": books.updates.len() as f64,
         "slave/cpus_total": agent.inner.config.resources.cpus(),
         "slave/mem_total": agent.inner.config.resources.mem(),
-    }))
-    .into_response()
+    });
+    for (name, value) in gc {
+        body[name] = json!(value);
+    }
+    Json(body).into_response()
 }
 
 #[derive(Deserialize)]

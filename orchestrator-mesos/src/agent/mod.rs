@@ -16,9 +16,11 @@ use orchestrator_core::{
     TaskId, TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, LABEL_FRAMEWORK_ID,
 };
 
+mod gc;
 mod http;
 mod journal;
 mod recovery;
+mod sandboxes;
 mod updates;
 
 use crate::api::agent::{AgentCommand, AgentUpdate, AgentUpdates, AgentUpdatesAnswer, RegisterAgent, MAX_UPDATE_BATCH};
@@ -55,6 +57,16 @@ pub struct AgentConfig {
     /// Grace period of a kill when neither the call nor the task gives one
     /// (Mesos: 3 s).
     pub default_kill_grace: Duration,
+    /// How long the sandbox of an ended task is kept at most (Mesos's
+    /// `--gc_delay`, one week); less when the disk fills.
+    pub gc_delay: Duration,
+    /// Share of the disk to keep free (`--gc_disk_headroom`, 0.1): with
+    /// the disk `u` full, sandboxes stay `gc_delay × max(0, 1 − headroom −
+    /// u)` at most.
+    pub gc_disk_headroom: f64,
+    /// How often the disk is checked and old sandboxes removed
+    /// (`--disk_watch_interval`, one minute).
+    pub disk_watch_interval: Duration,
 }
 
 impl AgentConfig {
@@ -71,6 +83,9 @@ impl AgentConfig {
             heartbeat_interval: Duration::from_secs(5),
             update_retry: Duration::from_secs(10),
             default_kill_grace: Duration::from_secs(3),
+            gc_delay: Duration::from_secs(7 * 24 * 3600),
+            gc_disk_headroom: 0.1,
+            disk_watch_interval: Duration::from_secs(60),
         }
     }
 }
@@ -104,6 +119,8 @@ struct Inner {
     updates_ready: tokio::sync::Notify,
     /// The task checkpoints; locked before `books` when both are.
     journal: Mutex<journal::Journal>,
+    /// Sandboxes of ended tasks, removed when old enough.
+    gc: Mutex<gc::SandboxGc>,
     agent_id: Mutex<Option<AgentId>>,
     /// Whether the master has confirmed the current id.
     registered: AtomicBool,
@@ -169,6 +186,7 @@ impl Agent {
             shut_down: std::collections::HashSet::new(),
         };
         let journal = journal::Journal::new(config.work_dir.join("tasks.journal"));
+        let gc = gc::SandboxGc::new(config.gc_delay, config.gc_disk_headroom);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -177,6 +195,7 @@ impl Agent {
                 books: Mutex::new(books),
                 updates_ready: tokio::sync::Notify::new(),
                 journal: Mutex::new(journal),
+                gc: Mutex::new(gc),
                 agent_id: Mutex::new(None),
                 registered: AtomicBool::new(false),
                 spawned: Mutex::new(Vec::new()),
@@ -427,6 +446,8 @@ impl Agent {
             })
         })?;
         self.recover().await;
+        self.collect_leftover_sandboxes();
+        self.spawn(self.clone().collect_garbage());
         self.spawn(self.clone().heartbeats());
         self.spawn(self.clone().send_updates());
         let mut backoff = Duration::from_millis(100);
@@ -756,6 +777,7 @@ impl Agent {
             let c = self.inner.containerizers[index].clone();
             if let Err(e) = c.launch(&container, &spec, &sandbox).await {
                 self.books().tasks.remove(&(framework_id.clone(), task_id.clone()));
+                self.collect_sandbox(sandbox);
                 self.forget_task(&framework_id, &task_id);
                 return Err(failed(e.to_string()));
             }
@@ -780,7 +802,10 @@ impl Agent {
         let c = self.inner.containerizers[index].clone();
         let end = c.wait(&container).await;
         let _ = c.destroy(&container).await;
-        self.books().tasks.remove(&(framework_id.clone(), task_id.clone()));
+        let ended = self.books().tasks.remove(&(framework_id.clone(), task_id.clone()));
+        if let Some(ended) = ended {
+            self.collect_sandbox(ended.sandbox);
+        }
         self.forget_task(&framework_id, &task_id);
         let (state, reason, message) = match end {
             Ok(t) => (t.task_state(), t.reason, t.message),

@@ -675,3 +675,117 @@ async fn a_drained_agent_leaves_nothing_running_and_reports_every_end() {
     );
     cleanup("drain", &work);
 }
+
+/// The sandbox of `task` under `work` (`sandboxes/<framework>/<task>-…`).
+fn sandbox_of(work: &std::path::Path, task: &str) -> Option<std::path::PathBuf> {
+    let prefix = format!("{task}-");
+    std::fs::read_dir(work.join("sandboxes"))
+        .ok()?
+        .flatten()
+        .flat_map(|fw| std::fs::read_dir(fw.path()).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+}
+
+impl Framework {
+    /// Launches `task` and acknowledges updates until it ends; its end.
+    async fn run_to_end(&mut self, task: &str, command: &str) -> TaskState {
+        self.launch(task, command).await;
+        loop {
+            let status = self.update(true).await;
+            if status.task_id.as_str() == task && status.state.is_terminal() {
+                return status.state;
+            }
+        }
+    }
+}
+
+/// As Mesos's agent: the sandbox of an ended task is removed once older
+/// than `gc_delay` (shortened the fuller the disk), a running task's never;
+/// sandboxes of tasks that ended before the agent restarted are found at
+/// the restart and removed as well; the agent counts its removals as
+/// Mesos's `gc/path_removals_*` metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_tasks_sandboxes_are_collected_running_ones_kept() {
+    const TEST: &str = "gc";
+    let loopback = master().await;
+    let base = loopback.base.clone();
+    let work = std::env::temp_dir().join(format!("orch-e2e-{}-{TEST}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    // The first agent keeps sandboxes a week (Mesos's default).
+    let (first, _run) = start_agent(&base, &work, TEST);
+    let mut fw = Framework::subscribe(&base).await;
+    fw.launch("long", "exec sleep 60").await;
+    while fw.update(true).await.state != TaskState::Running {}
+    assert_eq!(fw.run_to_end("before", "echo before").await, TaskState::Finished);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = sandbox_of(&work, "before").expect("an ended task's sandbox is kept for a while");
+    let long = sandbox_of(&work, "long").expect("the running task's sandbox");
+    first.shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Restarted with a 1 s delay and no headroom, checking every 100 ms.
+    let (second, _run) = orchestrator_mesos::testing::process_agent_with(
+        &base,
+        &work,
+        "cpus:2;mem:512",
+        &format!("orch-e2e-{}-{TEST}", std::process::id()),
+        |c| {
+            c.gc_delay = Duration::from_secs(1);
+            c.gc_disk_headroom = 0.0;
+            c.disk_watch_interval = Duration::from_millis(100);
+        },
+    );
+    until("the restarted agent registered", Duration::from_secs(10), async || {
+        second.registered().then_some(())
+    })
+    .await;
+    until(
+        "the sandbox left from before the restart removed",
+        Duration::from_secs(10),
+        async || (!before.exists()).then_some(()),
+    )
+    .await;
+    // A task that ends on this agent: its sandbox goes too (an offer from
+    // before the restart may be refused: then again).
+    let mut after = None;
+    for attempt in 0..3 {
+        let task = format!("after-{attempt}");
+        if fw.run_to_end(&task, "echo after").await == TaskState::Finished {
+            after = Some(task);
+            break;
+        }
+    }
+    let after = after.expect("a task runs to its end on the restarted agent");
+    until(
+        "the ended task's sandbox removed",
+        Duration::from_secs(10),
+        async || sandbox_of(&work, &after).is_none().then_some(()),
+    )
+    .await;
+    assert!(long.join("stdout").exists(), "the running task's sandbox is kept");
+    let metrics: Value = {
+        use tower::ServiceExt;
+        let request = axum::http::Request::get("/metrics/snapshot")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = second.router().oneshot(request).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        serde_json::from_slice(&body).unwrap()
+    };
+    assert!(metrics["gc/path_removals_succeeded"].as_f64() >= Some(2.0), "{metrics}");
+    assert_eq!(metrics["gc/path_removals_failed"], 0.0, "{metrics}");
+
+    let code = fw
+        .call(json!({"framework_id": {"value": fw.id}, "type": "KILL", "kill": {"task_id": {"value": "long"}}}))
+        .await;
+    assert_eq!(code, 202);
+    loop {
+        let status = fw.update(true).await;
+        if status.task_id.as_str() == "long" && status.state.is_terminal() {
+            break;
+        }
+    }
+    second.shutdown();
+    cleanup(TEST, &work);
+}
