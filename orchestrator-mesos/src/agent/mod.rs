@@ -446,7 +446,9 @@ impl Agent {
             })
         })?;
         self.recover().await;
-        self.collect_leftover_sandboxes();
+        // Off the async threads: a work dir may hold many old sandboxes.
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || me.collect_leftover_sandboxes()).await;
         self.spawn(self.clone().collect_garbage());
         self.spawn(self.clone().heartbeats());
         self.spawn(self.clone().send_updates());
