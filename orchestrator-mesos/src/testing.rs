@@ -84,8 +84,9 @@ impl<A: Allocator + 'static> Drop for LoopbackMaster<A> {
 
 /// An agent of `master_base` offering `resources`, running tasks as
 /// processes under `work` (with cgroups under `cgroup_root` where the host
-/// allows), retrying updates every 300 ms and heartbeating every 500 ms;
-/// the agent and its run loop.
+/// allows), retrying updates every 300 ms, heartbeating every 500 ms and
+/// keeping ended tasks' sandboxes without disk headroom; the agent and its
+/// run loop.
 ///
 /// # Panics
 /// When the work directory cannot be made.
@@ -111,6 +112,9 @@ pub fn process_agent_with(
     let mut config = AgentConfig::new(master_base, resources, work);
     config.update_retry = Duration::from_millis(300);
     config.heartbeat_interval = Duration::from_millis(500);
+    // Tests read ended tasks' sandboxes: no headroom, so a test machine's
+    // disk that is 90 % full does not make them go at the next check.
+    config.gc_disk_headroom = 0.0;
     configure(&mut config);
     let agent = Agent::new(config, vec![containerizer]);
     let run = tokio::spawn({
