@@ -24,7 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use orchestrator_core::report::control::{FromProbe, ToProbe};
 use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::apps::Endpoint;
 use crate::docker::CONTROLS;
@@ -58,6 +58,15 @@ impl ControlPolicy {
 
 /// Open pipes: where their input goes, and how to end them.
 type Pipes = Arc<Mutex<HashMap<String, (mpsc::Sender<PipeIn>, tokio::task::AbortHandle)>>>;
+
+/// A pipe a control opened: its output waits for `go`, sent once the
+/// control's result (which names the pipe) is on its way, so the app never
+/// gets bytes of a pipe it has not heard of (its task could otherwise run
+/// first on another thread).
+struct Opened {
+    pipe: String,
+    go: oneshot::Sender<()>,
+}
 
 enum PipeIn {
     Data(Vec<u8>),
@@ -123,21 +132,32 @@ impl Executor {
                 args,
             } => {
                 let result = self.control(&node, &control, &args, out).await;
-                let reply = match result {
-                    Ok(pipe) => FromProbe::Result {
-                        id,
-                        ok: true,
-                        error: None,
-                        pipe,
-                    },
-                    Err(error) => FromProbe::Result {
-                        id,
-                        ok: false,
-                        error: Some(error),
-                        pipe: None,
-                    },
+                let (reply, go) = match result {
+                    Ok(opened) => {
+                        let (pipe, go) = opened.map(|o| (o.pipe, o.go)).unzip();
+                        let reply = FromProbe::Result {
+                            id,
+                            ok: true,
+                            error: None,
+                            pipe,
+                        };
+                        (reply, go)
+                    }
+                    Err(error) => {
+                        let reply = FromProbe::Result {
+                            id,
+                            ok: false,
+                            error: Some(error),
+                            pipe: None,
+                        };
+                        (reply, None)
+                    }
                 };
                 let _ = out.send(reply).await;
+                // Only now may the pipe's output follow its name.
+                if let Some(go) = go {
+                    let _ = go.send(());
+                }
             }
             ToProbe::PipeInput { pipe, data } => {
                 let Ok(bytes) = B64.decode(data.as_bytes()) else {
@@ -170,7 +190,7 @@ impl Executor {
         control: &str,
         args: &BTreeMap<String, String>,
         out: &mpsc::Sender<FromProbe>,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<Opened>, String> {
         if !CONTROLS.iter().any(|(id, ..)| *id == control) {
             return Err(format!("unknown control {control:?}"));
         }
@@ -223,7 +243,7 @@ impl Executor {
         node: &str,
         args: &BTreeMap<String, String>,
         out: &mpsc::Sender<FromProbe>,
-    ) -> Result<String, String> {
+    ) -> Result<Opened, String> {
         // Fail now, in the control's result, for a container that is not there.
         self.docker
             .inspect_container(node, None)
@@ -243,8 +263,10 @@ impl Executor {
         let mut stream = self.docker.logs(node, Some(opts));
         let pipe = self.pipe_id();
         let (tx, mut rx) = mpsc::channel::<PipeIn>(16);
+        let (go, gate) = oneshot::channel();
         let (out, name, pipes) = (out.clone(), pipe.clone(), self.pipes.clone());
         let task = tokio::spawn(async move {
+            let _ = gate.await;
             let error = loop {
                 tokio::select! {
                     item = stream.next() => if let ControlFlow::Break(end) = forward(&out, &name, item).await {
@@ -258,7 +280,7 @@ impl Executor {
             let _ = out.send(FromProbe::PipeClosed { pipe: name, error }).await;
         });
         self.pipes.lock().insert(pipe.clone(), (tx, task.abort_handle()));
-        Ok(pipe)
+        Ok(Opened { pipe, go })
     }
 
     async fn exec(
@@ -266,7 +288,7 @@ impl Executor {
         node: &str,
         args: &BTreeMap<String, String>,
         out: &mpsc::Sender<FromProbe>,
-    ) -> Result<String, String> {
+    ) -> Result<Opened, String> {
         let cmd: Vec<String> = arg(args, "cmd")
             .unwrap_or("/bin/sh")
             .split_ascii_whitespace()
@@ -305,6 +327,7 @@ impl Executor {
         };
         let pipe = self.pipe_id();
         let (tx, mut rx) = mpsc::channel::<PipeIn>(64);
+        let (go, gate) = oneshot::channel();
         let (out, name, pipes, docker, exec_id) = (
             out.clone(),
             pipe.clone(),
@@ -313,6 +336,7 @@ impl Executor {
             created.id,
         );
         let task = tokio::spawn(async move {
+            let _ = gate.await;
             let error = loop {
                 tokio::select! {
                     item = output.next() => if let ControlFlow::Break(end) = forward(&out, &name, item).await {
@@ -336,7 +360,7 @@ impl Executor {
             let _ = out.send(FromProbe::PipeClosed { pipe: name, error }).await;
         });
         self.pipes.lock().insert(pipe.clone(), (tx, task.abort_handle()));
-        Ok(pipe)
+        Ok(Opened { pipe, go })
     }
 }
 

@@ -424,6 +424,8 @@ struct FakeApp {
     from_probe: tokio::sync::mpsc::Receiver<orchestrator_core::report::control::FromProbe>,
     to_probe: tokio::sync::mpsc::Sender<orchestrator_core::report::control::ToProbe>,
     auth: Arc<Mutex<Option<String>>>,
+    /// Pipes named in a control's result so far.
+    announced: std::collections::HashSet<String>,
 }
 
 async fn fake_app(port: u16) -> FakeApp {
@@ -470,15 +472,29 @@ async fn fake_app(port: u16) -> FakeApp {
         from_probe,
         to_probe,
         auth,
+        announced: std::collections::HashSet::new(),
     }
 }
 
 impl FakeApp {
+    /// The next message; a pipe's output or end must come after the
+    /// result that named the pipe (else an app would not know the pipe).
     async fn next(&mut self) -> orchestrator_core::report::control::FromProbe {
-        tokio::time::timeout(Duration::from_secs(30), self.from_probe.recv())
+        use orchestrator_core::report::control::FromProbe;
+        let msg = tokio::time::timeout(Duration::from_secs(30), self.from_probe.recv())
             .await
             .expect("the probe answers")
-            .expect("socket open")
+            .expect("socket open");
+        match &msg {
+            FromProbe::Result { pipe: Some(p), .. } => {
+                self.announced.insert(p.clone());
+            }
+            FromProbe::PipeOutput { pipe, .. } | FromProbe::PipeClosed { pipe, .. } => {
+                assert!(self.announced.contains(pipe), "{msg:?} before the result naming {pipe}");
+            }
+            _ => {}
+        }
+        msg
     }
 
     /// Sends a control and returns (ok, error, pipe).
