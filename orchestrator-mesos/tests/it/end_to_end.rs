@@ -131,12 +131,7 @@ async fn a_framework_runs_a_real_process_to_completion() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(agent.unacknowledged(), 0);
-    let state: Value = reqwest::get(format!("{base}/master/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = crate::get_json(format!("{base}/master/state")).await;
     assert_eq!(state["frameworks"][0]["completed_tasks"][0]["state"], "TASK_FINISHED");
     cleanup("finish", &work);
 }
@@ -213,12 +208,7 @@ async fn a_torn_down_framework_s_tasks_end_and_its_updates_stop() {
     // And none comes back: nothing is retried for a framework that is gone.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(agent.unacknowledged(), 0);
-    let state: Value = reqwest::get(format!("{base}/master/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = crate::get_json(format!("{base}/master/state")).await;
     assert_eq!(state["frameworks"].as_array().map(Vec::len), Some(0), "{state}");
     cleanup("teardown", &work);
 }
@@ -341,21 +331,11 @@ async fn the_agent_shows_its_tasks_and_serves_their_sandboxes() {
     fw.launch("files", "echo hello sandbox; exec sleep 30").await;
     while fw.update(true).await.state != TaskState::Running {}
 
-    let state: Value = reqwest::get(format!("{agent_base}/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = crate::get_json(format!("{agent_base}/state")).await;
     assert_eq!(state["tasks"][0]["id"], "files", "{state}");
     assert_eq!(state["tasks"][0]["state"], "TASK_RUNNING");
     let sandbox = state["tasks"][0]["sandbox"].as_str().unwrap().to_string();
-    let metrics: Value = reqwest::get(format!("{agent_base}/metrics/snapshot"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metrics: Value = crate::get_json(format!("{agent_base}/metrics/snapshot")).await;
     assert_eq!(metrics["slave/tasks_running"], 1.0);
     assert_eq!(metrics["slave/registered"], 1.0);
 
@@ -446,12 +426,7 @@ async fn a_restarted_agent_recovers_its_running_task() {
     }
     assert!(second.registered(), "the restarted agent re-registered");
     assert_eq!(second.id(), Some(id), "same agent id after the restart");
-    let state: Value = reqwest::get(format!("{base}/master/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = crate::get_json(format!("{base}/master/state")).await;
     assert_eq!(state["slaves"].as_array().unwrap().len(), 1, "{state}");
     assert_eq!(state["frameworks"][0]["tasks"][0]["id"], "survivor");
 
@@ -602,12 +577,7 @@ async fn a_restarted_agent_recovers_its_running_container() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(second.id(), Some(id), "same agent id after the restart");
-    let state: Value = reqwest::get(format!("{base}/master/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = crate::get_json(format!("{base}/master/state")).await;
     assert_eq!(state["frameworks"][0]["tasks"][0]["id"], "box", "{state}");
 
     let code = fw
@@ -653,12 +623,7 @@ async fn a_drained_agent_leaves_nothing_running_and_reports_every_end() {
         last = fw.update(true).await;
     }
     assert_eq!(last.state, TaskState::Killed, "the master heard how it ended: {last:?}");
-    let state: Value = reqwest::get(format!("{base}/master/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = crate::get_json(format!("{base}/master/state")).await;
     assert_eq!(
         state["frameworks"][0]["tasks"].as_array().map(Vec::len),
         Some(0),

@@ -15,3 +15,9 @@ mod process_containerizer;
 mod scheduler_api;
 mod update_burst;
 mod zk_store;
+
+/// GET `url` and its JSON body (the test fails on a transport error or a
+/// body that is not JSON).
+pub(crate) async fn get_json(url: String) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}

@@ -72,12 +72,6 @@ fn diagnose(m: &Marathon, handle: &MasterHandle) -> String {
     format!("{sched}; master: {master}")
 }
 
-/// GET `url` and its JSON body (the test fails on a transport error or
-/// a body that is not JSON).
-async fn get_json(http: &reqwest::Client, url: String) -> serde_json::Value {
-    http.get(url).send().await.unwrap().json().await.unwrap()
-}
-
 fn app(json: &str) -> AppDefinition {
     AppDefinition::from_json(json.as_bytes()).unwrap()
 }
@@ -288,7 +282,7 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
     assert_eq!(seen.last().map(String::as_str), Some("TASK_RUNNING"), "{seen:?}");
 
     // List with embedded tasks and a label filter.
-    let apps: Value = get_json(&http, format!("{base}/v2/apps?embed=apps.tasks&label=tier==front")).await;
+    let apps: Value = crate::get_json(format!("{base}/v2/apps?embed=apps.tasks&label=tier==front")).await;
     assert_eq!(apps["apps"][0]["id"], "/web");
     assert_eq!(apps["apps"][0]["tasks"].as_array().unwrap().len(), 1);
     assert_eq!(apps["apps"][0]["instances"], 1);
@@ -299,7 +293,7 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
         m.with(|s| s.deployments().count() == 0)
     })
     .await;
-    let listed: Value = get_json(&http, format!("{base}/v2/deployments")).await;
+    let listed: Value = crate::get_json(format!("{base}/v2/deployments")).await;
     assert_eq!(listed, json!([]));
 
     // Scale with a partial PUT, as Marathon clients do.
@@ -356,10 +350,10 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
         running(&m, "/web") == 2 && m.with(|s| s.instances().count()) == 2
     })
     .await;
-    let deployments: Value = get_json(&http, format!("{base}/v2/deployments")).await;
-    let tasks: Value = get_json(&http, format!("{base}/v2/apps/web/tasks")).await;
+    let deployments: Value = crate::get_json(format!("{base}/v2/deployments")).await;
+    let tasks: Value = crate::get_json(format!("{base}/v2/apps/web/tasks")).await;
     assert_eq!(tasks["tasks"].as_array().unwrap().len(), 2, "{deployments}");
-    let versions: Value = get_json(&http, format!("{base}/v2/apps/web/versions")).await;
+    let versions: Value = crate::get_json(format!("{base}/v2/apps/web/versions")).await;
     assert!(!versions["versions"].as_array().unwrap().is_empty());
     let metrics = http
         .get(format!("{base}/metrics"))
@@ -376,9 +370,9 @@ async fn the_v2_api_deploys_scales_locks_validates_and_streams_events() {
 
     // The task list as Marathon serves it: filtered by status, and in the
     // text form old load balancers read (app, service port, host:port…).
-    let running: Value = get_json(&http, format!("{base}/v2/tasks?status=running")).await;
+    let running: Value = crate::get_json(format!("{base}/v2/tasks?status=running")).await;
     assert_eq!(running["tasks"].as_array().unwrap().len(), 2, "{running}");
-    let staging: Value = get_json(&http, format!("{base}/v2/tasks?status=staging")).await;
+    let staging: Value = crate::get_json(format!("{base}/v2/tasks?status=staging")).await;
     assert_eq!(staging["tasks"].as_array().unwrap().len(), 0, "{staging}");
     let text = http
         .get(format!("{base}/v2/tasks"))
@@ -816,7 +810,7 @@ async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
         running(&m, "/ok") == 1
     })
     .await;
-    let apps: Value = get_json(&http, format!("{base}/v2/apps")).await;
+    let apps: Value = crate::get_json(format!("{base}/v2/apps")).await;
     let ids: Vec<_> = apps["apps"]
         .as_array()
         .unwrap()
@@ -825,7 +819,7 @@ async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
         .collect();
     assert_eq!(ids, vec![json!("/ok")], "{apps}");
 
-    let queue: Value = get_json(&http, format!("{base}/v2/queue")).await;
+    let queue: Value = crate::get_json(format!("{base}/v2/queue")).await;
     let apart: Vec<&Value> = queue["queue"]
         .as_array()
         .unwrap()
@@ -863,7 +857,7 @@ async fn stored_apps_that_are_no_longer_valid_are_kept_apart_not_run() {
             .status(),
         404
     );
-    let queue: Value = get_json(&http, format!("{base}/v2/queue")).await;
+    let queue: Value = crate::get_json(format!("{base}/v2/queue")).await;
     assert!(
         queue["queue"]
             .as_array()
@@ -981,11 +975,11 @@ async fn a_group_deploys_in_dependency_order_and_deletes_whole() {
     }
     assert_eq!(order, ["/stack/db", "/stack/api", "/stack/web"]);
 
-    let tree: Value = get_json(&http, format!("{base}/v2/groups")).await;
+    let tree: Value = crate::get_json(format!("{base}/v2/groups")).await;
     assert_eq!(tree["id"], "/");
     assert_eq!(tree["groups"][0]["id"], "/stack", "{tree}");
     assert_eq!(tree["groups"][0]["apps"].as_array().unwrap().len(), 3, "{tree}");
-    let group: Value = get_json(&http, format!("{base}/v2/groups/stack")).await;
+    let group: Value = crate::get_json(format!("{base}/v2/groups/stack")).await;
     assert_eq!(group["apps"][0]["id"], "/stack/api", "{group}");
     assert_eq!(group["apps"][0]["dependencies"], json!(["/stack/db"]), "{group}");
     assert_eq!(
@@ -1058,12 +1052,7 @@ async fn a_stalled_event_stream_client_is_cut_off_not_waited_for() {
         ));
         s.m.put_app(def, false).await.unwrap().unwrap();
     }
-    let apps: serde_json::Value = reqwest::get(format!("{}/v2/apps", s.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let apps: serde_json::Value = crate::get_json(format!("{}/v2/apps", s.base)).await;
     assert_eq!(apps["apps"].as_array().unwrap().len(), APPS);
     // The client reads what was buffered for it, then its stream ends.
     let mut events = 0;

@@ -249,12 +249,7 @@ async fn a_burst_of_updates_stays_complete_and_in_order_across_agent_restarts() 
             ev.update
         );
     }
-    let state: Value = reqwest::get(format!("{base}/master/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = crate::get_json(format!("{base}/master/state")).await;
     let on_agents: HashSet<String> = state["frameworks"][0]["tasks"]
         .as_array()
         .unwrap()
