@@ -207,10 +207,8 @@ impl DockerContainerizer {
                     _ => break None,
                 }
             };
-            let state = docker.inspect_container(&name, None).await.ok().and_then(|c| c.state);
-            let oom = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
-            let exit = state.as_ref().and_then(|s| s.exit_code).or(code);
             let killed = killed_w.load(std::sync::atomic::Ordering::SeqCst);
+            let (oom, exit) = ended_state(&docker, &name, code, killed).await;
             let exit_code = exit.and_then(|c| i32::try_from(c).ok());
             let (reason, message) = if oom {
                 (
@@ -241,6 +239,40 @@ impl DockerContainerizer {
             }));
         });
         Running { killed, exit: rx }
+    }
+}
+
+/// How long a SIGKILLed container with a memory limit is looked at again
+/// for the engine's OOM flag (see [`ended_state`]).
+const OOM_FLAG_GRACE: Duration = Duration::from_secs(3);
+
+/// Whether an ended container was OOM-killed, and its exit code.
+///
+/// The engine learns of the kernel's OOM kill and of the exit through two
+/// events that race (containerd's shim reads the memory cgroup's OOM eventfd
+/// and reaps the process separately; moby#15621, kubernetes#19825): under
+/// load the exit can be handled first, and `State.OOMKilled` turns true only
+/// a moment after the wait returned. So a container that died of SIGKILL
+/// (exit 137) that nobody asked for, and that had a memory limit, is
+/// inspected again for a short while before it is reported as a plain
+/// failure.
+async fn ended_state(docker: &Docker, name: &str, code: Option<i64>, killed: bool) -> (bool, Option<i64>) {
+    let give_up = tokio::time::Instant::now() + OOM_FLAG_GRACE;
+    loop {
+        let inspected = docker.inspect_container(name, None).await.ok();
+        let limited = inspected
+            .as_ref()
+            .and_then(|c| c.host_config.as_ref())
+            .and_then(|h| h.memory)
+            .is_some_and(|m| m > 0);
+        let state = inspected.and_then(|c| c.state);
+        let oom = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
+        let exit = state.as_ref().and_then(|s| s.exit_code).or(code);
+        let sigkilled = exit == Some(128 + 9);
+        if oom || killed || !limited || !sigkilled || tokio::time::Instant::now() >= give_up {
+            return (oom, exit);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
